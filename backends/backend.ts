@@ -1,0 +1,45 @@
+// The backend interface: a small adapter from a backend-neutral KernelSpec to
+// source text. Everything here is JSON-serialisable so it can go in manifest.json.
+import type { KernelSpec } from '../compiler/program.ts';
+
+/**
+ * One grid dimension: ceil(T / tokensPerGroup) * groups when tokensPerGroup > 0, else groups.
+ * T is the number of tokens in the step, known only at dispatch time.
+ */
+export interface GridDim { readonly tokensPerGroup: number; readonly groups: number }
+
+export interface RenderedBinding {
+  readonly name: string;
+  /** `uniform` is the runtime's step uniform (struct { tokens: u32 }); the rest are storage buffers. */
+  readonly access: 'read' | 'read_write' | 'uniform';
+}
+
+export interface RenderedKernel {
+  readonly key: string;
+  readonly source: string;
+  readonly entry: string;
+  /** In binding order (group 0, binding i). */
+  readonly bindings: readonly RenderedBinding[];
+  readonly workgroup: readonly [number, number, number];
+  readonly grid: readonly [GridDim, GridDim, GridDim];
+  /** Use this variant when the step has at least this many tokens (the runtime picks the largest that fits). */
+  readonly minTokens: number;
+}
+
+export interface Backend {
+  readonly name: 'wgsl' | 'cuda';
+  /** One or more variants of a kernel (e.g. a GEMV for decode and a tiled matmul for prefill). */
+  render(key: string, spec: KernelSpec): RenderedKernel[];
+}
+
+export function gridFor(grid: readonly [GridDim, GridDim, GridDim], tokens: number): [number, number, number] {
+  const dim = (g: GridDim) => (g.tokensPerGroup > 0 ? Math.ceil(tokens / g.tokensPerGroup) : 1) * g.groups;
+  return [dim(grid[0]), dim(grid[1]), dim(grid[2])];
+}
+
+export function pickVariant(variants: readonly RenderedKernel[], tokens: number): RenderedKernel {
+  let best: RenderedKernel | undefined;
+  for (const v of variants) if (v.minTokens <= tokens && (!best || v.minTokens > best.minTokens)) best = v;
+  if (!best) throw new Error(`no kernel variant of ${variants[0]?.key} accepts ${tokens} tokens`);
+  return best;
+}

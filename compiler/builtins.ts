@@ -1,0 +1,110 @@
+// The functions a spec can call, each with its signature and how it lowers to IR.
+// Defaults come from config constants by their conventional names (norm_eps,
+// rope_theta) so specs stay short, and from the kv_cache section (window).
+import type { CallExpr, Loc } from '../dsl/ast.ts';
+import type { GraphBuilder, Node } from './ir/graph.ts';
+import type { Dim, UnaryFn } from './ir/ops.ts';
+import { UNARY_FNS } from './ir/ops.ts';
+import { at, describe, LowerError, tensor } from './lowerExpr.ts';
+
+export type Value =
+  | { kind: 'tensor'; node: Node }
+  | { kind: 'num'; value: number }
+  | { kind: 'shape'; dims: Dim[] }
+  | { kind: 'flag'; name: string };
+
+export interface Scope {
+  readonly b: GraphBuilder;
+  lookup(name: string): Value | undefined;
+  names(): Iterable<string>;
+  /** The layer being unrolled (for cache and attention), or null at model level. */
+  readonly layer: number | null;
+  readonly config: ReadonlyMap<string, number>;
+  readonly window: number | null;
+  readonly positions: Node;
+}
+
+interface Arg { value: Value; loc: Loc }
+interface CallCtx { scope: Scope; call: CallExpr; args: Arg[]; named: Map<string, Arg> }
+
+interface Builtin {
+  readonly signature: string;
+  readonly positional: [number, number];
+  readonly named: readonly string[];
+  /** Bare identifiers accepted as flags in positional arguments. */
+  readonly flags?: readonly string[];
+  lower(c: CallCtx): Value;
+}
+
+function num(c: CallCtx, name: string, fallbackConfig: string, fallback: number): number {
+  const a = c.named.get(name);
+  if (!a) return c.scope.config.get(fallbackConfig) ?? fallback;
+  if (a.value.kind !== 'num') throw new LowerError(`${name} must be a number, got ${describe(a.value)}`, a.loc);
+  return a.value.value;
+}
+
+const t = (c: CallCtx, i: number, what: string): Node => tensor(c.args[i].value, c.args[i].loc, `${c.call.callee}'s ${what}`);
+const node = (c: CallCtx, f: (b: GraphBuilder) => Node): Value => ({ kind: 'tensor', node: at(c.call.loc, () => f(c.scope.b)) });
+
+function unary(fn: UnaryFn): Builtin {
+  return { signature: 'x', positional: [1, 1], named: [], lower: (c) => node(c, (b) => b.node('unary', { fn }, [t(c, 0, 'argument')])) };
+}
+
+export const BUILTINS: Record<string, Builtin> = {
+  embed: {
+    signature: 'tokens, table', positional: [2, 2], named: [],
+    lower: (c) => node(c, (b) => b.node('embed', {}, [t(c, 0, 'token ids'), t(c, 1, 'table')])),
+  },
+  rmsnorm: {
+    signature: 'x, weight, eps = norm_eps', positional: [2, 2], named: ['eps'],
+    lower: (c) => {
+      const eps = num(c, 'eps', 'norm_eps', 1e-5);
+      if (!(eps > 0)) throw new LowerError(`eps must be positive, got ${eps}`, c.named.get('eps')?.loc ?? c.call.loc);
+      return node(c, (b) => b.node('rmsnorm', { eps }, [t(c, 0, 'input'), t(c, 1, 'weight')]));
+    },
+  },
+  rope: {
+    signature: 'x [T, heads, head_dim], theta = rope_theta', positional: [1, 1], named: ['theta'],
+    lower: (c) => {
+      const theta = num(c, 'theta', 'rope_theta', 10000);
+      if (!(theta > 0)) throw new LowerError(`theta must be positive, got ${theta}`, c.named.get('theta')?.loc ?? c.call.loc);
+      return node(c, (b) => b.node('rope', { theta }, [t(c, 0, 'input'), c.scope.positions]));
+    },
+  },
+  reshape: {
+    signature: 'x, [dims]', positional: [2, 2], named: [],
+    lower: (c) => {
+      const shape = c.args[1].value;
+      if (shape.kind !== 'shape') throw new LowerError(`reshape's second argument must be a shape like [T, dim], got ${describe(shape)}`, c.args[1].loc);
+      return node(c, (b) => b.node('reshape', { shape: shape.dims }, [t(c, 0, 'input')]));
+    },
+  },
+  cache: {
+    signature: 'k [T, kv_heads, head_dim], v [T, kv_heads, head_dim]', positional: [2, 2], named: [],
+    lower: (c) => {
+      const layer = c.scope.layer;
+      if (layer === null) throw new LowerError('cache(k, v) can only be used inside a layer', c.call.loc);
+      return node(c, (b) => b.node('kv_store', { layer }, [t(c, 0, 'k'), t(c, 1, 'v'), c.scope.positions]));
+    },
+  },
+  attention: {
+    signature: 'q, cache(k, v), causal, window = W, scale = S', positional: [2, 3], named: ['window', 'scale'], flags: ['causal'],
+    lower: (c) => {
+      const q = t(c, 0, 'query');
+      const flag = c.args[2];
+      if (flag && !(flag.value.kind === 'flag' && flag.value.name === 'causal')) throw new LowerError(`attention's third argument can only be the flag 'causal', got ${describe(flag.value)}`, flag.loc);
+      if (c.args[1].value.kind !== 'tensor' || c.args[1].value.node.op !== 'kv_store') throw new LowerError("attention's second argument must be cache(k, v)", c.args[1].loc);
+      const layer = c.scope.layer!;
+      const headDim = q.shape[2];
+      const w = c.named.get('window');
+      let window = c.scope.window;
+      if (w) {
+        if (w.value.kind !== 'num' || !Number.isInteger(w.value.value) || w.value.value <= 0) throw new LowerError('window must be a positive integer', w.loc);
+        window = w.value.value;
+      }
+      const scale = c.named.has('scale') ? num(c, 'scale', '', 0) : typeof headDim === 'number' ? 1 / Math.sqrt(headDim) : 1;
+      return node(c, (b) => b.node('attention', { layer, causal: !!flag, window, scale }, [q, c.args[1].value.kind === 'tensor' ? c.args[1].value.node : q, c.scope.positions]));
+    },
+  },
+  ...Object.fromEntries(UNARY_FNS.filter((f) => f !== 'neg').map((f) => [f, unary(f)])),
+};

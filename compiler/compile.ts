@@ -1,0 +1,32 @@
+// The whole front half as one pure function: spec text -> AST -> IR -> fused IR
+// -> Program. The CLI, the tests and the benchmarks all compile through here.
+import { parseInfer, type Diagnostic, type Model } from '../dsl/index.ts';
+import type { Graph } from './ir/graph.ts';
+import { lower } from './lower.ts';
+import { runPipeline } from './pipeline.ts';
+import type { Program } from './program.ts';
+import { schedule } from './schedule.ts';
+
+export interface CompileOptions {
+  /** Fusion keys to switch off (see pipeline.ts FUSION_KEYS). */
+  readonly noFuse?: ReadonlySet<string>;
+}
+
+export interface Compiled {
+  readonly ast: Model | null;
+  /** The lowered, unfused graph. */
+  readonly unfused: Graph | null;
+  /** The graph after the pass pipeline. */
+  readonly graph: Graph | null;
+  readonly program: Program | null;
+  readonly diagnostics: Diagnostic[];
+}
+
+export function compileSpec(text: string, file: string, options: CompileOptions = {}): Compiled {
+  const parsed = parseInfer(text, file);
+  if (!parsed.ast || parsed.diagnostics.length) return { ast: parsed.ast, unfused: null, graph: null, program: null, diagnostics: parsed.diagnostics };
+  const lowered = lower(parsed.ast);
+  if (!lowered.graph || lowered.diagnostics.length) return { ast: parsed.ast, unfused: null, graph: null, program: null, diagnostics: lowered.diagnostics };
+  const { graph, applied } = runPipeline(lowered.graph, options.noFuse);
+  return { ast: parsed.ast, unfused: lowered.graph, graph, program: schedule(graph, applied), diagnostics: [] };
+}

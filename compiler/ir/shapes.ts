@@ -1,0 +1,105 @@
+// Shape and dtype rules for every op. Builders call `inferType` before creating a
+// node, so an ill-shaped graph cannot be built; `verify` re-checks a finished graph.
+import type { DType, Dim, Op, OpArgs, Shape } from './ops.ts';
+
+/** Raised for an ill-typed op; lowering turns it into a diagnostic at the offending source. */
+export class ShapeError extends Error {}
+
+export interface Typed { readonly shape: Shape; readonly dtype: DType }
+
+export const showShape = (s: Shape): string => `[${s.join(', ')}]`;
+export const sameShape = (a: Shape, b: Shape): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
+
+/** Elements per token (product of the non-T dims) and whether the leading dim is T. */
+export function elementsPerToken(s: Shape): number {
+  return s.reduce<number>((n, d) => (d === 'T' ? n : n * d), 1);
+}
+
+function expectRank(what: string, s: Shape, rank: number): void {
+  if (s.length !== rank) throw new ShapeError(`${what} must have rank ${rank}, got ${showShape(s)}`);
+}
+
+function expectDim(what: string, got: Dim, want: Dim): void {
+  if (got !== want) throw new ShapeError(`${what}: expected ${want}, got ${got}`);
+}
+
+function expectF32(op: string, src: readonly Typed[]): void {
+  for (const s of src) if (s.dtype !== 'f32') throw new ShapeError(`${op} takes f32 tensors, got ${s.dtype}`);
+}
+
+export function inferType<O extends Op>(op: O, arg: OpArgs[O], src: readonly Typed[]): Typed {
+  switch (op) {
+    case 'tokens': case 'positions': return { shape: ['T'], dtype: 'i32' };
+    case 'const': return { shape: [], dtype: 'f32' };
+    case 'param': throw new ShapeError('param nodes take their shape from the declaration');
+    case 'embed': {
+      const [ids, table] = src;
+      if (ids.dtype !== 'i32') throw new ShapeError('embed takes token ids as its first argument');
+      expectRank('embedding table', table.shape, 2);
+      return { shape: [ids.shape[0], table.shape[0]], dtype: 'f32' };
+    }
+    case 'rmsnorm': {
+      const [x, w] = src;
+      expectF32('rmsnorm', src);
+      expectRank('rmsnorm weight', w.shape, 1);
+      expectDim('rmsnorm weight length vs last dim of input', w.shape[0], x.shape[x.shape.length - 1]);
+      return { shape: x.shape, dtype: 'f32' };
+    }
+    case 'matmul': {
+      const [x, w] = src;
+      expectF32('@', src);
+      expectRank('left operand of @', x.shape, 2);
+      expectRank('right operand of @', w.shape, 2);
+      if (x.shape[1] !== w.shape[0]) {
+        throw new ShapeError(`cannot multiply ${showShape(x.shape)} @ ${showShape(w.shape)}: inner dims ${x.shape[1]} and ${w.shape[0]} differ`);
+      }
+      return { shape: [x.shape[0], w.shape[1]], dtype: 'f32' };
+    }
+    case 'reshape': {
+      const [x] = src;
+      const to = (arg as OpArgs['reshape']).shape;
+      if (x.shape[0] !== to[0] || elementsPerToken(x.shape) !== elementsPerToken(to) || to.filter((d) => d === 'T').length !== 1) {
+        throw new ShapeError(`cannot reshape ${showShape(x.shape)} to ${showShape(to)}: sizes differ`);
+      }
+      return { shape: to, dtype: x.dtype };
+    }
+    case 'rope': {
+      const [x, pos] = src;
+      expectRank('rope input', x.shape, 3);
+      if (pos.dtype !== 'i32') throw new ShapeError('rope needs the positions vector');
+      const d = x.shape[2];
+      if (typeof d !== 'number' || d % 2 !== 0) throw new ShapeError(`rope needs an even head_dim, got ${d}`);
+      return { shape: x.shape, dtype: 'f32' };
+    }
+    case 'kv_store': {
+      const [k, v] = src;
+      expectRank('cached k', k.shape, 3);
+      if (!sameShape(k.shape, v.shape)) throw new ShapeError(`cache(k, v): k ${showShape(k.shape)} and v ${showShape(v.shape)} differ`);
+      return { shape: [], dtype: 'cache' };
+    }
+    case 'attention': {
+      const [q, cache] = src;
+      expectRank('attention query', q.shape, 3);
+      if (cache.dtype !== 'cache') throw new ShapeError('attention reads a cache: attention(q, cache(k, v), causal)');
+      return { shape: q.shape, dtype: 'f32' };
+    }
+    case 'unary': expectF32('unary op', src); return { shape: src[0].shape, dtype: 'f32' };
+    case 'binary': {
+      const [a, b] = src;
+      expectF32('arithmetic', src);
+      if (a.shape.length === 0) return { shape: b.shape, dtype: 'f32' };
+      if (b.shape.length === 0 || sameShape(a.shape, b.shape)) return { shape: a.shape, dtype: 'f32' };
+      throw new ShapeError(`operand shapes ${showShape(a.shape)} and ${showShape(b.shape)} differ`);
+    }
+    case 'fused_matmul': {
+      const a = arg as OpArgs['fused_matmul'];
+      const x = src[0];
+      const w = src[a.prologue === 'none' ? 1 : 2];
+      const out: Typed = { shape: [x.shape[0], w.shape[1]], dtype: 'f32' };
+      if (x.shape[1] !== w.shape[0]) throw new ShapeError(`fused matmul inner dims ${x.shape[1]} and ${w.shape[0]} differ`);
+      if (a.residual && !sameShape(src[src.length - 1].shape, out.shape)) throw new ShapeError('fused residual shape differs from the matmul output');
+      return out;
+    }
+  }
+  throw new ShapeError(`unknown op ${String(op)}`);
+}

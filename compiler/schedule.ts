@@ -1,0 +1,124 @@
+// IR -> Program: one dispatch per computing node, a buffer per value (reshapes
+// alias their source, constants are inlined into elementwise kernels), and one
+// deduplicated kernel per distinct parameter set.
+import type { Graph, Node } from './ir/graph.ts';
+import type { OpArgs } from './ir/ops.ts';
+import { elementsPerToken } from './ir/shapes.ts';
+import type { BufferDecl, ElementwiseExpr, KernelSpec, Program, Step } from './program.ts';
+import { kernelKey } from './program.ts';
+
+export class ScheduleError extends Error {}
+
+export function schedule(g: Graph, passes: readonly string[] = []): Program {
+  const m = g.model;
+  const buffers: BufferDecl[] = [];
+  const kernels = new Map<string, KernelSpec>();
+  const steps: Step[] = [];
+  const bufOf = new Map<Node, string>();
+  const kvName = (layer: number, which: 'k' | 'v') => `kv.${which}.${layer}`;
+
+  const addBuffer = (d: BufferDecl): string => { buffers.push(d); return d.name; };
+  const activation = (n: Node, kind: 'activation' | 'logits' = 'activation'): string =>
+    addBuffer({ name: kind === 'logits' ? 'logits' : `t${n.id}`, kind, dtype: 'f32', perToken: elementsPerToken(n.shape), elements: 0 });
+  const emit = (n: Node, spec: KernelSpec, args: Record<string, string>): void => {
+    const key = kernelKey(spec);
+    kernels.set(key, spec);
+    steps.push({ kernel: key, args, label: `%${n.id} ${n.op}` });
+  };
+
+  for (let layer = 0; layer < m.layers; layer++) {
+    for (const which of ['k', 'v'] as const) {
+      addBuffer({ name: kvName(layer, which), kind: 'kv', dtype: 'f32', perToken: 0, elements: m.maxContext * m.kvHeads * m.headDim });
+    }
+  }
+
+  for (const n of g.nodes) {
+    const src = (i: number) => bufOf.get(n.src[i])!;
+    const out = () => { const b = activation(n, n === g.logits ? 'logits' : 'activation'); bufOf.set(n, b); return b; };
+    switch (n.op) {
+      case 'tokens': case 'positions':
+        bufOf.set(n, addBuffer({ name: n.op, kind: 'input', dtype: 'i32', perToken: 1, elements: 0 }));
+        break;
+      case 'param': {
+        const name = (n.arg as OpArgs['param']).name;
+        bufOf.set(n, addBuffer({ name: `param:${name}`, kind: 'param', dtype: 'f32', perToken: 0, elements: elementsPerToken(n.shape) }));
+        break;
+      }
+      case 'const': break; // inlined into the elementwise kernels that use it
+      case 'reshape': bufOf.set(n, src(0)); break;
+      case 'embed': {
+        const [dim, vocab] = n.src[1].shape as number[];
+        emit(n, { kind: 'embed', dim, vocab }, { tokens: src(0), table: src(1), out: out() });
+        break;
+      }
+      case 'rmsnorm':
+        emit(n, { kind: 'rmsnorm', dim: n.shape.at(-1) as number, eps: (n.arg as OpArgs['rmsnorm']).eps }, { x: src(0), weight: src(1), out: out() });
+        break;
+      case 'matmul': {
+        const [K, N] = n.src[1].shape as number[];
+        emit(n, { kind: 'matmul', K, N, prologue: 'none', eps: 0, residual: false }, { x: src(0), w: src(1), out: out() });
+        break;
+      }
+      case 'fused_matmul': {
+        const a = n.arg as OpArgs['fused_matmul'];
+        const wi = a.prologue === 'none' ? 1 : 2;
+        const [K, N] = n.src[wi].shape as number[];
+        const names = a.prologue === 'none' ? ['x'] : a.prologue === 'rmsnorm' ? ['x', 'norm'] : ['gate', 'up'];
+        const args: Record<string, string> = { w: src(wi) };
+        names.forEach((name, i) => { args[name] = src(i); });
+        if (a.residual) args.res = src(n.src.length - 1);
+        args.out = out();
+        emit(n, { kind: 'matmul', K, N, prologue: a.prologue, eps: a.eps, residual: a.residual }, args);
+        break;
+      }
+      case 'rope': {
+        const [, heads, headDim] = n.shape as [unknown, number, number];
+        emit(n, { kind: 'rope', heads, headDim, theta: (n.arg as OpArgs['rope']).theta }, { x: src(0), positions: src(1), out: out() });
+        break;
+      }
+      case 'kv_store': {
+        const layer = (n.arg as OpArgs['kv_store']).layer;
+        const [, kvHeads, headDim] = n.src[0].shape as [unknown, number, number];
+        if (kvHeads !== m.kvHeads || headDim !== m.headDim) throw new ScheduleError(`cache(k, v) of layer ${layer} has shape [T, ${kvHeads}, ${headDim}], but the model's KV cache is [T, ${m.kvHeads}, ${m.headDim}]`);
+        emit(n, { kind: 'kv_store', kvHeads, headDim, maxContext: m.maxContext },
+          { k: src(0), v: src(1), positions: src(2), kcache: kvName(layer, 'k'), vcache: kvName(layer, 'v') });
+        bufOf.set(n, kvName(layer, 'k'));
+        break;
+      }
+      case 'attention': {
+        const a = n.arg as OpArgs['attention'];
+        const [, heads, headDim] = n.shape as [unknown, number, number];
+        emit(n, { kind: 'attention', heads, kvHeads: m.kvHeads, headDim, maxContext: m.maxContext, scale: a.scale, window: a.window, causal: a.causal },
+          { q: src(0), positions: src(2), kcache: kvName(a.layer, 'k'), vcache: kvName(a.layer, 'v'), out: out() });
+        break;
+      }
+      case 'unary': case 'binary': {
+        const inputs: string[] = [];
+        const expr = elementwiseExpr(n, bufOf, inputs);
+        const args: Record<string, string> = {};
+        inputs.forEach((b, i) => { args[`in${i}`] = b; });
+        args.out = out();
+        emit(n, { kind: 'elementwise', width: elementsPerToken(n.shape), inputs: inputs.length, expr }, args);
+        break;
+      }
+    }
+  }
+  return {
+    format: 'infer-program/1', model: m, params: g.params, buffers,
+    kernels: [...kernels].map(([key, spec]) => ({ key, spec })), steps, logits: bufOf.get(g.logits)!, passes,
+  };
+}
+
+/** One node's elementwise expression; scalar constants inline, every other source is an input. */
+function elementwiseExpr(n: Node, bufOf: Map<Node, string>, inputs: string[]): ElementwiseExpr {
+  const operand = (s: Node): ElementwiseExpr => {
+    if (s.op === 'const') return { kind: 'const', value: (s.arg as OpArgs['const']).value };
+    if (s.shape.length === 0) throw new ScheduleError(`scalar operand %${s.id} must be a constant`);
+    const b = bufOf.get(s)!;
+    let i = inputs.indexOf(b);
+    if (i < 0) { i = inputs.length; inputs.push(b); }
+    return { kind: 'input', index: i };
+  };
+  if (n.op === 'unary') return { kind: 'unary', fn: (n.arg as OpArgs['unary']).fn, arg: operand(n.src[0]) };
+  return { kind: 'binary', fn: (n.arg as OpArgs['binary']).fn, left: operand(n.src[0]), right: operand(n.src[1]) };
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian bookworm machine for infer: the WebGPU software driver
+# (Mesa lavapipe from bookworm-backports; bookworm's own Mesa 22.3 is too old for
+# Dawn) and the npm packages. Idempotent: safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+have_lavapipe() {
+  # Mesa >= 25 from backports ships lvp_icd.*.json; bookworm's 22.3 is refused by Dawn.
+  dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null | grep -q '^25\.'
+}
+
+if have_lavapipe; then
+  echo "setup: Mesa lavapipe from bookworm-backports already installed"
+elif [ "$(id -u)" != "0" ]; then
+  cat >&2 <<'MSG'
+setup: the WebGPU software driver (Mesa lavapipe from bookworm-backports) is missing
+and this script is not running as root, so it cannot install it. Either re-run as root:
+    sudo bash scripts/setup.sh
+or install it yourself, then re-run this script:
+    see "WebGPU on the CPU" in the README (apt-get install -t bookworm-backports mesa-vulkan-drivers)
+MSG
+  exit 1
+else
+  echo "setup: installing Mesa lavapipe from bookworm-backports"
+  if [ ! -f /etc/apt/sources.list.d/backports.sources ]; then
+    uri=$(sed -n 's/^URIs: //p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
+    uri=${uri:-http://deb.debian.org/debian}
+    printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$uri" \
+      > /etc/apt/sources.list.d/backports.sources
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null
+  have_lavapipe || { echo "setup: mesa-vulkan-drivers from backports did not install" >&2; exit 1; }
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm packages"
+  if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+fi
+echo "setup: done"

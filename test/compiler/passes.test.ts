@@ -1,0 +1,99 @@
+// Each fusion: the fused node is present, the unfused pattern is gone, and the
+// fused graph computes what the unfused one does (float64 interpreter, over
+// random model shapes, seeds and prompt lengths).
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { CpuKvCache, GraphBuilder, interpret, type Graph, type Node, type OpArgs } from '../../compiler/ir/index.ts';
+import { fuseNorm } from '../../compiler/passes/fuseNorm.ts';
+import { fuseResidual } from '../../compiler/passes/fuseResidual.ts';
+import { fuseSiluMul } from '../../compiler/passes/fuseSiluMul.ts';
+import { parseNoFuse, runPipeline } from '../../compiler/pipeline.ts';
+import { denseLlama, type LlamaShape } from '../fixtures/denseLlama.ts';
+import { fixtureWeights } from '../fixtures/fixtureWeights.ts';
+
+const shapeArb = fc.record({
+  kvHeads: fc.integer({ min: 1, max: 3 }), group: fc.integer({ min: 1, max: 3 }), headDim: fc.constantFrom(2, 4, 6, 8),
+  layers: fc.integer({ min: 1, max: 2 }), ffn: fc.integer({ min: 3, max: 40 }), vocab: fc.integer({ min: 5, max: 40 }),
+  seed: fc.integer({ min: 1, max: 1000 }), T: fc.integer({ min: 1, max: 6 }),
+}).map((r) => ({ shape: { ...r, heads: r.kvHeads * r.group, dim: r.kvHeads * r.group * r.headDim, maxContext: 16 } as LlamaShape, seed: r.seed, T: r.T }));
+
+function logitsOf(g: Graph, seed: number, T: number): Float64Array {
+  const m = g.model;
+  const kv = new CpuKvCache(m.layers, m.kvHeads, m.headDim, m.maxContext);
+  const tokens = Int32Array.from({ length: T }, (_, i) => (i * 7 + seed) % m.vocab);
+  const positions = Int32Array.from({ length: T }, (_, i) => i);
+  return interpret(g, fixtureWeights(g, seed), kv, { tokens, positions }).get(g.logits) as Float64Array;
+}
+
+function maxRelDiff(a: Float64Array, b: Float64Array): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) { num = Math.max(num, Math.abs(a[i] - b[i])); den = Math.max(den, Math.abs(b[i])); }
+  return num / den;
+}
+
+const count = (g: Graph, pred: (n: Node) => boolean) => g.nodes.filter(pred).length;
+const fused = (n: Node, prologue: string, residual?: boolean) => n.op === 'fused_matmul'
+  && (n.arg as OpArgs['fused_matmul']).prologue === prologue && (residual === undefined || (n.arg as OpArgs['fused_matmul']).residual === residual);
+
+describe('fusion passes', () => {
+  it('fuseNorm folds every rmsnorm into the matmuls that read it', () => {
+    fc.assert(fc.property(shapeArb, ({ shape, seed, T }) => {
+      const g = denseLlama(shape);
+      const f = fuseNorm.run(g);
+      // q, k, v and gate, up per layer, plus the logits head
+      expect(count(f, (n) => fused(n, 'rmsnorm'))).toBe(5 * shape.layers + 1);
+      expect(count(f, (n) => n.op === 'rmsnorm')).toBe(0);
+      expect(maxRelDiff(logitsOf(f, seed, T), logitsOf(g, seed, T))).toBeLessThan(1e-12);
+    }), { numRuns: 25 });
+  });
+
+  it('fuseSiluMul folds silu(gate) * up into the down projection', () => {
+    fc.assert(fc.property(shapeArb, ({ shape, seed, T }) => {
+      const g = denseLlama(shape);
+      const f = fuseSiluMul.run(g);
+      expect(count(f, (n) => fused(n, 'silu_mul'))).toBe(shape.layers);
+      expect(count(f, (n) => n.op === 'unary')).toBe(0);
+      expect(maxRelDiff(logitsOf(f, seed, T), logitsOf(g, seed, T))).toBeLessThan(1e-12);
+    }), { numRuns: 25 });
+  });
+
+  it('fuseResidual folds residual adds into matmul epilogues', () => {
+    fc.assert(fc.property(shapeArb, ({ shape, seed, T }) => {
+      const g = denseLlama(shape);
+      const f = fuseResidual.run(g);
+      expect(count(f, (n) => fused(n, 'none', true))).toBe(2 * shape.layers);
+      expect(count(f, (n) => n.op === 'binary' && (n.arg as OpArgs['binary']).fn === 'add')).toBe(0);
+      expect(maxRelDiff(logitsOf(f, seed, T), logitsOf(g, seed, T))).toBeLessThan(1e-12);
+    }), { numRuns: 25 });
+  });
+
+  it('the whole pipeline composes prologues with epilogues and keeps the meaning', () => {
+    fc.assert(fc.property(shapeArb, ({ shape, seed, T }) => {
+      const g = denseLlama(shape);
+      const { graph: f, applied } = runPipeline(g);
+      expect(applied).toEqual(['fuseNorm', 'fuseSiluMul', 'fuseResidual']);
+      expect(count(f, (n) => fused(n, 'silu_mul', true))).toBe(shape.layers);
+      expect(count(f, (n) => n.op === 'binary' || n.op === 'unary' || n.op === 'rmsnorm' || n.op === 'matmul')).toBe(0);
+      expect(maxRelDiff(logitsOf(f, seed, T), logitsOf(g, seed, T))).toBeLessThan(1e-12);
+    }), { numRuns: 20 });
+  });
+
+  it('leaves a residual unfused when the matmul result has another user', () => {
+    const b = new GraphBuilder();
+    const x = b.node('embed', {}, [b.tokens(), b.param('token_embd', [4, 9])]);
+    const y = b.node('matmul', {}, [x, b.param('w', [4, 4])]);
+    const sum = b.node('binary', { fn: 'add' }, [x, y]);
+    const g = b.finish(denseLlama({ vocab: 9, dim: 4, layers: 1, heads: 1, kvHeads: 1, headDim: 4, ffn: 4 }).model,
+      b.node('binary', { fn: 'mul' }, [sum, y]));
+    const f = fuseResidual.run(g);
+    expect(count(f, (n) => n.op === 'fused_matmul')).toBe(0);
+    expect(count(f, (n) => n.op === 'matmul')).toBe(1);
+  });
+
+  it('--no-fuse switches passes off and rejects unknown names', () => {
+    const g = denseLlama({ vocab: 9, dim: 8, layers: 1, heads: 2, kvHeads: 1, headDim: 4, ffn: 6 });
+    expect(runPipeline(g, parseNoFuse('norm,residual')).applied).toEqual(['fuseSiluMul']);
+    expect(runPipeline(g, parseNoFuse('all')).graph.nodes.length).toBe(g.nodes.length);
+    expect(() => parseNoFuse('norm,bogus')).toThrow(/unknown fusion 'bogus'/);
+  });
+});
