@@ -1,0 +1,54 @@
+// Diagnostics: every problem the front end finds, as data, plus the classic
+// compiler rendering `file:line:col: error: message`, the source line and a
+// caret underline, which is what `infer check` prints.
+import type { Loc } from './loc.ts';
+
+export interface Diagnostic {
+  file: string;
+  /** 1-based line. */
+  line: number;
+  /** 1-based column (UTF-16 code units; a tab counts as one). */
+  col: number;
+  /** Inclusive last column of the offending text when it lies on `line`. */
+  endCol?: number;
+  message: string;
+  severity: 'error';
+}
+
+export function diagnosticAt(file: string, loc: Loc, message: string): Diagnostic {
+  const d: Diagnostic = { file, line: loc.line, col: loc.col, message, severity: 'error' };
+  // A multi-line span is underlined from its start only: the caret line
+  // can show just one source line.
+  if (loc.endLine === loc.line && loc.endCol >= loc.col) d.endCol = loc.endCol;
+  return d;
+}
+
+/** Order diagnostics by position so output reads top to bottom. */
+export function sortDiagnostics(ds: Diagnostic[]): Diagnostic[] {
+  return [...ds].sort((a, b) => a.line - b.line || a.col - b.col);
+}
+
+function sourceLine(text: string, line: number): string | undefined {
+  return text.split(/\r\n|\r|\n/)[line - 1];
+}
+
+/**
+ * `file:line:col: error: message`, then the source line and `^~~~` under the
+ * offending text. The caret line copies tabs from the source so it stays
+ * aligned whatever the terminal's tab width.
+ */
+export function formatDiagnostic(d: Diagnostic, sourceText: string): string {
+  const head = `${d.file}:${d.line}:${d.col}: ${d.severity}: ${d.message}`;
+  const src = sourceLine(sourceText, d.line);
+  if (src === undefined) return head;
+  const pad = src.slice(0, d.col - 1).replace(/[^\t]/g, ' ');
+  // Never underline past the end of the line (an error at end of line or
+  // file points just after the last character).
+  const last = Math.min(d.endCol ?? d.col, Math.max(d.col, src.length));
+  const caret = '^' + '~'.repeat(Math.max(0, last - d.col));
+  return `${head}\n${src}\n${pad}${caret}`;
+}
+
+export function formatDiagnostics(ds: Diagnostic[], sourceText: string): string {
+  return ds.map((d) => formatDiagnostic(d, sourceText)).join('\n');
+}
