@@ -37,6 +37,20 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages"
-  if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+  # npm ci refuses this lock when the registry lacks an optional dependency it names (vite's
+  # Windows-only napi-windows-process-start-time is missing from some mirrors); npm install then
+  # installs the same locked versions and leaves the lock unchanged.
+  if [ -f package-lock.json ]; then
+    npm ci --no-audit --no-fund || { echo "setup: npm ci failed; retrying with npm install (same lock)" >&2; npm install --no-audit --no-fund; }
+  else
+    npm install --no-audit --no-fund
+  fi
+fi
+# node-llama-cpp (llama.cpp for the agreement tests) ships prebuilt CPU binaries as optional
+# packages. Its postinstall only probes them and would try to build llama.cpp from source if
+# that failed, so package.json's config skips it; check here that the prebuilt CPU build loads.
+if ! node scripts/check-llamacpp.mjs; then
+  echo "setup: node-llama-cpp's prebuilt CPU llama.cpp does not load (is @node-llama-cpp/linux-x64 installed?)" >&2
+  exit 1
 fi
 echo "setup: done"

@@ -1,0 +1,153 @@
+// Per-kind plans for the WGSL backend: from a KernelSpec, the template to fill, its
+// compile-time constants, the workgroup shape and the grid. The choices (and why):
+//   embed, kv_store, rope, elementwise: one invocation per element, x over the row in
+//     workgroups of 64 (small rows are common: a 64-wide row fills one group), y = token.
+//   rmsnorm: one workgroup per token row, power-of-two size up to 256, tree reduction.
+//   matmul: a GEMV for decode (minTokens 1) and a BT x BN tiled kernel for prefill
+//     (minTokens TILED_MIN_TOKENS); see the templates for the algorithms.
+//   attention: one workgroup per (token, QPW query heads of one KV head).
+// Workgroups stay within WebGPU's default limits (256 invocations, 16 KiB shared).
+import type { KernelSpec } from '../../compiler/program.ts';
+import type { GridDim } from '../backend.ts';
+import { unaryFormula, WGSL_DIALECT } from '../cstyle/expr.ts';
+import { positiveInt } from '../cstyle/literal.ts';
+import type { TemplateName } from './templates.ts';
+
+export interface Plan {
+  readonly template: TemplateName;
+  /** Suffix of the variant's key ('' for the only variant). */
+  readonly variant: string;
+  readonly minTokens: number;
+  readonly context: Record<string, unknown>;
+  readonly workgroup: [number, number, number];
+  readonly grid: [GridDim, GridDim, GridDim];
+  /** Bindings read as array<vec4<f32>> (the rest are array<f32>, or array<i32> for ids). */
+  readonly vec4Bindings: readonly string[];
+}
+
+/** Prefill switches from the GEMV to the tiled matmul at this many tokens. */
+export const TILED_MIN_TOKENS = 8;
+
+const ROW_WG = 64;
+const ONE: GridDim = { tokensPerGroup: 0, groups: 1 };
+const PER_TOKEN: GridDim = { tokensPerGroup: 1, groups: 1 };
+const cdiv = (a: number, b: number) => Math.ceil(a / b);
+const clampPow2 = (n: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, 2 ** Math.ceil(Math.log2(Math.max(1, n)))));
+
+/** An elementwise-style plan: x covers `width` elements in groups of 64, y is the token. */
+function rowPlan(template: TemplateName, width: number, context: Record<string, unknown>): Plan {
+  return {
+    template, variant: '', minTokens: 1, context: { ...context, wg: ROW_WG }, workgroup: [ROW_WG, 1, 1],
+    grid: [{ tokensPerGroup: 0, groups: cdiv(width, ROW_WG) }, PER_TOKEN, ONE], vec4Bindings: [],
+  };
+}
+
+export function plansFor(spec: KernelSpec): Plan[] {
+  switch (spec.kind) {
+    case 'embed':
+      return [rowPlan('embed', positiveInt('dim', spec.dim), { dim: spec.dim, vocab: positiveInt('vocab', spec.vocab) })];
+    case 'rmsnorm': {
+      const wg = clampPow2(cdiv(positiveInt('dim', spec.dim), 4), 32, 256);
+      return [{ template: 'rmsnorm', variant: '', minTokens: 1, context: { dim: spec.dim, eps: spec.eps, wg },
+        workgroup: [wg, 1, 1], grid: [PER_TOKEN, ONE, ONE], vec4Bindings: [] }];
+    }
+    case 'matmul': return matmulPlans(spec);
+    case 'rope': {
+      const headDim = positiveInt('headDim', spec.headDim);
+      if (headDim % 2) throw new Error(`rope needs an even headDim, got ${headDim}`);
+      return [rowPlan('rope', positiveInt('heads', spec.heads) * headDim / 2, { heads: spec.heads, headDim, half: headDim / 2, ...ropeTables(spec.theta, headDim) })];
+    }
+    case 'kv_store': {
+      const row = positiveInt('kvHeads', spec.kvHeads) * positiveInt('headDim', spec.headDim);
+      return [rowPlan('kv_store', row, { row, maxContext: positiveInt('maxContext', spec.maxContext) })];
+    }
+    case 'attention': return [attentionPlan(spec)];
+    case 'elementwise':
+      return [rowPlan('elementwise', positiveInt('width', spec.width), { width: spec.width })];
+  }
+}
+
+type MatmulSpec = Extract<KernelSpec, { kind: 'matmul' }>;
+
+function matmulPlans(spec: MatmulSpec): Plan[] {
+  const K = positiveInt('K', spec.K), N = positiveInt('N', spec.N);
+  if (spec.prologue === 'rmsnorm' && !(spec.eps >= 0)) throw new Error(`rmsnorm eps must be >= 0, got ${spec.eps}`);
+  const common = {
+    K, N, eps: spec.eps, residual: spec.residual,
+    proNone: spec.prologue === 'none', proRmsnorm: spec.prologue === 'rmsnorm', proSiluMul: spec.prologue === 'silu_mul',
+    prologueText: { none: 'x', rmsnorm: 'rmsnorm(x) * norm', silu_mul: 'silu(gate) * up' }[spec.prologue],
+    siluG: unaryFormula('silu', 'g', WGSL_DIALECT),
+  };
+  // GEMV: vec4 reads when rows split into whole vec4s. 8 lanes per column read 128
+  // contiguous bytes per step (a full cache line / coalesced segment); 32 columns fill a
+  // 256-invocation workgroup. On lavapipe 8 lanes ran ~2x faster than 32 (fewer
+  // reduction barriers); 4 lanes for rows shorter than 32 vec4s.
+  const vec4 = K % 4 === 0;
+  const KV = vec4 ? K / 4 : K;
+  const lanes = KV >= 32 ? 8 : 4;
+  const cols = 256 / lanes;
+  const gemv: Plan = {
+    template: 'matmul_gemv', variant: 'gemv', minTokens: 1,
+    context: { ...common, vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', KV, lanes, cols, wg: 256, chunk: Math.min(KV, vec4 ? 256 : 1024) },
+    workgroup: [256, 1, 1], grid: [{ tokensPerGroup: 0, groups: cdiv(N, cols) }, PER_TOKEN, ONE],
+    vec4Bindings: vec4 ? ['x', 'norm', 'gate', 'up', 'w'] : [],
+  };
+  // Tiled: 32 tokens x 64 columns per 16 x 8 workgroup, each invocation 4 x 4 outputs fed
+  // by 8 vec4 shared-memory loads per 64 multiply-adds; K staged 32 at a time (13 KiB shared).
+  const tile = { bt: 32, bn: 64, bk: 32, tx: 16, ty: 8, tt: 4, tn: 4, ttn: 16 };
+  const tiled: Plan = {
+    template: 'matmul_tiled', variant: 'tiled', minTokens: TILED_MIN_TOKENS,
+    context: { ...common, ...tile }, workgroup: [tile.tx, tile.ty, 1],
+    grid: [{ tokensPerGroup: 0, groups: cdiv(N, tile.bn) }, { tokensPerGroup: tile.bt, groups: 1 }, ONE], vec4Bindings: [],
+  };
+  return [gemv, tiled];
+}
+
+type AttentionSpec = Extract<KernelSpec, { kind: 'attention' }>;
+
+function attentionPlan(spec: AttentionSpec): Plan {
+  const heads = positiveInt('heads', spec.heads), kvHeads = positiveInt('kvHeads', spec.kvHeads);
+  const headDim = positiveInt('headDim', spec.headDim);
+  if (heads % kvHeads) throw new Error(`attention: heads ${heads} is not a multiple of kvHeads ${kvHeads}`);
+  if (headDim > 256) throw new Error(`attention supports headDim up to 256, got ${headDim}`);
+  if (spec.window !== null) positiveInt('window', spec.window);
+  const group = heads / kvHeads;
+  // The most query heads of a group one workgroup takes: a divisor of the group (so a
+  // workgroup never straddles two KV heads), at most 8, and one output slot (head, dim)
+  // per invocation in a workgroup of at most 256 (WebGPU's default limit).
+  let qpw = 1;
+  for (let d = 1; d <= Math.min(group, 8); d++) if (group % d === 0 && d * headDim <= 256) qpw = d;
+  const wg = clampPow2(qpw * headDim, 64, 256);
+  const block = 64;
+  const vec4 = headDim % 4 === 0;
+  const hdv = vec4 ? headDim / 4 : headDim;
+  return {
+    template: 'attention', variant: '', minTokens: 1,
+    context: {
+      heads, kvHeads, headDim, hdv, group, qpw, wg, block, maxContext: positiveInt('maxContext', spec.maxContext),
+      scale: spec.scale, causal: spec.causal, windowed: spec.window !== null, window: spec.window ?? 0,
+      vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', qsLen: qpw * hdv, pLen: qpw * block,
+    },
+    workgroup: [wg, 1, 1], grid: [PER_TOKEN, { tokensPerGroup: 0, groups: heads / qpw }, ONE],
+    vec4Bindings: vec4 ? ['q', 'kcache'] : [],
+  };
+}
+
+/**
+ * RoPE frequencies theta^(-2i/headDim) in float64, each split as hi + lo with hi carrying
+ * 11 significant bits (so pos * hi is exact in f32 for pos < 8192), and 2*pi split for the
+ * Cody-Waite reduction (see rope.hbs).
+ */
+export function ropeTables(theta: number, headDim: number) {
+  if (!(theta > 0) || !Number.isFinite(theta)) throw new Error(`rope theta must be positive, got ${theta}`);
+  const freqHi: number[] = [], freqLo: number[] = [];
+  for (let i = 0; i < headDim / 2; i++) {
+    const f = Math.pow(theta, (-2 * i) / headDim);
+    const scale = 2 ** (10 - Math.floor(Math.log2(f)));
+    const hi = Math.round(f * scale) / scale;
+    freqHi.push(hi);
+    freqLo.push(Math.fround(f - hi));
+  }
+  const twoPiA = Math.round(2 * Math.PI * 1024) / 1024;
+  return { freqHi, freqLo, twoPiA, twoPiB: Math.fround(2 * Math.PI - twoPiA), invTwoPi: Math.fround(1 / (2 * Math.PI)) };
+}

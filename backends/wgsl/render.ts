@@ -1,0 +1,58 @@
+// The WGSL backend: KernelSpec -> WGSL variants, as the Backend interface asks.
+// Bindings are the spec's binding names in order (`bindingNames(spec)`), then the
+// step uniform `step`; the source declares exactly these, from the same list, so the
+// two can never disagree. Every variant's entry point is `main`.
+import type { Backend, RenderedBinding, RenderedKernel } from '../backend.ts';
+import type { KernelSpec } from '../../compiler/program.ts';
+import { bindingNames, writtenBindings } from '../../compiler/program.ts';
+import { renderExpr, WGSL_DIALECT, inputCount } from '../cstyle/expr.ts';
+import { plansFor, TILED_MIN_TOKENS } from './kernels.ts';
+import { fill, type BindingDecl } from './templates.ts';
+
+export { TILED_MIN_TOKENS };
+
+/** The step uniform's binding name; the runtime fills it with `struct Step { tokens: u32, 3 x pad }`. */
+export const STEP_BINDING = 'step';
+/** Bytes of the step uniform (uniform buffers are 16-byte aligned). */
+export const STEP_UNIFORM_BYTES = 16;
+
+const INT_BINDINGS = new Set(['tokens', 'positions']);
+
+export const wgslBackend: Backend = {
+  name: 'wgsl',
+  render(key: string, spec: KernelSpec): RenderedKernel[] {
+    if (!/^[A-Za-z0-9_.-]+$/.test(key)) throw new Error(`kernel key ${JSON.stringify(key)} has characters outside [A-Za-z0-9_.-]`);
+    const names = bindingNames(spec);
+    const written = new Set(writtenBindings(spec));
+    const bindings: RenderedBinding[] = [
+      ...names.map((name): RenderedBinding => ({ name, access: written.has(name) ? 'read_write' : 'read' })),
+      { name: STEP_BINDING, access: 'uniform' },
+    ];
+    const exprContext = spec.kind === 'elementwise' ? elementwiseContext(spec) : {};
+    return plansFor(spec).map((plan) => {
+      const vec4 = new Set(plan.vec4Bindings);
+      const decls: BindingDecl[] = bindings.map((b) => b.access === 'uniform'
+        ? { name: b.name, space: 'uniform', type: 'Step' }
+        : {
+            name: b.name, space: `storage, ${b.access}`,
+            type: `array<${INT_BINDINGS.has(b.name) ? 'i32' : vec4.has(b.name) ? 'vec4<f32>' : 'f32'}>`,
+          });
+      const source = fill(plan.template, { ...plan.context, ...exprContext, kind: spec.kind, bindings: decls });
+      return {
+        key: plan.variant ? `${key}.${plan.variant}` : key,
+        source, entry: 'main', bindings, workgroup: plan.workgroup, grid: plan.grid, minTokens: plan.minTokens,
+      };
+    });
+  },
+};
+
+/** Renders every kernel of a program once (identical kernels share a key). */
+export function renderAll(kernels: readonly { key: string; spec: KernelSpec }[]): Map<string, RenderedKernel[]> {
+  return new Map(kernels.map(({ key, spec }) => [key, wgslBackend.render(key, spec)]));
+}
+
+function elementwiseContext(spec: Extract<KernelSpec, { kind: 'elementwise' }>) {
+  if (inputCount(spec.expr) > spec.inputs) throw new Error(`elementwise expression reads input ${inputCount(spec.expr) - 1} of ${spec.inputs}`);
+  const { lines, result } = renderExpr(spec.expr, WGSL_DIALECT, (i) => `in${i}[i]`);
+  return { lines, result };
+}

@@ -1,0 +1,160 @@
+// The `infer` command line: check, compile and run .infer specs; import GGUF files. bin/infer.mjs
+// starts this file under `node --no-opt --import tsx`. Every failure becomes a
+// one-line message and exit status 1 (2 for targets not built yet); stack traces
+// only with INFER_DEBUG=1. With `run --json`, stdout carries exactly one JSON object.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { formatDiagnostics, type Diagnostic } from '../dsl/index.ts';
+import { compileSpec, type Compiled } from './compile.ts';
+import { printGraph } from './ir/print.ts';
+import { parseNoFuse } from './pipeline.ts';
+import type { Program } from './program.ts';
+import { runCommand, type RunFlags } from './cliRun.ts';
+import { importCommand, type ImportFlags } from './cliGguf.ts';
+
+/** A failure the user can fix; printed as `infer: message`, exit status `code`. */
+export class CliError extends Error {
+  constructor(message: string, readonly code = 1) { super(message); }
+}
+
+const USAGE = `usage:
+  infer check SPEC
+  infer compile SPEC --target wgsl|cuda|ts --out DIR [--no-fuse LIST] [--print-ir]
+  infer run SPEC [--weights FILE] [--backend webgpu|cpu] [--tokens 1,2,3] [--max-tokens N]
+                 [--temperature T] [--top-k K] [--top-p P] [--seed S] [--top-logprobs N]
+                 [--ignore-eos] [--json] [--no-fuse LIST]
+  infer import FILE.gguf [-o SPEC] [--max-context N]
+--no-fuse takes a comma-separated list of fusions (norm, silu_mul, residual) or 'all'.`;
+
+const OPTIONS = {
+  check: {},
+  import: { output: { type: 'string', short: 'o' }, 'max-context': { type: 'string' } },
+  compile: { target: { type: 'string' }, out: { type: 'string' }, 'no-fuse': { type: 'string' }, 'print-ir': { type: 'boolean' } },
+  run: {
+    weights: { type: 'string' }, backend: { type: 'string' }, tokens: { type: 'string' }, 'max-tokens': { type: 'string' },
+    temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' },
+    'top-logprobs': { type: 'string' }, 'ignore-eos': { type: 'boolean' }, json: { type: 'boolean' }, 'no-fuse': { type: 'string' },
+  },
+} satisfies Record<string, ParseArgsConfig['options']>;
+
+type Command = keyof typeof OPTIONS;
+
+export interface Io { out: (text: string) => void; err: (text: string) => void }
+
+const stdio: Io = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) };
+
+/** Runs one CLI invocation; returns the exit status. */
+export async function main(argv: readonly string[], io: Io = stdio): Promise<number> {
+  try {
+    const [cmd, ...rest] = argv;
+    if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') { io.err(USAGE + '\n'); return cmd === undefined ? 1 : 0; }
+    if (!(cmd in OPTIONS)) throw new CliError(`unknown command '${cmd}'\n${USAGE}`);
+    const { values, positionals } = parse(cmd as Command, rest);
+    if (positionals.length !== 1) throw new CliError(`${cmd} takes exactly one ${cmd === 'import' ? 'GGUF' : 'SPEC'} file, got ${positionals.length}\n${USAGE}`);
+    const file = positionals[0];
+    switch (cmd as Command) {
+      case 'check': return check(file, io);
+      case 'import': return importCommand(file, values as ImportFlags, io);
+      case 'compile': return await compile(file, values as CompileFlags, io);
+      case 'run': {
+        const compiled = compileOrReport(file, { noFuse: (values as RunFlags)['no-fuse'] }, io);
+        return compiled ? await runCommand(compiled, values as RunFlags, io) : 1;
+      }
+    }
+  } catch (e) {
+    return reportError(e, io);
+  }
+  return 0;
+}
+
+function parse(cmd: Command, args: string[]): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  try {
+    const r = parseArgs({ args, options: OPTIONS[cmd], allowPositionals: true, strict: true });
+    return { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals };
+  } catch (e) {
+    throw new CliError(`${cmd}: ${e instanceof Error ? e.message : String(e)}\n${USAGE}`);
+  }
+}
+
+export function reportError(e: unknown, io: Io): number {
+  if (process.env.INFER_DEBUG === '1' && e instanceof Error) io.err(`${e.stack}\n`);
+  const msg = e instanceof Error ? e.message : String(e);
+  io.err(`infer: ${msg}\n`);
+  return e instanceof CliError ? e.code : 1;
+}
+
+function readSpec(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new CliError(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (e as Error).message}`);
+  }
+}
+
+function printDiagnostics(ds: Diagnostic[], text: string, io: Io): void {
+  io.err(formatDiagnostics(ds, text) + '\n');
+  io.err(`${ds.length} error${ds.length === 1 ? '' : 's'}\n`);
+}
+
+/** Compiles a spec; on diagnostics prints them and returns null. */
+export function compileOrReport(file: string, o: { noFuse?: string }, io: Io): (Compiled & { program: Program; graph: NonNullable<Compiled['graph']> }) | null {
+  const text = readSpec(file);
+  const noFuse = parseNoFuse(o.noFuse);
+  const c = compileSpec(text, file, { noFuse });
+  if (c.diagnostics.length > 0 || !c.program || !c.graph) {
+    if (c.diagnostics.length === 0) throw new CliError(`${file}: compilation produced no program and no diagnostic (a compiler bug)`);
+    printDiagnostics(c.diagnostics, text, io);
+    return null;
+  }
+  return c as Compiled & { program: Program; graph: NonNullable<Compiled['graph']> };
+}
+
+function check(file: string, io: Io): number {
+  const c = compileOrReport(file, {}, io);
+  if (!c) return 1;
+  const p = c.program;
+  io.err(`${file}: ok (model ${p.model.name}: ${p.params.length} params, ${p.kernels.length} kernels, ${p.steps.length} dispatches per step)\n`);
+  return 0;
+}
+
+interface CompileFlags { target?: string; out?: string; 'no-fuse'?: string; 'print-ir'?: boolean }
+
+async function compile(file: string, f: CompileFlags, io: Io): Promise<number> {
+  if (!f.target) throw new CliError('compile needs --target wgsl|cuda|ts');
+  if (!['wgsl', 'cuda', 'ts'].includes(f.target)) throw new CliError(`unknown target '${f.target}': use wgsl, cuda or ts`);
+  if (!f.out) throw new CliError('compile needs --out DIR');
+  const c = compileOrReport(file, { noFuse: f['no-fuse'] }, io);
+  if (!c) return 1;
+  if (f['print-ir']) io.out(printGraph(c.graph));
+  if (f.target !== 'wgsl') throw new CliError(`target ${f.target} is not implemented yet in this version (wgsl is)`, 2);
+  const { wgslBackend } = await import('./cliBackend.ts');
+  const backend = await wgslBackend();
+  mkdirSync(f.out, { recursive: true });
+  const used = new Set<string>();
+  const kernels = c.program.kernels.map(({ key, spec }) => {
+    const variants = backend.render(key, spec).map((r) => {
+      // Variant keys are unique in practice; the token bound disambiguates if a backend reuses one.
+      let fileName = `${r.key}.wgsl`;
+      if (used.has(fileName)) fileName = `${r.key}.t${r.minTokens}.wgsl`;
+      used.add(fileName);
+      writeFileSync(join(f.out!, fileName), r.source);
+      return { file: fileName, entry: r.entry, bindings: r.bindings, workgroup: r.workgroup, grid: r.grid, minTokens: r.minTokens };
+    });
+    return { key, spec, variants };
+  });
+  const manifest = { format: 'infer-manifest/1', target: 'wgsl', source: file, program: c.program, kernels };
+  writeFileSync(join(f.out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+  const files = kernels.reduce((n, k) => n + k.variants.length, 0);
+  io.err(`wrote ${files} .wgsl files (${kernels.length} kernels) and manifest.json to ${f.out}\n`);
+  return 0;
+}
+
+// Run as a script (bin/infer.mjs imports this file with the CLI arguments in INFER_ARGV or process.argv).
+if (process.argv[1] && /compiler[\\/]cli\.ts$/.test(process.argv[1])) {
+  main(process.argv.slice(2)).then((code) => {
+    // Dawn can keep the event loop alive after its last device is destroyed: exit explicitly once output has drained.
+    process.stdout.write('', () => process.exit(code));
+  }, (e) => { process.exitCode = reportError(e, stdio); });
+}

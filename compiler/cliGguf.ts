@@ -1,0 +1,47 @@
+// The CLI's GGUF pieces: `infer import FILE.gguf [-o SPEC]`, and loading a
+// `weights gguf` spec's tensors for `infer run --weights FILE.gguf` with a
+// progress bar on stderr (redrawn in place on a terminal; one summary line otherwise).
+import { writeFileSync } from 'node:fs';
+import type { ParamInfo } from './ir/graph.ts';
+import { importGguf } from './import.ts';
+import { GgufWeights, type GgufProgress } from '../runtime/weights/gguf.ts';
+import type { Io } from './cli.ts';
+
+export interface ImportFlags { output?: string; 'max-context'?: string }
+
+export function importCommand(file: string, f: ImportFlags, io: Io): number {
+  let maxContext: number | undefined;
+  if (f['max-context'] !== undefined) {
+    maxContext = Number(f['max-context']);
+    if (!Number.isInteger(maxContext) || maxContext < 1) throw new Error(`--max-context needs an integer >= 1, got '${f['max-context']}'`);
+  }
+  const spec = importGguf(file, { maxContext });
+  if (f.output === undefined || f.output === '-') { io.out(spec); return 0; }
+  writeFileSync(f.output, spec);
+  io.err(`wrote ${f.output} (run it with: infer run ${f.output} --weights ${file})\n`);
+  return 0;
+}
+
+const MiB = (b: number): string => (b / 2 ** 20).toFixed(1);
+
+/** A progress renderer for GGUF loads: a bar on a TTY, a final summary line elsewhere. */
+export function progressBar(file: string, io: Io, tty: boolean): (p: GgufProgress) => void {
+  const t0 = performance.now();
+  let shown = -1;
+  return (p) => {
+    const pct = p.totalBytes > 0 ? Math.floor((100 * p.bytes) / p.totalBytes) : 100;
+    const done = p.index === p.count;
+    if (tty && (pct !== shown || done)) {
+      shown = pct;
+      const width = 30, fill = Math.round((width * pct) / 100);
+      io.err(`\rloading ${file} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${String(pct).padStart(3)}% ${MiB(p.bytes)}/${MiB(p.totalBytes)} MiB`);
+    }
+    if (done) io.err(`${tty ? '\n' : ''}loaded ${p.count} tensors (${MiB(p.totalBytes)} MiB) from ${file} in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+  };
+}
+
+/** Loads a spec's params from a GGUF file; `quiet` (e.g. --json) suppresses the progress output. */
+export function loadGgufWeights(file: string, params: readonly ParamInfo[], io: Io, quiet: boolean): GgufWeights {
+  const tty = Boolean((process.stderr as { isTTY?: boolean }).isTTY);
+  return GgufWeights.load(file, params, quiet ? {} : { onProgress: progressBar(file, io, tty) });
+}

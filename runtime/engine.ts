@@ -1,0 +1,162 @@
+// The Engine interface both backends implement, and `generate`, the loop that
+// drives any engine: one prefill forward over the prompt, then one decode forward
+// per generated token, sampling on the host from the last logits row.
+import type { ModelInfo } from '../compiler/ir/graph.ts';
+import { Sampler, topLogprobs as topN, type SamplingOptions, type TokenLogprob } from './sampling.ts';
+
+export interface EngineStats {
+  readonly backend: 'cpu' | 'webgpu';
+  /** Forward calls since creation. */
+  readonly forwards: number;
+  /** Tokens processed by those forwards. */
+  readonly tokens: number;
+  /** Kernel dispatches issued (CPU: the Program steps the interpreter stands in for). */
+  readonly dispatches: number;
+  /** Dispatches of one forward: the Program's step count. */
+  readonly dispatchesPerForward: number;
+  /** Wall time of the last forward, readback included. */
+  readonly lastForwardMs: number;
+  /** One-off setup cost: weight generation/upload and kernel compilation. */
+  readonly setupMs: number;
+  /** Device bytes allocated (0 for the CPU engine). */
+  readonly bytesAllocated: number;
+}
+
+export interface ForwardOptions {
+  /** 'all' (default): logits for every token, [T, vocab]; 'last': only the last row, [1, vocab]. */
+  readonly rows?: 'all' | 'last';
+}
+
+export interface Engine {
+  readonly backend: 'cpu' | 'webgpu';
+  readonly model: ModelInfo;
+  /** The most tokens one forward accepts (prefills longer than this are split). */
+  readonly maxTokensPerForward: number;
+  /** Runs T tokens at the given positions, appending their K/V to the cache. */
+  forward(tokens: Int32Array, positions: Int32Array, options?: ForwardOptions): Promise<Float32Array>;
+  /** Forgets the sequence: the next forward starts a new one. */
+  reset(): void;
+  dispose(): void;
+  stats(): EngineStats;
+}
+
+export interface GenerateOptions {
+  readonly maxTokens: number;
+  readonly sampling?: SamplingOptions;
+  /** Keep going past the model's end-of-sequence token. */
+  readonly ignoreEos?: boolean;
+  /** Log-probabilities of the N most likely tokens at each generated position (temperature 1). */
+  readonly topLogprobs?: number;
+  readonly onToken?: (id: number, index: number) => void;
+}
+
+export type StopReason = 'max_tokens' | 'eos' | 'max_context';
+
+export interface GenerateStats {
+  readonly backend: 'cpu' | 'webgpu';
+  readonly prompt_tokens: number;
+  readonly generated_tokens: number;
+  /** Wall time of the prompt's forward(s) and the first token's sampling. */
+  readonly prefill_ms: number;
+  /** Wall time of every later forward and its sampling. */
+  readonly decode_ms: number;
+  /** Decode forwards per second (the first token comes from prefill and is not counted). */
+  readonly tokens_per_s: number;
+  readonly prefill_tokens_per_s: number;
+  readonly dispatches_per_token: number;
+  readonly stop_reason: StopReason;
+}
+
+export interface GenerateResult {
+  readonly tokens: number[];
+  readonly topLogprobs: TokenLogprob[][];
+  readonly stats: GenerateStats;
+  /** Set when generation ended early for a reason the caller should see (context full). */
+  readonly notice?: string;
+}
+
+export class GenerateError extends Error {}
+
+const now = (): number => performance.now();
+
+/**
+ * Generates up to `maxTokens` tokens after `prompt` on a fresh sequence (the
+ * engine is reset first). Stops at the model's eos token (included in the
+ * output) unless ignoreEos, and when the next forward would fall outside the
+ * model's context (so at most maxContext - prompt + 1 tokens come out).
+ */
+export async function generate(engine: Engine, prompt: ArrayLike<number>, opts: GenerateOptions): Promise<GenerateResult> {
+  const m = engine.model;
+  const P = prompt.length;
+  if (P === 0) throw new GenerateError('the prompt is empty: give at least one token');
+  if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) throw new GenerateError(`max tokens must be an integer >= 0, got ${opts.maxTokens}`);
+  for (let i = 0; i < P; i++) {
+    const id = prompt[i];
+    if (!Number.isInteger(id) || id < 0 || id >= m.vocab) throw new GenerateError(`prompt token ${id} is outside the vocabulary of ${m.vocab}`);
+  }
+  if (P > m.maxContext) throw new GenerateError(`the prompt has ${P} tokens but the model's context holds ${m.maxContext}`);
+  const sampler = new Sampler(opts.sampling);
+  const nLog = opts.topLogprobs ?? 0;
+  const tokens: number[] = [];
+  const logprobs: TokenLogprob[][] = [];
+  engine.reset();
+
+  let stop: StopReason = 'max_tokens';
+  const take = (row: Float32Array): boolean => {
+    const id = sampler.sample(row);
+    tokens.push(id);
+    logprobs.push(topN(row, nLog));
+    opts.onToken?.(id, tokens.length - 1);
+    if (!opts.ignoreEos && m.eos !== null && id === m.eos) { stop = 'eos'; return false; }
+    return true;
+  };
+
+  // Prefill: the whole prompt in one forward when it fits the engine's per-forward limit.
+  const t0 = now();
+  let going = opts.maxTokens > 0;
+  if (going) {
+    let last: Float32Array | undefined;
+    for (let start = 0; start < P; start += engine.maxTokensPerForward) {
+      const end = Math.min(P, start + engine.maxTokensPerForward);
+      const ids = Int32Array.from({ length: end - start }, (_, i) => prompt[start + i]);
+      const pos = Int32Array.from({ length: end - start }, (_, i) => start + i);
+      last = await engine.forward(ids, pos, { rows: 'last' });
+    }
+    going = take(last!);
+  }
+  const t1 = now();
+
+  // Decode: one token per forward at the next position, until a stop rule fires.
+  let decodeSteps = 0;
+  let notice: string | undefined;
+  while (going && tokens.length < opts.maxTokens) {
+    const pos = P + tokens.length - 1;
+    if (pos >= m.maxContext) {
+      stop = 'max_context';
+      notice = `stopped after ${tokens.length} tokens: the next forward would run at position ${pos}, past the model's context of ${m.maxContext}`;
+      break;
+    }
+    const row = await engine.forward(Int32Array.of(tokens[tokens.length - 1]), Int32Array.of(pos), { rows: 'last' });
+    decodeSteps++;
+    going = take(row);
+  }
+  const t2 = now();
+
+  const decodeMs = t2 - t1;
+  return {
+    tokens,
+    topLogprobs: logprobs,
+    notice,
+    stats: {
+      backend: engine.backend,
+      prompt_tokens: P,
+      generated_tokens: tokens.length,
+      prefill_ms: t1 - t0,
+      decode_ms: decodeMs,
+      tokens_per_s: decodeSteps > 0 ? decodeSteps / (decodeMs / 1000) : 0,
+      prefill_tokens_per_s: tokens.length > 0 ? P / ((t1 - t0) / 1000) : 0,
+      dispatches_per_token: engine.stats().dispatchesPerForward,
+      stop_reason: stop,
+    },
+  };
+}

@@ -1,0 +1,166 @@
+// The WebGPU engine: runs a Program's dispatch list on a GPUDevice. Setup
+// allocates every buffer once (per-token buffers hold maxTokensPerForward rows),
+// uploads the weights, and compiles each kernel variant once. A forward writes
+// the step uniform and the token/position inputs, encodes every step into one
+// compute pass of one command encoder, and reads back only the logits rows asked for.
+import type { ModelInfo } from '../../compiler/ir/graph.ts';
+import type { WeightSource } from '../../compiler/ir/interpret.ts';
+import type { Program } from '../../compiler/program.ts';
+import { gridFor, pickVariant, type Backend } from '../../backends/backend.ts';
+import type { Engine, EngineStats, ForwardOptions } from '../engine.ts';
+import { uncapturedErrors } from './device.ts';
+import { allocateBuffers, compileKernels, MAP_READ, type CompiledKernel, type GpuBuffers } from './setup.ts';
+
+export class WebGpuEngineError extends Error {}
+
+function pickVariantIndex(k: CompiledKernel, T: number): number {
+  const chosen = pickVariant(k.variants.map((v) => v.rendered), T);
+  return k.variants.findIndex((v) => v.rendered === chosen);
+}
+
+export interface WebGpuEngineOptions {
+  readonly device: GPUDevice;
+  readonly program: Program;
+  readonly backend: Backend;
+  readonly weights: WeightSource;
+  /** Most tokens one forward takes; default: the model's context, lowered to fit the binding limit. */
+  readonly maxTokensPerForward?: number;
+}
+
+export class WebGpuEngine implements Engine {
+  readonly backend = 'webgpu' as const;
+  readonly model: ModelInfo;
+  readonly maxTokensPerForward: number;
+  private readonly device: GPUDevice;
+  private readonly program: Program;
+  private readonly bufs: GpuBuffers;
+  /** Per step: its kernel's variants and a bind group per variant, created on first use. */
+  private readonly plan: { kernel: CompiledKernel; groups: (GPUBindGroup | undefined)[]; args: Readonly<Record<string, string>> }[];
+  private forwards = 0;
+  private tokens = 0;
+  private lastForwardMs = 0;
+  private readonly setupMs: number;
+  private busy = false;
+  private disposed = false;
+
+  private constructor(o: WebGpuEngineOptions, bufs: GpuBuffers, kernels: Map<string, CompiledKernel>, maxTokens: number, setupMs: number) {
+    this.device = o.device;
+    this.program = o.program;
+    this.model = o.program.model;
+    this.bufs = bufs;
+    this.maxTokensPerForward = maxTokens;
+    this.setupMs = setupMs;
+    this.plan = o.program.steps.map((s) => {
+      const kernel = kernels.get(s.kernel);
+      if (!kernel) throw new WebGpuEngineError(`step ${s.label} uses kernel ${s.kernel}, which the program does not declare`);
+      return { kernel, groups: kernel.variants.map(() => undefined), args: s.args };
+    });
+  }
+
+  static async create(o: WebGpuEngineOptions): Promise<WebGpuEngine> {
+    if (o.program.format !== 'infer-program/1') throw new WebGpuEngineError(`unsupported program format ${String(o.program.format)}`);
+    const t0 = performance.now();
+    const bufs = allocateBuffers(o.device, o.program, o.weights, o.maxTokensPerForward);
+    try {
+      const kernels = await compileKernels(o.device, o.program, o.backend);
+      return new WebGpuEngine(o, bufs, kernels, bufs.maxTokens, performance.now() - t0);
+    } catch (e) {
+      bufs.destroy();
+      throw e;
+    }
+  }
+
+  async forward(tokens: Int32Array, positions: Int32Array, options: ForwardOptions = {}): Promise<Float32Array> {
+    if (this.disposed) throw new WebGpuEngineError('this engine was disposed');
+    if (this.busy) throw new WebGpuEngineError('forward called while another forward is running; await each one');
+    const T = tokens.length, m = this.model;
+    if (T === 0) throw new WebGpuEngineError('forward needs at least one token');
+    if (positions.length !== T) throw new WebGpuEngineError('tokens and positions differ in length');
+    if (T > this.maxTokensPerForward) throw new WebGpuEngineError(`forward of ${T} tokens exceeds this engine's limit of ${this.maxTokensPerForward}`);
+    // The kernels do not bounds-check ids or positions; a bad one would read or write out of range.
+    for (const id of tokens) if (id < 0 || id >= m.vocab) throw new WebGpuEngineError(`token id ${id} is outside the vocabulary of ${m.vocab}`);
+    for (const p of positions) if (p < 0 || p >= m.maxContext) throw new WebGpuEngineError(`position ${p} is outside the context of ${m.maxContext}`);
+
+    this.busy = true;
+    const t0 = performance.now();
+    try {
+      const q = this.device.queue;
+      q.writeBuffer(this.bufs.get('tokens'), 0, Int32Array.from(tokens));
+      q.writeBuffer(this.bufs.get('positions'), 0, Int32Array.from(positions));
+      q.writeBuffer(this.bufs.uniform, 0, Uint32Array.of(T, 0, 0, 0));
+
+      // Resolve every dispatch first, so nothing throws between push and pop of the error scope.
+      const dispatches = this.plan.map((step) => {
+        const vi = pickVariantIndex(step.kernel, T);
+        const v = step.kernel.variants[vi];
+        const grid = gridFor(v.rendered.grid, T);
+        if (grid.some((g) => g < 1 || g > this.bufs.maxGroupsPerDim)) {
+          throw new WebGpuEngineError(`kernel ${v.rendered.key} needs a grid of ${grid.join('x')} for ${T} tokens; the device allows 1..${this.bufs.maxGroupsPerDim} groups per dimension`);
+        }
+        const group = step.groups[vi] ??= this.bindGroup(v, step.args);
+        return { pipeline: v.pipeline, group, grid };
+      });
+      this.device.pushErrorScope('validation');
+      const enc = this.device.createCommandEncoder({ label: 'forward' });
+      const pass = enc.beginComputePass();
+      for (const d of dispatches) {
+        pass.setPipeline(d.pipeline);
+        pass.setBindGroup(0, d.group);
+        pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
+      }
+      pass.end();
+      const V = m.vocab;
+      const first = options.rows === 'last' ? T - 1 : 0;
+      const bytes = (T - first) * V * 4;
+      enc.copyBufferToBuffer(this.bufs.get(this.program.logits), first * V * 4, this.bufs.staging, 0, bytes);
+      q.submit([enc.finish()]);
+      const err = await this.device.popErrorScope();
+      if (err) throw new WebGpuEngineError(`WebGPU rejected the forward pass: ${err.message}`);
+
+      await this.bufs.staging.mapAsync(MAP_READ, 0, bytes);
+      const out = new Float32Array(this.bufs.staging.getMappedRange(0, bytes).slice(0));
+      this.bufs.staging.unmap();
+      // Errors outside any scope (device loss, out-of-memory) surface here, not as silent zeros.
+      const late = uncapturedErrors(this.device);
+      if (late.length) throw new WebGpuEngineError(`WebGPU reported during the forward pass: ${late.join('; ')}`);
+      this.forwards++;
+      this.tokens += T;
+      return out;
+    } finally {
+      this.lastForwardMs = performance.now() - t0;
+      this.busy = false;
+    }
+  }
+
+  private bindGroup(v: CompiledKernel['variants'][number], args: Readonly<Record<string, string>>): GPUBindGroup {
+    const entries = v.rendered.bindings.map((b, i) => {
+      if (b.access === 'uniform') return { binding: i, resource: { buffer: this.bufs.uniform } };
+      const name = args[b.name];
+      if (!name) throw new WebGpuEngineError(`kernel ${v.rendered.key} binds '${b.name}', but its step gives no buffer for it`);
+      return { binding: i, resource: { buffer: this.bufs.get(name) } };
+    });
+    return this.device.createBindGroup({ layout: v.layout, entries, label: v.rendered.key });
+  }
+
+  /** Zeroes the KV cache: the next forward starts a new sequence. */
+  reset(): void {
+    if (this.disposed) return;
+    const enc = this.device.createCommandEncoder({ label: 'reset' });
+    for (const b of this.program.buffers) if (b.kind === 'kv') enc.clearBuffer(this.bufs.get(b.name));
+    this.device.queue.submit([enc.finish()]);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.bufs.destroy();
+  }
+
+  stats(): EngineStats {
+    const d = this.plan.length;
+    return {
+      backend: this.backend, forwards: this.forwards, tokens: this.tokens, dispatches: this.forwards * d,
+      dispatchesPerForward: d, lastForwardMs: this.lastForwardMs, setupMs: this.setupMs, bytesAllocated: this.bufs.bytes,
+    };
+  }
+}

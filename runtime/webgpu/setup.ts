@@ -1,0 +1,115 @@
+// One-off setup of the WebGPU engine: buffers sized from the Program (with the
+// binding-size limit checked up front, so an oversized model fails with a clear
+// message rather than a validation error mid-forward), weights uploaded, and each
+// kernel variant compiled once with an explicit bind group layout (device.ts).
+import type { WeightSource } from '../../compiler/ir/interpret.ts';
+import type { KernelSpec, Program } from '../../compiler/program.ts';
+import type { Backend, RenderedKernel } from '../../backends/backend.ts';
+import { compileKernel } from './device.ts';
+
+// The WebGPU flag values, spelled out so this file does not need the GPU* globals installed.
+export const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
+export const MAP_READ = 0x1;
+
+export class GpuSetupError extends Error {}
+
+export interface GpuBuffers {
+  get(name: string): GPUBuffer;
+  readonly uniform: GPUBuffer;
+  /** Host-readable copy target for the logits rows. */
+  readonly staging: GPUBuffer;
+  readonly maxTokens: number;
+  readonly maxGroupsPerDim: number;
+  readonly bytes: number;
+  destroy(): void;
+}
+
+const MiB = 1024 * 1024;
+const mib = (n: number): string => `${(n / MiB).toFixed(1)} MiB`;
+
+/** Allocates every Program buffer; params are filled from `weights`, everything else starts zeroed. */
+export function allocateBuffers(device: GPUDevice, program: Program, weights: WeightSource, maxTokensWanted?: number): GpuBuffers {
+  const limit = device.limits.maxStorageBufferBindingSize;
+  const m = program.model;
+  // Per-token buffers scale with the tokens per forward; fit them under the binding limit.
+  const widest = Math.max(1, ...program.buffers.filter((b) => b.perToken > 0).map((b) => b.perToken * 4));
+  const fit = Math.floor(limit / widest);
+  const maxTokens = maxTokensWanted ?? Math.min(m.maxContext, fit);
+  if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new GpuSetupError(`tokens per forward must be an integer >= 1, got ${maxTokens}`);
+  const created: GPUBuffer[] = [];
+  const byName = new Map<string, GPUBuffer>();
+  let bytes = 0;
+  const make = (label: string, size: number, usage: number): GPUBuffer => {
+    const b = device.createBuffer({ label, size: Math.max(16, Math.ceil(size / 16) * 16), usage });
+    created.push(b);
+    bytes += b.size;
+    return b;
+  };
+  const destroy = () => { for (const b of created) b.destroy(); };
+  try {
+    for (const d of program.buffers) {
+      const size = (d.perToken > 0 ? maxTokens * d.perToken : d.elements) * 4;
+      if (size > limit) {
+        const why = d.perToken > 0 ? ` (${maxTokens} tokens x ${d.perToken} values); use fewer tokens per forward` : '';
+        throw new GpuSetupError(`buffer ${d.name} needs ${mib(size)}${why}, over this device's storage binding limit of ${mib(limit)}; a tensor this large must be split across bindings, which this version does not do`);
+      }
+      const usage = USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC;
+      const buf = make(d.name, size, usage);
+      byName.set(d.name, buf);
+      if (d.kind === 'param') {
+        const name = d.name.replace(/^param:/, '');
+        const data = weights.get(name);
+        if (data.length !== d.elements) throw new GpuSetupError(`weight ${name} has ${data.length} values; the program expects ${d.elements}`);
+        // The WebGPU typings want an ArrayBuffer-backed view; Dawn copies either kind.
+        device.queue.writeBuffer(buf, 0, data as Float32Array<ArrayBuffer>);
+      }
+    }
+    for (const need of ['tokens', 'positions', program.logits]) {
+      if (!byName.has(need)) throw new GpuSetupError(`the program has no '${need}' buffer`);
+    }
+    const uniform = make('step-uniform', 16, USAGE.UNIFORM | USAGE.COPY_DST);
+    const staging = make('logits-readback', maxTokens * m.vocab * 4, USAGE.MAP_READ | USAGE.COPY_DST);
+    return {
+      get(name: string): GPUBuffer {
+        const b = byName.get(name);
+        if (!b) throw new GpuSetupError(`the program refers to an undeclared buffer ${name}`);
+        return b;
+      },
+      uniform, staging, maxTokens, bytes, destroy,
+      maxGroupsPerDim: device.limits.maxComputeWorkgroupsPerDimension,
+    };
+  } catch (e) {
+    destroy();
+    throw e;
+  }
+}
+
+export interface CompiledVariant { readonly rendered: RenderedKernel; readonly pipeline: GPUComputePipeline; readonly layout: GPUBindGroupLayout }
+export interface CompiledKernel { readonly key: string; readonly spec: KernelSpec; readonly variants: readonly CompiledVariant[] }
+
+/**
+ * Renders every kernel of the program and compiles each variant once. Pipelines come
+ * from device.ts's per-device cache (keyed by source), so engines built one after
+ * another on one device (tests, benchmarks, fused vs unfused) compile nothing twice.
+ */
+export async function compileKernels(device: GPUDevice, program: Program, backend: Backend): Promise<Map<string, CompiledKernel>> {
+  const out = new Map<string, CompiledKernel>();
+  for (const { key, spec } of program.kernels) {
+    const rendered = backend.render(key, spec);
+    if (rendered.length === 0) throw new GpuSetupError(`backend ${backend.name} rendered no variant of kernel ${key}`);
+    const variants: CompiledVariant[] = [];
+    for (const r of rendered) {
+      device.pushErrorScope('validation');
+      const pipeline = await compileKernel(device, r).catch(async (e: unknown) => {
+        await device.popErrorScope();
+        throw new GpuSetupError(`kernel ${r.key} (variant for >= ${r.minTokens} tokens): ${e instanceof Error ? e.message : String(e)}`);
+      });
+      const err = await device.popErrorScope();
+      if (err) throw new GpuSetupError(`kernel ${r.key} (variant for >= ${r.minTokens} tokens) was rejected: ${err.message}`);
+      // The layout is the explicit one compileKernel built from r.bindings.
+      variants.push({ rendered: r, pipeline, layout: pipeline.getBindGroupLayout(0) });
+    }
+    out.set(key, { key, spec, variants });
+  }
+  return out;
+}

@@ -1,0 +1,189 @@
+// GGUF model files: GgufFile reads the header once and then single tensors by
+// offset through a file handle (one buffer per tensor; the file is never read
+// whole), as raw blocks (for a device path that dequantises in its kernels) or
+// as Float32Array. GgufWeights binds a spec's params to a file's tensors by
+// GGUF's names, validates all of them before reading any, and loads them with
+// a progress callback.
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import type { ParamInfo } from '../../compiler/ir/graph.ts';
+import { FileCursor } from './ggufCursor.ts';
+import { parseHeader } from './ggufFormat.ts';
+import { dequantize } from './ggufQuant.ts';
+import { DEQUANT_TYPES, GgufError, type DequantType, type GgufTensorInfo, type GgufValue } from './ggufTypes.ts';
+import type { ShapedWeightSource } from './random.ts';
+
+export { GgufError } from './ggufTypes.ts';
+export type { GgufTensorInfo, GgufValue } from './ggufTypes.ts';
+
+// Typed arrays over file bytes assume a little-endian host (every platform node ships on).
+if (new Uint8Array(Uint16Array.of(1).buffer)[0] !== 1) throw new Error('GGUF reading needs a little-endian host');
+
+export class GgufFile {
+  readonly version: number;
+  readonly metadata: ReadonlyMap<string, GgufValue>;
+  readonly tensors: readonly GgufTensorInfo[];
+  readonly alignment: number;
+  readonly dataOffset: number;
+  private readonly byName: Map<string, GgufTensorInfo>;
+  private fd: number | null;
+
+  private constructor(readonly path: string, fd: number, readonly size: number) {
+    this.fd = fd;
+    const h = parseHeader(new FileCursor(fd, size, path));
+    this.version = h.version;
+    this.metadata = h.metadata;
+    this.tensors = h.tensors;
+    this.alignment = h.alignment;
+    this.dataOffset = h.dataOffset;
+    this.byName = new Map(h.tensors.map((t) => [t.name, t]));
+  }
+
+  /** Opens and parses the header; throws GgufError on any defect. Close it when done. */
+  static open(path: string): GgufFile {
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new GgufError(path, 0, `cannot open: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (e as Error).message}`);
+    }
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile()) throw new GgufError(path, 0, 'not a regular file');
+      return new GgufFile(path, fd, st.size);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+  }
+
+  /** Opens, runs `f`, and closes the file whatever happens. */
+  static with<R>(path: string, f: (g: GgufFile) => R): R {
+    const g = GgufFile.open(path);
+    try { return f(g); } finally { g.close(); }
+  }
+
+  tensor(name: string): GgufTensorInfo | undefined { return this.byName.get(name); }
+
+  get(key: string): GgufValue | undefined { return this.metadata.get(key); }
+
+  /** A numeric scalar (any integer or float type; 64-bit values must be exact as numbers). */
+  number(key: string): number | undefined {
+    const v = this.metadata.get(key);
+    if (v === undefined) return undefined;
+    if (v.type === 'u64' || v.type === 'i64') {
+      if (v.value > BigInt(Number.MAX_SAFE_INTEGER) || v.value < -BigInt(Number.MAX_SAFE_INTEGER)) throw this.metaError(key, `${v.value} is too large`);
+      return Number(v.value);
+    }
+    if (v.type === 'string' || v.type === 'bool' || v.type === 'array') throw this.metaError(key, `expected a number, got ${v.type === 'array' ? `an array of ${v.itemType}` : `a ${v.type}`}`);
+    return v.value as number;
+  }
+
+  string(key: string): string | undefined {
+    const v = this.metadata.get(key);
+    if (v === undefined) return undefined;
+    if (v.type !== 'string') throw this.metaError(key, `expected a string, got ${v.type}`);
+    return v.value;
+  }
+
+  private metaError(key: string, detail: string): GgufError {
+    return new GgufError(this.path, 0, `metadata '${key}': ${detail}`);
+  }
+
+  /** The tensor's bytes exactly as stored (quantised blocks stay blocks). */
+  readRaw(t: GgufTensorInfo): Uint8Array {
+    if (this.fd === null) throw new GgufError(this.path, t.fileOffset, 'the file was closed', t.name);
+    const buf = new Uint8Array(t.bytes);
+    let got = 0;
+    while (got < t.bytes) {
+      const r = readSync(this.fd, buf, got, t.bytes - got, t.fileOffset + got);
+      if (r === 0) throw new GgufError(this.path, t.fileOffset + got, `truncated: the file ended while reading ${t.bytes} bytes of data (did it change after opening?)`, t.name);
+      got += r;
+    }
+    return buf;
+  }
+
+  /** The tensor dequantised to f32, in storage order. */
+  readFloat32(t: GgufTensorInfo): Float32Array {
+    if (!(DEQUANT_TYPES as readonly string[]).includes(t.type.name)) {
+      throw new GgufError(this.path, t.infoOffset, `type ${t.type.name} cannot be loaded (supported: ${DEQUANT_TYPES.join(', ')})`, t.name);
+    }
+    return dequantize(t.type.name as DequantType, this.readRaw(t), t.elements);
+  }
+
+  close(): void {
+    if (this.fd !== null) { closeSync(this.fd); this.fd = null; }
+  }
+}
+
+/** GGUF's tensor name for a spec param: `token_embd` -> `token_embd.weight`, `blk.0.attn_q` -> `blk.0.attn_q.weight`. */
+export const ggufTensorName = (param: string): string => `${param}.weight`;
+
+export interface GgufProgress {
+  readonly tensor: string;
+  /** Tensors loaded so far (this one included) and in all. */
+  readonly index: number;
+  readonly count: number;
+  /** File bytes read so far and in all. */
+  readonly bytes: number;
+  readonly totalBytes: number;
+}
+
+export interface GgufLoadOptions { readonly onProgress?: (p: GgufProgress) => void }
+
+const trimOnes = (d: readonly number[]): number[] => {
+  const out = [...d];
+  while (out.length > 1 && out[out.length - 1] === 1) out.pop();
+  return out;
+};
+
+/** A spec's weights from a GGUF file, dequantised to f32 at load. */
+export class GgufWeights implements ShapedWeightSource {
+  private readonly data = new Map<string, Float32Array>();
+
+  private constructor(readonly params: readonly ParamInfo[], readonly path: string) {}
+
+  /** Checks every param against the file (name, shape, loadable type), then reads them all. */
+  static load(path: string, params: readonly ParamInfo[], opts: GgufLoadOptions = {}): GgufWeights {
+    return GgufFile.with(path, (g) => GgufWeights.fromFile(g, params, opts));
+  }
+
+  static fromFile(g: GgufFile, params: readonly ParamInfo[], opts: GgufLoadOptions = {}): GgufWeights {
+    const bound = params.map((p) => [p, bindTensor(g, p)] as const);
+    const w = new GgufWeights(params, g.path);
+    const totalBytes = bound.reduce((s, [, t]) => s + t.bytes, 0);
+    let bytes = 0;
+    bound.forEach(([p, t], i) => {
+      w.data.set(p.name, g.readFloat32(t));
+      bytes += t.bytes;
+      opts.onProgress?.({ tensor: t.name, index: i + 1, count: bound.length, bytes, totalBytes });
+    });
+    return w;
+  }
+
+  get(name: string): Float32Array {
+    const t = this.data.get(name);
+    if (!t) throw new GgufError(this.path, 0, `no loaded tensor for parameter ${name} (loaded: ${this.data.size}, or release() was called)`);
+    return t;
+  }
+
+  /** Drops the f32 copies (e.g. once uploaded to a GPU). */
+  release(): void { this.data.clear(); }
+}
+
+/** The file's tensor for a spec param, checked for shape and loadable type. */
+export function bindTensor(g: GgufFile, p: ParamInfo): GgufTensorInfo {
+  const name = ggufTensorName(p.name);
+  const t = g.tensor(name) ?? g.tensor(p.name);
+  if (!t) {
+    const at = g.tensors[0]?.infoOffset ?? g.dataOffset;
+    throw new GgufError(g.path, at, `missing: the spec's parameter ${p.name} [${p.shape.join(', ')}] needs it, and none of the file's ${g.tensors.length} tensors has that name`, name);
+  }
+  if (trimOnes(t.dims).join() !== trimOnes(p.shape).join()) {
+    throw new GgufError(g.path, t.infoOffset, `has dims [${t.dims.join(', ')}], but the spec declares parameter ${p.name} as [${p.shape.join(', ')}] (both in ggml order [in, out])`, t.name);
+  }
+  if (!(DEQUANT_TYPES as readonly string[]).includes(t.type.name)) {
+    throw new GgufError(g.path, t.infoOffset, `type ${t.type.name} cannot be loaded (supported: ${DEQUANT_TYPES.join(', ')})`, t.name);
+  }
+  return t;
+}

@@ -1,0 +1,109 @@
+// The `infer` CLI contract that scripts depend on: exit statuses, diagnostics on
+// stderr, exactly one JSON object on stdout with --json, clear errors without
+// stack traces. In-process through main() (CPU backend), plus bin/infer.mjs end
+// to end for the re-exec and exit-status pass-through.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { main } from '../../compiler/cli.ts';
+
+const SPEC = 'examples/tiny-llama.infer';
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '', err = '';
+  const code = await main(argv, { out: (t) => { out += t; }, err: (t) => { err += t; } });
+  return { code, out, err };
+}
+
+function badSpec(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'infer-cli-'));
+  const file = join(dir, 'bad.infer');
+  writeFileSync(file, readFileSync(SPEC, 'utf8').replace('kv_heads = 2', 'kv_heads = 3'));
+  return file;
+}
+
+describe('infer check', () => {
+  it('exits 0 on a clean spec and 1 with file:line:col and a caret on a bad one', async () => {
+    expect((await cli('check', SPEC)).code).toBe(0);
+    const file = badSpec();
+    const r = await cli('check', file);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: error: .*kv_heads`, 'm'));
+    expect(r.err).toMatch(/^\s*\^~*$/m);
+    expect(r.out).toBe('');
+  });
+
+  it('reports a missing file, an unknown command and unknown options clearly', async () => {
+    expect(await cli('check', 'nope.infer')).toMatchObject({ code: 1, err: 'infer: cannot read nope.infer: no such file\n' });
+    expect((await cli('frobnicate', SPEC)).err).toMatch(/unknown command 'frobnicate'/);
+    const r = await cli('run', SPEC, '--bogus');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/Unknown option '--bogus'/);
+    expect(r.err).not.toMatch(/\n\s+at /); // no stack trace
+  });
+});
+
+describe('infer compile', () => {
+  it('writes one .wgsl per kernel variant and a manifest', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'infer-wgsl-'));
+    const r = await cli('compile', SPEC, '--target', 'wgsl', '--out', out);
+    expect(r.code).toBe(0);
+    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
+    const files = readdirSync(out).filter((f) => f.endsWith('.wgsl')).sort();
+    const listed = manifest.kernels.flatMap((k: { variants: { file: string }[] }) => k.variants.map((v) => v.file)).sort();
+    expect(files).toEqual(listed);
+    expect(manifest.program.format).toBe('infer-program/1');
+    expect(readFileSync(join(out, files[0]), 'utf8')).toMatch(/@compute/);
+  });
+
+  it('exits 2 for targets not built yet, 1 for unknown ones, and prints IR on request', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'infer-x-'));
+    for (const t of ['cuda', 'ts']) expect(await cli('compile', SPEC, '--target', t, '--out', out)).toMatchObject({ code: 2, err: expect.stringMatching(/not implemented yet in this version/) });
+    expect((await cli('compile', SPEC, '--target', 'spirv', '--out', out)).code).toBe(1);
+    expect((await cli('compile', SPEC, '--target', 'wgsl')).err).toMatch(/--out DIR/);
+    const ir = await cli('compile', SPEC, '--target', 'wgsl', '--out', out, '--print-ir', '--no-fuse', 'all');
+    expect(ir.out).toMatch(/^graph TinyLlama/);
+    expect(ir.out).not.toMatch(/fused_matmul/);
+    expect((await cli('compile', SPEC, '--target', 'wgsl', '--out', out, '--no-fuse', 'bogus')).err).toMatch(/unknown fusion 'bogus'/);
+  });
+});
+
+describe('infer run (CPU backend)', () => {
+  it('--json prints exactly one JSON object with tokens, top_logprobs and stats', async () => {
+    const r = await cli('run', SPEC, '--backend', 'cpu', '--tokens', '1,2,3', '--max-tokens', '5', '--top-logprobs', '3', '--json', '--ignore-eos');
+    expect(r.code).toBe(0);
+    const lines = r.out.trim().split('\n');
+    expect(lines.length).toBe(1);
+    const j = JSON.parse(lines[0]);
+    expect(j.tokens.length).toBe(5);
+    expect(j.top_logprobs.length).toBe(5);
+    expect(j.top_logprobs[0].length).toBe(3);
+    expect(j.top_logprobs[0][0]).toEqual({ id: j.tokens[0], logprob: expect.any(Number) });
+    for (const k of ['prefill_ms', 'decode_ms', 'tokens_per_s', 'dispatches_per_token', 'backend']) expect(j.stats).toHaveProperty(k);
+    expect(j.stats.backend).toBe('cpu');
+  });
+
+  it('is reproducible for a seed and validates its flags', async () => {
+    const run = (seed: string) => cli('run', SPEC, '--backend', 'cpu', '--max-tokens', '6', '--temperature', '1.2', '--top-p', '0.9', '--seed', seed, '--json', '--ignore-eos');
+    const a = JSON.parse((await run('5')).out), b = JSON.parse((await run('5')).out);
+    expect(a.tokens).toEqual(b.tokens);
+    expect((await cli('run', SPEC, '--backend', 'cpu', '--tokens', '1,x')).err).toMatch(/--tokens: 'x' is not a token id/);
+    expect((await cli('run', SPEC, '--backend', 'cpu', '--top-p', '1.5')).err).toMatch(/--top-p/);
+    expect((await cli('run', SPEC, '--backend', 'metal')).err).toMatch(/unknown backend 'metal'/);
+    const w = await cli('run', SPEC, '--backend', 'cpu', '--max-tokens', '1', '--weights', 'x.gguf', '--json');
+    expect(w.code).toBe(0);
+    expect(w.err).toMatch(/--weights x.gguf ignored: \w+ binds random\(seed = \d+\) weights \(write 'weights gguf' in the spec to load a file\)/);
+  });
+});
+
+describe('bin/infer.mjs', () => {
+  it('re-executes under --no-opt and passes exit statuses through', () => {
+    const ok = spawnSync(process.execPath, ['bin/infer.mjs', 'run', SPEC, '--backend', 'cpu', '--max-tokens', '2', '--json'], { encoding: 'utf8' });
+    expect(ok.status).toBe(0);
+    expect(JSON.parse(ok.stdout).tokens.length).toBe(2);
+    expect(spawnSync(process.execPath, ['bin/infer.mjs', 'check', badSpec()], { encoding: 'utf8' }).status).toBe(1);
+    expect(spawnSync(process.execPath, ['bin/infer.mjs', 'compile', SPEC, '--target', 'cuda', '--out', tmpdir()], { encoding: 'utf8' }).status).toBe(2);
+  }, 60_000);
+});

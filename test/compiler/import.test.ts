@@ -1,0 +1,121 @@
+// `infer import`: GGUF header -> .infer spec. The spec compiles, reproduces the
+// file's architecture (checked by running it on the file's weights against the
+// same spec bound to the same seeded weights), is sanitised against hostile
+// metadata, and unsupported files are refused with an error that says what is supported.
+import fc from 'fast-check';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { compileSpec } from '../../compiler/compile.ts';
+import { f32Literal, importGguf, ImportError, sanitizeName } from '../../compiler/import.ts';
+import { CpuEngine } from '../../runtime/cpu/engine.ts';
+import { GgufWeights } from '../../runtime/weights/gguf.ts';
+import { gv, writeGguf } from '../../runtime/weights/ggufWriter.ts';
+import { RandomWeights } from '../../runtime/weights/random.ts';
+import { writeLlamaGguf, type GgufLlama } from '../fixtures/ggufLlama.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'infer-import-'));
+let n = 0;
+const base: GgufLlama = { vocab: 272, dim: 32, layers: 2, heads: 4, kvHeads: 2, ffn: 48, type: 'f32', tied: false, seed: 9, ctx: 64 };
+
+function file(m: Partial<GgufLlama> = {}): string {
+  const f = join(dir, `m${n++}.gguf`);
+  writeLlamaGguf(f, { ...base, ...m });
+  return f;
+}
+
+function compiled(spec: string) {
+  const c = compileSpec(spec, 'imported.infer');
+  expect(c.diagnostics.map((d) => d.message)).toEqual([]);
+  return c;
+}
+
+describe('infer import', () => {
+  it('writes a spec with the file\'s config that compiles and binds GGUF weights', () => {
+    const spec = importGguf(file({ theta: 500000, eps: 1e-6, name: 'Tiny Llama 3.1 (test)' }));
+    const m = compiled(spec).program!.model;
+    expect(m).toMatchObject({ name: 'Tiny_Llama_3_1_test', vocab: 272, dim: 32, layers: 2, heads: 4, kvHeads: 2, headDim: 8, maxContext: 64, eos: 2, weights: { binding: 'gguf' } });
+    expect(m.constants).toMatchObject({ ffn: 48, rope_theta: 500000, norm_eps: 1e-6 });
+    expect(spec).toMatch(/^  logits = rmsnorm\(x, output_norm, eps = norm_eps\) @ output$/m);
+    expect(spec).toMatch(/^    output: \[dim, vocab\]$/m);
+  });
+
+  it('ties the output to token_embd when the file has no output.weight; MQA; an explicit key_length', () => {
+    const spec = importGguf(file({ tied: true, kvHeads: 1, headDim: 16 }));
+    expect(spec).toMatch(/@ token_embd$/m);
+    expect(spec).not.toMatch(/^\s+output: \[/m);
+    expect(spec).toMatch(/multi-query attention/);
+    expect(compiled(spec).program!.model).toMatchObject({ kvHeads: 1, headDim: 16 });
+  });
+
+  it('computes what the same spec computes on the same seeded weights (the binding reads every tensor right)', async () => {
+    for (const tied of [false, true]) {
+      const f = file({ tied, seed: 21 });
+      const spec = importGguf(f);
+      const viaGguf = compiled(spec), viaSeed = compiled(spec.replace('weights gguf', 'weights random(seed = 21)'));
+      const a = new CpuEngine(viaGguf.graph!, GgufWeights.load(f, viaGguf.program!.params));
+      const b = new CpuEngine(viaSeed.graph!, new RandomWeights(viaSeed.program!.params, 21));
+      const ids = Int32Array.of(1, 260, 270, 5), pos = Int32Array.of(0, 1, 2, 3);
+      expect(await a.forward(ids, pos)).toEqual(await b.forward(ids, pos));
+    }
+  });
+
+  it('caps max_context on request', () => {
+    expect(compiled(importGguf(file(), { maxContext: 16 })).program!.model.maxContext).toBe(16);
+  });
+
+  it('sanitises names from the file: only [A-Za-z0-9_], never a keyword, never empty', () => {
+    fc.assert(fc.property(fc.string({ unit: 'grapheme', maxLength: 30 }), (raw) => {
+      const s = sanitizeName(raw);
+      expect(s).toMatch(/^[A-Za-z][A-Za-z0-9_]{0,66}$/);
+      expect(['model', 'config', 'layer', 'params', 'weights', 'return', 'kv_cache']).not.toContain(s);
+    }));
+    expect(sanitizeName('model')).toBe('model_model');
+    expect(sanitizeName('3b')).toBe('M_3b');
+    expect(sanitizeName('')).toBe('Imported');
+    // A hostile general.name cannot inject spec text.
+    const spec = importGguf(file({ name: 'x {\n}\nmodel Evil { config { vocab = 1 } } # ' }));
+    expect(spec).toMatch(/^model x_model_Evil_config_vocab_1 \{$/m);
+    compiled(spec);
+  });
+
+  it('prints f32 metadata as the shortest decimal that reads back as the same f32', () => {
+    fc.assert(fc.property(fc.float({ min: Math.fround(1e-12), max: Math.fround(1e12), noNaN: true }), (x) => {
+      const s = f32Literal(x);
+      expect(Math.fround(Number(s))).toBe(Math.fround(x));
+      expect(s).toMatch(/^\d+(\.\d+)?(e-?\d+)?$/);
+    }));
+    expect([f32Literal(10000), f32Literal(Math.fround(1e-5)), f32Literal(500000)]).toEqual(['10000.0', '0.00001', '500000.0']);
+  });
+});
+
+describe('infer import refuses what it cannot reproduce', () => {
+  const refuse = (f: string, re: RegExp) => {
+    expect(() => importGguf(f)).toThrow(ImportError);
+    expect(() => importGguf(f)).toThrow(re);
+  };
+
+  it('other architectures and MoE, naming them and what is supported', () => {
+    const g = join(dir, `gpt2${n++}.gguf`);
+    writeGguf(g, [['general.architecture', gv.str('gpt2')]], []);
+    refuse(g, /architecture "gpt2" is not supported; infer imports 'llama' \(dense, with MHA\/GQA\/MQA attention, tied or separate output\)/);
+    refuse(file({ extra: [['llama.expert_count', gv.u32(8)], ['llama.expert_used_count', gv.u32(2)]] }), /mixture of experts \(8 experts\); MoE import is not supported yet: infer imports 'llama'/);
+    const none = join(dir, `none${n++}.gguf`);
+    writeGguf(none, [], []);
+    refuse(none, /no general.architecture in the metadata/);
+  });
+
+  it('missing keys, rope scaling, partial rope and extra tensors', () => {
+    const noEps = join(dir, `noeps${n++}.gguf`);
+    writeGguf(noEps, [['general.architecture', gv.str('llama')], ['llama.block_count', gv.u32(1)], ['llama.embedding_length', gv.u32(8)], ['llama.feed_forward_length', gv.u32(8)], ['llama.attention.head_count', gv.u32(2)]], []);
+    refuse(noEps, /needs metadata 'llama.attention.layer_norm_rms_epsilon', which is missing/);
+    refuse(file({ extra: [['llama.rope.scaling.type', gv.str('yarn')]] }), /rope scaling "yarn" is not supported/);
+    refuse(file({ extra: [['llama.rope.dimension_count', gv.u32(4)]] }), /rope.dimension_count 4 differs from the head size 8/);
+    const biased = join(dir, `bias${n++}.gguf`);
+    writeGguf(biased, [['general.architecture', gv.str('llama')], ['llama.block_count', gv.u32(1)], ['llama.embedding_length', gv.u32(8)], ['llama.feed_forward_length', gv.u32(8)],
+      ['llama.attention.head_count', gv.u32(2)], ['llama.attention.layer_norm_rms_epsilon', gv.f32(1e-5)]],
+    [{ name: 'token_embd.weight', dims: [8, 4], type: 'f32', data: new Float32Array(32) }, { name: 'blk.0.attn_q.bias', dims: [8], type: 'f32', data: new Float32Array(8) }]);
+    refuse(biased, /tensor "blk.0.attn_q.bias" is not part of the dense llama that infer imports/);
+  });
+});

@@ -1,0 +1,110 @@
+// Helpers for the GPU kernel tests: seeded data, one-op graphs run on the IR
+// interpreter (the oracle), one kernel run on the device, and the comparison.
+import { expect } from 'vitest';
+import { CpuKvCache, GraphBuilder, interpret, type ModelInfo, type Node } from '../../compiler/ir/index.ts';
+import type { KernelSpec } from '../../compiler/program.ts';
+import { kernelKey } from '../../compiler/program.ts';
+import type { RenderedKernel } from '../../backends/backend.ts';
+import { wgslBackend } from '../../backends/wgsl/render.ts';
+import { readBuffer, runKernel, storageBuffer, zeroBuffer } from '../../runtime/webgpu/device.ts';
+
+/** mulberry32: a small seeded PRNG, so a failing fast-check seed reproduces its data too. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** n f32 values in +-[0.1, 1) * scale: non-zero, so a kernel that skips a term shows. */
+export function data(next: () => number, n: number, scale = 1): Float32Array {
+  return Float32Array.from({ length: n }, () => {
+    const v = (0.1 + 0.9 * next()) * scale;
+    return next() < 0.5 ? -v : v;
+  });
+}
+
+const MODEL: ModelInfo = {
+  name: 'one-op', vocab: 1, dim: 1, layers: 1, heads: 1, kvHeads: 1, headDim: 1, maxContext: 1, eos: null,
+  kv: { layout: { kind: 'contiguous' }, dtype: 'f32', window: null }, weights: { binding: 'random', seed: 0 }, constants: {},
+};
+
+export interface OneOp {
+  /** Tensors by param name (activations are params of fixed shape [T, ...] here). */
+  readonly params: Record<string, Float32Array>;
+  readonly tokens: Int32Array;
+  readonly positions: Int32Array;
+  /** A CPU cache to run against (prefilled by the caller); default: a tiny empty one. */
+  readonly kv?: CpuKvCache;
+}
+
+/** Builds a one-op graph with `build` and returns the value of the node it returns. */
+export function oracle(inp: OneOp, build: (b: GraphBuilder, p: (name: string, shape: number[]) => Node) => Node): Float64Array | Float32Array {
+  const b = new GraphBuilder();
+  const p = (name: string, shape: number[]) => b.param(name, shape);
+  const out = build(b, p);
+  const g = b.finish(MODEL, out);
+  const maxPos = Math.max(0, ...inp.positions);
+  const kv = inp.kv ?? new CpuKvCache(1, 1, 1, maxPos + 1);
+  const weights = { get: (name: string) => { const d = inp.params[name]; if (!d) throw new Error(`no tensor ${name}`); return d; } };
+  const vals = interpret(g, weights, kv, { tokens: inp.tokens, positions: inp.positions });
+  return vals.get(out) ?? new Float64Array(0);
+}
+
+/** The variants of a spec's kernel, by variant suffix ('' for single-variant kernels). */
+export function variants(spec: KernelSpec): Map<string, RenderedKernel> {
+  const key = kernelKey(spec);
+  return new Map(wgslBackend.render(key, spec).map((r) => [r.key === key ? '' : r.key.slice(key.length + 1), r]));
+}
+
+/**
+ * Runs kernels in order over one set of buffers (bound by binding name): `inputs` become
+ * storage buffers, `outputs` (name -> element count, or initial contents) too, and their
+ * contents afterwards are returned.
+ */
+export async function runOnGpu(
+  device: GPUDevice, kernels: RenderedKernel | RenderedKernel[], tokens: number,
+  inputs: Record<string, Float32Array | Int32Array>, outputs: Record<string, number | Float32Array>,
+): Promise<Record<string, Float32Array>> {
+  const bufs: Record<string, GPUBuffer> = {};
+  for (const [name, d] of Object.entries(inputs)) bufs[name] = storageBuffer(device, d, name);
+  for (const [name, o] of Object.entries(outputs)) bufs[name] = typeof o === 'number' ? zeroBuffer(device, o * 4, name) : storageBuffer(device, o, name);
+  try {
+    for (const r of Array.isArray(kernels) ? kernels : [kernels]) await runKernel(device, r, bufs, tokens);
+    const res: Record<string, Float32Array> = {};
+    for (const [name, o] of Object.entries(outputs)) {
+      res[name] = await readBuffer(device, bufs[name], Float32Array, 4 * (typeof o === 'number' ? o : o.length));
+    }
+    return res;
+  } finally {
+    for (const b of Object.values(bufs)) b.destroy();
+  }
+}
+
+/** Scale-relative check: max |got - want| <= tol * max |want| (want's largest magnitude). */
+export function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what = ''): void {
+  expect(got.length, `${what} length`).toBe(want.length);
+  let scale = 0, worst = 0, at = -1;
+  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
+  for (let i = 0; i < want.length; i++) {
+    const d = Math.abs(got[i] - want[i]);
+    if (!(d <= worst)) { worst = d; at = i; }
+  }
+  if (!(worst <= tol * scale)) {
+    throw new Error(`${what}: max |gpu - cpu| = ${worst} at ${at} (gpu ${got[at]}, cpu ${want[at]}) exceeds ${tol} * ${scale}`);
+  }
+}
+
+/** Element-relative check for elementwise kernels: |got - want| <= tol * (|want| + 1), f32-overflowed elements ignored. */
+export function expectCloseEach(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what = ''): void {
+  expect(got.length, `${what} length`).toBe(want.length);
+  for (let i = 0; i < want.length; i++) {
+    if (!(Math.abs(want[i]) < 1e30)) continue; // overflows f32: no finite answer to compare
+    const d = Math.abs(got[i] - want[i]);
+    if (!(d <= tol * (Math.abs(want[i]) + 1))) throw new Error(`${what}: element ${i}: gpu ${got[i]}, cpu ${want[i]}`);
+  }
+}

@@ -1,0 +1,153 @@
+// Every WGSL kernel kind and variant against the IR interpreter, on a real WebGPU
+// device (lavapipe here): fast-check draws shapes (non-multiples of 4 and of the
+// workgroup sizes included), data and positions; the GPU result must match the
+// float64 interpreter within TOL, relative to the output's largest magnitude.
+// No adapter is a failure, never a skip. INFER_GPU_RUNS=n sets the runs per property
+// (default 12, about 100 s here; elementwise gets twice as many).
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CpuKvCache, type Node } from '../../compiler/ir/index.ts';
+import type { ElementwiseExpr, KernelSpec } from '../../compiler/program.ts';
+import { createGpuDevice } from '../../runtime/webgpu/device.ts';
+import { data, expectClose, expectCloseEach, oracle, rng, runOnGpu, variants } from './harness.ts';
+import { exprArb, f32Conditioned, graphOfExpr } from './exprArb.ts';
+
+/** Max |gpu - cpu| / max |cpu| allowed: f32 accumulation over K <= 2600 stays near 1e-6. */
+const TOL = 1e-4;
+const RUNS = Number(process.env.INFER_GPU_RUNS ?? 12);
+
+let device: GPUDevice;
+beforeAll(async () => { device = await createGpuDevice(); });
+afterAll(() => device?.destroy());
+
+const prop = <T>(arb: fc.Arbitrary<T>, body: (c: T) => Promise<void>, runs = RUNS) =>
+  fc.assert(fc.asyncProperty(arb, body), { numRuns: runs });
+const seed = fc.integer({ min: 0, max: 2 ** 31 - 1 });
+
+it('runs under --no-opt (vitest.config.ts execArgv)', () => {
+  expect(process.execArgv).toContain('--no-opt');
+});
+
+it('embed', () => prop(fc.record({ dim: fc.integer({ min: 1, max: 150 }), vocab: fc.integer({ min: 1, max: 60 }), T: fc.integer({ min: 1, max: 20 }), seed }), async ({ dim, vocab, T, seed }) => {
+  const next = rng(seed);
+  const table = data(next, dim * vocab);
+  const tokens = Int32Array.from({ length: T }, () => Math.floor(next() * vocab));
+  const want = oracle({ params: { table }, tokens, positions: new Int32Array(T) }, (b, p) => b.node('embed', {}, [b.tokens(), p('table', [dim, vocab])]));
+  const got = await runOnGpu(device, variants({ kind: 'embed', dim, vocab }).get('')!, T, { tokens, table }, { out: T * dim });
+  expectClose(got.out, want, TOL, 'embed');
+}));
+
+it('rmsnorm', () => prop(fc.record({ dim: fc.integer({ min: 1, max: 700 }), eps: fc.constantFrom(1e-5, 1e-6, 0.25), T: fc.integer({ min: 1, max: 20 }), seed }), async ({ dim, eps, T, seed }) => {
+  const next = rng(seed);
+  const x = data(next, T * dim, 3), weight = data(next, dim);
+  const want = oracle({ params: { x, weight }, tokens: new Int32Array(T), positions: new Int32Array(T) },
+    (b, p) => b.node('rmsnorm', { eps }, [p('x', [T, dim]), p('weight', [dim])]));
+  const got = await runOnGpu(device, variants({ kind: 'rmsnorm', dim, eps }).get('')!, T, { x, weight }, { out: T * dim });
+  expectClose(got.out, want, TOL, 'rmsnorm');
+}));
+
+describe('matmul', () => {
+  // K: any, multiples of 4 (vec4 GEMV), and long rows (several staged chunks / K tiles).
+  const shape = (maxT: number) => fc.record({
+    K: fc.oneof(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 80 }).map((k) => 4 * k), fc.integer({ min: 1000, max: 2600 })),
+    N: fc.integer({ min: 1, max: 150 }), T: fc.integer({ min: 1, max: maxT }), seed,
+  }).map((c) => ({ ...c, N: c.K > 500 ? Math.min(c.N, 12) : c.N })); // keep the float64 oracle quick
+  for (const variant of ['gemv', 'tiled'] as const) {
+    for (const prologue of ['none', 'rmsnorm', 'silu_mul'] as const) {
+      for (const residual of [false, true]) {
+        // The tiled kernel also sees T > 32 (several token tiles) and T < 8 (below its minTokens).
+        it(`${variant}, prologue ${prologue}${residual ? ', residual' : ''}`, () => prop(shape(variant === 'tiled' ? 40 : 20), async ({ K, N, T, seed }) => {
+          const next = rng(seed);
+          const eps = 1e-5;
+          const t: Record<string, Float32Array> = { w: data(next, K * N, 1 / Math.sqrt(K)) };
+          const srcNames = prologue === 'none' ? ['x'] : prologue === 'rmsnorm' ? ['x', 'norm'] : ['gate', 'up'];
+          for (const name of srcNames) t[name] = data(next, name === 'norm' ? K : T * K, name === 'x' ? 2 : 1);
+          if (residual) t.res = data(next, T * N);
+          const want = oracle({ params: t, tokens: new Int32Array(T), positions: new Int32Array(T) }, (b, p) => {
+            const src: Node[] = srcNames.map((n) => p(n, n === 'norm' ? [K] : [T, K]));
+            src.push(p('w', [K, N]));
+            if (residual) src.push(p('res', [T, N]));
+            return b.node('fused_matmul', { prologue, eps, residual }, src);
+          });
+          const spec: KernelSpec = { kind: 'matmul', K, N, prologue, eps, residual };
+          const got = await runOnGpu(device, variants(spec).get(variant)!, T, t, { out: T * N });
+          expectClose(got.out, want, TOL, `${variant} K=${K} N=${N} T=${T}`);
+        }));
+      }
+    }
+  }
+});
+
+it('rope (positions up to 8191)', () => prop(fc.record({
+  heads: fc.integer({ min: 1, max: 8 }), headDim: fc.integer({ min: 1, max: 64 }).map((d) => 2 * d), T: fc.integer({ min: 1, max: 20 }),
+  theta: fc.constantFrom(10000, 500000, 1e6, 77.5), start: fc.integer({ min: 0, max: 8191 - 20 }), seed,
+}), async ({ heads, headDim, T, theta, start, seed }) => {
+  const next = rng(seed);
+  const x = data(next, T * heads * headDim);
+  const positions = Int32Array.from({ length: T }, (_, i) => start + i);
+  const want = oracle({ params: { x }, tokens: new Int32Array(T), positions }, (b, p) => b.node('rope', { theta }, [p('x', [T, heads, headDim]), b.positions()]));
+  const got = await runOnGpu(device, variants({ kind: 'rope', heads, headDim, theta }).get('')!, T, { x, positions }, { out: T * heads * headDim });
+  expectClose(got.out, want, TOL, 'rope');
+}));
+
+/** A cache case: shapes, this step's contiguous positions, and the cache's earlier contents. */
+const cacheCase = fc.record({
+  kvHeads: fc.integer({ min: 1, max: 4 }), group: fc.constantFrom(1, 2, 3, 4, 8),
+  headDim: fc.oneof(fc.integer({ min: 1, max: 64 }).map((d) => 2 * d), fc.constantFrom(128, 256)),
+  maxContext: fc.integer({ min: 1, max: 300 }), T: fc.integer({ min: 1, max: 20 }), startFrac: fc.double({ min: 0, max: 1, noNaN: true }),
+  window: fc.option(fc.integer({ min: 1, max: 300 }), { freq: 2 }), causal: fc.boolean(), scale: fc.double({ min: 0.05, max: 1, noNaN: true }), seed,
+}).map((c) => {
+  // Bound the float64 oracle's work (T * heads * context * headDim) to keep runs quick.
+  const heads = c.kvHeads * c.group;
+  const maxContext = Math.max(c.T, Math.min(c.maxContext, Math.floor(3e6 / (c.T * heads * c.headDim))));
+  const start = Math.floor(c.startFrac * (maxContext - c.T + 1));
+  return { ...c, heads, maxContext, positions: Int32Array.from({ length: c.T }, (_, i) => Math.min(start + i, maxContext - 1)) };
+});
+
+function prefilled(next: () => number, kvHeads: number, headDim: number, maxContext: number) {
+  const kc = data(next, maxContext * kvHeads * headDim), vc = data(next, maxContext * kvHeads * headDim);
+  const kv = new CpuKvCache(1, kvHeads, headDim, maxContext);
+  kv.k[0].set(kc);
+  kv.v[0].set(vc);
+  return { kc, vc, kv };
+}
+
+it('kv_store', () => prop(cacheCase, async ({ kvHeads, headDim, maxContext, T, positions, seed }) => {
+  const next = rng(seed);
+  const { kc, vc, kv } = prefilled(next, kvHeads, headDim, maxContext);
+  const k = data(next, T * kvHeads * headDim), v = data(next, T * kvHeads * headDim);
+  oracle({ params: { k, v }, tokens: new Int32Array(T), positions, kv }, (b, p) =>
+    b.node('kv_store', { layer: 0 }, [p('k', [T, kvHeads, headDim]), p('v', [T, kvHeads, headDim]), b.positions()]));
+  const got = await runOnGpu(device, variants({ kind: 'kv_store', kvHeads, headDim, maxContext }).get('')!, T, { k, v, positions }, { kcache: kc, vcache: vc });
+  expect(Array.from(got.kcache)).toEqual(Array.from(kv.k[0]));
+  expect(Array.from(got.vcache)).toEqual(Array.from(kv.v[0]));
+}));
+
+it('attention (after kv_store; GQA, MQA, MHA; windows; non-causal)', () => prop(cacheCase, async (c) => {
+  const { heads, kvHeads, headDim, maxContext, T, positions, causal, scale } = c;
+  const window = c.window;
+  const next = rng(c.seed);
+  const { kc, vc, kv } = prefilled(next, kvHeads, headDim, maxContext);
+  const k = data(next, T * kvHeads * headDim), v = data(next, T * kvHeads * headDim), q = data(next, T * heads * headDim);
+  const want = oracle({ params: { k, v, q }, tokens: new Int32Array(T), positions, kv }, (b, p) => {
+    const cache = b.node('kv_store', { layer: 0 }, [p('k', [T, kvHeads, headDim]), p('v', [T, kvHeads, headDim]), b.positions()]);
+    return b.node('attention', { layer: 0, causal, window, scale }, [p('q', [T, heads, headDim]), cache, b.positions()]);
+  });
+  const store = variants({ kind: 'kv_store', kvHeads, headDim, maxContext }).get('')!;
+  const attend = variants({ kind: 'attention', heads, kvHeads, headDim, maxContext, scale, window, causal }).get('')!;
+  const got = await runOnGpu(device, [store, attend], T, { k, v, q, positions }, { kcache: kc, vcache: vc, out: T * heads * headDim });
+  expectClose(got.out, want, TOL, `attention H=${heads} KH=${kvHeads} D=${headDim} ctx=${maxContext} window=${window} causal=${causal}`);
+}));
+
+it('elementwise (random expressions over every unary and binary function)', () => prop(fc.record({
+  inputs: fc.integer({ min: 1, max: 3 }), width: fc.integer({ min: 1, max: 200 }), T: fc.integer({ min: 1, max: 20 }), seed,
+}).chain((c) => exprArb(c.inputs).map((expr) => ({ ...c, expr }))), async ({ inputs, width, T, seed, expr }) => {
+  const next = rng(seed);
+  const ins: Record<string, Float32Array> = {};
+  for (let i = 0; i < inputs; i++) ins[`in${i}`] = data(next, T * width, 2);
+  // Skip expressions that f32 itself cannot evaluate to TOL (cancellation, overflow).
+  fc.pre(f32Conditioned(expr, ins, T * width, TOL));
+  const want = oracle({ params: ins, tokens: new Int32Array(T), positions: new Int32Array(T) }, (b, p) => graphOfExpr(expr as ElementwiseExpr, b, (i) => p(`in${i}`, [T, width])));
+  const got = await runOnGpu(device, variants({ kind: 'elementwise', width, inputs, expr }).get('')!, T, ins, { out: T * width });
+  expectCloseEach(got.out, want, TOL, JSON.stringify(expr));
+}, RUNS * 2));
