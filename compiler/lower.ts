@@ -132,7 +132,8 @@ function lowerModel(ast: Model, model: ModelInfo, config: ReadonlyMap<string, nu
     else assign(root, s);
   }
   const logits = checkShape(root.lookup('logits') ?? { kind: 'num', value: 0 }, ['T', model.vocab], ast.logits.value.loc, 'logits');
-  const embed = b.finish(model, logits).nodes.find((n) => n.op === 'embed');
+  const graph = b.finish(model, logits);
+  const embed = graph.nodes.find((n) => n.op === 'embed');
   if (embed && embed.shape[1] !== model.dim) throw new LowerError(`the embedding width ${embed.shape[1]} differs from dim (${model.dim})`, ast.logits.loc);
-  return b.finish(model, logits);
+  return graph;
 }
