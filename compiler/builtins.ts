@@ -84,7 +84,7 @@ export const BUILTINS: Record<string, Builtin> = {
     lower: (c) => {
       const layer = c.scope.layer;
       if (layer === null) throw new LowerError('cache(k, v) can only be used inside a layer', c.call.loc);
-      return node(c, (b) => b.node('kv_store', { layer }, [t(c, 0, 'k'), t(c, 1, 'v'), c.scope.positions]));
+      return node(c, (b) => b.node('kv_store', { layer, rope: null }, [t(c, 0, 'k'), t(c, 1, 'v'), c.scope.positions]));
     },
   },
   attention: {

@@ -3,6 +3,7 @@
 // (every weight once, the live KV once). Benchmarks report measured figures
 // against these numbers.
 import type { KernelSpec, Program } from './program.ts';
+import { KV_BITS, tokenBytesPerLayer } from './ir/kvStorage.ts';
 
 export interface StepCost { readonly label: string; readonly kind: KernelSpec['kind']; readonly bytesRead: number; readonly bytesWritten: number; readonly flops: number }
 
@@ -18,10 +19,19 @@ export interface ForwardCost {
 
 const F32 = 4;
 
-/** KV-cache bytes: 2 x layers x kv_heads x head_dim x seq_len x batch x bytes_per_value. */
-export function kvCacheBytes(p: Program, seqLen: number, batch = 1, bytesPerValue = F32): number {
+/**
+ * KV-cache bytes: 2 x layers x kv_heads x head_dim x seq_len x batch x bytes_per_value,
+ * bytes_per_value from the program's KV dtype (int8/int4 rows also carry one f32 scale,
+ * and rows are padded to whole 32-bit words: both counted).
+ */
+export function kvCacheBytes(p: Program, seqLen: number, batch = 1): number {
+  return p.model.layers * tokenBytesPerLayer(p.kv) * seqLen * batch;
+}
+
+/** The textbook formula with a given bytes_per_value, for reports that show it. */
+export function kvFormulaBytes(p: Program, seqLen: number, batch = 1): number {
   const m = p.model;
-  return 2 * m.layers * m.kvHeads * m.headDim * seqLen * batch * bytesPerValue;
+  return 2 * m.layers * m.kvHeads * m.headDim * seqLen * batch * (KV_BITS[p.kv.dtype] / 8);
 }
 
 export function paramBytes(p: Program): number {
@@ -39,12 +49,17 @@ export function kernelCost(spec: KernelSpec, T: number, context: number): Omit<S
       return { bytesRead: read * F32, bytesWritten: T * spec.N * F32, flops: 2 * T * spec.K * spec.N };
     }
     case 'rope': { const n = T * spec.heads * spec.headDim; return { bytesRead: n * F32 + T * 4, bytesWritten: n * F32, flops: 6 * n }; }
-    case 'kv_store': { const n = 2 * T * spec.kvHeads * spec.headDim; return { bytesRead: n * F32 + T * 4, bytesWritten: n * F32, flops: 0 }; }
+    case 'kv_append': {
+      const n = 2 * T * spec.kvHeads * spec.headDim;
+      return { bytesRead: n * F32 + T * 8, bytesWritten: T * tokenBytesPerLayer(spec), flops: spec.rope === null ? 0 : 3 * n };
+    }
     case 'attention': {
+      // Reads the K/V of the span once per KV head (the query heads of a group share it),
+      // plus the block-table entries of its pages.
       const span = spec.window === null ? context : Math.min(context, spec.window + T - 1);
-      const kv = 2 * span * spec.kvHeads * spec.headDim;
       const q = T * spec.heads * spec.headDim;
-      return { bytesRead: (kv + q) * F32 + T * 4, bytesWritten: q * F32, flops: 4 * T * spec.heads * spec.headDim * span };
+      const tables = 4 * (Math.ceil(span / spec.pageSize) + 3);
+      return { bytesRead: span * tokenBytesPerLayer(spec) + q * F32 + T * 8 + tables, bytesWritten: q * F32, flops: 4 * T * spec.heads * spec.headDim * span };
     }
     case 'elementwise': return { bytesRead: spec.inputs * T * spec.width * F32, bytesWritten: T * spec.width * F32, flops: T * spec.width };
   }

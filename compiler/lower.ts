@@ -34,8 +34,9 @@ export function lower(ast: Model): Lowered {
   if (c.get('head_dim')! % 2 !== 0) err(entryLoc('head_dim'), `head_dim must be even for rope, got ${c.get('head_dim')}`);
   const kv = kvr.kv;
   const kvLoc = ast.sections.kvCache ?? ast.nameLoc;
-  if (kv.layout !== 'contiguous') err(kvLoc, `kv_cache layout '${kv.layout}' is not supported by this version yet; use layout = contiguous`);
-  if (kv.dtype !== 'f32') err(kvLoc, `kv_cache dtype '${kv.dtype}' is not supported by this version yet; use dtype = f32`);
+  // Packed formats store a row in whole 32-bit words; two f16 or eight int4 values share one.
+  if ((kv.dtype === 'int4' || kv.dtype === 'f16') && c.get('head_dim')! % 2 !== 0) err(kvLoc, `kv_cache dtype ${kv.dtype} needs an even head_dim, got ${c.get('head_dim')}`);
+  if (kv.layout === 'paged' && kv.page !== null && kv.page > (c.get('max_context') ?? 2048)) err(kvLoc, `kv_cache page size ${kv.page} is larger than max_context (${c.get('max_context') ?? 2048})`);
   const weights = bindWeights(ast, err);
   if (!ast.layer) err(ast.nameLoc, "a model needs a 'layer' definition");
   if (diagnostics.length || !weights) return { graph: null, diagnostics };
@@ -43,7 +44,8 @@ export function lower(ast: Model): Lowered {
   const model: ModelInfo = {
     name: ast.name, vocab: c.get('vocab')!, dim: c.get('dim')!, layers: c.get('layers')!, heads: c.get('heads')!,
     kvHeads: c.get('kv_heads')!, headDim: c.get('head_dim')!, maxContext: c.get('max_context') ?? 2048, eos: eos ?? null,
-    kv: { layout: { kind: 'contiguous' }, dtype: 'f32', window: kv.window }, weights, constants: Object.fromEntries(c),
+    kv: { layout: kv.layout === 'paged' ? { kind: 'paged', pageSize: kv.page! } : { kind: 'contiguous' }, dtype: kv.dtype, window: kv.window },
+    weights, constants: Object.fromEntries(c),
   };
   try {
     return { graph: lowerModel(ast, model, c), diagnostics };

@@ -2,12 +2,13 @@
 // can carry both a prologue and an epilogue. Every pass's output is verified.
 import type { Graph } from './ir/graph.ts';
 import { verify } from './ir/verify.ts';
+import { fuseKvAppend } from './passes/fuseKvAppend.ts';
 import { fuseNorm } from './passes/fuseNorm.ts';
 import { fuseResidual } from './passes/fuseResidual.ts';
 import { fuseSiluMul } from './passes/fuseSiluMul.ts';
 import type { Pass } from './passes/pass.ts';
 
-export const PIPELINE: readonly Pass[] = [fuseNorm, fuseSiluMul, fuseResidual];
+export const PIPELINE: readonly Pass[] = [fuseNorm, fuseSiluMul, fuseResidual, fuseKvAppend];
 
 export const FUSION_KEYS: readonly string[] = PIPELINE.map((p) => p.fuses);
 

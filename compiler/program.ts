@@ -2,7 +2,8 @@
 // It is plain JSON data (kernels, buffers, the per-step dispatch list, KV layout),
 // so the runtime never re-derives the model, and byte and dispatch counts can be
 // computed from it alone (see cost.ts).
-import type { ModelInfo, ParamInfo } from './ir/graph.ts';
+import type { KvDType, ModelInfo, ParamInfo } from './ir/graph.ts';
+import type { KvStorage } from './ir/kvStorage.ts';
 import type { BinaryFn, UnaryFn } from './ir/ops.ts';
 
 /** An elementwise expression over a kernel's inputs (per element), constants inlined. */
@@ -19,8 +20,9 @@ export type ElementwiseExpr =
  *   rmsnorm:     x, weight, out
  *   matmul:      prologue none: x, w, [res], out | rmsnorm: x, norm, w, [res], out | silu_mul: gate, up, w, [res], out
  *   rope:        x, positions, out
- *   kv_store:    k, v, positions, kcache, vcache
- *   attention:   q, positions, kcache, vcache, out
+ *   kv_append:   k, v, positions, kv_slot, kcache, vcache
+ *   attention:   q, positions, kv_seq, kv_table, kcache, vcache, out
+ *                (pages, scales and the packed block table: compiler/ir/kvStorage.ts)
  *   elementwise: in0 .. in{inputs-1}, out
  * Every kernel also receives the step uniform (number of tokens T) from the runtime.
  */
@@ -29,8 +31,8 @@ export type KernelSpec =
   | { kind: 'rmsnorm'; dim: number; eps: number }
   | { kind: 'matmul'; K: number; N: number; prologue: 'none' | 'rmsnorm' | 'silu_mul'; eps: number; residual: boolean }
   | { kind: 'rope'; heads: number; headDim: number; theta: number }
-  | { kind: 'kv_store'; kvHeads: number; headDim: number; maxContext: number }
-  | { kind: 'attention'; heads: number; kvHeads: number; headDim: number; maxContext: number; scale: number; window: number | null; causal: boolean }
+  | { kind: 'kv_append'; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; rope: number | null }
+  | { kind: 'attention'; heads: number; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; scale: number; window: number | null; causal: boolean }
   | { kind: 'elementwise'; width: number; inputs: number; expr: ElementwiseExpr };
 
 export type KernelKind = KernelSpec['kind'];
@@ -40,8 +42,8 @@ export const BINDINGS: { [K in KernelKind]: (spec: Extract<KernelSpec, { kind: K
   rmsnorm: () => ['x', 'weight', 'out'],
   matmul: (s) => [...(s.prologue === 'none' ? ['x'] : s.prologue === 'rmsnorm' ? ['x', 'norm'] : ['gate', 'up']), 'w', ...(s.residual ? ['res'] : []), 'out'],
   rope: () => ['x', 'positions', 'out'],
-  kv_store: () => ['k', 'v', 'positions', 'kcache', 'vcache'],
-  attention: () => ['q', 'positions', 'kcache', 'vcache', 'out'],
+  kv_append: () => ['k', 'v', 'positions', 'kv_slot', 'kcache', 'vcache'],
+  attention: () => ['q', 'positions', 'kv_seq', 'kv_table', 'kcache', 'vcache', 'out'],
   elementwise: (s) => [...Array.from({ length: s.inputs }, (_, i) => `in${i}`), 'out'],
 };
 
@@ -51,19 +53,47 @@ export function bindingNames(spec: KernelSpec): string[] {
 
 /** The binding a kernel writes; every other binding is only read. */
 export function writtenBindings(spec: KernelSpec): string[] {
-  return spec.kind === 'kv_store' ? ['kcache', 'vcache'] : ['out'];
+  return spec.kind === 'kv_append' ? ['kcache', 'vcache'] : ['out'];
 }
 
+/** input: tokens, positions and the KV block tables, written by the runtime before each forward. */
 export type BufferKind = 'input' | 'param' | 'activation' | 'kv' | 'logits';
 
+/**
+ * A buffer's size is linear in three runtime choices: elements + perToken x tokens per
+ * forward + perPage x KV pool pages + perSeq x sequences per batch (missing terms are 0).
+ */
 export interface BufferDecl {
   readonly name: string;
   readonly kind: BufferKind;
-  readonly dtype: 'f32' | 'i32';
-  /** Elements per token for per-step buffers (size = maxTokens * perToken); 0 for fixed-size ones. */
+  /** u32: packed KV values (f16 pairs, int8 quads, int4 octets). */
+  readonly dtype: 'f32' | 'i32' | 'u32';
   readonly perToken: number;
-  /** Elements of fixed-size buffers (params, KV); 0 for per-token ones. */
   readonly elements: number;
+  readonly perPage?: number;
+  readonly perSeq?: number;
+}
+
+/** The runtime choices a buffer's size depends on. */
+export interface Sizing { readonly maxTokens: number; readonly pages: number; readonly maxSeqs: number }
+
+export function bufferElements(d: BufferDecl, s: Sizing): number {
+  return d.elements + d.perToken * s.maxTokens + (d.perPage ?? 0) * s.pages + (d.perSeq ?? 0) * s.maxSeqs;
+}
+
+/**
+ * The KV cache's storage and the pool's default size. Contiguous layout is the paged
+ * machinery with one page of maxContext slots per sequence: the same kernels, and the
+ * max-length reservation that paging exists to avoid.
+ */
+export interface KvPlan extends KvStorage {
+  readonly layout: 'contiguous' | 'paged';
+  readonly window: number | null;
+  /** Pages one sequence of maxContext tokens needs (the block table's row capacity). */
+  readonly pagesPerSequence: number;
+  /** Default batch capacity and pool size the runtime uses unless told otherwise. */
+  readonly maxSequences: number;
+  readonly pages: number;
 }
 
 export interface Step {
@@ -75,10 +105,11 @@ export interface Step {
 }
 
 export interface Program {
-  readonly format: 'infer-program/1';
+  readonly format: 'infer-program/2';
   readonly model: ModelInfo;
   readonly params: readonly ParamInfo[];
   readonly buffers: readonly BufferDecl[];
+  readonly kv: KvPlan;
   readonly kernels: readonly { readonly key: string; readonly spec: KernelSpec }[];
   /** The dispatches of one forward step over T tokens, in order. */
   readonly steps: readonly Step[];

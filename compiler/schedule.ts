@@ -5,12 +5,30 @@ import type { Graph, Node } from './ir/graph.ts';
 import type { OpArgs } from './ir/ops.ts';
 import { elementsPerToken } from './ir/shapes.ts';
 import type { BufferDecl, ElementwiseExpr, KernelSpec, Program, Step } from './program.ts';
-import { kernelKey } from './program.ts';
+import { kernelKey, type KvPlan } from './program.ts';
+import type { ModelInfo } from './ir/graph.ts';
+import { kvTableElements, pageWords } from './ir/kvStorage.ts';
+
+/** The KV pool's storage and default size; contiguous = one maxContext-slot page per sequence. */
+export function kvPlan(m: ModelInfo, maxSequences: number): KvPlan {
+  const pageSize = m.kv.layout.kind === 'paged' ? m.kv.layout.pageSize : m.maxContext;
+  const pagesPerSequence = Math.ceil(m.maxContext / pageSize);
+  return {
+    layout: m.kv.layout.kind, kvHeads: m.kvHeads, headDim: m.headDim, pageSize, dtype: m.kv.dtype, window: m.kv.window,
+    pagesPerSequence, maxSequences, pages: maxSequences * pagesPerSequence,
+  };
+}
 
 export class ScheduleError extends Error {}
 
-export function schedule(g: Graph, passes: readonly string[] = []): Program {
+export interface ScheduleOptions {
+  /** Default batch capacity (sequences decoded together); the runtime may choose another. */
+  readonly maxSequences?: number;
+}
+
+export function schedule(g: Graph, passes: readonly string[] = [], opts: ScheduleOptions = {}): Program {
   const m = g.model;
+  const kv = kvPlan(m, opts.maxSequences ?? 4);
   const buffers: BufferDecl[] = [];
   const kernels = new Map<string, KernelSpec>();
   const steps: Step[] = [];
@@ -26,11 +44,19 @@ export function schedule(g: Graph, passes: readonly string[] = []): Program {
     steps.push({ kernel: key, args, label: `%${n.id} ${n.op}` });
   };
 
+  // The page pool: per layer, K and V pages (rows, then scales for int8/int4; see
+  // kvStorage.ts); the block tables are per-step inputs.
   for (let layer = 0; layer < m.layers; layer++) {
     for (const which of ['k', 'v'] as const) {
-      addBuffer({ name: kvName(layer, which), kind: 'kv', dtype: 'f32', perToken: 0, elements: m.maxContext * m.kvHeads * m.headDim });
+      addBuffer({ name: kvName(layer, which), kind: 'kv', dtype: kv.dtype === 'f32' ? 'f32' : 'u32', perToken: 0, elements: 0, perPage: pageWords(kv) });
     }
   }
+  const kvArgs = (layer: number): Record<string, string> => ({ kcache: kvName(layer, 'k'), vcache: kvName(layer, 'v') });
+  const tables = {
+    kv_slot: addBuffer({ name: 'kv_slot', kind: 'input', dtype: 'i32', perToken: 1, elements: 0 }),
+    kv_seq: addBuffer({ name: 'kv_seq', kind: 'input', dtype: 'i32', perToken: 1, elements: 0 }),
+    kv_table: addBuffer({ name: 'kv_table', kind: 'input', dtype: 'i32', perToken: 0, elements: kvTableElements(0, 0), perSeq: kvTableElements(1, kv.pagesPerSequence) - kvTableElements(0, 0) }),
+  };
 
   for (const n of g.nodes) {
     const src = (i: number) => bufOf.get(n.src[i])!;
@@ -77,19 +103,19 @@ export function schedule(g: Graph, passes: readonly string[] = []): Program {
         break;
       }
       case 'kv_store': {
-        const layer = (n.arg as OpArgs['kv_store']).layer;
+        const a = n.arg as OpArgs['kv_store'];
         const [, kvHeads, headDim] = n.src[0].shape as [unknown, number, number];
-        if (kvHeads !== m.kvHeads || headDim !== m.headDim) throw new ScheduleError(`cache(k, v) of layer ${layer} has shape [T, ${kvHeads}, ${headDim}], but the model's KV cache is [T, ${m.kvHeads}, ${m.headDim}]`);
-        emit(n, { kind: 'kv_store', kvHeads, headDim, maxContext: m.maxContext },
-          { k: src(0), v: src(1), positions: src(2), kcache: kvName(layer, 'k'), vcache: kvName(layer, 'v') });
-        bufOf.set(n, kvName(layer, 'k'));
+        if (kvHeads !== m.kvHeads || headDim !== m.headDim) throw new ScheduleError(`cache(k, v) of layer ${a.layer} has shape [T, ${kvHeads}, ${headDim}], but the model's KV cache is [T, ${m.kvHeads}, ${m.headDim}]`);
+        emit(n, { kind: 'kv_append', kvHeads, headDim, pageSize: kv.pageSize, dtype: kv.dtype, rope: a.rope },
+          { k: src(0), v: src(1), positions: src(2), kv_slot: tables.kv_slot, ...kvArgs(a.layer) });
+        bufOf.set(n, kvName(a.layer, 'k'));
         break;
       }
       case 'attention': {
         const a = n.arg as OpArgs['attention'];
         const [, heads, headDim] = n.shape as [unknown, number, number];
-        emit(n, { kind: 'attention', heads, kvHeads: m.kvHeads, headDim, maxContext: m.maxContext, scale: a.scale, window: a.window, causal: a.causal },
-          { q: src(0), positions: src(2), kcache: kvName(a.layer, 'k'), vcache: kvName(a.layer, 'v'), out: out() });
+        emit(n, { kind: 'attention', heads, kvHeads: m.kvHeads, headDim, pageSize: kv.pageSize, dtype: kv.dtype, scale: a.scale, window: a.window, causal: a.causal },
+          { q: src(0), positions: src(2), kv_seq: tables.kv_seq, kv_table: tables.kv_table, ...kvArgs(a.layer), out: out() });
         break;
       }
       case 'unary': case 'binary': {
@@ -104,7 +130,7 @@ export function schedule(g: Graph, passes: readonly string[] = []): Program {
     }
   }
   return {
-    format: 'infer-program/1', model: m, params: g.params, buffers,
+    format: 'infer-program/2', model: m, params: g.params, buffers, kv,
     kernels: [...kernels].map(([key, spec]) => ({ key, spec })), steps, logits: bufOf.get(g.logits)!, passes,
   };
 }

@@ -3,6 +3,9 @@
 // per generated token, sampling on the host from the last logits row.
 import type { ModelInfo } from '../compiler/ir/graph.ts';
 import { Sampler, topLogprobs as topN, type SamplingOptions, type TokenLogprob } from './sampling.ts';
+import type { BatchItem } from './kv/batchStep.ts';
+import type { KvSequences } from './kv/sequences.ts';
+import type { KvStats } from './pagedEngine.ts';
 
 export interface EngineStats {
   readonly backend: 'cpu' | 'webgpu';
@@ -32,13 +35,27 @@ export interface Engine {
   readonly model: ModelInfo;
   /** The most tokens one forward accepts (prefills longer than this are split). */
   readonly maxTokensPerForward: number;
-  /** Runs T tokens at the given positions, appending their K/V to the cache. */
+  /** The most sequences one batch forward takes. */
+  readonly maxSequences: number;
+  /** The KV page pool's sequences: join (optionally sharing a prefix), truncate, free. */
+  readonly kv: KvSequences;
+  /**
+   * Runs T tokens of the default sequence at consecutive positions that continue it (or
+   * restart inside it, rolling it back), appending their K/V to the cache.
+   */
   forward(tokens: Int32Array, positions: Int32Array, options?: ForwardOptions): Promise<Float32Array>;
-  /** Forgets the sequence: the next forward starts a new one. */
+  /** Appends each item's tokens to its sequence and runs the whole batch as one step. */
+  forwardBatch(items: readonly BatchItem[], options?: ForwardOptions): Promise<Float32Array[]>;
+  /** KV memory in use (stats.kv). */
+  kvStats(): KvStats;
+  /** Ends every sequence: the next forward starts a new one. */
   reset(): void;
   dispose(): void;
   stats(): EngineStats;
 }
+
+/** What `generate` needs: one sequence driven through `forward`. */
+export type SingleSequenceEngine = Pick<Engine, 'backend' | 'model' | 'maxTokensPerForward' | 'forward' | 'reset' | 'stats'>;
 
 export interface GenerateOptions {
   readonly maxTokens: number;
@@ -85,7 +102,7 @@ const now = (): number => performance.now();
  * output) unless ignoreEos, and when the next forward would fall outside the
  * model's context (so at most maxContext - prompt + 1 tokens come out).
  */
-export async function generate(engine: Engine, prompt: ArrayLike<number>, opts: GenerateOptions): Promise<GenerateResult> {
+export async function generate(engine: SingleSequenceEngine, prompt: ArrayLike<number>, opts: GenerateOptions): Promise<GenerateResult> {
   const m = engine.model;
   const P = prompt.length;
   if (P === 0) throw new GenerateError('the prompt is empty: give at least one token');

@@ -12,6 +12,8 @@ import type { GridDim } from '../backend.ts';
 import { unaryFormula, WGSL_DIALECT } from '../cstyle/expr.ts';
 import { positiveInt } from '../cstyle/literal.ts';
 import type { TemplateName } from './templates.ts';
+import { hasScales, KV_BITS, KV_LEVELS, pageWords, rowWords } from '../../compiler/ir/kvStorage.ts';
+import type { KvDType } from '../../compiler/ir/graph.ts';
 
 export interface Plan {
   readonly template: TemplateName;
@@ -23,6 +25,8 @@ export interface Plan {
   readonly grid: [GridDim, GridDim, GridDim];
   /** Bindings read as array<vec4<f32>> (the rest are array<f32>, or array<i32> for ids). */
   readonly vec4Bindings: readonly string[];
+  /** Bindings holding packed words (array<u32>): quantised or f16 KV pages. */
+  readonly u32Bindings?: readonly string[];
 }
 
 /** Prefill switches from the GEMV to the tiled matmul at this many tokens. */
@@ -57,10 +61,7 @@ export function plansFor(spec: KernelSpec): Plan[] {
       if (headDim % 2) throw new Error(`rope needs an even headDim, got ${headDim}`);
       return [rowPlan('rope', positiveInt('heads', spec.heads) * headDim / 2, { heads: spec.heads, headDim, half: headDim / 2, ...ropeTables(spec.theta, headDim) })];
     }
-    case 'kv_store': {
-      const row = positiveInt('kvHeads', spec.kvHeads) * positiveInt('headDim', spec.headDim);
-      return [rowPlan('kv_store', row, { row, maxContext: positiveInt('maxContext', spec.maxContext) })];
-    }
+    case 'kv_append': return [kvAppendPlan(spec)];
     case 'attention': return [attentionPlan(spec)];
     case 'elementwise':
       return [rowPlan('elementwise', positiveInt('width', spec.width), { width: spec.width })];
@@ -103,6 +104,38 @@ function matmulPlans(spec: MatmulSpec): Plan[] {
   return [gemv, tiled];
 }
 
+/** Template flags and packing constants of a KV format. */
+function kvFormat(dtype: KvDType, headDim: number, kvHeads: number, pageSize: number) {
+  if (!(dtype in KV_BITS)) throw new Error(`unknown KV dtype ${String(dtype)}`);
+  const bits = KV_BITS[dtype];
+  if ((dtype === 'f16' || dtype === 'int4') && headDim % 2) throw new Error(`KV dtype ${dtype} needs an even headDim, got ${headDim}`);
+  return {
+    dtype, f32: dtype === 'f32', f16: dtype === 'f16', scaled: hasScales(dtype), bits, perWord: 32 / bits,
+    mask: bits === 32 ? 0xffffffff : (1 << bits) - 1, levels: KV_LEVELS[dtype] ?? 0, rowWords: rowWords({ headDim, dtype }),
+    pageWords: pageWords({ kvHeads, headDim, pageSize, dtype }), scaleOff: kvHeads * pageSize * rowWords({ headDim, dtype }),
+  };
+}
+
+const PACKED_KV = ['kcache', 'vcache'];
+
+function kvAppendPlan(spec: Extract<KernelSpec, { kind: 'kv_append' }>): Plan {
+  const kvHeads = positiveInt('kvHeads', spec.kvHeads), headDim = positiveInt('headDim', spec.headDim);
+  const fmt = kvFormat(spec.dtype, headDim, kvHeads, positiveInt('pageSize', spec.pageSize));
+  const rope = spec.rope !== null;
+  if (rope && headDim % 2) throw new Error(`rope needs an even headDim, got ${headDim}`);
+  const wg = clampPow2(kvHeads, 1, 64);
+  return {
+    template: 'kv_append', variant: '', minTokens: 1,
+    context: {
+      ...fmt, kvHeads, headDim, pageSize: positiveInt('pageSize', spec.pageSize), wg, rope,
+      ...(rope ? { half: headDim / 2, ...ropeTables(spec.rope!, headDim) } : {}),
+      rows: [{ elem: 'kelem', dst: 'kcache' }, { elem: 'velem', dst: 'vcache' }],
+    },
+    workgroup: [wg, 1, 1], grid: [{ tokensPerGroup: 0, groups: cdiv(kvHeads, wg) }, PER_TOKEN, ONE],
+    vec4Bindings: [], u32Bindings: fmt.f32 ? [] : PACKED_KV,
+  };
+}
+
 type AttentionSpec = Extract<KernelSpec, { kind: 'attention' }>;
 
 function attentionPlan(spec: AttentionSpec): Plan {
@@ -111,6 +144,7 @@ function attentionPlan(spec: AttentionSpec): Plan {
   if (heads % kvHeads) throw new Error(`attention: heads ${heads} is not a multiple of kvHeads ${kvHeads}`);
   if (headDim > 256) throw new Error(`attention supports headDim up to 256, got ${headDim}`);
   if (spec.window !== null) positiveInt('window', spec.window);
+  const fmt = kvFormat(spec.dtype, headDim, kvHeads, positiveInt('pageSize', spec.pageSize));
   const group = heads / kvHeads;
   // The most query heads of a group one workgroup takes: a divisor of the group (so a
   // workgroup never straddles two KV heads), at most 8, and one output slot (head, dim)
@@ -119,17 +153,19 @@ function attentionPlan(spec: AttentionSpec): Plan {
   for (let d = 1; d <= Math.min(group, 8); d++) if (group % d === 0 && d * headDim <= 256) qpw = d;
   const wg = clampPow2(qpw * headDim, 64, 256);
   const block = 64;
-  const vec4 = headDim % 4 === 0;
-  const hdv = vec4 ? headDim / 4 : headDim;
+  // f32 pages are read as vec4 when rows split into whole vec4s; packed rows are walked
+  // word by word against a query row padded to whole words.
+  const vec4 = fmt.f32 && headDim % 4 === 0;
+  const qstride = fmt.f32 ? (vec4 ? headDim / 4 : headDim) : fmt.rowWords * fmt.perWord;
   return {
     template: 'attention', variant: '', minTokens: 1,
     context: {
-      heads, kvHeads, headDim, hdv, group, qpw, wg, block, maxContext: positiveInt('maxContext', spec.maxContext),
+      ...fmt, heads, kvHeads, headDim, group, qpw, wg, block, pageSize: positiveInt('pageSize', spec.pageSize),
       scale: spec.scale, causal: spec.causal, windowed: spec.window !== null, window: spec.window ?? 0,
-      vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', qsLen: qpw * hdv, pLen: qpw * block,
+      vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', qstride, qsLen: qpw * qstride, pLen: qpw * block,
     },
     workgroup: [wg, 1, 1], grid: [PER_TOKEN, { tokensPerGroup: 0, groups: heads / qpw }, ONE],
-    vec4Bindings: vec4 ? ['q', 'kcache'] : [],
+    vec4Bindings: vec4 ? ['q', 'kcache'] : [], u32Bindings: fmt.f32 ? [] : PACKED_KV,
   };
 }
 

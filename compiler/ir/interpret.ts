@@ -4,30 +4,64 @@ import type { Node, Graph } from './graph.ts';
 import type { OpArgs } from './ops.ts';
 import { BINARY_MEANING, UNARY_MEANING } from './ops.ts';
 import { elementsPerToken } from './shapes.ts';
+import type { KvDType } from './graph.ts';
+import { storeRow, type KvStorage, type KvTables } from './kvStorage.ts';
+
+export type { KvTables };
 
 export type Values = Float64Array | Float32Array;
 
 /** Weights in storage layout (2-D [K, N] params: element (k, n) at n*K + k). */
 export interface WeightSource { get(name: string): Float32Array }
 
-/** Per-layer K/V in float64, [position][kvHead][headDim], for one sequence. */
+/**
+ * The CPU's KV page pool: per layer, K and V as [slot][kvHead][headDim] in float64,
+ * slot = page * pageSize + offset. Values are stored as `storage.dtype` would hold them
+ * (kvStorage.ts storeRow), so the interpreter means exactly what a quantised cache means.
+ * The defaults (one page of `slots` tokens, f32) are a single contiguous sequence.
+ */
 export class CpuKvCache {
   readonly k: Float64Array[];
   readonly v: Float64Array[];
-  constructor(readonly layers: number, readonly kvHeads: number, readonly headDim: number, readonly maxContext: number) {
-    const n = maxContext * kvHeads * headDim;
+  readonly storage: KvStorage;
+  constructor(readonly layers: number, readonly kvHeads: number, readonly headDim: number, readonly slots: number,
+    opts: { pageSize?: number; dtype?: KvDType } = {}) {
+    const n = slots * kvHeads * headDim;
     this.k = Array.from({ length: layers }, () => new Float64Array(n));
     this.v = Array.from({ length: layers }, () => new Float64Array(n));
+    this.storage = { kvHeads, headDim, pageSize: opts.pageSize ?? slots, dtype: opts.dtype ?? 'f32' };
+  }
+  /** Copies one page (every layer, K and V): copy-on-write of a shared page. */
+  copyPage(from: number, to: number): void {
+    const n = this.storage.pageSize * this.kvHeads * this.headDim;
+    for (const a of [...this.k, ...this.v]) a.copyWithin(to * n, from * n, from * n + n);
   }
 }
 
-export interface StepInputs { tokens: Int32Array; positions: Int32Array }
+/** Tables for one sequence stored contiguously from slot 0 (pages 0, 1, 2, ...), covering the step's positions. */
+export function contiguousTables(positions: Int32Array, pageSize: number): KvTables {
+  const len = Math.max(0, ...positions) + 1;
+  const n = Math.ceil(len / pageSize);
+  return {
+    slots: Int32Array.from(positions), seqOf: new Int32Array(positions.length), indptr: Int32Array.of(0, n),
+    pages: Int32Array.from({ length: n }, (_, i) => i), lastLen: Int32Array.of(len - (n - 1) * pageSize),
+  };
+}
+
+export interface StepInputs {
+  tokens: Int32Array;
+  positions: Int32Array;
+  /** Block tables; default: one sequence stored contiguously (contiguousTables). */
+  kv?: KvTables;
+}
 
 /** Runs the graph for one step of T tokens; returns every node's value (logits included). */
 export function interpret(g: Graph, weights: WeightSource, kv: CpuKvCache, step: StepInputs): Map<Node, Values> {
   const T = step.tokens.length;
   if (step.positions.length !== T) throw new Error('tokens and positions differ in length');
-  for (const p of step.positions) if (p < 0 || p >= kv.maxContext) throw new Error(`position ${p} is outside the context of ${kv.maxContext}`);
+  for (const p of step.positions) if (p < 0) throw new Error(`position ${p} is negative`);
+  const tables = step.kv ?? contiguousTables(step.positions, kv.storage.pageSize);
+  for (const s of tables.slots) if (s < 0 || s >= kv.slots) throw new Error(`KV slot ${s} is outside the pool of ${kv.slots} slots`);
   const val = new Map<Node, Values>();
   const ints = new Map<Node, Int32Array>();
   const size = (n: Node): number => (n.shape.includes('T') ? T : 1) * elementsPerToken(n.shape);
@@ -43,8 +77,8 @@ export function interpret(g: Graph, weights: WeightSource, kv: CpuKvCache, step:
       case 'matmul': val.set(n, matmul(s[0], s[1], T, n.src[1].shape[0] as number, n.src[1].shape[1] as number)); break;
       case 'reshape': val.set(n, s[0]); break;
       case 'rope': val.set(n, rope(s[0], ints.get(n.src[1])!, n.shape[1] as number, n.shape[2] as number, (n.arg as OpArgs['rope']).theta)); break;
-      case 'kv_store': kvStore(kv, (n.arg as OpArgs['kv_store']).layer, s[0], s[1], ints.get(n.src[2])!); break;
-      case 'attention': val.set(n, attention(kv, n.arg as OpArgs['attention'], s[0], ints.get(n.src[2])!, n.shape[1] as number)); break;
+      case 'kv_store': kvStore(kv, n.arg as OpArgs['kv_store'], s[0], s[1], ints.get(n.src[2])!, tables.slots); break;
+      case 'attention': val.set(n, attention(kv, n.arg as OpArgs['attention'], s[0], ints.get(n.src[2])!, n.shape[1] as number, tables)); break;
       case 'unary': {
         const f = UNARY_MEANING[(n.arg as OpArgs['unary']).fn];
         val.set(n, Float64Array.from(s[0], f));
@@ -115,25 +149,35 @@ function rope(x: Values, pos: Int32Array, H: number, D: number, theta: number): 
   return out;
 }
 
-function kvStore(kv: CpuKvCache, layer: number, k: Values, v: Values, pos: Int32Array): void {
-  const row = kv.kvHeads * kv.headDim;
-  pos.forEach((p, t) => {
-    for (let i = 0; i < row; i++) {
-      kv.k[layer][p * row + i] = k[t * row + i];
-      kv.v[layer][p * row + i] = v[t * row + i];
+/** Writes each token's K (rotated first when the append carries RoPE) and V rows, as the cache's dtype stores them. */
+function kvStore(kv: CpuKvCache, a: OpArgs['kv_store'], k: Values, v: Values, pos: Int32Array, slots: Int32Array): void {
+  const { kvHeads: KH, headDim: D, dtype } = kv.storage;
+  const kr = a.rope === null ? k : rope(k, pos, KH, D, a.rope);
+  pos.forEach((_, t) => {
+    for (let h = 0; h < KH; h++) {
+      const src = (t * KH + h) * D, dst = (slots[t] * KH + h) * D;
+      kv.k[a.layer].set(storeRow(kr.subarray(src, src + D), dtype).values, dst);
+      kv.v[a.layer].set(storeRow(v.subarray(src, src + D), dtype).values, dst);
     }
   });
 }
 
-/** Causal (optionally windowed) GQA: query head h reads KV head floor(h / (H / KH)). */
-function attention(kv: CpuKvCache, a: OpArgs['attention'], q: Values, pos: Int32Array, H: number): Float64Array {
-  const { kvHeads: KH, headDim: D } = kv;
+/**
+ * Causal (optionally windowed) GQA over the paged cache: query head h reads KV head
+ * floor(h / (H / KH)); token t of sequence b attends to its sequence's positions
+ * lo..pos[t] (causal) or lo..length-1 (non-causal), lo = pos[t] - window + 1 when windowed.
+ */
+function attention(kv: CpuKvCache, a: OpArgs['attention'], q: Values, pos: Int32Array, H: number, tb: KvTables): Float64Array {
+  const { kvHeads: KH, headDim: D, pageSize: P } = kv.storage;
   const group = H / KH;
   const out = new Float64Array(q.length);
   const kc = kv.k[a.layer], vc = kv.v[a.layer];
   for (let t = 0; t < pos.length; t++) {
-    const hi = a.causal ? pos[t] : Math.max(...pos);
+    const b = tb.seqOf[t];
+    const npages = tb.indptr[b + 1] - tb.indptr[b];
+    const hi = a.causal ? pos[t] : (npages - 1) * P + tb.lastLen[b] - 1;
     const lo = a.window === null ? 0 : Math.max(0, pos[t] - a.window + 1);
+    const slot = (s: number) => tb.pages[tb.indptr[b] + Math.floor(s / P)] * P + (s % P);
     for (let h = 0; h < H; h++) {
       const kh = Math.floor(h / group);
       const qo = (t * H + h) * D;
@@ -141,7 +185,7 @@ function attention(kv: CpuKvCache, a: OpArgs['attention'], q: Values, pos: Int32
       let max = -Infinity;
       for (let s = lo; s <= hi; s++) {
         let dot = 0;
-        const ko = (s * KH + kh) * D;
+        const ko = (slot(s) * KH + kh) * D;
         for (let d = 0; d < D; d++) dot += q[qo + d] * kc[ko + d];
         scores[s - lo] = dot * a.scale;
         max = Math.max(max, scores[s - lo]);
@@ -150,7 +194,7 @@ function attention(kv: CpuKvCache, a: OpArgs['attention'], q: Values, pos: Int32
       for (let i = 0; i < scores.length; i++) { scores[i] = Math.exp(scores[i] - max); sum += scores[i]; }
       for (let s = lo; s <= hi; s++) {
         const p = scores[s - lo] / sum;
-        const vo = (s * KH + kh) * D;
+        const vo = (slot(s) * KH + kh) * D;
         for (let d = 0; d < D; d++) out[qo + d] += p * vc[vo + d];
       }
     }

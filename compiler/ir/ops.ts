@@ -37,8 +37,12 @@ export interface OpArgs {
   reshape: { shape: Shape };
   /** src: [x [T, H, D], positions [T]] -> [T, H, D]: llama.cpp "normal" (interleaved-pair) RoPE. */
   rope: { theta: number };
-  /** src: [k [T, KH, D], v [T, KH, D], positions [T]] -> cache token: writes K/V of layer at positions. */
-  kv_store: { layer: number };
+  /**
+   * src: [k [T, KH, D], v [T, KH, D], positions [T]] -> cache token: appends K/V of `layer` at
+   * the tokens' positions, stored in the model's KV format (kvStorage.ts). With `rope` set
+   * (a theta), K is rotated by RoPE first: the fused KvAppend that fuseKvAppend produces.
+   */
+  kv_store: { layer: number; rope: number | null };
   /** src: [q [T, H, D], cache token, positions [T]] -> [T, H, D]: softmax(q.k^T * scale + mask) . v over the cache. */
   attention: { layer: number; causal: boolean; window: number | null; scale: number };
   unary: { fn: UnaryFn };

@@ -1,18 +1,20 @@
 // The CPU engine: the float64 interpreter behind the Engine interface. It is the
 // reference the WebGPU engine is tested against, and a fallback that needs no
-// adapter. It runs the (fused) graph the Program was scheduled from; the Program
-// only supplies the dispatch count, so stats compare like for like with WebGPU.
-import type { Graph, ModelInfo } from '../../compiler/ir/graph.ts';
+// adapter. It runs the (fused) graph the Program was scheduled from over a float64
+// page pool laid out like the device's; the Program supplies the KV plan and the
+// dispatch count, so stats compare like for like with WebGPU.
+import type { Graph } from '../../compiler/ir/graph.ts';
 import { CpuKvCache, interpret, type WeightSource } from '../../compiler/ir/interpret.ts';
 import type { Program } from '../../compiler/program.ts';
-import type { Engine, EngineStats, ForwardOptions } from '../engine.ts';
+import type { Engine, EngineStats } from '../engine.ts';
+import type { BatchStep } from '../kv/batchStep.ts';
+import { PagedEngine, type PoolOptions } from '../pagedEngine.ts';
 import { validateWeights } from '../weights/random.ts';
 
-export class CpuEngine implements Engine {
+export class CpuEngine extends PagedEngine implements Engine {
   readonly backend = 'cpu' as const;
-  readonly model: ModelInfo;
   readonly maxTokensPerForward: number;
-  private kv: CpuKvCache;
+  private readonly cache: CpuKvCache;
   private readonly dispatchesPerForward: number;
   private forwards = 0;
   private tokens = 0;
@@ -20,39 +22,31 @@ export class CpuEngine implements Engine {
   private readonly setupMs: number;
   private disposed = false;
 
-  constructor(private readonly graph: Graph, private readonly weights: WeightSource, program?: Program) {
+  constructor(private readonly graph: Graph, private readonly weights: WeightSource, program: Program, pool: PoolOptions = {}) {
+    super(program, pool);
     const t0 = performance.now();
-    this.model = graph.model;
-    this.maxTokensPerForward = graph.model.maxContext;
+    const m = this.model;
+    this.maxTokensPerForward = m.maxContext * this.maxSequences;
     validateWeights(graph.params, weights);
-    this.kv = this.freshCache();
-    this.dispatchesPerForward = program?.steps.length ?? 0;
+    const k = program.kv;
+    this.cache = new CpuKvCache(m.layers, m.kvHeads, m.headDim, this.kv.pool.total * k.pageSize, { pageSize: k.pageSize, dtype: k.dtype });
+    this.dispatchesPerForward = program.steps.length;
     this.setupMs = performance.now() - t0;
   }
 
-  private freshCache(): CpuKvCache {
-    const m = this.model;
-    return new CpuKvCache(m.layers, m.kvHeads, m.headDim, m.maxContext);
-  }
-
-  async forward(tokens: Int32Array, positions: Int32Array, options: ForwardOptions = {}): Promise<Float32Array> {
+  protected async execute(step: BatchStep, rowFrom: number, rowTo: number): Promise<Float32Array> {
     if (this.disposed) throw new Error('this engine was disposed');
-    const T = tokens.length;
-    if (T === 0) throw new Error('forward needs at least one token');
-    if (T > this.maxTokensPerForward) throw new Error(`forward of ${T} tokens exceeds this engine's limit of ${this.maxTokensPerForward}`);
     const t0 = performance.now();
-    const values = interpret(this.graph, this.weights, this.kv, { tokens, positions });
+    for (const c of step.copies) this.cache.copyPage(c.from, c.to);
+    const values = interpret(this.graph, this.weights, this.cache, { tokens: step.tokens, positions: step.positions, kv: step.tables });
     const logits = values.get(this.graph.logits)!;
     const V = this.model.vocab;
-    const rows = options.rows === 'last' ? logits.subarray((T - 1) * V, T * V) : logits;
-    const out = Float32Array.from(rows);
+    const out = Float32Array.from(logits.subarray(rowFrom * V, rowTo * V));
     this.forwards++;
-    this.tokens += T;
+    this.tokens += step.tokens.length;
     this.lastForwardMs = performance.now() - t0;
     return out;
   }
-
-  reset(): void { this.kv = this.freshCache(); }
 
   dispose(): void { this.disposed = true; }
 

@@ -3,11 +3,13 @@
 // uploads the weights, and compiles each kernel variant once. A forward writes
 // the step uniform and the token/position inputs, encodes every step into one
 // compute pass of one command encoder, and reads back only the logits rows asked for.
-import type { ModelInfo } from '../../compiler/ir/graph.ts';
 import type { WeightSource } from '../../compiler/ir/interpret.ts';
 import type { Program } from '../../compiler/program.ts';
 import { gridFor, pickVariant, type Backend } from '../../backends/backend.ts';
-import type { Engine, EngineStats, ForwardOptions } from '../engine.ts';
+import type { Engine, EngineStats } from '../engine.ts';
+import type { BatchStep } from '../kv/batchStep.ts';
+import { packKvTable } from '../../compiler/ir/kvStorage.ts';
+import { PagedEngine, type PoolOptions } from '../pagedEngine.ts';
 import { uncapturedErrors } from './device.ts';
 import { allocateBuffers, compileKernels, MAP_READ, type CompiledKernel, type GpuBuffers } from './setup.ts';
 
@@ -18,7 +20,7 @@ function pickVariantIndex(k: CompiledKernel, T: number): number {
   return k.variants.findIndex((v) => v.rendered === chosen);
 }
 
-export interface WebGpuEngineOptions {
+export interface WebGpuEngineOptions extends PoolOptions {
   readonly device: GPUDevice;
   readonly program: Program;
   readonly backend: Backend;
@@ -27,12 +29,10 @@ export interface WebGpuEngineOptions {
   readonly maxTokensPerForward?: number;
 }
 
-export class WebGpuEngine implements Engine {
+export class WebGpuEngine extends PagedEngine implements Engine {
   readonly backend = 'webgpu' as const;
-  readonly model: ModelInfo;
   readonly maxTokensPerForward: number;
   private readonly device: GPUDevice;
-  private readonly program: Program;
   private readonly bufs: GpuBuffers;
   /** Per step: its kernel's variants and a bind group per variant, created on first use. */
   private readonly plan: { kernel: CompiledKernel; groups: (GPUBindGroup | undefined)[]; args: Readonly<Record<string, string>> }[];
@@ -42,12 +42,14 @@ export class WebGpuEngine implements Engine {
   private readonly setupMs: number;
   private busy = false;
   private disposed = false;
+  /** Pool buffers, copied page by page for copy-on-write: [name, bytes per page]. */
+  private readonly pagedBuffers: [string, number][];
 
   private constructor(o: WebGpuEngineOptions, bufs: GpuBuffers, kernels: Map<string, CompiledKernel>, maxTokens: number, setupMs: number) {
+    super(o.program, { maxSequences: bufs.sizing.maxSeqs, kvPages: bufs.sizing.pages });
     this.device = o.device;
-    this.program = o.program;
-    this.model = o.program.model;
     this.bufs = bufs;
+    this.pagedBuffers = o.program.buffers.filter((b) => (b.perPage ?? 0) > 0).map((b) => [b.name, b.perPage! * 4]);
     this.maxTokensPerForward = maxTokens;
     this.setupMs = setupMs;
     this.plan = o.program.steps.map((s) => {
@@ -58,9 +60,13 @@ export class WebGpuEngine implements Engine {
   }
 
   static async create(o: WebGpuEngineOptions): Promise<WebGpuEngine> {
-    if (o.program.format !== 'infer-program/1') throw new WebGpuEngineError(`unsupported program format ${String(o.program.format)}`);
+    if (o.program.format !== 'infer-program/2') throw new WebGpuEngineError(`unsupported program format ${String(o.program.format)}`);
     const t0 = performance.now();
-    const bufs = allocateBuffers(o.device, o.program, o.weights, o.maxTokensPerForward);
+    const k = o.program.kv;
+    const maxSeqs = o.maxSequences ?? k.maxSequences;
+    const bufs = allocateBuffers(o.device, o.program, o.weights, {
+      maxTokens: o.maxTokensPerForward, maxSeqs, pages: o.kvPages ?? maxSeqs * k.pagesPerSequence,
+    });
     try {
       const kernels = await compileKernels(o.device, o.program, o.backend);
       return new WebGpuEngine(o, bufs, kernels, bufs.maxTokens, performance.now() - t0);
@@ -70,23 +76,21 @@ export class WebGpuEngine implements Engine {
     }
   }
 
-  async forward(tokens: Int32Array, positions: Int32Array, options: ForwardOptions = {}): Promise<Float32Array> {
+  protected async execute(step: BatchStep, rowFrom: number, rowTo: number): Promise<Float32Array> {
     if (this.disposed) throw new WebGpuEngineError('this engine was disposed');
     if (this.busy) throw new WebGpuEngineError('forward called while another forward is running; await each one');
-    const T = tokens.length, m = this.model;
-    if (T === 0) throw new WebGpuEngineError('forward needs at least one token');
-    if (positions.length !== T) throw new WebGpuEngineError('tokens and positions differ in length');
-    if (T > this.maxTokensPerForward) throw new WebGpuEngineError(`forward of ${T} tokens exceeds this engine's limit of ${this.maxTokensPerForward}`);
-    // The kernels do not bounds-check ids or positions; a bad one would read or write out of range.
-    for (const id of tokens) if (id < 0 || id >= m.vocab) throw new WebGpuEngineError(`token id ${id} is outside the vocabulary of ${m.vocab}`);
-    for (const p of positions) if (p < 0 || p >= m.maxContext) throw new WebGpuEngineError(`position ${p} is outside the context of ${m.maxContext}`);
-
+    const T = step.tokens.length, m = this.model;
     this.busy = true;
     const t0 = performance.now();
     try {
       const q = this.device.queue;
-      q.writeBuffer(this.bufs.get('tokens'), 0, Int32Array.from(tokens));
-      q.writeBuffer(this.bufs.get('positions'), 0, Int32Array.from(positions));
+      const tb = step.tables;
+      const write = (name: string, data: Int32Array) => { if (data.length) q.writeBuffer(this.bufs.get(name), 0, data as Int32Array<ArrayBuffer>); };
+      write('tokens', step.tokens);
+      write('positions', step.positions);
+      write('kv_slot', tb.slots);
+      write('kv_seq', tb.seqOf);
+      write('kv_table', packKvTable(tb));
       q.writeBuffer(this.bufs.uniform, 0, Uint32Array.of(T, 0, 0, 0));
 
       // Resolve every dispatch first, so nothing throws between push and pop of the error scope.
@@ -102,6 +106,15 @@ export class WebGpuEngine implements Engine {
       });
       this.device.pushErrorScope('validation');
       const enc = this.device.createCommandEncoder({ label: 'forward' });
+      // Copy-on-write of shared pages the step writes into: whole pages, every layer.
+      for (const c of step.copies) {
+        for (const [name, bytes] of this.pagedBuffers) {
+          // WebGPU forbids a copy within one buffer: go through a scratch page.
+          const b = this.bufs.get(name);
+          enc.copyBufferToBuffer(b, c.from * bytes, this.bufs.pageScratch, 0, bytes);
+          enc.copyBufferToBuffer(this.bufs.pageScratch, 0, b, c.to * bytes, bytes);
+        }
+      }
       const pass = enc.beginComputePass();
       for (const d of dispatches) {
         pass.setPipeline(d.pipeline);
@@ -110,9 +123,8 @@ export class WebGpuEngine implements Engine {
       }
       pass.end();
       const V = m.vocab;
-      const first = options.rows === 'last' ? T - 1 : 0;
-      const bytes = (T - first) * V * 4;
-      enc.copyBufferToBuffer(this.bufs.get(this.program.logits), first * V * 4, this.bufs.staging, 0, bytes);
+      const bytes = (rowTo - rowFrom) * V * 4;
+      enc.copyBufferToBuffer(this.bufs.get(this.program.logits), rowFrom * V * 4, this.bufs.staging, 0, bytes);
       q.submit([enc.finish()]);
       const err = await this.device.popErrorScope();
       if (err) throw new WebGpuEngineError(`WebGPU rejected the forward pass: ${err.message}`);
@@ -140,14 +152,6 @@ export class WebGpuEngine implements Engine {
       return { binding: i, resource: { buffer: this.bufs.get(name) } };
     });
     return this.device.createBindGroup({ layout: v.layout, entries, label: v.rendered.key });
-  }
-
-  /** Zeroes the KV cache: the next forward starts a new sequence. */
-  reset(): void {
-    if (this.disposed) return;
-    const enc = this.device.createCommandEncoder({ label: 'reset' });
-    for (const b of this.program.buffers) if (b.kind === 'kv') enc.clearBuffer(this.bufs.get(b.name));
-    this.device.queue.submit([enc.finish()]);
   }
 
   dispose(): void {

@@ -3,7 +3,7 @@
 // message rather than a validation error mid-forward), weights uploaded, and each
 // kernel variant compiled once with an explicit bind group layout (device.ts).
 import type { WeightSource } from '../../compiler/ir/interpret.ts';
-import type { KernelSpec, Program } from '../../compiler/program.ts';
+import { bufferElements, type KernelSpec, type Program, type Sizing } from '../../compiler/program.ts';
 import type { Backend, RenderedKernel } from '../../backends/backend.ts';
 import { compileKernel } from './device.ts';
 
@@ -18,6 +18,9 @@ export interface GpuBuffers {
   readonly uniform: GPUBuffer;
   /** Host-readable copy target for the logits rows. */
   readonly staging: GPUBuffer;
+  /** One page of the largest pool buffer: copy-on-write goes through it. */
+  readonly pageScratch: GPUBuffer;
+  readonly sizing: Sizing;
   readonly maxTokens: number;
   readonly maxGroupsPerDim: number;
   readonly bytes: number;
@@ -27,8 +30,13 @@ export interface GpuBuffers {
 const MiB = 1024 * 1024;
 const mib = (n: number): string => `${(n / MiB).toFixed(1)} MiB`;
 
-/** Allocates every Program buffer; params are filled from `weights`, everything else starts zeroed. */
-export function allocateBuffers(device: GPUDevice, program: Program, weights: WeightSource, maxTokensWanted?: number): GpuBuffers {
+/**
+ * Allocates every Program buffer for the given tokens per forward, pool pages and batch
+ * size; params are filled from `weights`, everything else starts zeroed.
+ */
+export function allocateBuffers(device: GPUDevice, program: Program, weights: WeightSource,
+  want: { maxTokens?: number; pages: number; maxSeqs: number }): GpuBuffers {
+  const maxTokensWanted = want.maxTokens;
   const limit = device.limits.maxStorageBufferBindingSize;
   const m = program.model;
   // Per-token buffers scale with the tokens per forward; fit them under the binding limit.
@@ -36,6 +44,9 @@ export function allocateBuffers(device: GPUDevice, program: Program, weights: We
   const fit = Math.floor(limit / widest);
   const maxTokens = maxTokensWanted ?? Math.min(m.maxContext, fit);
   if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new GpuSetupError(`tokens per forward must be an integer >= 1, got ${maxTokens}`);
+  if (!Number.isInteger(want.pages) || want.pages < 1) throw new GpuSetupError(`the KV pool needs an integer >= 1 of pages, got ${want.pages}`);
+  if (!Number.isInteger(want.maxSeqs) || want.maxSeqs < 1) throw new GpuSetupError(`max sequences must be an integer >= 1, got ${want.maxSeqs}`);
+  const sizing: Sizing = { maxTokens, pages: want.pages, maxSeqs: want.maxSeqs };
   const created: GPUBuffer[] = [];
   const byName = new Map<string, GPUBuffer>();
   let bytes = 0;
@@ -48,9 +59,10 @@ export function allocateBuffers(device: GPUDevice, program: Program, weights: We
   const destroy = () => { for (const b of created) b.destroy(); };
   try {
     for (const d of program.buffers) {
-      const size = (d.perToken > 0 ? maxTokens * d.perToken : d.elements) * 4;
+      const size = bufferElements(d, sizing) * 4;
       if (size > limit) {
-        const why = d.perToken > 0 ? ` (${maxTokens} tokens x ${d.perToken} values); use fewer tokens per forward` : '';
+        const why = d.perToken > 0 ? ` (${maxTokens} tokens x ${d.perToken} values); use fewer tokens per forward`
+          : d.perPage ? ` (${sizing.pages} KV pages x ${d.perPage * 4} bytes); use fewer KV pages` : '';
         throw new GpuSetupError(`buffer ${d.name} needs ${mib(size)}${why}, over this device's storage binding limit of ${mib(limit)}; a tensor this large must be split across bindings, which this version does not do`);
       }
       const usage = USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC;
@@ -69,13 +81,14 @@ export function allocateBuffers(device: GPUDevice, program: Program, weights: We
     }
     const uniform = make('step-uniform', 16, USAGE.UNIFORM | USAGE.COPY_DST);
     const staging = make('logits-readback', maxTokens * m.vocab * 4, USAGE.MAP_READ | USAGE.COPY_DST);
+    const pageScratch = make('kv-page-scratch', 4 * Math.max(1, ...program.buffers.map((b) => b.perPage ?? 0)), USAGE.COPY_SRC | USAGE.COPY_DST);
     return {
       get(name: string): GPUBuffer {
         const b = byName.get(name);
         if (!b) throw new GpuSetupError(`the program refers to an undeclared buffer ${name}`);
         return b;
       },
-      uniform, staging, maxTokens, bytes, destroy,
+      uniform, staging, pageScratch, sizing, maxTokens, bytes, destroy,
       maxGroupsPerDim: device.limits.maxComputeWorkgroupsPerDimension,
     };
   } catch (e) {

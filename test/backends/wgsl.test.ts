@@ -22,10 +22,13 @@ const SPECS: KernelSpec[] = [
     [[4096, 4096], [13, 5]].map(([K, N]): KernelSpec => ({ kind: 'matmul', K, N, prologue, eps: 1e-5, residual })))),
   { kind: 'rope', heads: 8, headDim: 128, theta: 500000 },
   { kind: 'rope', heads: 1, headDim: 2, theta: 10000 },
-  { kind: 'kv_store', kvHeads: 2, headDim: 64, maxContext: 4096 },
-  { kind: 'attention', heads: 32, kvHeads: 8, headDim: 128, maxContext: 4096, scale: 0.08838834764831845, window: null, causal: true },
-  { kind: 'attention', heads: 4, kvHeads: 1, headDim: 6, maxContext: 16, scale: 0.4, window: 3, causal: false },
-  { kind: 'attention', heads: 2, kvHeads: 2, headDim: 256, maxContext: 64, scale: 0.0625, window: 8, causal: true },
+  ...(['f32', 'f16', 'int8', 'int4'] as const).flatMap((dtype): KernelSpec[] => [
+    { kind: 'kv_append', kvHeads: 2, headDim: 64, pageSize: 16, dtype, rope: 10000 },
+    { kind: 'kv_append', kvHeads: 1, headDim: 6, pageSize: 4096, dtype, rope: null },
+    { kind: 'attention', heads: 32, kvHeads: 8, headDim: 128, pageSize: 16, dtype, scale: 0.08838834764831845, window: null, causal: true },
+    { kind: 'attention', heads: 4, kvHeads: 1, headDim: 6, pageSize: 1, dtype, scale: 0.4, window: 3, causal: false },
+  ]),
+  { kind: 'attention', heads: 2, kvHeads: 2, headDim: 256, pageSize: 64, dtype: 'f32', scale: 0.0625, window: 8, causal: true },
   { kind: 'elementwise', width: 11, inputs: 2, expr: { kind: 'binary', fn: 'mul', left: { kind: 'unary', fn: 'silu', arg: x0 }, right: { kind: 'input', index: 1 } } },
   { kind: 'elementwise', width: 3, inputs: 1, expr: { kind: 'binary', fn: 'div', left: x0, right: { kind: 'const', value: 1e-7 } } },
 ];
@@ -75,7 +78,7 @@ describe('wgsl render', () => {
     const all = renderAll(program.kernels);
     expect([...all.keys()]).toEqual(program.kernels.map((k) => k.key));
     const kinds = new Set(program.kernels.map((k) => k.spec.kind));
-    for (const kind of ['embed', 'matmul', 'rope', 'kv_store', 'attention']) expect(kinds.has(kind as KernelSpec['kind'])).toBe(true);
+    for (const kind of ['embed', 'matmul', 'rope', 'kv_append', 'attention']) expect(kinds.has(kind as KernelSpec['kind'])).toBe(true);
   });
 
   it('an embed kernel, in full', () => {
@@ -108,11 +111,13 @@ describe('wgsl render', () => {
   });
 
   it('rejects specs it cannot render, with the reason', () => {
-    const att: KernelSpec = { kind: 'attention', heads: 6, kvHeads: 4, headDim: 8, maxContext: 8, scale: 1, window: null, causal: true };
+    const att: KernelSpec = { kind: 'attention', heads: 6, kvHeads: 4, headDim: 8, pageSize: 8, dtype: 'f32', scale: 1, window: null, causal: true };
     expect(() => wgslBackend.render('a', att)).toThrow(/multiple of kvHeads/);
     expect(() => wgslBackend.render('a', { ...att, heads: 4, headDim: 258 })).toThrow(/up to 256/);
     expect(() => wgslBackend.render('a', { ...att, heads: 4, window: 0 })).toThrow(/window/);
     expect(() => wgslBackend.render('r', { kind: 'rope', heads: 1, headDim: 5, theta: 1e4 })).toThrow(/even/);
+    expect(() => wgslBackend.render('a', { ...att, heads: 4, headDim: 5, dtype: 'int4' })).toThrow(/even/);
+    expect(() => wgslBackend.render('k', { kind: 'kv_append', kvHeads: 1, headDim: 5, pageSize: 4, dtype: 'f32', rope: 1e4 })).toThrow(/even/);
     expect(() => wgslBackend.render('n', { kind: 'rmsnorm', dim: 8, eps: NaN })).toThrow(/finite/);
     expect(() => wgslBackend.render('m', { kind: 'matmul', K: 2.5, N: 1, prologue: 'none', eps: 0, residual: false })).toThrow(/K must be/);
     expect(() => wgslBackend.render('bad key*/', { kind: 'embed', dim: 1, vocab: 1 })).toThrow(/key/);

@@ -54,8 +54,8 @@ describe('infer import', () => {
       const f = file({ tied, seed: 21 });
       const spec = importGguf(f);
       const viaGguf = compiled(spec), viaSeed = compiled(spec.replace('weights gguf', 'weights random(seed = 21)'));
-      const a = new CpuEngine(viaGguf.graph!, GgufWeights.load(f, viaGguf.program!.params));
-      const b = new CpuEngine(viaSeed.graph!, new RandomWeights(viaSeed.program!.params, 21));
+      const a = new CpuEngine(viaGguf.graph!, GgufWeights.load(f, viaGguf.program!.params), viaGguf.program!);
+      const b = new CpuEngine(viaSeed.graph!, new RandomWeights(viaSeed.program!.params, 21), viaSeed.program!);
       const ids = Int32Array.of(1, 260, 270, 5), pos = Int32Array.of(0, 1, 2, 3);
       expect(await a.forward(ids, pos)).toEqual(await b.forward(ids, pos));
     }

@@ -62,7 +62,7 @@ describe('semantic errors', () => {
     ['layer result of the wrong shape', () => { const t = edit('-> [T, dim]', '-> [T, vocab]'); return [t, pos(t, 'x + (silu'), 'the layer result has shape [T, 64], but [T, 256] was declared']; }],
     ['residual of mismatched shapes', () => { const t = edit('ffn_down: [ffn, dim]', 'ffn_down: [ffn, vocab]'); return [t, pos(t, '+ (silu'), 'operand shapes [T, 64] and [T, 256] differ']; }],
     ['T outside a shape', () => { const t = edit('eps = norm_eps)\n    q', 'eps = T)\n    q'); return [t, pos(t, 'eps = T', 6), "'T' (the tokens of a step) can only appear in a shape"]; }],
-    ['unsupported KV dtype', () => { const t = edit('dtype = f32', 'dtype = int8'); return [t, pos(t, 'kv_cache'), "kv_cache dtype 'int8' is not supported by this version yet"]; }],
+    ['page larger than the context', () => { const t = edit('layout = contiguous', 'layout = paged(page = 1024)'); return [t, pos(t, 'kv_cache'), 'kv_cache page size 1024 is larger than max_context (512)']; }],
     ['cache outside a layer', () => { const t = edit('x = embed(tokens, token_embd)', 'x = embed(tokens, token_embd)\n  c = cache(x, x)'); return [t, pos(t, 'cache(x, x)'), 'cache(k, v) can only be used inside a layer']; }],
     ['logits of the wrong width', () => { const t = edit('output: [dim, vocab]', 'output: [dim, dim]'); return [t, pos(t, 'rmsnorm(x, output_norm'), 'logits has shape [T, 64], but [T, 256] was declared']; }],
     ['unknown weights binding', () => { const t = edit('random(seed = 7)', 'safetensor'); return [t, pos(t, 'safetensor'), "unknown weights binding 'safetensor'"]; }],

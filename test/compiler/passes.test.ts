@@ -3,7 +3,8 @@
 // random model shapes, seeds and prompt lengths).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CpuKvCache, GraphBuilder, interpret, type Graph, type Node, type OpArgs } from '../../compiler/ir/index.ts';
+import { CpuKvCache, GraphBuilder, interpret, type Graph, type KvDType, type Node, type OpArgs } from '../../compiler/ir/index.ts';
+import { fuseKvAppend } from '../../compiler/passes/fuseKvAppend.ts';
 import { fuseNorm } from '../../compiler/passes/fuseNorm.ts';
 import { fuseResidual } from '../../compiler/passes/fuseResidual.ts';
 import { fuseSiluMul } from '../../compiler/passes/fuseSiluMul.ts';
@@ -19,7 +20,7 @@ const shapeArb = fc.record({
 
 function logitsOf(g: Graph, seed: number, T: number): Float64Array {
   const m = g.model;
-  const kv = new CpuKvCache(m.layers, m.kvHeads, m.headDim, m.maxContext);
+  const kv = new CpuKvCache(m.layers, m.kvHeads, m.headDim, m.maxContext, { dtype: m.kv.dtype });
   const tokens = Int32Array.from({ length: T }, (_, i) => (i * 7 + seed) % m.vocab);
   const positions = Int32Array.from({ length: T }, (_, i) => i);
   return interpret(g, fixtureWeights(g, seed), kv, { tokens, positions }).get(g.logits) as Float64Array;
@@ -71,9 +72,21 @@ describe('fusion passes', () => {
     fc.assert(fc.property(shapeArb, ({ shape, seed, T }) => {
       const g = denseLlama(shape);
       const { graph: f, applied } = runPipeline(g);
-      expect(applied).toEqual(['fuseNorm', 'fuseSiluMul', 'fuseResidual']);
+      expect(applied).toEqual(['fuseNorm', 'fuseSiluMul', 'fuseResidual', 'fuseKvAppend']);
       expect(count(f, (n) => fused(n, 'silu_mul', true))).toBe(shape.layers);
       expect(count(f, (n) => n.op === 'binary' || n.op === 'unary' || n.op === 'rmsnorm' || n.op === 'matmul')).toBe(0);
+      expect(maxRelDiff(logitsOf(f, seed, T), logitsOf(g, seed, T))).toBeLessThan(1e-12);
+    }), { numRuns: 20 });
+  });
+
+  it('fuseKvAppend folds the RoPE of K into the KV append, for every KV format', () => {
+    fc.assert(fc.property(shapeArb, fc.constantFrom('f32', 'f16', 'int8', 'int4') as fc.Arbitrary<KvDType>, ({ shape, seed, T }, kvDtype) => {
+      const g = denseLlama({ ...shape, kvDtype });
+      const f = fuseKvAppend.run(g);
+      const appends = f.nodes.filter((n) => n.op === 'kv_store');
+      expect(appends.map((n) => (n.arg as OpArgs['kv_store']).rope)).toEqual(Array(shape.layers).fill(10000));
+      // Only the queries' rope is left.
+      expect(count(f, (n) => n.op === 'rope')).toBe(shape.layers);
       expect(maxRelDiff(logitsOf(f, seed, T), logitsOf(g, seed, T))).toBeLessThan(1e-12);
     }), { numRuns: 20 });
   });
@@ -92,7 +105,7 @@ describe('fusion passes', () => {
 
   it('--no-fuse switches passes off and rejects unknown names', () => {
     const g = denseLlama({ vocab: 9, dim: 8, layers: 1, heads: 2, kvHeads: 1, headDim: 4, ffn: 6 });
-    expect(runPipeline(g, parseNoFuse('norm,residual')).applied).toEqual(['fuseSiluMul']);
+    expect(runPipeline(g, parseNoFuse('norm,residual')).applied).toEqual(['fuseSiluMul', 'fuseKvAppend']);
     expect(runPipeline(g, parseNoFuse('all')).graph.nodes.length).toBe(g.nodes.length);
     expect(() => parseNoFuse('norm,bogus')).toThrow(/unknown fusion 'bogus'/);
   });

@@ -6,7 +6,7 @@
 // (default 12, about 100 s here; elementwise gets twice as many).
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CpuKvCache, type Node } from '../../compiler/ir/index.ts';
+import type { Node } from '../../compiler/ir/index.ts';
 import type { ElementwiseExpr, KernelSpec } from '../../compiler/program.ts';
 import { createGpuDevice } from '../../runtime/webgpu/device.ts';
 import { data, expectClose, expectCloseEach, oracle, rng, runOnGpu, variants } from './harness.ts';
@@ -90,54 +90,7 @@ it('rope (positions up to 8191)', () => prop(fc.record({
   expectClose(got.out, want, TOL, 'rope');
 }));
 
-/** A cache case: shapes, this step's contiguous positions, and the cache's earlier contents. */
-const cacheCase = fc.record({
-  kvHeads: fc.integer({ min: 1, max: 4 }), group: fc.constantFrom(1, 2, 3, 4, 8),
-  headDim: fc.oneof(fc.integer({ min: 1, max: 64 }).map((d) => 2 * d), fc.constantFrom(128, 256)),
-  maxContext: fc.integer({ min: 1, max: 300 }), T: fc.integer({ min: 1, max: 20 }), startFrac: fc.double({ min: 0, max: 1, noNaN: true }),
-  window: fc.option(fc.integer({ min: 1, max: 300 }), { freq: 2 }), causal: fc.boolean(), scale: fc.double({ min: 0.05, max: 1, noNaN: true }), seed,
-}).map((c) => {
-  // Bound the float64 oracle's work (T * heads * context * headDim) to keep runs quick.
-  const heads = c.kvHeads * c.group;
-  const maxContext = Math.max(c.T, Math.min(c.maxContext, Math.floor(3e6 / (c.T * heads * c.headDim))));
-  const start = Math.floor(c.startFrac * (maxContext - c.T + 1));
-  return { ...c, heads, maxContext, positions: Int32Array.from({ length: c.T }, (_, i) => Math.min(start + i, maxContext - 1)) };
-});
-
-function prefilled(next: () => number, kvHeads: number, headDim: number, maxContext: number) {
-  const kc = data(next, maxContext * kvHeads * headDim), vc = data(next, maxContext * kvHeads * headDim);
-  const kv = new CpuKvCache(1, kvHeads, headDim, maxContext);
-  kv.k[0].set(kc);
-  kv.v[0].set(vc);
-  return { kc, vc, kv };
-}
-
-it('kv_store', () => prop(cacheCase, async ({ kvHeads, headDim, maxContext, T, positions, seed }) => {
-  const next = rng(seed);
-  const { kc, vc, kv } = prefilled(next, kvHeads, headDim, maxContext);
-  const k = data(next, T * kvHeads * headDim), v = data(next, T * kvHeads * headDim);
-  oracle({ params: { k, v }, tokens: new Int32Array(T), positions, kv }, (b, p) =>
-    b.node('kv_store', { layer: 0 }, [p('k', [T, kvHeads, headDim]), p('v', [T, kvHeads, headDim]), b.positions()]));
-  const got = await runOnGpu(device, variants({ kind: 'kv_store', kvHeads, headDim, maxContext }).get('')!, T, { k, v, positions }, { kcache: kc, vcache: vc });
-  expect(Array.from(got.kcache)).toEqual(Array.from(kv.k[0]));
-  expect(Array.from(got.vcache)).toEqual(Array.from(kv.v[0]));
-}));
-
-it('attention (after kv_store; GQA, MQA, MHA; windows; non-causal)', () => prop(cacheCase, async (c) => {
-  const { heads, kvHeads, headDim, maxContext, T, positions, causal, scale } = c;
-  const window = c.window;
-  const next = rng(c.seed);
-  const { kc, vc, kv } = prefilled(next, kvHeads, headDim, maxContext);
-  const k = data(next, T * kvHeads * headDim), v = data(next, T * kvHeads * headDim), q = data(next, T * heads * headDim);
-  const want = oracle({ params: { k, v, q }, tokens: new Int32Array(T), positions, kv }, (b, p) => {
-    const cache = b.node('kv_store', { layer: 0 }, [p('k', [T, kvHeads, headDim]), p('v', [T, kvHeads, headDim]), b.positions()]);
-    return b.node('attention', { layer: 0, causal, window, scale }, [p('q', [T, heads, headDim]), cache, b.positions()]);
-  });
-  const store = variants({ kind: 'kv_store', kvHeads, headDim, maxContext }).get('')!;
-  const attend = variants({ kind: 'attention', heads, kvHeads, headDim, maxContext, scale, window, causal }).get('')!;
-  const got = await runOnGpu(device, [store, attend], T, { k, v, q, positions }, { kcache: kc, vcache: vc, out: T * heads * headDim });
-  expectClose(got.out, want, TOL, `attention H=${heads} KH=${kvHeads} D=${headDim} ctx=${maxContext} window=${window} causal=${causal}`);
-}));
+// kv_append and paged attention: test/gpu/pagedAttention.test.ts.
 
 it('elementwise (random expressions over every unary and binary function)', () => prop(fc.record({
   inputs: fc.integer({ min: 1, max: 3 }), width: fc.integer({ min: 1, max: 200 }), T: fc.integer({ min: 1, max: 20 }), seed,

@@ -7,7 +7,7 @@ import { CpuKvCache, interpret, type ModelInfo } from '../../compiler/ir/index.t
 import { schedule } from '../../compiler/schedule.ts';
 import { runPipeline } from '../../compiler/pipeline.ts';
 import { CpuEngine } from '../../runtime/cpu/engine.ts';
-import { generate, type Engine, type EngineStats, type ForwardOptions } from '../../runtime/engine.ts';
+import { generate, type SingleSequenceEngine, type EngineStats, type ForwardOptions } from '../../runtime/engine.ts';
 import { greedy } from '../../runtime/sampling.ts';
 import { RandomWeights } from '../../runtime/weights/random.ts';
 import { denseLlama, type LlamaShape } from '../fixtures/denseLlama.ts';
@@ -48,12 +48,12 @@ describe('CpuEngine', () => {
     expect(Array.from(last)).toEqual(Array.from(all.subarray(128)));
     const s = engine.stats();
     expect(s).toMatchObject({ backend: 'cpu', forwards: 2, tokens: 6, dispatchesPerForward: schedule(g).steps.length });
-    expect(() => new CpuEngine(g, { get: () => new Float32Array(1) })).toThrow(/expected \d+ values/);
+    expect(() => new CpuEngine(g, { get: () => new Float32Array(1) }, schedule(g))).toThrow(/expected \d+ values/);
   });
 });
 
 /** A fake engine whose logits always favour `script[position]`; it records each forward. */
-class ScriptedEngine implements Engine {
+class ScriptedEngine implements SingleSequenceEngine {
   readonly backend = 'cpu' as const;
   readonly calls: { tokens: number[]; positions: number[]; rows: string }[] = [];
   resets = 0;
@@ -127,7 +127,7 @@ describe('generate', () => {
   it('greedy generation on the CPU engine equals a hand-written greedy loop', async () => {
     const g = denseLlama(SHAPE);
     const w = new RandomWeights(g.params, 11);
-    const r = await generate(new CpuEngine(g, w), [4, 8, 15], { maxTokens: 6 });
+    const r = await generate(new CpuEngine(g, w, schedule(g)), [4, 8, 15], { maxTokens: 6 });
     const kv = new CpuKvCache(2, 2, 8, 32);
     let logits = interpret(g, w, kv, { tokens: Int32Array.of(4, 8, 15), positions: Int32Array.of(0, 1, 2) }).get(g.logits)!;
     const want: number[] = [];

@@ -1,0 +1,193 @@
+// KvAppend + paged attention on WebGPU and on the CPU interpreter, against dense
+// attention computed here in float64 from the unquantised K/V (an independent
+// reference: no page tables, no quantisation). fast-check draws KV formats, page
+// sizes, shuffled page tables, batches of sequences with different history lengths
+// and several new tokens each (multi-token causal queries), GQA ratios including MQA,
+// windows, RoPE in the append or not, and causal or not.
+//
+// Bounds. f32: 1e-4 of the output's scale (f32 accumulation). Quantised formats use
+// the bound that follows from the storage error (kvStorage.ts storeErrorBound): if every
+// stored K element is off by at most dk and every V element by at most dv, each score
+// moves by at most delta = scale * |q|_1 * dk, so each probability by a factor within
+// exp(+-2 delta), and the output by at most dv + (exp(2 delta) - 1) * max|v| (plus the
+// f32 slack). f16: dk = max|k| * 2^-10 (one ulp: WGSL leaves pack2x16float's rounding
+// to the implementation); int8/int4: max|row| / (2 * 127) or / (2 * 7).
+import fc from 'fast-check';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { CpuKvCache, GraphBuilder, interpret, type KvDType, type KvTables, type ModelInfo } from '../../compiler/ir/index.ts';
+import { storeErrorBound } from '../../compiler/ir/kvStorage.ts';
+import { packKvTable, pageWords } from '../../compiler/ir/kvStorage.ts';
+import { createGpuDevice } from '../../runtime/webgpu/device.ts';
+import { data, expectClose, rng, runOnGpu, variants } from './harness.ts';
+
+const RUNS = Number(process.env.INFER_GPU_RUNS ?? 12);
+let device: GPUDevice;
+beforeAll(async () => { device = await createGpuDevice(); });
+afterAll(() => device?.destroy());
+
+const DTYPES: KvDType[] = ['f32', 'f16', 'int8', 'int4'];
+/** GPU vs interpreter on the same format, relative to the output's largest magnitude. */
+const SAME_FORMAT_TOL: Record<KvDType, number> = { f32: 1e-4, f16: 1e-3, int8: 2e-3, int4: 2e-3 };
+
+const caseArb = fc.record({
+  dtype: fc.constantFrom(...DTYPES), kvHeads: fc.integer({ min: 1, max: 3 }), group: fc.constantFrom(1, 2, 3, 4),
+  headDim: fc.oneof(fc.integer({ min: 1, max: 20 }).map((d) => 2 * d), fc.constantFrom(64, 128)),
+  pageSize: fc.constantFrom(1, 2, 4, 8, 16, 32), seqs: fc.array(fc.record({ history: fc.integer({ min: 0, max: 70 }), fresh: fc.integer({ min: 1, max: 4 }) }), { minLength: 1, maxLength: 4 }),
+  window: fc.option(fc.integer({ min: 1, max: 40 }), { freq: 3 }), causal: fc.boolean(), rope: fc.boolean(),
+  spare: fc.integer({ min: 0, max: 5 }), seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+});
+type Case = typeof caseArb extends fc.Arbitrary<infer C> ? C : never;
+
+/** Block tables over a pool whose pages are handed out in a shuffled order. */
+function layout(c: Case, next: () => number) {
+  const P = c.pageSize;
+  const lens = c.seqs.map((s) => s.history + s.fresh);
+  const need = lens.map((l) => Math.ceil(l / P));
+  const total = need.reduce((a, b) => a + b, 0) + c.spare;
+  const order = Array.from({ length: total }, (_, i) => i);
+  for (let i = total - 1; i > 0; i--) { const j = Math.floor(next() * (i + 1)); [order[i], order[j]] = [order[j], order[i]]; }
+  const indptr = [0], pages: number[] = [];
+  need.forEach((n) => { pages.push(...order.splice(0, n)); indptr.push(pages.length); });
+  const slot = (b: number, pos: number) => pages[indptr[b] + Math.floor(pos / P)] * P + (pos % P);
+  // Steps: first every sequence's history, then every sequence's fresh tokens.
+  const stepOf = (which: 'history' | 'fresh') => {
+    const positions: number[] = [], slots: number[] = [], seqOf: number[] = [];
+    c.seqs.forEach((s, b) => {
+      const from = which === 'history' ? 0 : s.history, to = which === 'history' ? s.history : s.history + s.fresh;
+      for (let p = from; p < to; p++) { positions.push(p); slots.push(slot(b, p)); seqOf.push(b); }
+    });
+    const tables: KvTables = {
+      slots: Int32Array.from(slots), seqOf: Int32Array.from(seqOf), indptr: Int32Array.from(indptr), pages: Int32Array.from(pages),
+      lastLen: Int32Array.from(lens.map((l, b) => l - (need[b] - 1) * P)),
+    };
+    return { positions: Int32Array.from(positions), tables };
+  };
+  return { total, lens, history: stepOf('history'), fresh: stepOf('fresh') };
+}
+
+/** llama.cpp "normal" RoPE in float64, written out again here so the reference shares no code with the interpreter. */
+function ropeRow(x: ArrayLike<number>, pos: number, theta: number): Float64Array {
+  const D = x.length, out = new Float64Array(D);
+  for (let i = 0; i < D / 2; i++) {
+    const a = pos * Math.pow(theta, (-2 * i) / D), c = Math.cos(a), s = Math.sin(a);
+    out[2 * i] = x[2 * i] * c - x[2 * i + 1] * s;
+    out[2 * i + 1] = x[2 * i] * s + x[2 * i + 1] * c;
+  }
+  return out;
+}
+
+function runCase(c: Case) {
+  const next = rng(c.seed);
+  const { kvHeads: KH, headDim: D, dtype } = c;
+  const H = KH * c.group, theta = 10000, scale = 1 / Math.sqrt(D);
+  const L = layout(c, next);
+  const Th = L.history.positions.length, Tf = L.fresh.positions.length;
+  const kh = data(next, Th * KH * D), vh = data(next, Th * KH * D);
+  const kf = data(next, Tf * KH * D), vf = data(next, Tf * KH * D), q = data(next, Tf * H * D);
+  // Per sequence, position -> unquantised (rotated) K and V rows for the dense reference.
+  const K = c.seqs.map(() => new Map<string, Float64Array>()), Vv = c.seqs.map(() => new Map<string, Float64Array>());
+  const record = (step: typeof L.history, k: Float32Array, v: Float32Array) => step.positions.forEach((p, t) => {
+    const b = step.tables.seqOf[t];
+    for (let h = 0; h < KH; h++) {
+      const row = k.subarray((t * KH + h) * D, (t * KH + h + 1) * D);
+      K[b].set(`${p},${h}`, c.rope ? ropeRow(row, p, theta) : Float64Array.from(row));
+      Vv[b].set(`${p},${h}`, Float64Array.from(v.subarray((t * KH + h) * D, (t * KH + h + 1) * D)));
+    }
+  });
+  record(L.history, kh, vh);
+  record(L.fresh, kf, vf);
+  return { next, H, theta, scale, L, Th, Tf, kh, vh, kf, vf, q, K, V: Vv };
+}
+
+/** Dense attention and its error bound per output element, from the unquantised rows. */
+function dense(c: Case, r: ReturnType<typeof runCase>) {
+  const { kvHeads: KH, headDim: D, dtype } = c;
+  const out = new Float64Array(r.Tf * r.H * D), bound = new Float64Array(r.Tf * r.H * D);
+  const amax = (x: Float64Array) => x.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+  r.L.fresh.positions.forEach((p, t) => {
+    const b = r.L.fresh.tables.seqOf[t];
+    const hi = c.causal ? p : r.L.lens[b] - 1;
+    const lo = c.window === null ? 0 : Math.max(0, p - c.window + 1);
+    for (let h = 0; h < r.H; h++) {
+      const kvh = Math.floor(h / c.group);
+      const qrow = r.q.subarray((t * r.H + h) * D, (t * r.H + h + 1) * D);
+      const s: number[] = [];
+      let dk = 0, dv = 0, vmax = 0;
+      for (let j = lo; j <= hi; j++) {
+        const k = r.K[b].get(`${j},${kvh}`)!, v = r.V[b].get(`${j},${kvh}`)!;
+        let dot = 0;
+        for (let d = 0; d < D; d++) dot += qrow[d] * k[d];
+        s.push(dot * r.scale);
+        dk = Math.max(dk, storeErrorBound(amax(k), dtype));
+        dv = Math.max(dv, storeErrorBound(amax(v), dtype));
+        vmax = Math.max(vmax, amax(v));
+      }
+      const m = Math.max(...s);
+      const e = s.map((x) => Math.exp(x - m));
+      const sum = e.reduce((a, x) => a + x, 0);
+      const q1 = qrow.reduce((a, x) => a + Math.abs(x), 0);
+      const delta = r.scale * q1 * dk;
+      for (let d = 0; d < D; d++) {
+        let acc = 0;
+        for (let j = lo; j <= hi; j++) acc += (e[j - lo] / sum) * r.V[b].get(`${j},${kvh}`)![d];
+        out[(t * r.H + h) * D + d] = acc;
+        bound[(t * r.H + h) * D + d] = dv + Math.expm1(2 * delta) * vmax + 1e-4 * vmax;
+      }
+    }
+  });
+  return { out, bound };
+}
+
+function expectWithin(got: ArrayLike<number>, want: Float64Array, bound: Float64Array, what: string) {
+  expect(got.length).toBe(want.length);
+  for (let i = 0; i < want.length; i++) {
+    if (!(Math.abs(got[i] - want[i]) <= bound[i])) throw new Error(`${what}: element ${i}: got ${got[i]}, dense ${want[i]}, bound ${bound[i]}`);
+  }
+}
+
+const label = (c: Case) => `${c.dtype} KH=${c.kvHeads} G=${c.group} D=${c.headDim} P=${c.pageSize} seqs=${JSON.stringify(c.seqs)} window=${c.window} causal=${c.causal} rope=${c.rope}`;
+
+it('paged attention on WebGPU equals dense attention (shuffled pages, batches, GQA/MQA, windows, every KV format)', () =>
+  fc.assert(fc.asyncProperty(caseArb, async (c) => {
+    const r = runCase(c);
+    const { kvHeads, headDim, pageSize, dtype } = c;
+    const storage = { kvHeads, headDim, pageSize, dtype };
+    const words = r.L.total * pageWords(storage);
+    const append = variants({ kind: 'kv_append', kvHeads, headDim, pageSize, dtype, rope: c.rope ? r.theta : null }).get('')!;
+    const attend = variants({ kind: 'attention', heads: r.H, kvHeads, headDim, pageSize, dtype, scale: r.scale, window: c.window, causal: c.causal }).get('')!;
+    const tb = (s: typeof r.L.history) => ({ positions: s.positions, kv_slot: s.tables.slots, kv_seq: s.tables.seqOf, kv_table: packKvTable(s.tables) });
+    let pool: Record<string, number | Float32Array> = { kcache: words, vcache: words };
+    if (r.Th > 0) pool = await runOnGpu(device, append, r.Th, { k: r.kh, v: r.vh, ...tb(r.L.history) }, pool);
+    const got = await runOnGpu(device, [append, attend], r.Tf, { k: r.kf, v: r.vf, q: r.q, ...tb(r.L.fresh) }, { ...pool, out: r.Tf * r.H * headDim });
+    const want = dense(c, r);
+    expectWithin(got.out, want.out, want.bound, label(c));
+    // Against the interpreter, which stores the same format: only f32 arithmetic and the
+    // odd quantisation step rounded the other way (x / scale in f32 vs float64) differ.
+    expectClose(got.out, interpreted(c, r), SAME_FORMAT_TOL[c.dtype], `${label(c)} vs interpreter`);
+  }), { numRuns: RUNS }));
+
+/** The same case through the IR interpreter's paged cache (which stores exactly what the format holds). */
+function interpreted(c: Case, r: ReturnType<typeof runCase>): Float64Array | Float32Array {
+  const { kvHeads: KH, headDim: D, pageSize, dtype } = c;
+  const model: ModelInfo = {
+    name: 'paged', vocab: 1, dim: 1, layers: 1, heads: r.H, kvHeads: KH, headDim: D, maxContext: 1 << 20, eos: null,
+    kv: { layout: { kind: 'paged', pageSize }, dtype, window: c.window }, weights: { binding: 'random', seed: 0 }, constants: {},
+  };
+  const cache = new CpuKvCache(1, KH, D, r.L.total * pageSize, { pageSize, dtype });
+  const run = (step: typeof r.L.history, params: Record<string, Float32Array>, withAttention: boolean, T: number) => {
+    const b = new GraphBuilder();
+    const store = b.node('kv_store', { layer: 0, rope: c.rope ? r.theta : null }, [b.param('k', [T, KH, D]), b.param('v', [T, KH, D]), b.positions()]);
+    const out = withAttention ? b.node('attention', { layer: 0, causal: c.causal, window: c.window, scale: r.scale }, [b.param('q', [T, r.H, D]), store, b.positions()]) : store;
+    const g = b.finish(model, out);
+    return interpret(g, { get: (n) => params[n] }, cache, { tokens: new Int32Array(T), positions: step.positions, kv: step.tables }).get(out);
+  };
+  if (r.Th > 0) run(r.L.history, { k: r.kh, v: r.vh }, false, r.Th);
+  return run(r.L.fresh, { k: r.kf, v: r.vf, q: r.q }, true, r.Tf)!;
+}
+
+it('paged attention in the CPU interpreter equals dense attention, within the same bounds', () =>
+  fc.assert(fc.property(caseArb, (c) => {
+    const r = runCase(c);
+    const want = dense(c, r);
+    expectWithin(interpreted(c, r), want.out, want.bound, label(c));
+  }), { numRuns: 60 }));
