@@ -131,7 +131,10 @@ describe('WebGPU engine vs CPU engine', () => {
       expect(s).toMatchObject({ backend: 'webgpu', forwards: 3, tokens: 19, dispatchesPerForward: program.steps.length, dispatches: 3 * program.steps.length });
       expect(s.bytesAllocated).toBeGreaterThan(0);
       await expect(gpu.forward(Int32Array.of(shape.vocab), Int32Array.of(0))).rejects.toThrow(/outside the vocabulary/);
-      await expect(gpu.forward(Int32Array.of(1), Int32Array.of(shape.maxContext!))).rejects.toThrow(/outside the context/);
+      await expect(gpu.forward(Int32Array.of(1), Int32Array.of(shape.maxContext!))).rejects.toThrow(/leaves a gap/);
+      const M = shape.maxContext!;
+      await gpu.forward(Int32Array.from({ length: M }, (_, i) => i % shape.vocab), Int32Array.from({ length: M }, (_, i) => i), { rows: 'last' });
+      await expect(gpu.forward(Int32Array.of(1), Int32Array.of(M))).rejects.toThrow(/over the context of/);
     } finally { gpu.dispose(); }
   }, 60_000);
 
