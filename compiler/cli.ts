@@ -21,18 +21,20 @@ export class CliError extends Error {
 const USAGE = `usage:
   infer check SPEC
   infer compile SPEC --target wgsl|cuda|ts --out DIR [--no-fuse LIST] [--print-ir]
-  infer run SPEC [--weights FILE] [--backend webgpu|cpu] [--tokens 1,2,3] [--max-tokens N]
-                 [--temperature T] [--top-k K] [--top-p P] [--seed S] [--top-logprobs N]
-                 [--ignore-eos] [--json] [--no-fuse LIST]
+  infer run SPEC [--weights FILE] [--backend webgpu|cpu] [--tokens 1,2,3 [--tokens 4,5 ...] | --batch-file FILE]
+                 [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--top-logprobs N]
+                 [--ignore-eos] [--json] [--no-fuse LIST] [--kv-pages N]
   infer import FILE.gguf [-o SPEC] [--max-context N]
---no-fuse takes a comma-separated list of fusions (norm, silu_mul, residual) or 'all'.`;
+--no-fuse takes a comma-separated list of fusions (norm, silu_mul, residual, kv_append) or 'all'.
+Several prompts (--tokens repeated, or --batch-file with one comma-separated prompt per line) decode as one batch.`;
 
 const OPTIONS = {
   check: {},
   import: { output: { type: 'string', short: 'o' }, 'max-context': { type: 'string' } },
   compile: { target: { type: 'string' }, out: { type: 'string' }, 'no-fuse': { type: 'string' }, 'print-ir': { type: 'boolean' } },
   run: {
-    weights: { type: 'string' }, backend: { type: 'string' }, tokens: { type: 'string' }, 'max-tokens': { type: 'string' },
+    weights: { type: 'string' }, backend: { type: 'string' }, tokens: { type: 'string', multiple: true }, 'batch-file': { type: 'string' },
+    'kv-pages': { type: 'string' }, 'max-tokens': { type: 'string' },
     temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' },
     'top-logprobs': { type: 'string' }, 'ignore-eos': { type: 'boolean' }, json: { type: 'boolean' }, 'no-fuse': { type: 'string' },
   },

@@ -4,14 +4,17 @@
 import type { Graph } from './ir/graph.ts';
 import type { Program } from './program.ts';
 import { CpuEngine } from '../runtime/cpu/engine.ts';
-import { generate, type Engine, type GenerateResult } from '../runtime/engine.ts';
-import type { SamplingOptions } from '../runtime/sampling.ts';
+import { readFileSync } from 'node:fs';
+import { generate, type Engine } from '../runtime/engine.ts';
+import { generateBatch } from '../runtime/batchGenerate.ts';
+import type { PoolOptions } from '../runtime/pagedEngine.ts';
+import type { SamplingOptions, TokenLogprob } from '../runtime/sampling.ts';
 import type { WeightSource } from './ir/interpret.ts';
 import { RandomWeights } from '../runtime/weights/random.ts';
 import type { Io } from './cli.ts';
 
 export interface RunFlags {
-  weights?: string; backend?: string; tokens?: string; 'max-tokens'?: string; temperature?: string; 'top-k'?: string;
+  weights?: string; backend?: string; tokens?: string[]; 'batch-file'?: string; 'kv-pages'?: string; 'max-tokens'?: string; temperature?: string; 'top-k'?: string;
   'top-p'?: string; seed?: string; 'top-logprobs'?: string; 'ignore-eos'?: boolean; json?: boolean; 'no-fuse'?: string;
 }
 
@@ -26,23 +29,36 @@ function num(flag: string, text: string | undefined, fallback: number, integer: 
   return v;
 }
 
-function parseTokens(text: string | undefined, vocab: number): number[] {
-  if (text === undefined) return [1];
+function parseTokens(text: string, vocab: number, where: string): number[] {
   const parts = text.split(',').map((s) => s.trim());
   const ids = parts.map(Number);
   const bad = parts.findIndex((s, i) => s === '' || !Number.isInteger(ids[i]) || ids[i] < 0 || ids[i] >= vocab);
-  if (bad >= 0) throw new RunError(`--tokens: '${parts[bad]}' is not a token id in 0..${vocab - 1} (give ids like 1,2,3)`);
+  if (bad >= 0) throw new RunError(`${where}: '${parts[bad]}' is not a token id in 0..${vocab - 1} (give ids like 1,2,3)`);
   return ids;
 }
 
+/** The prompts: each --tokens, or one per non-empty line of --batch-file; default [1]. */
+function parsePrompts(f: RunFlags, vocab: number): number[][] {
+  if (f['batch-file'] !== undefined) {
+    if (f.tokens?.length) throw new RunError('give prompts with --tokens or --batch-file, not both');
+    let text: string;
+    try { text = readFileSync(f['batch-file'], 'utf8'); } catch (e) { throw new RunError(`--batch-file ${f['batch-file']}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`); }
+    const prompts = text.split('\n').map((l, i) => [l.trim(), i + 1] as const).filter(([l]) => l !== '' && !l.startsWith('#'))
+      .map(([l, line]) => parseTokens(l, vocab, `${f['batch-file']}:${line}`));
+    if (prompts.length === 0) throw new RunError(`--batch-file ${f['batch-file']} holds no prompt (one comma-separated prompt per line)`);
+    return prompts;
+  }
+  return (f.tokens?.length ? f.tokens : ['1']).map((t, i) => parseTokens(t, vocab, f.tokens && f.tokens.length > 1 ? `--tokens #${i + 1}` : '--tokens'));
+}
+
 /** Builds the engine the flags ask for; the caller disposes it. */
-async function makeEngine(kind: string, program: Program, graph: Graph, weights: WeightSource): Promise<{ engine: Engine; close: () => void; device?: string }> {
-  if (kind === 'cpu') { const e = new CpuEngine(graph, weights, program); return { engine: e, close: () => e.dispose() }; }
+async function makeEngine(kind: string, program: Program, graph: Graph, weights: WeightSource, pool: PoolOptions): Promise<{ engine: Engine; close: () => void; device?: string }> {
+  if (kind === 'cpu') { const e = new CpuEngine(graph, weights, program, pool); return { engine: e, close: () => e.dispose() }; }
   const { openGpu, wgslBackend } = await import('./cliBackend.ts');
   const { WebGpuEngine } = await import('../runtime/webgpu/engine.ts');
   const gpu = await openGpu();
   try {
-    const engine = await WebGpuEngine.create({ device: gpu.device, program, backend: await wgslBackend(), weights });
+    const engine = await WebGpuEngine.create({ device: gpu.device, program, backend: await wgslBackend(), weights, ...pool });
     return { engine, device: gpu.description, close: () => { engine.dispose(); gpu.close(); } };
   } catch (e) {
     gpu.close();
@@ -64,7 +80,11 @@ export async function runCommand(c: { program: Program; graph: Graph }, f: RunFl
   };
   if (sampling.topP === 0 || sampling.topP! > 1) throw new RunError(`--top-p needs a number in (0, 1], got '${f['top-p']}'`);
   const topLogprobs = num('top-logprobs', f['top-logprobs'], 0, true, 0);
-  const prompt = parseTokens(f.tokens, m.vocab);
+  const prompts = parsePrompts(f, m.vocab);
+  const pool: PoolOptions = {
+    maxSequences: Math.max(prompts.length === 1 ? 1 : 2, Math.min(prompts.length, 64)),
+    ...(f['kv-pages'] !== undefined ? { kvPages: num('kv-pages', f['kv-pages'], 0, true, 1) } : {}),
+  };
 
   let weights: WeightSource;
   if (m.weights.binding === 'gguf') {
@@ -78,20 +98,36 @@ export async function runCommand(c: { program: Program; graph: Graph }, f: RunFl
 
   const say = (t: string) => { if (!f.json) io.err(t); };
   say(`${m.name}: ${program.params.length} params, ${program.kernels.length} kernels, ${program.steps.length} dispatches per token; backend ${backend}\n`);
-  const { engine, close, device } = await makeEngine(backend, program, graph, weights);
-  let result: GenerateResult;
+  const { engine, close, device } = await makeEngine(backend, program, graph, weights, pool);
   try {
     if (device) say(`device: ${device}\n`);
-    result = await generate(engine, prompt, { maxTokens, sampling, ignoreEos: f['ignore-eos'] ?? false, topLogprobs });
-    const s = engine.stats();
-    const stats = { ...result.stats, setup_ms: s.setupMs, bytes_allocated: s.bytesAllocated };
-    if (result.notice) io.err(`note: ${result.notice}\n`);
-    if (f.json) {
-      io.out(JSON.stringify({ tokens: result.tokens, top_logprobs: result.topLogprobs, stats, ...(result.notice ? { notice: result.notice } : {}) }) + '\n');
+    const options = { maxTokens, sampling, ignoreEos: f['ignore-eos'] ?? false, topLogprobs };
+    const s = () => engine.stats();
+    if (prompts.length === 1) {
+      const result = await generate(engine, prompts[0], options);
+      // KV figures at the end of generation, before the sequence is released.
+      const stats = { ...result.stats, setup_ms: s().setupMs, bytes_allocated: s().bytesAllocated, kv: engine.kvStats() };
+      if (result.notice) io.err(`note: ${result.notice}\n`);
+      if (f.json) {
+        io.out(JSON.stringify({ tokens: result.tokens, top_logprobs: result.topLogprobs, stats, ...(result.notice ? { notice: result.notice } : {}) }) + '\n');
+      } else {
+        io.out(result.tokens.join(' ') + '\n');
+        if (topLogprobs > 0) io.out(logprobTable(result.tokens, result.topLogprobs));
+        io.err(statsTable(flatten(stats)));
+      }
     } else {
-      io.out(result.tokens.join(' ') + '\n');
-      if (topLogprobs > 0) io.out(logprobTable(result));
-      io.err(statsTable(stats));
+      let peak = engine.kvStats();
+      const r = await generateBatch(engine, prompts, { ...options, onToken: () => { const k = engine.kvStats(); if (k.pages_used >= peak.pages_used) peak = k; } });
+      const stats = { ...r.stats, dispatches_per_step: s().dispatchesPerForward, setup_ms: s().setupMs, bytes_allocated: s().bytesAllocated, kv: peak };
+      if (f.json) {
+        io.out(JSON.stringify({ sequences: r.sequences.map((q) => ({ tokens: q.tokens, top_logprobs: q.topLogprobs, stop_reason: q.stop_reason })), stats }) + '\n');
+      } else {
+        r.sequences.forEach((q, i) => {
+          io.out(`[${i}] ${q.tokens.join(' ')}\n`);
+          if (topLogprobs > 0) io.out(logprobTable(q.tokens, q.topLogprobs));
+        });
+        io.err(statsTable(flatten(stats)));
+      }
     }
   } finally {
     close();
@@ -99,8 +135,18 @@ export async function runCommand(c: { program: Program; graph: Graph }, f: RunFl
   return 0;
 }
 
-function logprobTable(r: GenerateResult): string {
-  return r.tokens.map((id, i) => `#${i} ${id}: ` + r.topLogprobs[i].map((t) => `${t.id}(${t.logprob.toFixed(4)})`).join(' ')).join('\n') + '\n';
+/** Nested stats (kv: {...}) as kv.page_size rows for the table. */
+function flatten(o: Record<string, unknown>, prefix = ''): Record<string, number | string> {
+  const out: Record<string, number | string> = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (v !== null && typeof v === 'object') Object.assign(out, flatten(v as Record<string, unknown>, `${prefix}${k}.`));
+    else out[prefix + k] = v as number | string;
+  }
+  return out;
+}
+
+function logprobTable(tokens: readonly number[], logprobs: readonly TokenLogprob[][]): string {
+  return tokens.map((id, i) => `#${i} ${id}: ` + logprobs[i].map((t) => `${t.id}(${t.logprob.toFixed(4)})`).join(' ')).join('\n') + '\n';
 }
 
 function statsTable(s: Record<string, number | string>): string {

@@ -85,6 +85,31 @@ describe('infer run (CPU backend)', () => {
     expect(j.stats.backend).toBe('cpu');
   });
 
+  it('decodes several prompts as one batch: sequences in prompt order, stats.kv, --batch-file', async () => {
+    const PAGED = 'examples/tiny-paged-int8.infer';
+    const r = await cli('run', PAGED, '--backend', 'cpu', '--tokens', '1,2,3', '--tokens', '4', '--tokens', '1,2,3,4,5', '--max-tokens', '4', '--json', '--ignore-eos');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(j.sequences.length).toBe(3);
+    for (const [i, prompt] of ['1,2,3', '4', '1,2,3,4,5'].entries()) {
+      const one = JSON.parse((await cli('run', PAGED, '--backend', 'cpu', '--tokens', prompt, '--max-tokens', '4', '--json', '--ignore-eos')).out);
+      expect(j.sequences[i].tokens).toEqual(one.tokens);
+      expect(one.stats.kv).toMatchObject({ layout: 'paged', dtype: 'int8', page_size: 16, pages_used: 1 });
+    }
+    expect(j.stats).toMatchObject({ sequences: 3, generated_tokens: 12, max_batch: 3 });
+    for (const k of ['page_size', 'pages_total', 'pages_used', 'bytes_used', 'bytes_reserved']) expect(j.stats.kv).toHaveProperty(k);
+    expect(j.stats.kv.bytes_used).toBeLessThanOrEqual(j.stats.kv.bytes_reserved);
+    const dir = mkdtempSync(join(tmpdir(), 'infer-batch-'));
+    writeFileSync(join(dir, 'ok.txt'), '1,2,3\n# a comment\n\n4\n1,2,3,4,5\n');
+    const f = JSON.parse((await cli('run', PAGED, '--backend', 'cpu', '--batch-file', join(dir, 'ok.txt'), '--max-tokens', '4', '--json', '--ignore-eos')).out);
+    expect(f.sequences.map((q: { tokens: number[] }) => q.tokens)).toEqual(j.sequences.map((q: { tokens: number[] }) => q.tokens));
+    writeFileSync(join(dir, 'bad.txt'), '1,2\n3,zz\n');
+    const bad = await cli('run', PAGED, '--backend', 'cpu', '--batch-file', join(dir, 'bad.txt'));
+    expect(bad.code).toBe(1);
+    expect(bad.err).toContain(`${join(dir, 'bad.txt')}:2: 'zz' is not a token id`);
+    expect((await cli('run', PAGED, '--backend', 'cpu', '--kv-pages', '0')).err).toMatch(/--kv-pages needs an integer >= 1/);
+  });
+
   it('is reproducible for a seed and validates its flags', async () => {
     const run = (seed: string) => cli('run', SPEC, '--backend', 'cpu', '--max-tokens', '6', '--temperature', '1.2', '--top-p', '0.9', '--seed', seed, '--json', '--ignore-eos');
     const a = JSON.parse((await run('5')).out), b = JSON.parse((await run('5')).out);

@@ -1,0 +1,161 @@
+// Continuous batching: requests join between steps, and every step is one batched
+// forward over all active sequences (new prompts prefill in the same step as the
+// others decode). A prompt that shares a prefix with a live sequence reuses its KV
+// pages. When the pool cannot hold a step, new prompts wait; if decoding alone
+// cannot fit, the most recently admitted sequence stops with stop_reason
+// 'kv_exhausted' (its pages free the others) rather than failing the whole batch.
+import type { Engine, GenerateOptions, StopReason } from './engine.ts';
+import type { BatchItem } from './kv/batchStep.ts';
+import { KvPoolExhausted } from './kv/sequences.ts';
+import { Sampler, topLogprobs as topN, type TokenLogprob } from './sampling.ts';
+
+export type BatchStopReason = StopReason | 'kv_exhausted';
+
+export interface SequenceResult {
+  readonly tokens: number[];
+  readonly topLogprobs: TokenLogprob[][];
+  readonly stop_reason: BatchStopReason;
+  /** Prompt tokens whose KV came from another sequence's pages. */
+  readonly prefix_reused: number;
+}
+
+export interface BatchStats {
+  readonly backend: 'cpu' | 'webgpu';
+  readonly sequences: number;
+  readonly prompt_tokens: number;
+  readonly generated_tokens: number;
+  readonly prefix_reused_tokens: number;
+  /** Batched forwards (each one dispatch per kernel for the whole batch). */
+  readonly steps: number;
+  readonly wall_ms: number;
+  /** Generated tokens per second over the whole run, all sequences together. */
+  readonly tokens_per_s: number;
+  readonly max_batch: number;
+}
+
+interface Request {
+  readonly id: number;
+  readonly prompt: readonly number[];
+  seq: number | null;
+  /** Tokens still to feed: the prompt (less any shared prefix) at first, then the last sample. */
+  pending: number[];
+  readonly out: number[];
+  readonly logprobs: TokenLogprob[][];
+  readonly sampler: Sampler;
+  stop: BatchStopReason | null;
+  reused: number;
+}
+
+export class BatchGenerator {
+  private readonly requests: Request[] = [];
+  private steps = 0;
+  private maxBatch = 0;
+
+  constructor(private readonly engine: Engine, private readonly opts: GenerateOptions) {}
+
+  /** Queues a prompt; it joins the batch at the next step with room. Returns its index. */
+  add(prompt: readonly number[]): number {
+    const m = this.engine.model;
+    if (prompt.length === 0) throw new Error('a prompt is empty: give at least one token');
+    if (prompt.length > m.maxContext) throw new Error(`a prompt has ${prompt.length} tokens but the model's context holds ${m.maxContext}`);
+    for (const id of prompt) if (!Number.isInteger(id) || id < 0 || id >= m.vocab) throw new Error(`prompt token ${id} is outside the vocabulary of ${m.vocab}`);
+    const id = this.requests.length;
+    const seed = (this.opts.sampling?.seed ?? 0) + id;
+    this.requests.push({ id, prompt, seq: null, pending: [...prompt], out: [], logprobs: [], sampler: new Sampler({ ...this.opts.sampling, seed }), stop: this.opts.maxTokens > 0 ? null : 'max_tokens', reused: 0 });
+    return id;
+  }
+
+  get done(): boolean { return this.requests.every((r) => r.stop !== null); }
+
+  /** One batched forward over every active sequence, plus admissions that fit. */
+  async step(): Promise<void> {
+    const kv = this.engine.kv;
+    const running = this.requests.filter((r) => r.stop === null && r.seq !== null);
+    const waiting = this.requests.filter((r) => r.stop === null && r.seq === null);
+    let budget = this.engine.maxTokensPerForward - running.reduce((a, r) => a + r.pending.length, 0);
+    const admitted: Request[] = [];
+    for (const r of waiting) {
+      if (running.length + admitted.length >= this.engine.maxSequences) break;
+      const share = kv.longestPrefix(r.prompt, r.prompt.length - 1);
+      // A prompt admitted this step has no KV yet; a later prompt sharing a longer prefix
+      // with it waits one step and then reuses its pages instead of recomputing them.
+      const lcp = Math.max(0, ...admitted.map((a) => commonPrefix(a.prompt, r.prompt, r.prompt.length - 1)));
+      if (lcp >= kv.pageSize && lcp > (share?.prefix ?? 0)) continue;
+      const need = r.prompt.length - (share?.prefix ?? 0);
+      if (need > budget) break;
+      r.seq = kv.join(share ?? undefined);
+      r.reused = share?.prefix ?? 0;
+      r.pending = r.prompt.slice(r.reused);
+      budget -= need;
+      admitted.push(r);
+    }
+    let batch = [...running, ...admitted];
+    for (;;) {
+      if (batch.length === 0) return;
+      try {
+        const items: BatchItem[] = batch.map((r) => ({ seq: r.seq!, tokens: r.pending }));
+        const rows = await this.engine.forwardBatch(items, { rows: 'last' });
+        this.steps++;
+        this.maxBatch = Math.max(this.maxBatch, batch.length);
+        batch.forEach((r, i) => this.take(r, rows[i]));
+        return;
+      } catch (e) {
+        if (!(e instanceof KvPoolExhausted)) throw e;
+        // New prompts wait for pages; then the newest running sequence gives its pages up.
+        const newest = admitted.pop() ?? batch.filter((r) => !admitted.includes(r)).at(-1)!;
+        if (running.includes(newest)) newest.stop = 'kv_exhausted';
+        kv.free(newest.seq!);
+        if (newest.stop === null) { newest.seq = null; newest.pending = [...newest.prompt]; newest.reused = 0; }
+        batch = batch.filter((r) => r !== newest);
+        if (batch.length === 0 && newest.stop === null && running.length === 0) throw e;
+      }
+    }
+  }
+
+  private take(r: Request, row: Float32Array): void {
+    const m = this.engine.model;
+    const id = r.sampler.sample(row);
+    r.out.push(id);
+    r.logprobs.push(topN(row, this.opts.topLogprobs ?? 0));
+    this.opts.onToken?.(id, r.out.length - 1);
+    const length = this.engine.kv.length(r.seq!);
+    if (!this.opts.ignoreEos && m.eos !== null && id === m.eos) r.stop = 'eos';
+    else if (r.out.length >= this.opts.maxTokens) r.stop = 'max_tokens';
+    else if (length >= m.maxContext) r.stop = 'max_context';
+    r.pending = [id];
+    if (r.stop !== null) { this.engine.kv.free(r.seq!); }
+  }
+
+  results(): SequenceResult[] {
+    return this.requests.map((r) => ({ tokens: r.out, topLogprobs: r.logprobs, stop_reason: r.stop ?? 'max_tokens', prefix_reused: r.reused }));
+  }
+
+  counters(): { steps: number; maxBatch: number } { return { steps: this.steps, maxBatch: this.maxBatch }; }
+}
+
+function commonPrefix(a: readonly number[], b: readonly number[], limit: number): number {
+  let n = 0;
+  while (n < limit && n < a.length && n < b.length && a[n] === b[n]) n++;
+  return n;
+}
+
+/** Generates for every prompt as one continuously batched run. */
+export async function generateBatch(engine: Engine, prompts: readonly (readonly number[])[], opts: GenerateOptions): Promise<{ sequences: SequenceResult[]; stats: BatchStats }> {
+  engine.reset();
+  const g = new BatchGenerator(engine, opts);
+  for (const p of prompts) g.add(p);
+  const t0 = performance.now();
+  while (!g.done) await g.step();
+  const wall = performance.now() - t0;
+  const sequences = g.results();
+  const generated = sequences.reduce((a, s) => a + s.tokens.length, 0);
+  const { steps, maxBatch } = g.counters();
+  return {
+    sequences,
+    stats: {
+      backend: engine.backend, sequences: prompts.length, prompt_tokens: prompts.reduce((a, p) => a + p.length, 0), generated_tokens: generated,
+      prefix_reused_tokens: sequences.reduce((a, s) => a + s.prefix_reused, 0), steps, wall_ms: wall,
+      tokens_per_s: generated / (wall / 1000), max_batch: maxBatch,
+    },
+  };
+}
