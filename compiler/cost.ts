@@ -59,7 +59,12 @@ export function kernelCost(spec: KernelSpec, T: number, context: number): Omit<S
       const span = spec.window === null ? context : Math.min(context, spec.window + T - 1);
       const q = T * spec.heads * spec.headDim;
       const tables = 4 * (Math.ceil(span / spec.pageSize) + 3);
-      return { bytesRead: span * tokenBytesPerLayer(spec) + q * F32 + T * 8 + tables, bytesWritten: q * F32, flops: 4 * T * spec.heads * spec.headDim * span };
+      const written = spec.splits === 1 ? q : T * spec.heads * spec.splits * (spec.headDim + 2);
+      return { bytesRead: span * tokenBytesPerLayer(spec) + q * F32 + T * 8 + tables, bytesWritten: written * F32, flops: 4 * T * spec.heads * spec.headDim * span };
+    }
+    case 'attention_merge': {
+      const n = T * spec.heads * spec.headDim;
+      return { bytesRead: T * spec.heads * spec.splits * (spec.headDim + 2) * F32, bytesWritten: n * F32, flops: 3 * n * spec.splits };
     }
     case 'elementwise': return { bytesRead: spec.inputs * T * spec.width * F32, bytesWritten: T * spec.width * F32, flops: T * spec.width };
   }

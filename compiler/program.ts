@@ -22,7 +22,11 @@ export type ElementwiseExpr =
  *   rope:        x, positions, out
  *   kv_append:   k, v, positions, kv_slot, kcache, vcache
  *   attention:   q, positions, kv_seq, kv_table, kcache, vcache, out
- *                (pages, scales and the packed block table: compiler/ir/kvStorage.ts)
+ *                (pages, scales and the packed block table: compiler/ir/kvStorage.ts). With
+ *                splits > 1 (flash-decoding) each token's key range is split across `splits`
+ *                workgroups and `out` receives partial results [T][heads][splits][headDim + 2]
+ *                (running max, sum, unnormalised P.V) that attention_merge combines.
+ *   attention_merge: part, out
  *   elementwise: in0 .. in{inputs-1}, out
  * Every kernel also receives the step uniform (number of tokens T) from the runtime.
  */
@@ -32,7 +36,8 @@ export type KernelSpec =
   | { kind: 'matmul'; K: number; N: number; prologue: 'none' | 'rmsnorm' | 'silu_mul'; eps: number; residual: boolean }
   | { kind: 'rope'; heads: number; headDim: number; theta: number }
   | { kind: 'kv_append'; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; rope: number | null }
-  | { kind: 'attention'; heads: number; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; scale: number; window: number | null; causal: boolean }
+  | { kind: 'attention'; heads: number; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; scale: number; window: number | null; causal: boolean; splits: number }
+  | { kind: 'attention_merge'; heads: number; headDim: number; splits: number }
   | { kind: 'elementwise'; width: number; inputs: number; expr: ElementwiseExpr };
 
 export type KernelKind = KernelSpec['kind'];
@@ -44,6 +49,7 @@ export const BINDINGS: { [K in KernelKind]: (spec: Extract<KernelSpec, { kind: K
   rope: () => ['x', 'positions', 'out'],
   kv_append: () => ['k', 'v', 'positions', 'kv_slot', 'kcache', 'vcache'],
   attention: () => ['q', 'positions', 'kv_seq', 'kv_table', 'kcache', 'vcache', 'out'],
+  attention_merge: () => ['part', 'out'],
   elementwise: (s) => [...Array.from({ length: s.inputs }, (_, i) => `in${i}`), 'out'],
 };
 

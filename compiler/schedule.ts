@@ -24,11 +24,25 @@ export class ScheduleError extends Error {}
 export interface ScheduleOptions {
   /** Default batch capacity (sequences decoded together); the runtime may choose another. */
   readonly maxSequences?: number;
+  /** Workgroups each token's attention key range is split across (default: attentionSplits). */
+  readonly attentionSplits?: number;
+}
+
+/**
+ * Flash-decoding split: one query token of one KV head is one workgroup's work, far too
+ * little to fill a GPU at long context. Splitting the key range so each split sees about
+ * 1024 keys at full context (at most 32 splits) fills the device; the splits share each
+ * token's actual range evenly at run time, so short contexts lose only the merge.
+ */
+export function attentionSplits(maxContext: number): number {
+  return Math.max(1, Math.min(32, Math.floor(maxContext / 1024)));
 }
 
 export function schedule(g: Graph, passes: readonly string[] = [], opts: ScheduleOptions = {}): Program {
   const m = g.model;
   const kv = kvPlan(m, opts.maxSequences ?? 4);
+  const splits = opts.attentionSplits ?? attentionSplits(m.maxContext);
+  if (!Number.isInteger(splits) || splits < 1) throw new ScheduleError(`attention splits must be an integer >= 1, got ${splits}`);
   const buffers: BufferDecl[] = [];
   const kernels = new Map<string, KernelSpec>();
   const steps: Step[] = [];
@@ -114,8 +128,12 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
       case 'attention': {
         const a = n.arg as OpArgs['attention'];
         const [, heads, headDim] = n.shape as [unknown, number, number];
-        emit(n, { kind: 'attention', heads, kvHeads: m.kvHeads, headDim, pageSize: kv.pageSize, dtype: kv.dtype, scale: a.scale, window: a.window, causal: a.causal },
-          { q: src(0), positions: src(2), kv_seq: tables.kv_seq, kv_table: tables.kv_table, ...kvArgs(a.layer), out: out() });
+        const spec = { kind: 'attention' as const, heads, kvHeads: m.kvHeads, headDim, pageSize: kv.pageSize, dtype: kv.dtype, scale: a.scale, window: a.window, causal: a.causal, splits };
+        const common = { q: src(0), positions: src(2), kv_seq: tables.kv_seq, kv_table: tables.kv_table, ...kvArgs(a.layer) };
+        if (splits === 1) { emit(n, spec, { ...common, out: out() }); break; }
+        const part = addBuffer({ name: `t${n.id}.part`, kind: 'activation', dtype: 'f32', perToken: heads * splits * (headDim + 2), elements: 0 });
+        emit(n, spec, { ...common, out: part });
+        emit(n, { kind: 'attention_merge', heads, headDim, splits }, { part, out: out() });
         break;
       }
       case 'unary': case 'binary': {

@@ -63,6 +63,10 @@ export function plansFor(spec: KernelSpec): Plan[] {
     }
     case 'kv_append': return [kvAppendPlan(spec)];
     case 'attention': return [attentionPlan(spec)];
+    case 'attention_merge': {
+      const heads = positiveInt('heads', spec.heads), headDim = positiveInt('headDim', spec.headDim);
+      return [rowPlan('attention_merge', heads * headDim, { heads, headDim, splits: positiveInt('splits', spec.splits) })];
+    }
     case 'elementwise':
       return [rowPlan('elementwise', positiveInt('width', spec.width), { width: spec.width })];
   }
@@ -157,14 +161,15 @@ function attentionPlan(spec: AttentionSpec): Plan {
   // word by word against a query row padded to whole words.
   const vec4 = fmt.f32 && headDim % 4 === 0;
   const qstride = fmt.f32 ? (vec4 ? headDim / 4 : headDim) : fmt.rowWords * fmt.perWord;
+  const splits = positiveInt('splits', spec.splits);
   return {
     template: 'attention', variant: '', minTokens: 1,
     context: {
       ...fmt, heads, kvHeads, headDim, group, qpw, wg, block, pageSize: positiveInt('pageSize', spec.pageSize),
       scale: spec.scale, causal: spec.causal, windowed: spec.window !== null, window: spec.window ?? 0,
-      vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', qstride, qsLen: qpw * qstride, pLen: qpw * block,
+      vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', qstride, qsLen: qpw * qstride, pLen: qpw * block, split: splits > 1, splits,
     },
-    workgroup: [wg, 1, 1], grid: [PER_TOKEN, { tokensPerGroup: 0, groups: heads / qpw }, ONE],
+    workgroup: [wg, 1, 1], grid: [PER_TOKEN, { tokensPerGroup: 0, groups: heads / qpw }, { tokensPerGroup: 0, groups: splits }],
     vec4Bindings: vec4 ? ['q', 'kcache'] : [], u32Bindings: fmt.f32 ? [] : PACKED_KV,
   };
 }

@@ -25,10 +25,11 @@ const SPECS: KernelSpec[] = [
   ...(['f32', 'f16', 'int8', 'int4'] as const).flatMap((dtype): KernelSpec[] => [
     { kind: 'kv_append', kvHeads: 2, headDim: 64, pageSize: 16, dtype, rope: 10000 },
     { kind: 'kv_append', kvHeads: 1, headDim: 6, pageSize: 4096, dtype, rope: null },
-    { kind: 'attention', heads: 32, kvHeads: 8, headDim: 128, pageSize: 16, dtype, scale: 0.08838834764831845, window: null, causal: true },
-    { kind: 'attention', heads: 4, kvHeads: 1, headDim: 6, pageSize: 1, dtype, scale: 0.4, window: 3, causal: false },
+    { kind: 'attention', heads: 32, kvHeads: 8, headDim: 128, pageSize: 16, dtype, scale: 0.08838834764831845, window: null, causal: true, splits: 1 },
+    { kind: 'attention', heads: 4, kvHeads: 1, headDim: 6, pageSize: 1, dtype, scale: 0.4, window: 3, causal: false, splits: 8 },
   ]),
-  { kind: 'attention', heads: 2, kvHeads: 2, headDim: 256, pageSize: 64, dtype: 'f32', scale: 0.0625, window: 8, causal: true },
+  { kind: 'attention', heads: 2, kvHeads: 2, headDim: 256, pageSize: 64, dtype: 'f32', scale: 0.0625, window: 8, causal: true, splits: 32 },
+  { kind: 'attention_merge', heads: 32, headDim: 128, splits: 4 },
   { kind: 'elementwise', width: 11, inputs: 2, expr: { kind: 'binary', fn: 'mul', left: { kind: 'unary', fn: 'silu', arg: x0 }, right: { kind: 'input', index: 1 } } },
   { kind: 'elementwise', width: 3, inputs: 1, expr: { kind: 'binary', fn: 'div', left: x0, right: { kind: 'const', value: 1e-7 } } },
 ];
@@ -111,7 +112,7 @@ describe('wgsl render', () => {
   });
 
   it('rejects specs it cannot render, with the reason', () => {
-    const att: KernelSpec = { kind: 'attention', heads: 6, kvHeads: 4, headDim: 8, pageSize: 8, dtype: 'f32', scale: 1, window: null, causal: true };
+    const att: KernelSpec = { kind: 'attention', heads: 6, kvHeads: 4, headDim: 8, pageSize: 8, dtype: 'f32', scale: 1, window: null, causal: true, splits: 1 };
     expect(() => wgslBackend.render('a', att)).toThrow(/multiple of kvHeads/);
     expect(() => wgslBackend.render('a', { ...att, heads: 4, headDim: 258 })).toThrow(/up to 256/);
     expect(() => wgslBackend.render('a', { ...att, heads: 4, window: 0 })).toThrow(/window/);

@@ -34,19 +34,19 @@ function rowClose(got: Float32Array, want: Float32Array, tol: number, what: stri
 const shapeArb = fc.record({
   kvHeads: fc.integer({ min: 1, max: 2 }), group: fc.constantFrom(1, 2), headDim: fc.constantFrom(4, 8),
   pageSize: fc.constantFrom(1, 2, 4, 8), kvDtype: fc.constantFrom('f32', 'f16', 'int8', 'int4') as fc.Arbitrary<KvDType>,
-  window: fc.option(fc.integer({ min: 2, max: 12 }), { freq: 3 }), seed: fc.integer({ min: 1, max: 999 }),
-}).map((r) => ({ shape: { vocab: 23, dim: 16, layers: 2, heads: r.kvHeads * r.group, kvHeads: r.kvHeads, headDim: r.headDim, ffn: 20, maxContext: 40, window: r.window, pageSize: r.pageSize, kvDtype: r.kvDtype } as LlamaShape, seed: r.seed }));
+  window: fc.option(fc.integer({ min: 2, max: 12 }), { freq: 3 }), seed: fc.integer({ min: 1, max: 999 }), splits: fc.constantFrom(1, 3),
+}).map((r) => ({ splits: r.splits, shape: { vocab: 23, dim: 16, layers: 2, heads: r.kvHeads * r.group, kvHeads: r.kvHeads, headDim: r.headDim, ffn: 20, maxContext: 40, window: r.window, pageSize: r.pageSize, kvDtype: r.kvDtype } as LlamaShape, seed: r.seed }));
 
-function engines(shape: LlamaShape, seed: number, pool: { maxSequences: number; kvPages?: number }) {
+function engines(shape: LlamaShape, seed: number, pool: { maxSequences: number; kvPages?: number }, attentionSplits = 1) {
   const graph = runPipeline(denseLlama(shape)).graph;
-  const program = schedule(graph);
+  const program = schedule(graph, [], { attentionSplits });
   const weights = new RandomWeights(graph.params, seed);
   return { graph, program, weights, gpu: () => WebGpuEngine.create({ device, program, backend: wgslBackend, weights, ...pool }), cpu: (o = pool) => new CpuEngine(graph, weights, program, o) };
 }
 
 it('a batch of sequences of different lengths decodes, step by step, what each decodes alone', () =>
-  fc.assert(fc.asyncProperty(shapeArb, fc.array(fc.array(fc.integer({ min: 0, max: 22 }), { minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 4 }), async ({ shape, seed }, prompts) => {
-    const e = engines(shape, seed, { maxSequences: 4 });
+  fc.assert(fc.asyncProperty(shapeArb, fc.array(fc.array(fc.integer({ min: 0, max: 22 }), { minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 4 }), async ({ shape, seed, splits }, prompts) => {
+    const e = engines(shape, seed, { maxSequences: 4 }, splits);
     const gpu = await e.gpu();
     const cpu = e.cpu();
     try {
@@ -84,9 +84,9 @@ it('a batch of sequences of different lengths decodes, step by step, what each d
   }), { numRuns: RUNS }), 300_000);
 
 it('random KV operations keep every live sequence decoding what a fresh engine computes', () =>
-  fc.assert(fc.asyncProperty(shapeArb, fc.integer({ min: 4, max: 14 }), fc.array(kvOpArb(23), { minLength: 5, maxLength: 14 }), async ({ shape, seed }, pages, ops) => {
+  fc.assert(fc.asyncProperty(shapeArb, fc.integer({ min: 4, max: 14 }), fc.array(kvOpArb(23), { minLength: 5, maxLength: 14 }), async ({ shape, seed, splits }, pages, ops) => {
     const small = { ...shape, maxContext: 24 };
-    const e = engines(small, seed, { maxSequences: 4, kvPages: Math.max(pages, Math.ceil(small.maxContext! / shape.pageSize!)) });
+    const e = engines(small, seed, { maxSequences: 4, kvPages: Math.max(pages, Math.ceil(small.maxContext! / shape.pageSize!)) }, splits);
     const gpu = await e.gpu();
     const ref = e.cpu({ maxSequences: 1 });
     try {

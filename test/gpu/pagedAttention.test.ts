@@ -18,6 +18,7 @@ import { CpuKvCache, GraphBuilder, interpret, type KvDType, type KvTables, type 
 import { storeErrorBound } from '../../compiler/ir/kvStorage.ts';
 import { packKvTable, pageWords } from '../../compiler/ir/kvStorage.ts';
 import { createGpuDevice } from '../../runtime/webgpu/device.ts';
+import type { RenderedKernel } from '../../backends/backend.ts';
 import { data, expectClose, rng, runOnGpu, variants } from './harness.ts';
 
 const RUNS = Number(process.env.INFER_GPU_RUNS ?? 12);
@@ -34,7 +35,7 @@ const caseArb = fc.record({
   headDim: fc.oneof(fc.integer({ min: 1, max: 20 }).map((d) => 2 * d), fc.constantFrom(64, 128)),
   pageSize: fc.constantFrom(1, 2, 4, 8, 16, 32), seqs: fc.array(fc.record({ history: fc.integer({ min: 0, max: 70 }), fresh: fc.integer({ min: 1, max: 4 }) }), { minLength: 1, maxLength: 4 }),
   window: fc.option(fc.integer({ min: 1, max: 40 }), { freq: 3 }), causal: fc.boolean(), rope: fc.boolean(),
-  spare: fc.integer({ min: 0, max: 5 }), seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+  spare: fc.integer({ min: 0, max: 5 }), splits: fc.constantFrom(1, 1, 2, 3, 8), seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
 });
 type Case = typeof caseArb extends fc.Arbitrary<infer C> ? C : never;
 
@@ -145,7 +146,10 @@ function expectWithin(got: ArrayLike<number>, want: Float64Array, bound: Float64
   }
 }
 
-const label = (c: Case) => `${c.dtype} KH=${c.kvHeads} G=${c.group} D=${c.headDim} P=${c.pageSize} seqs=${JSON.stringify(c.seqs)} window=${c.window} causal=${c.causal} rope=${c.rope}`;
+/** The kernel with one binding bound under another buffer name (the partials buffer). */
+const renamed = (k: RenderedKernel, from: string, to: string): RenderedKernel => ({ ...k, bindings: k.bindings.map((b) => (b.name === from ? { ...b, name: to } : b)) });
+
+const label = (c: Case) => `${c.dtype} KH=${c.kvHeads} G=${c.group} D=${c.headDim} P=${c.pageSize} seqs=${JSON.stringify(c.seqs)} window=${c.window} causal=${c.causal} rope=${c.rope} splits=${c.splits}`;
 
 it('paged attention on WebGPU equals dense attention (shuffled pages, batches, GQA/MQA, windows, every KV format)', () =>
   fc.assert(fc.asyncProperty(caseArb, async (c) => {
@@ -154,11 +158,16 @@ it('paged attention on WebGPU equals dense attention (shuffled pages, batches, G
     const storage = { kvHeads, headDim, pageSize, dtype };
     const words = r.L.total * pageWords(storage);
     const append = variants({ kind: 'kv_append', kvHeads, headDim, pageSize, dtype, rope: c.rope ? r.theta : null }).get('')!;
-    const attend = variants({ kind: 'attention', heads: r.H, kvHeads, headDim, pageSize, dtype, scale: r.scale, window: c.window, causal: c.causal }).get('')!;
+    const attend = variants({ kind: 'attention', heads: r.H, kvHeads, headDim, pageSize, dtype, scale: r.scale, window: c.window, causal: c.causal, splits: c.splits }).get('')!;
+    // Flash-decoding: partials into `part`, merged into `out`.
+    const merge = c.splits > 1 ? [variants({ kind: 'attention_merge', heads: r.H, headDim, splits: c.splits }).get('')!] : [];
     const tb = (s: typeof r.L.history) => ({ positions: s.positions, kv_slot: s.tables.slots, kv_seq: s.tables.seqOf, kv_table: packKvTable(s.tables) });
     let pool: Record<string, number | Float32Array> = { kcache: words, vcache: words };
     if (r.Th > 0) pool = await runOnGpu(device, append, r.Th, { k: r.kh, v: r.vh, ...tb(r.L.history) }, pool);
-    const got = await runOnGpu(device, [append, attend], r.Tf, { k: r.kf, v: r.vf, q: r.q, ...tb(r.L.fresh) }, { ...pool, out: r.Tf * r.H * headDim });
+    const got = c.splits === 1
+      ? await runOnGpu(device, [append, attend], r.Tf, { k: r.kf, v: r.vf, q: r.q, ...tb(r.L.fresh) }, { ...pool, out: r.Tf * r.H * headDim })
+      : await runOnGpu(device, [append, renamed(attend, 'out', 'part'), ...merge], r.Tf, { k: r.kf, v: r.vf, q: r.q, ...tb(r.L.fresh) },
+        { ...pool, part: r.Tf * r.H * c.splits * (headDim + 2), out: r.Tf * r.H * headDim });
     const want = dense(c, r);
     expectWithin(got.out, want.out, want.bound, label(c));
     // Against the interpreter, which stores the same format: only f32 arithmetic and the
