@@ -114,7 +114,7 @@ function kvFormat(dtype: KvDType, headDim: number, kvHeads: number, pageSize: nu
   const bits = KV_BITS[dtype];
   if ((dtype === 'f16' || dtype === 'int4') && headDim % 2) throw new Error(`KV dtype ${dtype} needs an even headDim, got ${headDim}`);
   return {
-    dtype, f32: dtype === 'f32', f16: dtype === 'f16', scaled: hasScales(dtype), bits, perWord: 32 / bits,
+    dtype, f32: dtype === 'f32', f16: dtype === 'f16', int8: dtype === 'int8', scaled: hasScales(dtype), bits, perWord: 32 / bits,
     mask: bits === 32 ? 0xffffffff : (1 << bits) - 1, levels: KV_LEVELS[dtype] ?? 0, rowWords: rowWords({ headDim, dtype }),
     pageWords: pageWords({ kvHeads, headDim, pageSize, dtype }), scaleOff: kvHeads * pageSize * rowWords({ headDim, dtype }),
   };
@@ -157,20 +157,23 @@ function attentionPlan(spec: AttentionSpec): Plan {
   for (let d = 1; d <= Math.min(group, 8); d++) if (group % d === 0 && d * headDim <= 256) qpw = d;
   const wg = clampPow2(qpw * headDim, 64, 256);
   const block = 64;
-  // f32 pages are read as vec4 when rows split into whole vec4s; packed rows are walked
-  // word by word against a query row padded to whole words.
-  const vec4 = fmt.f32 && headDim % 4 === 0;
-  const qstride = fmt.f32 ? (vec4 ? headDim / 4 : headDim) : fmt.rowWords * fmt.perWord;
+  // When rows split into whole vec4s, queries are vec4s and every format dequantises a
+  // vec4 at a time (f32 reads, two unpack2x16float, unpack4x8snorm, or vector shifts for
+  // int4), so the score is a vec4 dot; otherwise scalars. Query rows are padded with zeros
+  // to whole packed words.
+  const vec4 = headDim % 4 === 0;
+  const lanes = vec4 ? 4 : 1;
+  const qstride = (fmt.f32 ? headDim : fmt.rowWords * fmt.perWord) / lanes;
   const splits = positiveInt('splits', spec.splits);
   return {
     template: 'attention', variant: '', minTokens: 1,
     context: {
       ...fmt, heads, kvHeads, headDim, group, qpw, wg, block, pageSize: positiveInt('pageSize', spec.pageSize),
       scale: spec.scale, causal: spec.causal, windowed: spec.window !== null, window: spec.window ?? 0,
-      vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', qstride, qsLen: qpw * qstride, pLen: qpw * block, split: splits > 1, splits,
+      vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', qstride, hdq: headDim / lanes, qsLen: qpw * qstride, pLen: qpw * block, split: splits > 1, splits,
     },
     workgroup: [wg, 1, 1], grid: [PER_TOKEN, { tokensPerGroup: 0, groups: heads / qpw }, { tokensPerGroup: 0, groups: splits }],
-    vec4Bindings: vec4 ? ['q', 'kcache'] : [], u32Bindings: fmt.f32 ? [] : PACKED_KV,
+    vec4Bindings: vec4 ? ['q', ...(fmt.f32 ? ['kcache'] : [])] : [], u32Bindings: fmt.f32 ? [] : PACKED_KV,
   };
 }
 
