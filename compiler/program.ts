@@ -4,6 +4,7 @@
 // computed from it alone (see cost.ts).
 import type { ModelInfo, ParamInfo } from './ir/graph.ts';
 import type { BinaryFn, UnaryFn } from './ir/ops.ts';
+import { deviceWords, type QuantType } from './weightTypes.ts';
 
 /** An elementwise expression over a kernel's inputs (per element), constants inlined. */
 export type ElementwiseExpr =
@@ -23,11 +24,14 @@ export type ElementwiseExpr =
  *   attention:   q, positions, kcache, vcache, out
  *   elementwise: in0 .. in{inputs-1}, out
  * Every kernel also receives the step uniform (number of tokens T) from the runtime.
+ * `wtype` (matmul `w`, embed `table`): the weight stays in that block format on the
+ * device (weightTypes.ts has the layout) and the kernel dequantises in registers;
+ * absent means f32, so f32 kernels keep their keys.
  */
 export type KernelSpec =
-  | { kind: 'embed'; dim: number; vocab: number }
+  | { kind: 'embed'; dim: number; vocab: number; wtype?: QuantType }
   | { kind: 'rmsnorm'; dim: number; eps: number }
-  | { kind: 'matmul'; K: number; N: number; prologue: 'none' | 'rmsnorm' | 'silu_mul'; eps: number; residual: boolean }
+  | { kind: 'matmul'; K: number; N: number; prologue: 'none' | 'rmsnorm' | 'silu_mul'; eps: number; residual: boolean; wtype?: QuantType }
   | { kind: 'rope'; heads: number; headDim: number; theta: number }
   | { kind: 'kv_store'; kvHeads: number; headDim: number; maxContext: number }
   | { kind: 'attention'; heads: number; kvHeads: number; headDim: number; maxContext: number; scale: number; window: number | null; causal: boolean }
@@ -59,11 +63,18 @@ export type BufferKind = 'input' | 'param' | 'activation' | 'kv' | 'logits';
 export interface BufferDecl {
   readonly name: string;
   readonly kind: BufferKind;
-  readonly dtype: 'f32' | 'i32';
+  /** q8_0 / q4_0: a param kept in blocks (weightTypes.ts); `elements` still counts weights. */
+  readonly dtype: 'f32' | 'i32' | QuantType;
   /** Elements per token for per-step buffers (size = maxTokens * perToken); 0 for fixed-size ones. */
   readonly perToken: number;
   /** Elements of fixed-size buffers (params, KV); 0 for per-token ones. */
   readonly elements: number;
+}
+
+/** Bytes of a buffer's device allocation (per-token buffers for `maxTokens` tokens). */
+export function bufferBytes(d: BufferDecl, maxTokens: number): number {
+  if (d.dtype === 'q8_0' || d.dtype === 'q4_0') return 4 * deviceWords(d.dtype, d.elements);
+  return (d.perToken > 0 ? maxTokens * d.perToken : d.elements) * 4;
 }
 
 export interface Step {

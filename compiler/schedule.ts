@@ -6,11 +6,27 @@ import type { OpArgs } from './ir/ops.ts';
 import { elementsPerToken } from './ir/shapes.ts';
 import type { BufferDecl, ElementwiseExpr, KernelSpec, Program, Step } from './program.ts';
 import { kernelKey } from './program.ts';
+import { quantParams } from './quantParams.ts';
+import type { QuantType } from './weightTypes.ts';
 
 export class ScheduleError extends Error {}
 
-export function schedule(g: Graph, passes: readonly string[] = []): Program {
+export interface ScheduleOptions {
+  /**
+   * The weight file's type per param name (e.g. from a GGUF header). Params stored as
+   * q8_0 / q4_0 whose every use can read blocks stay quantised on the device
+   * (quantParams.ts decides); everything else is f32 (dequantised at load).
+   */
+  readonly weightTypes?: ReadonlyMap<string, string>;
+}
+
+export function schedule(g: Graph, passes: readonly string[] = [], opts: ScheduleOptions = {}): Program {
   const m = g.model;
+  const quant = quantParams(g, opts.weightTypes);
+  const wtypeOf = (n: Node): { wtype?: QuantType } => {
+    const t = n.op === 'param' ? quant.get((n.arg as OpArgs['param']).name) : undefined;
+    return t ? { wtype: t } : {};
+  };
   const buffers: BufferDecl[] = [];
   const kernels = new Map<string, KernelSpec>();
   const steps: Step[] = [];
@@ -41,14 +57,14 @@ export function schedule(g: Graph, passes: readonly string[] = []): Program {
         break;
       case 'param': {
         const name = (n.arg as OpArgs['param']).name;
-        bufOf.set(n, addBuffer({ name: `param:${name}`, kind: 'param', dtype: 'f32', perToken: 0, elements: elementsPerToken(n.shape) }));
+        bufOf.set(n, addBuffer({ name: `param:${name}`, kind: 'param', dtype: quant.get(name) ?? 'f32', perToken: 0, elements: elementsPerToken(n.shape) }));
         break;
       }
       case 'const': break; // inlined into the elementwise kernels that use it
       case 'reshape': bufOf.set(n, src(0)); break;
       case 'embed': {
         const [dim, vocab] = n.src[1].shape as number[];
-        emit(n, { kind: 'embed', dim, vocab }, { tokens: src(0), table: src(1), out: out() });
+        emit(n, { kind: 'embed', dim, vocab, ...wtypeOf(n.src[1]) }, { tokens: src(0), table: src(1), out: out() });
         break;
       }
       case 'rmsnorm':
@@ -56,7 +72,7 @@ export function schedule(g: Graph, passes: readonly string[] = []): Program {
         break;
       case 'matmul': {
         const [K, N] = n.src[1].shape as number[];
-        emit(n, { kind: 'matmul', K, N, prologue: 'none', eps: 0, residual: false }, { x: src(0), w: src(1), out: out() });
+        emit(n, { kind: 'matmul', K, N, prologue: 'none', eps: 0, residual: false, ...wtypeOf(n.src[1]) }, { x: src(0), w: src(1), out: out() });
         break;
       }
       case 'fused_matmul': {
@@ -68,7 +84,7 @@ export function schedule(g: Graph, passes: readonly string[] = []): Program {
         names.forEach((name, i) => { args[name] = src(i); });
         if (a.residual) args.res = src(n.src.length - 1);
         args.out = out();
-        emit(n, { kind: 'matmul', K, N, prologue: a.prologue, eps: a.eps, residual: a.residual }, args);
+        emit(n, { kind: 'matmul', K, N, prologue: a.prologue, eps: a.eps, residual: a.residual, ...wtypeOf(n.src[wi]) }, args);
         break;
       }
       case 'rope': {

@@ -31,11 +31,12 @@ export const wgslBackend: Backend = {
     const exprContext = spec.kind === 'elementwise' ? elementwiseContext(spec) : {};
     return plansFor(spec).map((plan) => {
       const vec4 = new Set(plan.vec4Bindings);
+      const u32 = new Set(plan.u32Bindings ?? []);
       const decls: BindingDecl[] = bindings.map((b) => b.access === 'uniform'
         ? { name: b.name, space: 'uniform', type: 'Step' }
         : {
             name: b.name, space: `storage, ${b.access}`,
-            type: `array<${INT_BINDINGS.has(b.name) ? 'i32' : vec4.has(b.name) ? 'vec4<f32>' : 'f32'}>`,
+            type: `array<${INT_BINDINGS.has(b.name) ? 'i32' : u32.has(b.name) ? 'u32' : vec4.has(b.name) ? 'vec4<f32>' : 'f32'}>`,
           });
       const source = fill(plan.template, { ...plan.context, ...exprContext, kind: spec.kind, bindings: decls });
       return {

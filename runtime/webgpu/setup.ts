@@ -3,7 +3,9 @@
 // message rather than a validation error mid-forward), weights uploaded, and each
 // kernel variant compiled once with an explicit bind group layout (device.ts).
 import type { WeightSource } from '../../compiler/ir/interpret.ts';
-import type { KernelSpec, Program } from '../../compiler/program.ts';
+import type { BufferDecl, KernelSpec, Program } from '../../compiler/program.ts';
+import { bufferBytes } from '../../compiler/program.ts';
+import { packBlocks } from '../weights/quantBlocks.ts';
 import type { Backend, RenderedKernel } from '../../backends/backend.ts';
 import { compileKernel } from './device.ts';
 
@@ -48,7 +50,7 @@ export function allocateBuffers(device: GPUDevice, program: Program, weights: We
   const destroy = () => { for (const b of created) b.destroy(); };
   try {
     for (const d of program.buffers) {
-      const size = (d.perToken > 0 ? maxTokens * d.perToken : d.elements) * 4;
+      const size = bufferBytes(d, maxTokens);
       if (size > limit) {
         const why = d.perToken > 0 ? ` (${maxTokens} tokens x ${d.perToken} values); use fewer tokens per forward` : '';
         throw new GpuSetupError(`buffer ${d.name} needs ${mib(size)}${why}, over this device's storage binding limit of ${mib(limit)}; a tensor this large must be split across bindings, which this version does not do`);
@@ -56,7 +58,9 @@ export function allocateBuffers(device: GPUDevice, program: Program, weights: We
       const usage = USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC;
       const buf = make(d.name, size, usage);
       byName.set(d.name, buf);
-      if (d.kind === 'param') {
+      if (d.kind === 'param' && (d.dtype === 'q8_0' || d.dtype === 'q4_0')) {
+        device.queue.writeBuffer(buf, 0, quantParam(d, weights) as Uint32Array<ArrayBuffer>);
+      } else if (d.kind === 'param') {
         const name = d.name.replace(/^param:/, '');
         const data = weights.get(name);
         if (data.length !== d.elements) throw new GpuSetupError(`weight ${name} has ${data.length} values; the program expects ${d.elements}`);
@@ -82,6 +86,16 @@ export function allocateBuffers(device: GPUDevice, program: Program, weights: We
     destroy();
     throw e;
   }
+}
+
+/** A quantised param's blocks in the device layout; the source must hold them in exactly that type. */
+function quantParam(d: BufferDecl, weights: WeightSource): Uint32Array {
+  const name = d.name.replace(/^param:/, '');
+  const type = d.dtype as 'q8_0' | 'q4_0';
+  if (!weights.getRaw) throw new GpuSetupError(`the program keeps weight ${name} as ${type} blocks, but this weight source has no raw tensors (compile without weight types to run it as f32)`);
+  const raw = weights.getRaw(name);
+  if (raw.type !== type) throw new GpuSetupError(`the program keeps weight ${name} as ${type} blocks, but the weight file stores it as ${raw.type} (compile with this file's tensor types)`);
+  return packBlocks(type, raw.bytes, d.elements);
 }
 
 export interface CompiledVariant { readonly rendered: RenderedKernel; readonly pipeline: GPUComputePipeline; readonly layout: GPUBindGroupLayout }
