@@ -23,9 +23,11 @@ const USAGE = `usage:
   infer compile SPEC --target wgsl|cuda|ts --out DIR [--no-fuse LIST] [--print-ir]
   infer run SPEC [--weights FILE] [--backend webgpu|cpu] [--tokens 1,2,3] [--max-tokens N]
                  [--temperature T] [--top-k K] [--top-p P] [--seed S] [--top-logprobs N]
-                 [--ignore-eos] [--json] [--no-fuse LIST]
+                 [--ignore-eos] [--json] [--no-fuse LIST] [--f32-weights]
   infer import FILE.gguf [-o SPEC] [--max-context N]
---no-fuse takes a comma-separated list of fusions (norm, silu_mul, residual) or 'all'.`;
+--no-fuse takes a comma-separated list of fusions (norm, silu_mul, residual) or 'all'.
+--weights takes a .gguf file or a Hugging Face llama .safetensors file; q8_0 / q4_0 GGUF matrices
+stay quantised on WebGPU unless --f32-weights (dequantise everything at load).`;
 
 const OPTIONS = {
   check: {},
@@ -35,6 +37,7 @@ const OPTIONS = {
     weights: { type: 'string' }, backend: { type: 'string' }, tokens: { type: 'string' }, 'max-tokens': { type: 'string' },
     temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' },
     'top-logprobs': { type: 'string' }, 'ignore-eos': { type: 'boolean' }, json: { type: 'boolean' }, 'no-fuse': { type: 'string' },
+    'f32-weights': { type: 'boolean' },
   },
 } satisfies Record<string, ParseArgsConfig['options']>;
 
@@ -58,8 +61,16 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
       case 'import': return importCommand(file, values as ImportFlags, io);
       case 'compile': return await compile(file, values as CompileFlags, io);
       case 'run': {
-        const compiled = compileOrReport(file, { noFuse: (values as RunFlags)['no-fuse'] }, io);
-        return compiled ? await runCommand(compiled, values as RunFlags, io) : 1;
+        const rf = values as RunFlags;
+        let compiled = compileOrReport(file, { noFuse: rf['no-fuse'] }, io);
+        // A file-bound spec compiles again with the file's tensor types, so q8_0 / q4_0
+        // matrices stay quantised on the device (schedule.ts / quantParams.ts).
+        if (compiled && compiled.program.model.weights.binding === 'gguf' && rf.weights && !rf['f32-weights']) {
+          const { fileWeightTypes } = await import('./cliWeights.ts');
+          const weightTypes = fileWeightTypes(rf.weights);
+          if ([...weightTypes.values()].some((t) => t === 'q8_0' || t === 'q4_0')) compiled = compileOrReport(file, { noFuse: rf['no-fuse'], weightTypes }, io);
+        }
+        return compiled ? await runCommand(compiled, rf, io) : 1;
       }
     }
   } catch (e) {
@@ -99,10 +110,10 @@ function printDiagnostics(ds: Diagnostic[], text: string, io: Io): void {
 }
 
 /** Compiles a spec; on diagnostics prints them and returns null. */
-export function compileOrReport(file: string, o: { noFuse?: string }, io: Io): (Compiled & { program: Program; graph: NonNullable<Compiled['graph']> }) | null {
+export function compileOrReport(file: string, o: { noFuse?: string; weightTypes?: ReadonlyMap<string, string> }, io: Io): (Compiled & { program: Program; graph: NonNullable<Compiled['graph']> }) | null {
   const text = readSpec(file);
   const noFuse = parseNoFuse(o.noFuse);
-  const c = compileSpec(text, file, { noFuse });
+  const c = compileSpec(text, file, { noFuse, weightTypes: o.weightTypes });
   if (c.diagnostics.length > 0 || !c.program || !c.graph) {
     if (c.diagnostics.length === 0) throw new CliError(`${file}: compilation produced no program and no diagnostic (a compiler bug)`);
     printDiagnostics(c.diagnostics, text, io);
