@@ -20,7 +20,7 @@ export class CliError extends Error {
 
 const USAGE = `usage:
   infer check SPEC
-  infer compile SPEC --target wgsl|cuda|ts --out DIR [--no-fuse LIST] [--print-ir]
+  infer compile SPEC --target wgsl|cuda|ts --out DIR [--no-fuse LIST] [--print-ir] [--weights FILE]
   infer run SPEC [--weights FILE] [--backend webgpu|cpu] [--tokens 1,2,3] [--max-tokens N]
                  [--temperature T] [--top-k K] [--top-p P] [--seed S] [--top-logprobs N]
                  [--ignore-eos] [--json] [--no-fuse LIST] [--f32-weights]
@@ -32,7 +32,7 @@ stay quantised on WebGPU unless --f32-weights (dequantise everything at load).`;
 const OPTIONS = {
   check: {},
   import: { output: { type: 'string', short: 'o' }, 'max-context': { type: 'string' } },
-  compile: { target: { type: 'string' }, out: { type: 'string' }, 'no-fuse': { type: 'string' }, 'print-ir': { type: 'boolean' } },
+  compile: { target: { type: 'string' }, out: { type: 'string' }, 'no-fuse': { type: 'string' }, 'print-ir': { type: 'boolean' }, weights: { type: 'string' } },
   run: {
     weights: { type: 'string' }, backend: { type: 'string' }, tokens: { type: 'string' }, 'max-tokens': { type: 'string' },
     temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' },
@@ -130,13 +130,15 @@ function check(file: string, io: Io): number {
   return 0;
 }
 
-interface CompileFlags { target?: string; out?: string; 'no-fuse'?: string; 'print-ir'?: boolean }
+interface CompileFlags { target?: string; out?: string; 'no-fuse'?: string; 'print-ir'?: boolean; weights?: string }
 
 async function compile(file: string, f: CompileFlags, io: Io): Promise<number> {
   if (!f.target) throw new CliError('compile needs --target wgsl|cuda|ts');
   if (!['wgsl', 'cuda', 'ts'].includes(f.target)) throw new CliError(`unknown target '${f.target}': use wgsl, cuda or ts`);
   if (!f.out) throw new CliError('compile needs --out DIR');
-  const c = compileOrReport(file, { noFuse: f['no-fuse'] }, io);
+  // With --weights, the kernels are those `infer run` would use for that file (q8_0 / q4_0 matrices kept as blocks).
+  const weightTypes = f.weights ? (await import('./cliWeights.ts')).fileWeightTypes(f.weights) : undefined;
+  const c = compileOrReport(file, { noFuse: f['no-fuse'], weightTypes }, io);
   if (!c) return 1;
   if (f['print-ir']) io.out(printGraph(c.graph));
   if (f.target !== 'wgsl') throw new CliError(`target ${f.target} is not implemented yet in this version (wgsl is)`, 2);

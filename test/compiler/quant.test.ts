@@ -101,4 +101,19 @@ describe('infer run on a quantised GGUF file', () => {
     expect(f.tokens).toEqual(cpu.tokens);
     expect(q.stats.bytes_allocated).toBeLessThan(f.stats.bytes_allocated * 0.6);
   });
+
+  it('infer compile --weights FILE emits the block kernels run would use', async () => {
+    const file = join(dir, 'cli-q4.gguf'), spec = join(dir, 'cli4.infer'), out = join(dir, 'wgsl');
+    writeLlamaGguf(file, { ...base, seed: 57 });
+    expect(await main(['import', file, '-o', spec], { out: () => {}, err: () => {} })).toBe(0);
+    let err = '';
+    expect(await main(['compile', spec, '--target', 'wgsl', '--out', out, '--weights', file], { out: () => {}, err: (t) => { err += t; } }), err).toBe(0);
+    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as { kernels: { spec: KernelSpec; variants: { file: string }[] }[] };
+    const matmuls = manifest.kernels.filter((k) => k.spec.kind === 'matmul');
+    expect(matmuls.length).toBeGreaterThan(0);
+    for (const k of matmuls) {
+      expect(k.spec).toMatchObject({ wtype: 'q4_0' });
+      for (const v of k.variants) expect(readFileSync(join(out, v.file), 'utf8')).toMatch(/var<storage, read> w: array<u32>;/);
+    }
+  });
 });
