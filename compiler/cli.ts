@@ -20,23 +20,26 @@ export class CliError extends Error {
 
 const USAGE = `usage:
   infer check SPEC
-  infer compile SPEC --target wgsl|cuda|ts --out DIR [--no-fuse LIST] [--print-ir]
+  infer compile SPEC --target wgsl|cuda|ts --out DIR [--no-fuse LIST] [--print-ir] [--weights FILE]
   infer run SPEC [--weights FILE] [--backend webgpu|cpu] [--tokens 1,2,3 [--tokens 4,5 ...] | --batch-file FILE]
                  [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--top-logprobs N]
-                 [--ignore-eos] [--json] [--no-fuse LIST] [--kv-pages N]
+                 [--ignore-eos] [--json] [--no-fuse LIST] [--kv-pages N] [--f32-weights]
   infer import FILE.gguf [-o SPEC] [--max-context N]
 --no-fuse takes a comma-separated list of fusions (norm, silu_mul, residual, kv_append) or 'all'.
-Several prompts (--tokens repeated, or --batch-file with one comma-separated prompt per line) decode as one batch.`;
+Several prompts (--tokens repeated, or --batch-file with one comma-separated prompt per line) decode as one batch.
+--weights takes a .gguf file or a Hugging Face llama .safetensors file; q8_0 / q4_0 GGUF matrices
+stay quantised on WebGPU unless --f32-weights (dequantise everything at load).`;
 
 const OPTIONS = {
   check: {},
   import: { output: { type: 'string', short: 'o' }, 'max-context': { type: 'string' } },
-  compile: { target: { type: 'string' }, out: { type: 'string' }, 'no-fuse': { type: 'string' }, 'print-ir': { type: 'boolean' } },
+  compile: { target: { type: 'string' }, out: { type: 'string' }, 'no-fuse': { type: 'string' }, 'print-ir': { type: 'boolean' }, weights: { type: 'string' } },
   run: {
     weights: { type: 'string' }, backend: { type: 'string' }, tokens: { type: 'string', multiple: true }, 'batch-file': { type: 'string' },
     'kv-pages': { type: 'string' }, 'max-tokens': { type: 'string' },
     temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' },
     'top-logprobs': { type: 'string' }, 'ignore-eos': { type: 'boolean' }, json: { type: 'boolean' }, 'no-fuse': { type: 'string' },
+    'f32-weights': { type: 'boolean' },
   },
 } satisfies Record<string, ParseArgsConfig['options']>;
 
@@ -60,8 +63,16 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
       case 'import': return importCommand(file, values as ImportFlags, io);
       case 'compile': return await compile(file, values as CompileFlags, io);
       case 'run': {
-        const compiled = compileOrReport(file, { noFuse: (values as RunFlags)['no-fuse'] }, io);
-        return compiled ? await runCommand(compiled, values as RunFlags, io) : 1;
+        const rf = values as RunFlags;
+        let compiled = compileOrReport(file, { noFuse: rf['no-fuse'] }, io);
+        // A file-bound spec compiles again with the file's tensor types, so q8_0 / q4_0
+        // matrices stay quantised on the device (schedule.ts / quantParams.ts).
+        if (compiled && compiled.program.model.weights.binding === 'gguf' && rf.weights && !rf['f32-weights']) {
+          const { fileWeightTypes } = await import('./cliWeights.ts');
+          const weightTypes = fileWeightTypes(rf.weights);
+          if ([...weightTypes.values()].some((t) => t === 'q8_0' || t === 'q4_0')) compiled = compileOrReport(file, { noFuse: rf['no-fuse'], weightTypes }, io);
+        }
+        return compiled ? await runCommand(compiled, rf, io) : 1;
       }
     }
   } catch (e) {
@@ -101,10 +112,10 @@ function printDiagnostics(ds: Diagnostic[], text: string, io: Io): void {
 }
 
 /** Compiles a spec; on diagnostics prints them and returns null. */
-export function compileOrReport(file: string, o: { noFuse?: string }, io: Io): (Compiled & { program: Program; graph: NonNullable<Compiled['graph']> }) | null {
+export function compileOrReport(file: string, o: { noFuse?: string; weightTypes?: ReadonlyMap<string, string> }, io: Io): (Compiled & { program: Program; graph: NonNullable<Compiled['graph']> }) | null {
   const text = readSpec(file);
   const noFuse = parseNoFuse(o.noFuse);
-  const c = compileSpec(text, file, { noFuse });
+  const c = compileSpec(text, file, { noFuse, weightTypes: o.weightTypes });
   if (c.diagnostics.length > 0 || !c.program || !c.graph) {
     if (c.diagnostics.length === 0) throw new CliError(`${file}: compilation produced no program and no diagnostic (a compiler bug)`);
     printDiagnostics(c.diagnostics, text, io);
@@ -121,13 +132,15 @@ function check(file: string, io: Io): number {
   return 0;
 }
 
-interface CompileFlags { target?: string; out?: string; 'no-fuse'?: string; 'print-ir'?: boolean }
+interface CompileFlags { target?: string; out?: string; 'no-fuse'?: string; 'print-ir'?: boolean; weights?: string }
 
 async function compile(file: string, f: CompileFlags, io: Io): Promise<number> {
   if (!f.target) throw new CliError('compile needs --target wgsl|cuda|ts');
   if (!['wgsl', 'cuda', 'ts'].includes(f.target)) throw new CliError(`unknown target '${f.target}': use wgsl, cuda or ts`);
   if (!f.out) throw new CliError('compile needs --out DIR');
-  const c = compileOrReport(file, { noFuse: f['no-fuse'] }, io);
+  // With --weights, the kernels are those `infer run` would use for that file (q8_0 / q4_0 matrices kept as blocks).
+  const weightTypes = f.weights ? (await import('./cliWeights.ts')).fileWeightTypes(f.weights) : undefined;
+  const c = compileOrReport(file, { noFuse: f['no-fuse'], weightTypes }, io);
   if (!c) return 1;
   if (f['print-ir']) io.out(printGraph(c.graph));
   if (f.target !== 'wgsl') throw new CliError(`target ${f.target} is not implemented yet in this version (wgsl is)`, 2);

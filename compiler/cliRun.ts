@@ -15,7 +15,7 @@ import type { Io } from './cli.ts';
 
 export interface RunFlags {
   weights?: string; backend?: string; tokens?: string[]; 'batch-file'?: string; 'kv-pages'?: string; 'max-tokens'?: string; temperature?: string; 'top-k'?: string;
-  'top-p'?: string; seed?: string; 'top-logprobs'?: string; 'ignore-eos'?: boolean; json?: boolean; 'no-fuse'?: string;
+  'top-p'?: string; seed?: string; 'top-logprobs'?: string; 'ignore-eos'?: boolean; json?: boolean; 'no-fuse'?: string; 'f32-weights'?: boolean;
 }
 
 class RunError extends Error {}
@@ -88,9 +88,9 @@ export async function runCommand(c: { program: Program; graph: Graph }, f: RunFl
 
   let weights: WeightSource;
   if (m.weights.binding === 'gguf') {
-    if (!f.weights) throw new RunError(`${m.name} binds GGUF weights ('weights gguf'): give the model file with --weights FILE.gguf`);
-    const { loadGgufWeights } = await import('./cliGguf.ts');
-    weights = loadGgufWeights(f.weights, program.params, io, f.json ?? false);
+    if (!f.weights) throw new RunError(`${m.name} binds GGUF weights ('weights gguf'): give the model file with --weights FILE.gguf (or a Hugging Face llama FILE.safetensors)`);
+    const { loadWeightFile } = await import('./cliWeights.ts');
+    weights = loadWeightFile(f.weights, program, io, f.json ?? false);
   } else {
     if (f.weights) io.err(`note: --weights ${f.weights} ignored: ${m.name} binds random(seed = ${m.weights.seed}) weights (write 'weights gguf' in the spec to load a file)\n`);
     weights = new RandomWeights(program.params, m.weights.seed);

@@ -10,6 +10,8 @@ import { schedule } from './schedule.ts';
 export interface CompileOptions {
   /** Fusion keys to switch off (see pipeline.ts FUSION_KEYS). */
   readonly noFuse?: ReadonlySet<string>;
+  /** The weight file's tensor type per param name: q8_0 / q4_0 matrices stay quantised (schedule.ts). */
+  readonly weightTypes?: ReadonlyMap<string, string>;
 }
 
 export interface Compiled {
@@ -28,5 +30,5 @@ export function compileSpec(text: string, file: string, options: CompileOptions 
   const lowered = lower(parsed.ast);
   if (!lowered.graph || lowered.diagnostics.length) return { ast: parsed.ast, unfused: null, graph: null, program: null, diagnostics: lowered.diagnostics };
   const { graph, applied } = runPipeline(lowered.graph, options.noFuse);
-  return { ast: parsed.ast, unfused: lowered.graph, graph, program: schedule(graph, applied), diagnostics: [] };
+  return { ast: parsed.ast, unfused: lowered.graph, graph, program: schedule(graph, applied, { weightTypes: options.weightTypes }), diagnostics: [] };
 }

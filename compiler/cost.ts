@@ -4,6 +4,7 @@
 // against these numbers.
 import type { KernelSpec, Program } from './program.ts';
 import { KV_BITS, tokenBytesPerLayer } from './ir/kvStorage.ts';
+import { weightBytes, type WeightType } from './weightTypes.ts';
 
 export interface StepCost { readonly label: string; readonly kind: KernelSpec['kind']; readonly bytesRead: number; readonly bytesWritten: number; readonly flops: number }
 
@@ -34,19 +35,26 @@ export function kvFormulaBytes(p: Program, seqLen: number, batch = 1): number {
   return 2 * m.layers * m.kvHeads * m.headDim * seqLen * batch * (KV_BITS[p.kv.dtype] / 8);
 }
 
+/** A param's device type (q8_0 / q4_0 when the Program keeps it quantised). */
+export function paramType(p: Program, name: string): WeightType {
+  const d = p.buffers.find((b) => b.name === `param:${name}`);
+  return d?.dtype === 'q8_0' || d?.dtype === 'q4_0' ? d.dtype : 'f32';
+}
+
+/** Bytes of every weight as the kernels read it: 4 per f32 value, 34 / 18 per 32 of q8_0 / q4_0. */
 export function paramBytes(p: Program): number {
-  return p.params.reduce((sum, q) => sum + q.shape.reduce((a, b) => a * b, 1) * F32, 0);
+  return p.params.reduce((sum, q) => sum + weightBytes(paramType(p, q.name), q.shape.reduce((a, b) => a * b, 1)), 0);
 }
 
 /** Bytes one dispatch of `spec` reads and writes, and its FLOPs, for T tokens whose last position is context-1. */
 export function kernelCost(spec: KernelSpec, T: number, context: number): Omit<StepCost, 'label' | 'kind'> {
   switch (spec.kind) {
-    case 'embed': return { bytesRead: T * (4 + spec.dim * F32), bytesWritten: T * spec.dim * F32, flops: 0 };
+    case 'embed': return { bytesRead: T * (4 + weightBytes(spec.wtype ?? 'f32', spec.dim)), bytesWritten: T * spec.dim * F32, flops: 0 };
     case 'rmsnorm': return { bytesRead: (T + 1) * spec.dim * F32, bytesWritten: T * spec.dim * F32, flops: 4 * T * spec.dim };
     case 'matmul': {
       const inputs = spec.prologue === 'silu_mul' ? 2 : 1;
-      const read = spec.K * spec.N + inputs * T * spec.K + (spec.prologue === 'rmsnorm' ? spec.K : 0) + (spec.residual ? T * spec.N : 0);
-      return { bytesRead: read * F32, bytesWritten: T * spec.N * F32, flops: 2 * T * spec.K * spec.N };
+      const read = inputs * T * spec.K + (spec.prologue === 'rmsnorm' ? spec.K : 0) + (spec.residual ? T * spec.N : 0);
+      return { bytesRead: read * F32 + weightBytes(spec.wtype ?? 'f32', spec.K * spec.N), bytesWritten: T * spec.N * F32, flops: 2 * T * spec.K * spec.N };
     }
     case 'rope': { const n = T * spec.heads * spec.headDim; return { bytesRead: n * F32 + T * 4, bytesWritten: n * F32, flops: 6 * n }; }
     case 'kv_append': {
@@ -88,7 +96,7 @@ export function forwardCost(p: Program, T: number, context: number): ForwardCost
 export function decodeMinimumBytes(p: Program, context: number): number {
   const m = p.model;
   const embedRows = p.params.find((q) => q.name === 'token_embd');
-  const embedSaving = embedRows ? (m.vocab - 1) * m.dim * F32 : 0;
+  const embedSaving = embedRows ? weightBytes(paramType(p, 'token_embd'), (m.vocab - 1) * m.dim) : 0;
   const window = m.kv.window === null ? context : Math.min(context, m.kv.window);
   return paramBytes(p) - embedSaving + kvCacheBytes(p, window);
 }

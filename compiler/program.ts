@@ -5,6 +5,7 @@
 import type { KvDType, ModelInfo, ParamInfo } from './ir/graph.ts';
 import type { KvStorage } from './ir/kvStorage.ts';
 import type { BinaryFn, UnaryFn } from './ir/ops.ts';
+import { deviceWords, type QuantType } from './weightTypes.ts';
 
 /** An elementwise expression over a kernel's inputs (per element), constants inlined. */
 export type ElementwiseExpr =
@@ -29,11 +30,14 @@ export type ElementwiseExpr =
  *   attention_merge: part, out
  *   elementwise: in0 .. in{inputs-1}, out
  * Every kernel also receives the step uniform (number of tokens T) from the runtime.
+ * `wtype` (matmul `w`, embed `table`): the weight stays in that block format on the
+ * device (weightTypes.ts has the layout) and the kernel dequantises in registers;
+ * absent means f32, so f32 kernels keep their keys.
  */
 export type KernelSpec =
-  | { kind: 'embed'; dim: number; vocab: number }
+  | { kind: 'embed'; dim: number; vocab: number; wtype?: QuantType }
   | { kind: 'rmsnorm'; dim: number; eps: number }
-  | { kind: 'matmul'; K: number; N: number; prologue: 'none' | 'rmsnorm' | 'silu_mul'; eps: number; residual: boolean }
+  | { kind: 'matmul'; K: number; N: number; prologue: 'none' | 'rmsnorm' | 'silu_mul'; eps: number; residual: boolean; wtype?: QuantType }
   | { kind: 'rope'; heads: number; headDim: number; theta: number }
   | { kind: 'kv_append'; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; rope: number | null }
   | { kind: 'attention'; heads: number; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; scale: number; window: number | null; causal: boolean; splits: number }
@@ -72,8 +76,8 @@ export type BufferKind = 'input' | 'param' | 'activation' | 'kv' | 'logits';
 export interface BufferDecl {
   readonly name: string;
   readonly kind: BufferKind;
-  /** u32: packed KV values (f16 pairs, int8 quads, int4 octets). */
-  readonly dtype: 'f32' | 'i32' | 'u32';
+  /** u32: packed KV values (f16 pairs, int8 quads, int4 octets); q8_0 / q4_0: a param kept in blocks (weightTypes.ts), `elements` still counts weights. */
+  readonly dtype: 'f32' | 'i32' | 'u32' | QuantType;
   readonly perToken: number;
   readonly elements: number;
   readonly perPage?: number;
@@ -100,6 +104,13 @@ export interface KvPlan extends KvStorage {
   /** Default batch capacity and pool size the runtime uses unless told otherwise. */
   readonly maxSequences: number;
   readonly pages: number;
+}
+
+/** Bytes of a buffer's device allocation (per-token buffers for `maxTokens` tokens). */
+/** Device bytes of a buffer: block params by their packed words, everything else 4 bytes per element. */
+export function bufferBytes(d: BufferDecl, s: Sizing): number {
+  if (d.dtype === 'q8_0' || d.dtype === 'q4_0') return 4 * deviceWords(d.dtype, d.elements);
+  return bufferElements(d, s) * 4;
 }
 
 export interface Step {

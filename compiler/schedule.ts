@@ -18,6 +18,8 @@ export function kvPlan(m: ModelInfo, maxSequences: number): KvPlan {
     pagesPerSequence, maxSequences, pages: maxSequences * pagesPerSequence,
   };
 }
+import { quantParams } from './quantParams.ts';
+import type { QuantType } from './weightTypes.ts';
 
 export class ScheduleError extends Error {}
 
@@ -26,6 +28,12 @@ export interface ScheduleOptions {
   readonly maxSequences?: number;
   /** Workgroups each token's attention key range is split across (default: attentionSplits). */
   readonly attentionSplits?: number;
+  /**
+   * The weight file's type per param name (e.g. from a GGUF header). Params stored as
+   * q8_0 / q4_0 whose every use can read blocks stay quantised on the device
+   * (quantParams.ts decides); everything else is f32 (dequantised at load).
+   */
+  readonly weightTypes?: ReadonlyMap<string, string>;
 }
 
 /**
@@ -43,6 +51,11 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
   const kv = kvPlan(m, opts.maxSequences ?? 4);
   const splits = opts.attentionSplits ?? attentionSplits(m.maxContext);
   if (!Number.isInteger(splits) || splits < 1) throw new ScheduleError(`attention splits must be an integer >= 1, got ${splits}`);
+  const quant = quantParams(g, opts.weightTypes);
+  const wtypeOf = (n: Node): { wtype?: QuantType } => {
+    const t = n.op === 'param' ? quant.get((n.arg as OpArgs['param']).name) : undefined;
+    return t ? { wtype: t } : {};
+  };
   const buffers: BufferDecl[] = [];
   const kernels = new Map<string, KernelSpec>();
   const steps: Step[] = [];
@@ -81,14 +94,14 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
         break;
       case 'param': {
         const name = (n.arg as OpArgs['param']).name;
-        bufOf.set(n, addBuffer({ name: `param:${name}`, kind: 'param', dtype: 'f32', perToken: 0, elements: elementsPerToken(n.shape) }));
+        bufOf.set(n, addBuffer({ name: `param:${name}`, kind: 'param', dtype: quant.get(name) ?? 'f32', perToken: 0, elements: elementsPerToken(n.shape) }));
         break;
       }
       case 'const': break; // inlined into the elementwise kernels that use it
       case 'reshape': bufOf.set(n, src(0)); break;
       case 'embed': {
         const [dim, vocab] = n.src[1].shape as number[];
-        emit(n, { kind: 'embed', dim, vocab }, { tokens: src(0), table: src(1), out: out() });
+        emit(n, { kind: 'embed', dim, vocab, ...wtypeOf(n.src[1]) }, { tokens: src(0), table: src(1), out: out() });
         break;
       }
       case 'rmsnorm':
@@ -96,7 +109,7 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
         break;
       case 'matmul': {
         const [K, N] = n.src[1].shape as number[];
-        emit(n, { kind: 'matmul', K, N, prologue: 'none', eps: 0, residual: false }, { x: src(0), w: src(1), out: out() });
+        emit(n, { kind: 'matmul', K, N, prologue: 'none', eps: 0, residual: false, ...wtypeOf(n.src[1]) }, { x: src(0), w: src(1), out: out() });
         break;
       }
       case 'fused_matmul': {
@@ -108,7 +121,7 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
         names.forEach((name, i) => { args[name] = src(i); });
         if (a.residual) args.res = src(n.src.length - 1);
         args.out = out();
-        emit(n, { kind: 'matmul', K, N, prologue: a.prologue, eps: a.eps, residual: a.residual }, args);
+        emit(n, { kind: 'matmul', K, N, prologue: a.prologue, eps: a.eps, residual: a.residual, ...wtypeOf(n.src[wi]) }, args);
         break;
       }
       case 'rope': {

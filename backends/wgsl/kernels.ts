@@ -11,6 +11,7 @@ import type { KernelSpec } from '../../compiler/program.ts';
 import type { GridDim } from '../backend.ts';
 import { unaryFormula, WGSL_DIALECT } from '../cstyle/expr.ts';
 import { positiveInt } from '../cstyle/literal.ts';
+import { QBLOCK, quantWords, type QuantType } from '../../compiler/weightTypes.ts';
 import type { TemplateName } from './templates.ts';
 import { hasScales, KV_BITS, KV_LEVELS, pageWords, rowWords } from '../../compiler/ir/kvStorage.ts';
 import type { KvDType } from '../../compiler/ir/graph.ts';
@@ -25,7 +26,7 @@ export interface Plan {
   readonly grid: [GridDim, GridDim, GridDim];
   /** Bindings read as array<vec4<f32>> (the rest are array<f32>, or array<i32> for ids). */
   readonly vec4Bindings: readonly string[];
-  /** Bindings holding packed words (array<u32>): quantised or f16 KV pages. */
+  /** Bindings read as array<u32>: packed KV pages (f16, int8, int4) or quantised weights (weightTypes.ts). */
   readonly u32Bindings?: readonly string[];
 }
 
@@ -48,8 +49,10 @@ function rowPlan(template: TemplateName, width: number, context: Record<string, 
 
 export function plansFor(spec: KernelSpec): Plan[] {
   switch (spec.kind) {
-    case 'embed':
-      return [rowPlan('embed', positiveInt('dim', spec.dim), { dim: spec.dim, vocab: positiveInt('vocab', spec.vocab) })];
+    case 'embed': {
+      const plan = rowPlan('embed', positiveInt('dim', spec.dim), { dim: spec.dim, vocab: positiveInt('vocab', spec.vocab), ...quantContext(spec.wtype, 'table', spec.dim, spec.vocab) });
+      return [spec.wtype ? { ...plan, u32Bindings: ['table'] } : plan];
+    }
     case 'rmsnorm': {
       const wg = clampPow2(cdiv(positiveInt('dim', spec.dim), 4), 32, 256);
       return [{ template: 'rmsnorm', variant: '', minTokens: 1, context: { dim: spec.dim, eps: spec.eps, wg },
@@ -74,6 +77,17 @@ export function plansFor(spec: KernelSpec): Plan[] {
 
 type MatmulSpec = Extract<KernelSpec, { kind: 'matmul' }>;
 
+/**
+ * The dequant partial's holes for a [K, N] block weight in `binding` (or quant: false).
+ * Blocks run along K, so K must be a multiple of 32 (the scheduler only quantises such params).
+ */
+function quantContext(wtype: QuantType | undefined, binding: string, K: number, N: number) {
+  if (!wtype) return { quant: false, wq8: false, wq4: false };
+  if (wtype !== 'q8_0' && wtype !== 'q4_0') throw new Error(`unknown weight type ${String(wtype)}`);
+  if (K % QBLOCK !== 0) throw new Error(`${wtype} weights need K (dim 0) to be a multiple of ${QBLOCK}, got ${K}`);
+  return { quant: true, wq8: wtype === 'q8_0', wq4: wtype === 'q4_0', qbinding: binding, soff: quantWords(wtype, K * N) };
+}
+
 function matmulPlans(spec: MatmulSpec): Plan[] {
   const K = positiveInt('K', spec.K), N = positiveInt('N', spec.N);
   if (spec.prologue === 'rmsnorm' && !(spec.eps >= 0)) throw new Error(`rmsnorm eps must be >= 0, got ${spec.eps}`);
@@ -82,7 +96,9 @@ function matmulPlans(spec: MatmulSpec): Plan[] {
     proNone: spec.prologue === 'none', proRmsnorm: spec.prologue === 'rmsnorm', proSiluMul: spec.prologue === 'silu_mul',
     prologueText: { none: 'x', rmsnorm: 'rmsnorm(x) * norm', silu_mul: 'silu(gate) * up' }[spec.prologue],
     siluG: unaryFormula('silu', 'g', WGSL_DIALECT),
+    ...quantContext(spec.wtype, 'w', K, N),
   };
+  const u32Bindings = spec.wtype ? ['w'] : [];
   // GEMV: vec4 reads when rows split into whole vec4s. 8 lanes per column read 128
   // contiguous bytes per step (a full cache line / coalesced segment); 32 columns fill a
   // 256-invocation workgroup. On lavapipe 8 lanes ran ~2x faster than 32 (fewer
@@ -95,7 +111,7 @@ function matmulPlans(spec: MatmulSpec): Plan[] {
     template: 'matmul_gemv', variant: 'gemv', minTokens: 1,
     context: { ...common, vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', KV, lanes, cols, wg: 256, chunk: Math.min(KV, vec4 ? 256 : 1024) },
     workgroup: [256, 1, 1], grid: [{ tokensPerGroup: 0, groups: cdiv(N, cols) }, PER_TOKEN, ONE],
-    vec4Bindings: vec4 ? ['x', 'norm', 'gate', 'up', 'w'] : [],
+    vec4Bindings: vec4 ? ['x', 'norm', 'gate', 'up', ...(spec.wtype ? [] : ['w'])] : [], u32Bindings,
   };
   // Tiled: 32 tokens x 64 columns per 16 x 8 workgroup, each invocation 4 x 4 outputs fed
   // by 8 vec4 shared-memory loads per 64 multiply-adds; K staged 32 at a time (13 KiB shared).
@@ -103,7 +119,7 @@ function matmulPlans(spec: MatmulSpec): Plan[] {
   const tiled: Plan = {
     template: 'matmul_tiled', variant: 'tiled', minTokens: TILED_MIN_TOKENS,
     context: { ...common, ...tile }, workgroup: [tile.tx, tile.ty, 1],
-    grid: [{ tokensPerGroup: 0, groups: cdiv(N, tile.bn) }, { tokensPerGroup: tile.bt, groups: 1 }, ONE], vec4Bindings: [],
+    grid: [{ tokensPerGroup: 0, groups: cdiv(N, tile.bn) }, { tokensPerGroup: tile.bt, groups: 1 }, ONE], vec4Bindings: [], u32Bindings,
   };
   return [gemv, tiled];
 }

@@ -22,7 +22,7 @@ export type TemplateName = (typeof TEMPLATE_NAMES)[number];
 
 const read = (name: string) => readFileSync(new URL(`./templates/${name}.hbs`, import.meta.url), 'utf8');
 
-for (const partial of ['header', 'rolled', 'rope_fn']) hb.registerPartial(partial, hb.compile(read(partial), { noEscape: true, strict: true }));
+for (const partial of ['header', 'rolled', 'rope_fn', 'dequant']) hb.registerPartial(partial, hb.compile(read(partial), { noEscape: true, strict: true }));
 const compiled = new Map<TemplateName, HandlebarsTemplateDelegate>();
 
 /** One declaration line per binding; `header.hbs` turns these into `@group(0) @binding(i)` vars. */

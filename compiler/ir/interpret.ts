@@ -12,7 +12,15 @@ export type { KvTables };
 export type Values = Float64Array | Float32Array;
 
 /** Weights in storage layout (2-D [K, N] params: element (k, n) at n*K + k). */
-export interface WeightSource { get(name: string): Float32Array }
+export interface WeightSource {
+  get(name: string): Float32Array;
+  /**
+   * The tensor exactly as the file stores it (ggml type name and bytes), for devices that
+   * keep quantised weights in blocks (runtime/webgpu/setup.ts). Optional: sources without
+   * it (random weights) can only feed f32 programs.
+   */
+  getRaw?(name: string): { readonly type: string; readonly bytes: Uint8Array };
+}
 
 /**
  * The CPU's KV page pool: per layer, K and V as [slot][kvHead][headDim] in float64,

@@ -3,7 +3,8 @@
 // message rather than a validation error mid-forward), weights uploaded, and each
 // kernel variant compiled once with an explicit bind group layout (device.ts).
 import type { WeightSource } from '../../compiler/ir/interpret.ts';
-import { bufferElements, type KernelSpec, type Program, type Sizing } from '../../compiler/program.ts';
+import { bufferBytes, type BufferDecl, type KernelSpec, type Program, type Sizing } from '../../compiler/program.ts';
+import { packBlocks } from '../weights/quantBlocks.ts';
 import type { Backend, RenderedKernel } from '../../backends/backend.ts';
 import { compileKernel } from './device.ts';
 
@@ -59,7 +60,7 @@ export function allocateBuffers(device: GPUDevice, program: Program, weights: We
   const destroy = () => { for (const b of created) b.destroy(); };
   try {
     for (const d of program.buffers) {
-      const size = bufferElements(d, sizing) * 4;
+      const size = bufferBytes(d, sizing);
       if (size > limit) {
         const why = d.perToken > 0 ? ` (${maxTokens} tokens x ${d.perToken} values); use fewer tokens per forward`
           : d.perPage ? ` (${sizing.pages} KV pages x ${d.perPage * 4} bytes); use fewer KV pages` : '';
@@ -68,7 +69,9 @@ export function allocateBuffers(device: GPUDevice, program: Program, weights: We
       const usage = USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC;
       const buf = make(d.name, size, usage);
       byName.set(d.name, buf);
-      if (d.kind === 'param') {
+      if (d.kind === 'param' && (d.dtype === 'q8_0' || d.dtype === 'q4_0')) {
+        device.queue.writeBuffer(buf, 0, quantParam(d, weights) as Uint32Array<ArrayBuffer>);
+      } else if (d.kind === 'param') {
         const name = d.name.replace(/^param:/, '');
         const data = weights.get(name);
         if (data.length !== d.elements) throw new GpuSetupError(`weight ${name} has ${data.length} values; the program expects ${d.elements}`);
@@ -95,6 +98,16 @@ export function allocateBuffers(device: GPUDevice, program: Program, weights: We
     destroy();
     throw e;
   }
+}
+
+/** A quantised param's blocks in the device layout; the source must hold them in exactly that type. */
+function quantParam(d: BufferDecl, weights: WeightSource): Uint32Array {
+  const name = d.name.replace(/^param:/, '');
+  const type = d.dtype as 'q8_0' | 'q4_0';
+  if (!weights.getRaw) throw new GpuSetupError(`the program keeps weight ${name} as ${type} blocks, but this weight source has no raw tensors (compile without weight types to run it as f32)`);
+  const raw = weights.getRaw(name);
+  if (raw.type !== type) throw new GpuSetupError(`the program keeps weight ${name} as ${type} blocks, but the weight file stores it as ${raw.type} (compile with this file's tensor types)`);
+  return packBlocks(type, raw.bytes, d.elements);
 }
 
 export interface CompiledVariant { readonly rendered: RenderedKernel; readonly pipeline: GPUComputePipeline; readonly layout: GPUBindGroupLayout }

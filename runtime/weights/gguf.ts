@@ -137,8 +137,15 @@ const trimOnes = (d: readonly number[]): number[] => {
   return out;
 };
 
-/** A spec's weights from a GGUF file, dequantised to f32 at load. */
+/**
+ * A spec's weights from a GGUF file. The tensors' bytes are read at load as the
+ * file stores them (quantised blocks stay blocks: `getRaw` hands them to a device
+ * that dequantises in its kernels); `get` dequantises a tensor to f32 on first use
+ * and keeps it, so the CPU engine and f32 device buffers see the same values as
+ * before, and a quantised WebGPU run never holds f32 copies of its matrices.
+ */
 export class GgufWeights implements ShapedWeightSource {
+  private readonly raw = new Map<string, { type: string; bytes: Uint8Array; elements: number }>();
   private readonly data = new Map<string, Float32Array>();
 
   private constructor(readonly params: readonly ParamInfo[], readonly path: string) {}
@@ -154,21 +161,36 @@ export class GgufWeights implements ShapedWeightSource {
     const totalBytes = bound.reduce((s, [, t]) => s + t.bytes, 0);
     let bytes = 0;
     bound.forEach(([p, t], i) => {
-      w.data.set(p.name, g.readFloat32(t));
+      w.raw.set(p.name, { type: t.type.name, bytes: g.readRaw(t), elements: t.elements });
       bytes += t.bytes;
       opts.onProgress?.({ tensor: t.name, index: i + 1, count: bound.length, bytes, totalBytes });
     });
     return w;
   }
 
+  /** The file's ggml type name per param (what compileSpec's `weightTypes` takes). */
+  types(): Map<string, string> {
+    return new Map([...this.raw].map(([name, r]) => [name, r.type]));
+  }
+
   get(name: string): Float32Array {
-    const t = this.data.get(name);
-    if (!t) throw new GgufError(this.path, 0, `no loaded tensor for parameter ${name} (loaded: ${this.data.size}, or release() was called)`);
+    let t = this.data.get(name);
+    if (t) return t;
+    const r = this.raw.get(name);
+    if (!r) throw new GgufError(this.path, 0, `no loaded tensor for parameter ${name} (loaded: ${this.raw.size}, or release() was called)`);
+    t = dequantize(r.type as DequantType, r.bytes, r.elements);
+    this.data.set(name, t);
     return t;
   }
 
-  /** Drops the f32 copies (e.g. once uploaded to a GPU). */
-  release(): void { this.data.clear(); }
+  getRaw(name: string): { readonly type: string; readonly bytes: Uint8Array } {
+    const r = this.raw.get(name);
+    if (!r) throw new GgufError(this.path, 0, `no loaded tensor for parameter ${name} (loaded: ${this.raw.size}, or release() was called)`);
+    return r;
+  }
+
+  /** Drops every copy (e.g. once uploaded to a GPU). */
+  release(): void { this.raw.clear(); this.data.clear(); }
 }
 
 /** The file's tensor for a spec param, checked for shape and loadable type. */

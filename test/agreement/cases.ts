@@ -14,7 +14,9 @@
 //   bf16 everywhere (rel 4e-2): likewise with bf16 activations (2^-8); measured rel 1.2e-2.
 //   q8_0, q4_0, q4_K everywhere (rel 4e-2): llama.cpp quantises the activations to
 //     q8_0 / q8_K blocks for its integer dot products; infer dequantises the weights
-//     (exactly, see above) and keeps f32 activations. Measured rel 1e-2 to 1.5e-2.
+//     (exactly, see above) and keeps f32 activations: the CPU engine at load, the
+//     WebGPU engine in its kernels for q8_0 / q4_0 (the blocks stay on the device;
+//     q4_K is dequantised at load). Measured rel 1e-2 to 1.5e-2.
 // The error grows with |logprob| because these roundings are relative errors of the
 // logits: the tied files have logits of std ~8 and tails near logprob -70.
 import type { GgufLlama } from '../fixtures/ggufLlama.ts';

@@ -70,8 +70,8 @@ export interface InferRun extends Run {
   readonly decode: Float64Array[];
 }
 
-export function compileImported(spec: string): { graph: Graph; program: Program } {
-  const c = compileSpec(spec, 'imported.infer');
+export function compileImported(spec: string, weightTypes?: ReadonlyMap<string, string>): { graph: Graph; program: Program } {
+  const c = compileSpec(spec, 'imported.infer', { weightTypes });
   if (c.diagnostics.length || !c.graph || !c.program) throw new Error(`the imported spec does not compile: ${c.diagnostics.map((d) => d.message).join('; ')}`);
   return { graph: c.graph, program: c.program };
 }

@@ -1,7 +1,8 @@
 // The agreement suite body, shared by the f32/f16 and the quantised test files
 // (two files, so vitest runs them on both cores). For each case: write the GGUF
 // file, run llama.cpp once, then infer's CPU engine and WebGPU engine from the
-// spec `infer import` writes for the file, and check
+// spec `infer import` writes for the file (WebGPU with q8_0 / q4_0 weights kept
+// quantised on the device, CPU on their exact f32 dequantisation), and check
 //   - the prefill and decode distributions at every position within the case's bound;
 //   - the 64 greedy tokens: identical for exact cases; for the others identical up
 //     to the first near-tie (llama.cpp's top-2 gap under twice the bound), where
@@ -56,11 +57,19 @@ export function agreementSuite(name: string, cases: readonly AgreementCase[]): v
         expect(ref.greedy).toHaveLength(GREEDY_TOKENS);
         const sequence = [...prompt, ...ref.greedy.slice(0, -1)];
 
-        const { graph, program } = compileImported(importGguf(file));
+        const spec = importGguf(file);
+        const { graph, program } = compileImported(spec);
         const weights = GgufWeights.load(file, program.params);
+        // WebGPU keeps q8_0 / q4_0 matrices (and a q8_0 / q4_0 token_embd) as blocks,
+        // dequantised in its kernels; the CPU engine runs on the f32 dequantisation.
+        const quantised = compileImported(spec, weights.types()).program;
+        for (const t of ['q8_0', 'q4_0'] as const) {
+          const want = [c.type, c.embdType].includes(t);
+          expect(quantised.buffers.some((b) => b.dtype === t), `${c.label}: ${t} params kept as blocks`).toBe(want);
+        }
         const engines: [string, () => Promise<Engine>][] = [
           ['cpu', async () => new CpuEngine(graph, weights, program)],
-          ['webgpu', () => WebGpuEngine.create({ device, program, backend: wgslBackend, weights })],
+          ['webgpu', () => WebGpuEngine.create({ device, program: quantised, backend: wgslBackend, weights })],
         ];
         for (const [kind, make] of engines) {
           const engine = await make();

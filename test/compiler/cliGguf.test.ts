@@ -65,7 +65,7 @@ describe('infer import + run --weights', () => {
   it('reports GGUF problems clearly: no --weights, a bad file, an unsupported architecture', async () => {
     const noWeights = await cli('run', spec, '--backend', 'cpu');
     expect(noWeights).toMatchObject({ code: 1, out: '' });
-    expect(noWeights.err).toMatch(/^infer: \w+ binds GGUF weights \('weights gguf'\): give the model file with --weights FILE\.gguf\n$/);
+    expect(noWeights.err).toMatch(/^infer: \w+ binds GGUF weights \('weights gguf'\): give the model file with --weights FILE\.gguf \(or a Hugging Face llama FILE\.safetensors\)\n$/);
     const missing = await cli('run', spec, '--weights', join(dir, 'nope.gguf'), '--backend', 'cpu');
     expect(missing.err).toMatch(/^infer: .*nope\.gguf: byte 0: cannot open: no such file\n$/);
     const other = join(dir, 'gpt2.gguf');

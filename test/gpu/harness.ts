@@ -68,7 +68,7 @@ export function variants(spec: KernelSpec): Map<string, RenderedKernel> {
  */
 export async function runOnGpu(
   device: GPUDevice, kernels: RenderedKernel | RenderedKernel[], tokens: number,
-  inputs: Record<string, Float32Array | Int32Array>, outputs: Record<string, number | Float32Array>,
+  inputs: Record<string, Float32Array | Int32Array | Uint32Array>, outputs: Record<string, number | Float32Array>,
 ): Promise<Record<string, Float32Array>> {
   const bufs: Record<string, GPUBuffer> = {};
   for (const [name, d] of Object.entries(inputs)) bufs[name] = storageBuffer(device, d, name);

@@ -1,0 +1,119 @@
+// Quantised weights in the compiler: which params the scheduler keeps as q8_0 /
+// q4_0 blocks (quantParams.ts), the kernel specs and keys that carry it, the cost
+// model's bytes by dtype, and `infer run` picking it up from a GGUF file's header.
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { main } from '../../compiler/cli.ts';
+import { fileWeightTypes } from '../../compiler/cliWeights.ts';
+import { compileSpec } from '../../compiler/compile.ts';
+import { forwardCost, kernelCost, paramBytes } from '../../compiler/cost.ts';
+import { importGguf } from '../../compiler/import.ts';
+import { bufferBytes, kernelKey, type KernelSpec, type Program } from '../../compiler/program.ts';
+import { weightBytes } from '../../compiler/weightTypes.ts';
+import { writeLlamaGguf, type GgufLlama } from '../fixtures/ggufLlama.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'infer-quant-'));
+
+function compiled(m: GgufLlama, types?: Map<string, string>): Program {
+  const file = join(dir, `m${m.seed}-${m.type}.gguf`);
+  writeLlamaGguf(file, m);
+  const c = compileSpec(importGguf(file), 'q.infer', { weightTypes: types ?? fileWeightTypes(file) });
+  return c.program!;
+}
+
+const base: GgufLlama = { vocab: 288, dim: 64, layers: 2, heads: 4, kvHeads: 2, ffn: 96, type: 'q4_0', tied: false, seed: 51, ctx: 32 };
+const dtypes = (p: Program) => new Map(p.buffers.filter((b) => b.kind === 'param').map((b) => [b.name.slice(6), b.dtype]));
+
+describe('which params stay quantised', () => {
+  it('every q4_0 / q8_0 matrix (matmul weights and the embedding table), never the f32 norms', () => {
+    for (const type of ['q4_0', 'q8_0'] as const) {
+      const p = compiled({ ...base, type });
+      for (const [name, dtype] of dtypes(p)) expect(dtype, name).toBe(/norm/.test(name) ? 'f32' : type);
+      const matmuls = p.kernels.filter((k) => k.spec.kind === 'matmul');
+      expect(matmuls.length).toBeGreaterThan(0);
+      for (const k of matmuls) expect((k.spec as Extract<KernelSpec, { kind: 'matmul' }>).wtype).toBe(type);
+      expect(p.kernels.find((k) => k.spec.kind === 'embed')!.spec).toMatchObject({ wtype: type });
+    }
+  });
+
+  it('a tied token_embd (embedding and output matmul) stays quantised for both uses', () => {
+    const p = compiled({ ...base, tied: true, seed: 52 });
+    expect(dtypes(p).get('token_embd')).toBe('q4_0');
+    expect(p.kernels.filter((k) => k.spec.kind === 'matmul' && k.spec.N === base.vocab).map((k) => (k.spec as { wtype?: string }).wtype)).toEqual(['q4_0']);
+  });
+
+  it('f32 / f16 files, 1-D params, K not a multiple of 32, and no types: all f32 with unchanged kernel keys', () => {
+    const plain = compiled({ ...base, type: 'f16', seed: 53 });
+    expect([...dtypes(plain).values()].every((d) => d === 'f32')).toBe(true);
+    const p = compiled({ ...base, seed: 53 }, new Map([['output_norm', 'q8_0'], ['blk.0.attn_q', 'q8_0'], ['blk.0.ffn_down', 'q4_0']]));
+    expect(dtypes(p).get('output_norm')).toBe('f32'); // 1-D: a norm weight, read as f32
+    expect(dtypes(p).get('blk.0.attn_q')).toBe('q8_0');
+    expect(dtypes(p).get('blk.0.ffn_down')).toBe('q4_0'); // K = ffn = 96
+    const odd = compiled({ ...base, ffn: 80, type: 'f32', seed: 54 }, new Map([['blk.0.ffn_down', 'q4_0'], ['blk.0.ffn_up', 'q4_0']]));
+    expect(dtypes(odd).get('blk.0.ffn_down')).toBe('f32'); // K = 80: not whole blocks
+    expect(dtypes(odd).get('blk.0.ffn_up')).toBe('q4_0'); // K = dim = 64
+    const spec: KernelSpec = { kind: 'matmul', K: 64, N: 8, prologue: 'none', eps: 0, residual: false };
+    expect(kernelKey(spec)).toBe('matmul_K64_N8_prologuenone_eps0_residualfalse');
+    expect(kernelKey({ ...spec, wtype: 'q4_0' })).toBe('matmul_K64_N8_prologuenone_eps0_residualfalse_wtypeq4_0');
+  });
+});
+
+describe('bytes by dtype', () => {
+  it('q8_0 reads 34 and q4_0 18 bytes per 32 weights, in kernels, params and buffers', () => {
+    const spec: KernelSpec = { kind: 'matmul', K: 128, N: 48, prologue: 'rmsnorm', eps: 1e-5, residual: true };
+    const f32 = kernelCost(spec, 1, 1).bytesRead;
+    expect(f32 - kernelCost({ ...spec, wtype: 'q8_0' }, 1, 1).bytesRead).toBe(128 * 48 * 4 - (128 * 48 / 32) * 34);
+    expect(f32 - kernelCost({ ...spec, wtype: 'q4_0' }, 1, 1).bytesRead).toBe(128 * 48 * 4 - (128 * 48 / 32) * 18);
+    const q = compiled({ ...base, seed: 55 }), f = compiled({ ...base, type: 'f32', seed: 55 });
+    const matrices = q.params.filter((p) => p.shape.length === 2).reduce((a, p) => a + p.shape[0] * p.shape[1], 0);
+    const norms = q.params.filter((p) => p.shape.length === 1).reduce((a, p) => a + p.shape[0], 0);
+    expect(paramBytes(q)).toBe(weightBytes('q4_0', matrices) + 4 * norms);
+    expect(paramBytes(f)).toBe(4 * (matrices + norms));
+    // Device buffers hold exactly the file's bytes (plus at most 2 bytes of scale padding).
+    for (const b of q.buffers.filter((b) => b.dtype === 'q4_0')) {
+      expect(bufferBytes(b, { maxTokens: 1, pages: 1, maxSeqs: 1 }) - weightBytes('q4_0', b.elements)).toBeGreaterThanOrEqual(0);
+      expect(bufferBytes(b, { maxTokens: 1, pages: 1, maxSeqs: 1 }) - weightBytes('q4_0', b.elements)).toBeLessThanOrEqual(2);
+    }
+    // A decode step reads the matrices once: q4_0 reads (18/32)/4 of the f32 bytes there.
+    const ratio = forwardCost(f, 1, 8).bytesRead / forwardCost(q, 1, 8).bytesRead;
+    expect(ratio).toBeGreaterThan(4);
+    expect(ratio).toBeLessThan(128 / 18);
+  });
+});
+
+describe('infer run on a quantised GGUF file', () => {
+  it('keeps the blocks on WebGPU (less memory) and matches the dequantised run; --f32-weights opts out', async () => {
+    const file = join(dir, 'cli-q8.gguf'), spec = join(dir, 'cli.infer');
+    writeLlamaGguf(file, { ...base, type: 'q8_0', seed: 56 });
+    expect((await main(['import', file, '-o', spec], { out: () => {}, err: () => {} }))).toBe(0);
+    expect(readFileSync(spec, 'utf8')).toMatch(/weights gguf/);
+    const run = async (...extra: string[]) => {
+      let out = '', err = '';
+      const code = await main(['run', spec, '--weights', file, '--json', '--tokens', '1,270,281', '--max-tokens', '10', '--ignore-eos', ...extra],
+        { out: (t) => { out += t; }, err: (t) => { err += t; } });
+      expect(code, err).toBe(0);
+      return JSON.parse(out) as { tokens: number[]; stats: { bytes_allocated: number } };
+    };
+    const q = await run(), f = await run('--f32-weights'), cpu = await run('--backend', 'cpu');
+    expect(q.tokens).toEqual(cpu.tokens);
+    expect(f.tokens).toEqual(cpu.tokens);
+    expect(q.stats.bytes_allocated).toBeLessThan(f.stats.bytes_allocated * 0.6);
+  });
+
+  it('infer compile --weights FILE emits the block kernels run would use', async () => {
+    const file = join(dir, 'cli-q4.gguf'), spec = join(dir, 'cli4.infer'), out = join(dir, 'wgsl');
+    writeLlamaGguf(file, { ...base, seed: 57 });
+    expect(await main(['import', file, '-o', spec], { out: () => {}, err: () => {} })).toBe(0);
+    let err = '';
+    expect(await main(['compile', spec, '--target', 'wgsl', '--out', out, '--weights', file], { out: () => {}, err: (t) => { err += t; } }), err).toBe(0);
+    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as { kernels: { spec: KernelSpec; variants: { file: string }[] }[] };
+    const matmuls = manifest.kernels.filter((k) => k.spec.kind === 'matmul');
+    expect(matmuls.length).toBeGreaterThan(0);
+    for (const k of matmuls) {
+      expect(k.spec).toMatchObject({ wtype: 'q4_0' });
+      for (const v of k.variants) expect(readFileSync(join(out, v.file), 'utf8')).toMatch(/var<storage, read> w: array<u32>;/);
+    }
+  });
+});

@@ -1,0 +1,93 @@
+// The quantised-weight kernels (q8_0 and q4_0 blocks dequantised in registers) against
+// the float64 interpreter run on the dequantised weights: GEMV and tiled matmul with
+// every prologue and residual variant, and the embedding gather (tied outputs keep
+// token_embd quantised). Weights are random f32 values quantised by ggml's reference
+// quantisers (ggufQuant.ts), uploaded in the device layout (quantBlocks.ts).
+// Dequantisation is exact in f32, so the bound is the f32 one of kernels.test.ts.
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Node } from '../../compiler/ir/index.ts';
+import type { KernelSpec } from '../../compiler/program.ts';
+import type { QuantType } from '../../compiler/weightTypes.ts';
+import { createGpuDevice } from '../../runtime/webgpu/device.ts';
+import { dequantize, quantize } from '../../runtime/weights/ggufQuant.ts';
+import { packBlocks, unpackBlocks } from '../../runtime/weights/quantBlocks.ts';
+import { data, expectClose, oracle, rng, runOnGpu, variants } from './harness.ts';
+
+const TOL = 1e-4;
+const RUNS = Number(process.env.INFER_GPU_QUANT_RUNS ?? 4);
+// The tiled kernel costs about three times as much per run (bigger shapes, slower to compile).
+const TILED_RUNS = Math.max(1, RUNS - 1);
+
+let device: GPUDevice;
+beforeAll(async () => { device = await createGpuDevice(); });
+afterAll(() => device?.destroy());
+
+const prop = <T>(arb: fc.Arbitrary<T>, body: (c: T) => Promise<void>, runs = RUNS) =>
+  fc.assert(fc.asyncProperty(arb, body), { numRuns: runs });
+const seed = fc.integer({ min: 0, max: 2 ** 31 - 1 });
+
+/** Random weights as blocks: the device words and the exact values they stand for. */
+function blockWeights(type: QuantType, next: () => number, elements: number, scale: number): { packed: Uint32Array; values: Float32Array } {
+  const raw = quantize(type, data(next, elements, scale));
+  return { packed: packBlocks(type, raw, elements), values: dequantize(type, raw, elements) };
+}
+
+it('packBlocks round-trips and keeps the file size (34 / 18 bytes per 32 weights)', () => {
+  fc.assert(fc.property(fc.constantFrom<QuantType>('q8_0', 'q4_0'), fc.integer({ min: 1, max: 40 }), seed, (type, blocks, s) => {
+    const raw = quantize(type, data(rng(s), 32 * blocks));
+    const packed = packBlocks(type, raw, 32 * blocks);
+    expect(Array.from(unpackBlocks(type, packed, 32 * blocks))).toEqual(Array.from(raw));
+    expect(packed.byteLength - raw.length).toBeGreaterThanOrEqual(0);
+    expect(packed.byteLength - raw.length).toBeLessThanOrEqual(2);
+  }), { numRuns: 30 });
+});
+
+describe('quantised matmul', () => {
+  // K a multiple of 32 (blocks run along K): one block up to several staged GEMV chunks.
+  const shape = (maxT: number) => fc.record({
+    blocks: fc.oneof(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 30, max: 70 })),
+    N: fc.integer({ min: 1, max: 90 }), T: fc.integer({ min: 1, max: maxT }), seed,
+  }).map((c) => ({ ...c, K: 32 * c.blocks, N: c.blocks > 12 ? Math.min(c.N, 12) : c.N }));
+  for (const wtype of ['q8_0', 'q4_0'] as const) {
+    for (const variant of ['gemv', 'tiled'] as const) {
+      for (const prologue of ['none', 'rmsnorm', 'silu_mul'] as const) {
+        for (const residual of [false, true]) {
+          it(`${wtype} ${variant}, prologue ${prologue}${residual ? ', residual' : ''}`, () => prop(shape(variant === 'tiled' ? 40 : 10), async ({ K, N, T, seed }) => {
+            const next = rng(seed);
+            const eps = 1e-5;
+            const w = blockWeights(wtype, next, K * N, 1 / Math.sqrt(K));
+            const t: Record<string, Float32Array> = { w: w.values };
+            const srcNames = prologue === 'none' ? ['x'] : prologue === 'rmsnorm' ? ['x', 'norm'] : ['gate', 'up'];
+            for (const name of srcNames) t[name] = data(next, name === 'norm' ? K : T * K, name === 'x' ? 2 : 1);
+            if (residual) t.res = data(next, T * N);
+            const want = oracle({ params: t, tokens: new Int32Array(T), positions: new Int32Array(T) }, (b, p) => {
+              const src: Node[] = srcNames.map((n) => p(n, n === 'norm' ? [K] : [T, K]));
+              src.push(p('w', [K, N]));
+              if (residual) src.push(p('res', [T, N]));
+              return b.node('fused_matmul', { prologue, eps, residual }, src);
+            });
+            const spec: KernelSpec = { kind: 'matmul', K, N, prologue, eps, residual, wtype };
+            const rendered = variants(spec).get(variant)!;
+            expect(rendered.source).toContain('array<u32>');
+            const got = await runOnGpu(device, rendered, T, { ...t, w: w.packed }, { out: T * N });
+            expectClose(got.out, want, TOL, `${wtype} ${variant} K=${K} N=${N} T=${T}`);
+          }, variant === 'tiled' ? TILED_RUNS : RUNS));
+        }
+      }
+    }
+  }
+});
+
+it('quantised embed (q8_0, q4_0)', () => prop(fc.record({
+  wtype: fc.constantFrom<QuantType>('q8_0', 'q4_0'), dim: fc.integer({ min: 1, max: 6 }).map((b) => 32 * b),
+  vocab: fc.integer({ min: 1, max: 50 }), T: fc.integer({ min: 1, max: 12 }), seed,
+}), async ({ wtype, dim, vocab, T, seed }) => {
+  const next = rng(seed);
+  const table = blockWeights(wtype, next, dim * vocab, 1);
+  const tokens = Int32Array.from({ length: T }, () => Math.floor(next() * vocab));
+  const want = oracle({ params: { table: table.values }, tokens, positions: new Int32Array(T) }, (b, p) => b.node('embed', {}, [b.tokens(), p('table', [dim, vocab])]));
+  const got = await runOnGpu(device, variants({ kind: 'embed', dim, vocab, wtype }).get('')!, T, { tokens, table: table.packed }, { out: T * dim });
+  // A gather: exact.
+  expect(Array.from(got.out)).toEqual(Array.from(want));
+}, 2 * RUNS));
