@@ -4,6 +4,7 @@ import type { Node, Graph } from './graph.ts';
 import type { OpArgs } from './ops.ts';
 import { BINARY_MEANING, UNARY_MEANING } from './ops.ts';
 import { elementsPerToken } from './shapes.ts';
+import { isMoeOp, moeValue } from './moe.ts';
 
 export type Values = Float64Array | Float32Array;
 
@@ -59,6 +60,7 @@ export function interpret(g: Graph, weights: WeightSource, kv: CpuKvCache, step:
         break;
       }
       case 'fused_matmul': val.set(n, fusedMatmul(n as Node<'fused_matmul'>, s, T)); break;
+      default: if (isMoeOp(n.op)) val.set(n, moeValue(n, s, T));
     }
   }
   return val;
