@@ -3,7 +3,7 @@
 // so the runtime never re-derives the model, and byte and dispatch counts can be
 // computed from it alone (see cost.ts).
 import type { ModelInfo, ParamInfo } from './ir/graph.ts';
-import type { BinaryFn, UnaryFn } from './ir/ops.ts';
+import type { BinaryFn, MoeScore, OpArgs, UnaryFn } from './ir/ops.ts';
 
 /** An elementwise expression over a kernel's inputs (per element), constants inlined. */
 export type ElementwiseExpr =
@@ -22,6 +22,8 @@ export type ElementwiseExpr =
  *   kv_store:    k, v, positions, kcache, vcache
  *   attention:   q, positions, kcache, vcache, out
  *   elementwise: in0 .. in{inputs-1}, out
+ *   moe_route:   x, router, out (the routing [T, k, 2], see ir/moe.ts)
+ *   moe_experts: input shared/slot: x, w, routing, [res], out | silu_mul: gate, up, w, routing, [res], out
  * Every kernel also receives the step uniform (number of tokens T) from the runtime.
  */
 export type KernelSpec =
@@ -31,7 +33,9 @@ export type KernelSpec =
   | { kind: 'rope'; heads: number; headDim: number; theta: number }
   | { kind: 'kv_store'; kvHeads: number; headDim: number; maxContext: number }
   | { kind: 'attention'; heads: number; kvHeads: number; headDim: number; maxContext: number; scale: number; window: number | null; causal: boolean }
-  | { kind: 'elementwise'; width: number; inputs: number; expr: ElementwiseExpr };
+  | { kind: 'elementwise'; width: number; inputs: number; expr: ElementwiseExpr }
+  | { kind: 'moe_route'; K: number; experts: number; k: number; score: MoeScore; softmax: boolean; renorm: boolean; scale: number }
+  | ({ kind: 'moe_experts'; K: number; N: number; experts: number; k: number } & OpArgs['moe_experts']);
 
 export type KernelKind = KernelSpec['kind'];
 
@@ -43,6 +47,8 @@ export const BINDINGS: { [K in KernelKind]: (spec: Extract<KernelSpec, { kind: K
   kv_store: () => ['k', 'v', 'positions', 'kcache', 'vcache'],
   attention: () => ['q', 'positions', 'kcache', 'vcache', 'out'],
   elementwise: (s) => [...Array.from({ length: s.inputs }, (_, i) => `in${i}`), 'out'],
+  moe_route: () => ['x', 'router', 'out'],
+  moe_experts: (s) => [...(s.input === 'silu_mul' ? ['gate', 'up'] : ['x']), 'w', 'routing', ...(s.residual ? ['res'] : []), 'out'],
 };
 
 export function bindingNames(spec: KernelSpec): string[] {

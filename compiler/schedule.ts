@@ -92,6 +92,26 @@ export function schedule(g: Graph, passes: readonly string[] = []): Program {
           { q: src(0), positions: src(2), kcache: kvName(a.layer, 'k'), vcache: kvName(a.layer, 'v'), out: out() });
         break;
       }
+      case 'moe_route': {
+        const a = n.arg as OpArgs['moe_route'];
+        const [K, experts] = n.src[1].shape as number[];
+        emit(n, { kind: 'moe_route', K, experts, k: a.k, score: a.score, softmax: a.softmax, renorm: a.renorm, scale: a.scale }, { x: src(0), router: src(1), out: out() });
+        break;
+      }
+      case 'moe_experts': {
+        const a = n.arg as OpArgs['moe_experts'];
+        const wi = a.input === 'silu_mul' ? 2 : 1;
+        const [K, N, experts] = n.src[wi].shape as number[];
+        const args: Record<string, string> = a.input === 'silu_mul' ? { gate: src(0), up: src(1) } : { x: src(0) };
+        args.w = src(wi);
+        args.routing = src(wi + 1);
+        if (a.residual) args.res = src(wi + 2);
+        args.out = out();
+        emit(n, { kind: 'moe_experts', K, N, experts, k: n.src[wi + 1].shape[1] as number, ...a }, args);
+        break;
+      }
+      case 'softmax': case 'topk': case 'expert_matmul': case 'moe':
+        throw new ScheduleError(`%${n.id} ${n.op}: unfused mixture-of-experts ops have no kernels; keep the 'moe' fusion on (it needs topk over softmax(h @ router), sigmoid(h @ router) or h @ router, and an expert body of matmuls and elementwise ops ending in a matmul), or run the graph on the CPU interpreter`);
       case 'unary': case 'binary': {
         const inputs: string[] = [];
         const expr = elementwiseExpr(n, bufOf, inputs);

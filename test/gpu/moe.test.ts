@@ -1,0 +1,81 @@
+// The MoE kernels on WebGPU against the float64 interpreter: moe_route over random
+// expert counts (2..64), k (1..4), T, widths, score functions and gating conventions,
+// with exact ties planted in the router (duplicate columns); moe_experts in every
+// input mode, per slot and combined with a residual. One device for the file.
+import fc from 'fast-check';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { Node } from '../../compiler/ir/index.ts';
+import type { MoeScore, OpArgs } from '../../compiler/ir/ops.ts';
+import type { KernelSpec } from '../../compiler/program.ts';
+import { createGpuDevice } from '../../runtime/webgpu/device.ts';
+import { data, expectClose, oracle, rng, runOnGpu, variants } from './harness.ts';
+import { routerWithTies } from '../fixtures/moeFixtures.ts';
+
+const TOL = 1e-4;
+const RUNS = Number(process.env.INFER_GPU_RUNS ?? 10);
+
+let device: GPUDevice;
+beforeAll(async () => { device = await createGpuDevice(); });
+afterAll(() => device?.destroy());
+
+const seed = fc.integer({ min: 0, max: 2 ** 31 - 1 });
+const prop = <T>(arb: fc.Arbitrary<T>, body: (c: T) => Promise<void>) => fc.assert(fc.asyncProperty(arb, body), { numRuns: RUNS });
+
+const gating = fc.record({
+  score: fc.constantFrom<MoeScore>('softmax', 'sigmoid', 'none'),
+  convention: fc.constantFrom('renorm', 'plain', 'softmax'),
+  scale: fc.constantFrom(1, 2.5, 0.5),
+});
+
+/** A routing [T, k, 2] from the interpreter, for feeding the experts kernel. */
+function routing(T: number, E: number, k: number, next: () => number): Float32Array {
+  const r = new Float32Array(T * k * 2);
+  for (let t = 0; t < T; t++) {
+    const order = Array.from({ length: E }, (_, e) => e).sort(() => next() - 0.5).slice(0, k);
+    order.forEach((e, j) => { r[(t * k + j) * 2] = 0.2 + next(); r[(t * k + j) * 2 + 1] = e; });
+  }
+  return r;
+}
+
+it('moe_route: scores, top-k with ties to the lower index, and each gating convention', () => prop(
+  fc.record({ E: fc.integer({ min: 2, max: 64 }), k0: fc.integer({ min: 1, max: 4 }), K: fc.integer({ min: 1, max: 90 }), T: fc.integer({ min: 1, max: 9 }), g: gating, seed }),
+  async ({ E, k0, K, T, g, seed }) => {
+    const k = Math.min(k0, E);
+    const next = rng(seed);
+    const x = data(next, T * K);
+    const router = routerWithTies(next, K, E);
+    const arg: OpArgs['moe_route'] = { k, score: g.score, softmax: g.convention === 'softmax', renorm: g.convention === 'renorm', scale: g.scale };
+    const want = oracle({ params: { x, router }, tokens: new Int32Array(T), positions: new Int32Array(T) },
+      (b, p) => b.node('moe_route', arg, [p('x', [T, K]) as Node, p('router', [K, E])]));
+    const spec: KernelSpec = { kind: 'moe_route', K, experts: E, ...arg };
+    const got = (await runOnGpu(device, variants(spec).get('')!, T, { x, router }, { out: T * k * 2 })).out;
+    const idx = (a: ArrayLike<number>) => Array.from(a).filter((_, i) => i % 2 === 1);
+    expect(idx(got), 'chosen experts (in order)').toEqual(idx(want));
+    expectClose(got.filter((_, i) => i % 2 === 0), Array.from(want).filter((_, i) => i % 2 === 0), TOL, 'routing weights');
+  }));
+
+it('moe_experts: chosen rows only, per slot and combined (+ residual), every input mode', () => prop(
+  fc.record({
+    E: fc.integer({ min: 2, max: 64 }), k0: fc.integer({ min: 1, max: 4 }), K: fc.integer({ min: 1, max: 70 }), N: fc.integer({ min: 1, max: 150 }),
+    T: fc.integer({ min: 1, max: 12 }), input: fc.constantFrom<'shared' | 'slot' | 'silu_mul'>('shared', 'slot', 'silu_mul'),
+    combine: fc.boolean(), residual: fc.boolean(), seed,
+  }),
+  async ({ E, k0, K, N, T, input, combine, residual: res0, seed }) => {
+    const k = Math.min(k0, E);
+    const residual = combine && res0;
+    const next = rng(seed);
+    const r = routing(T, E, k, next);
+    const w = data(next, K * N * E);
+    const rows = input === 'shared' ? T : T * k;
+    const x = data(next, rows * K), up = data(next, rows * K), res = data(next, T * N);
+    const arg: OpArgs['moe_experts'] = { input, combine, residual };
+    const want = oracle({ params: { x, up, w, r, res }, tokens: new Int32Array(T), positions: new Int32Array(T) }, (b, p) => {
+      const xs = input === 'shared' ? p('x', [T, K]) : p('x', [T, k, K]);
+      const src = [xs, ...(input === 'silu_mul' ? [p('up', [T, k, K])] : []), p('w', [K, N, E]), p('r', [T, k, 2]), ...(residual ? [p('res', [T, N])] : [])];
+      return b.node('moe_experts', arg, src as Node[]);
+    });
+    const spec: KernelSpec = { kind: 'moe_experts', K, N, experts: E, k, ...arg };
+    const inputs: Record<string, Float32Array> = input === 'silu_mul' ? { gate: x, up } : { x };
+    const got = (await runOnGpu(device, variants(spec).get('')!, T, { ...inputs, w, routing: r, ...(residual ? { res } : {}) }, { out: (combine ? T : T * k) * N })).out;
+    expectClose(got, want, TOL, `moe_experts ${input}${combine ? ' combine' : ''}${residual ? ' residual' : ''}`);
+  }));
