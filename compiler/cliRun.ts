@@ -9,6 +9,7 @@ import type { SamplingOptions } from '../runtime/sampling.ts';
 import type { WeightSource } from './ir/interpret.ts';
 import { RandomWeights } from '../runtime/weights/random.ts';
 import type { Io } from './cli.ts';
+import { formatMoeStats } from '../runtime/moeStats.ts';
 
 export interface RunFlags {
   weights?: string; backend?: string; tokens?: string; 'max-tokens'?: string; temperature?: string; 'top-k'?: string;
@@ -42,7 +43,7 @@ async function makeEngine(kind: string, program: Program, graph: Graph, weights:
   const { WebGpuEngine } = await import('../runtime/webgpu/engine.ts');
   const gpu = await openGpu();
   try {
-    const engine = await WebGpuEngine.create({ device: gpu.device, program, backend: await wgslBackend(), weights });
+    const engine = await WebGpuEngine.create({ device: gpu.device, program, backend: await wgslBackend(), weights, moeStats: true });
     return { engine, device: gpu.description, close: () => { engine.dispose(); gpu.close(); } };
   } catch (e) {
     gpu.close();
@@ -85,13 +86,15 @@ export async function runCommand(c: { program: Program; graph: Graph }, f: RunFl
     result = await generate(engine, prompt, { maxTokens, sampling, ignoreEos: f['ignore-eos'] ?? false, topLogprobs });
     const s = engine.stats();
     const stats = { ...result.stats, setup_ms: s.setupMs, bytes_allocated: s.bytesAllocated };
+    const moe = engine.moeStats?.() ?? null;
     if (result.notice) io.err(`note: ${result.notice}\n`);
     if (f.json) {
-      io.out(JSON.stringify({ tokens: result.tokens, top_logprobs: result.topLogprobs, stats, ...(result.notice ? { notice: result.notice } : {}) }) + '\n');
+      io.out(JSON.stringify({ tokens: result.tokens, top_logprobs: result.topLogprobs, stats: moe ? { ...stats, moe } : stats, ...(result.notice ? { notice: result.notice } : {}) }) + '\n');
     } else {
       io.out(result.tokens.join(' ') + '\n');
       if (topLogprobs > 0) io.out(logprobTable(result));
       io.err(statsTable(stats));
+      if (moe) io.err(formatMoeStats(moe));
     }
   } finally {
     close();

@@ -230,3 +230,8 @@ function moeExperts(n: Node<'moe_experts'>, s: readonly Values[], T: number): Fl
 export function routingNodes(nodes: readonly Node[]): Node[] {
   return nodes.filter((n) => n.op === 'topk' || n.op === 'moe_route');
 }
+
+/** Experts and k of a routing node (topk or moe_route). */
+export function routingShape(n: Node): { experts: number; k: number } {
+  return { experts: (n.op === 'topk' ? n.src[0].shape[1] : n.src[1].shape[1]) as number, k: n.shape[1] as number };
+}

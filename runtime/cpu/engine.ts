@@ -7,6 +7,9 @@ import { CpuKvCache, interpret, type WeightSource } from '../../compiler/ir/inte
 import type { Program } from '../../compiler/program.ts';
 import type { Engine, EngineStats, ForwardOptions } from '../engine.ts';
 import { validateWeights } from '../weights/random.ts';
+import { routingNodes, routingShape } from '../../compiler/ir/moe.ts';
+import type { Node } from '../../compiler/ir/graph.ts';
+import { MoeStats, type MoeStatsReport } from '../moeStats.ts';
 
 export class CpuEngine implements Engine {
   readonly backend = 'cpu' as const;
@@ -19,6 +22,8 @@ export class CpuEngine implements Engine {
   private lastForwardMs = 0;
   private readonly setupMs: number;
   private disposed = false;
+  private readonly routings: Node[];
+  private readonly moe: MoeStats | null;
 
   constructor(private readonly graph: Graph, private readonly weights: WeightSource, program?: Program) {
     const t0 = performance.now();
@@ -27,6 +32,8 @@ export class CpuEngine implements Engine {
     validateWeights(graph.params, weights);
     this.kv = this.freshCache();
     this.dispatchesPerForward = program?.steps.length ?? 0;
+    this.routings = routingNodes(graph.nodes);
+    this.moe = this.routings.length ? new MoeStats(this.routings.map(routingShape)) : null;
     this.setupMs = performance.now() - t0;
   }
 
@@ -43,6 +50,7 @@ export class CpuEngine implements Engine {
     const t0 = performance.now();
     const values = interpret(this.graph, this.weights, this.kv, { tokens, positions });
     const logits = values.get(this.graph.logits)!;
+    this.moe?.add(this.routings.map((n) => values.get(n)!), T);
     const V = this.model.vocab;
     const rows = options.rows === 'last' ? logits.subarray((T - 1) * V, T * V) : logits;
     const out = Float32Array.from(rows);
@@ -53,6 +61,9 @@ export class CpuEngine implements Engine {
   }
 
   reset(): void { this.kv = this.freshCache(); }
+
+  /** Tokens per expert of every MoE layer since creation; null for a dense model. */
+  moeStats(): MoeStatsReport | null { return this.moe?.report() ?? null; }
 
   dispose(): void { this.disposed = true; }
 

@@ -9,6 +9,8 @@ import type { Program } from '../../compiler/program.ts';
 import { gridFor, pickVariant, type Backend } from '../../backends/backend.ts';
 import type { Engine, EngineStats, ForwardOptions } from '../engine.ts';
 import { uncapturedErrors } from './device.ts';
+import { MoeReadback } from './moeReadback.ts';
+import type { MoeStatsReport } from '../moeStats.ts';
 import { allocateBuffers, compileKernels, MAP_READ, type CompiledKernel, type GpuBuffers } from './setup.ts';
 
 export class WebGpuEngineError extends Error {}
@@ -25,6 +27,8 @@ export interface WebGpuEngineOptions {
   readonly weights: WeightSource;
   /** Most tokens one forward takes; default: the model's context, lowered to fit the binding limit. */
   readonly maxTokensPerForward?: number;
+  /** Read each MoE layer's routing back after every forward, for moeStats() (default false). */
+  readonly moeStats?: boolean;
 }
 
 export class WebGpuEngine implements Engine {
@@ -42,6 +46,7 @@ export class WebGpuEngine implements Engine {
   private readonly setupMs: number;
   private busy = false;
   private disposed = false;
+  private readonly moe: MoeReadback | null;
 
   private constructor(o: WebGpuEngineOptions, bufs: GpuBuffers, kernels: Map<string, CompiledKernel>, maxTokens: number, setupMs: number) {
     this.device = o.device;
@@ -50,6 +55,7 @@ export class WebGpuEngine implements Engine {
     this.bufs = bufs;
     this.maxTokensPerForward = maxTokens;
     this.setupMs = setupMs;
+    this.moe = o.moeStats ? MoeReadback.forProgram(o.device, o.program, maxTokens) : null;
     this.plan = o.program.steps.map((s) => {
       const kernel = kernels.get(s.kernel);
       if (!kernel) throw new WebGpuEngineError(`step ${s.label} uses kernel ${s.kernel}, which the program does not declare`);
@@ -113,6 +119,7 @@ export class WebGpuEngine implements Engine {
       const first = options.rows === 'last' ? T - 1 : 0;
       const bytes = (T - first) * V * 4;
       enc.copyBufferToBuffer(this.bufs.get(this.program.logits), first * V * 4, this.bufs.staging, 0, bytes);
+      this.moe?.encode(enc, T, (name) => this.bufs.get(name));
       q.submit([enc.finish()]);
       const err = await this.device.popErrorScope();
       if (err) throw new WebGpuEngineError(`WebGPU rejected the forward pass: ${err.message}`);
@@ -120,6 +127,7 @@ export class WebGpuEngine implements Engine {
       await this.bufs.staging.mapAsync(MAP_READ, 0, bytes);
       const out = new Float32Array(this.bufs.staging.getMappedRange(0, bytes).slice(0));
       this.bufs.staging.unmap();
+      await this.moe?.collect(T);
       // Errors outside any scope (device loss, out-of-memory) surface here, not as silent zeros.
       const late = uncapturedErrors(this.device);
       if (late.length) throw new WebGpuEngineError(`WebGPU reported during the forward pass: ${late.join('; ')}`);
@@ -153,8 +161,12 @@ export class WebGpuEngine implements Engine {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.moe?.destroy();
     this.bufs.destroy();
   }
+
+  /** Tokens per expert of every MoE layer, when created with moeStats: true. */
+  moeStats(): MoeStatsReport | null { return this.moe?.stats.report() ?? null; }
 
   stats(): EngineStats {
     const d = this.plan.length;
