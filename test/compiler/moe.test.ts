@@ -11,18 +11,7 @@ import { topk } from '../../compiler/ir/moe.ts';
 import { forwardCost, unchosenExpertBytes, paramBytes } from '../../compiler/cost.ts';
 import { CpuEngine } from '../../runtime/cpu/engine.ts';
 import { generate } from '../../runtime/engine.ts';
-import { BODIES, compileMoe, moeWeights, ROUTINGS, type BodyName, type MoeShape, type RoutingName } from '../fixtures/moeFixtures.ts';
-
-export const moeShapeArb = (maxExperts = 64): fc.Arbitrary<MoeShape & { T: number; seed: number }> => fc.record({
-  experts: fc.integer({ min: 2, max: maxExperts }), k0: fc.integer({ min: 1, max: 4 }), kvHeads: fc.integer({ min: 1, max: 2 }),
-  group: fc.integer({ min: 1, max: 2 }), headDim: fc.constantFrom(2, 4, 6), ffn: fc.integer({ min: 1, max: 24 }), layers: fc.integer({ min: 1, max: 2 }),
-  vocab: fc.integer({ min: 4, max: 24 }), routing: fc.constantFrom(...(Object.keys(ROUTINGS) as RoutingName[])),
-  body: fc.constantFrom(...(Object.keys(BODIES) as BodyName[])), T: fc.integer({ min: 1, max: 6 }), seed: fc.integer({ min: 1, max: 1e6 }),
-}).map((r) => {
-  const heads = r.kvHeads * r.group;
-  return { experts: r.experts, topK: Math.min(r.k0, r.experts), dim: heads * r.headDim, heads, kvHeads: r.kvHeads, ffn: r.ffn, layers: r.layers,
-    vocab: r.vocab, routing: r.routing, body: r.body, T: r.T, seed: r.seed };
-});
+import { compileMoe, moeShapeArb, moeWeights, type MoeShape } from '../fixtures/moeFixtures.ts';
 
 function run(g: Graph, w: WeightSource, T: number, start = 0, kv?: CpuKvCache): Map<Node, Float64Array | Float32Array> {
   const m = g.model;

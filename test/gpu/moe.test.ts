@@ -1,7 +1,10 @@
 // The MoE kernels on WebGPU against the float64 interpreter: moe_route over random
 // expert counts (2..64), k (1..4), T, widths, score functions and gating conventions,
 // with exact ties planted in the router (duplicate columns); moe_experts in every
-// input mode, per slot and combined with a residual. One device for the file.
+// input mode, per slot and combined with a residual; whole MoE models on the WebGPU
+// engine against the unfused interpreter graph; and the bytes claim on the device:
+// unchosen experts' weights are NaN, so reading any of them would poison the logits.
+// One device for the file.
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Node } from '../../compiler/ir/index.ts';
@@ -9,7 +12,10 @@ import type { MoeScore, OpArgs } from '../../compiler/ir/ops.ts';
 import type { KernelSpec } from '../../compiler/program.ts';
 import { createGpuDevice } from '../../runtime/webgpu/device.ts';
 import { data, expectClose, oracle, rng, runOnGpu, variants } from './harness.ts';
-import { routerWithTies } from '../fixtures/moeFixtures.ts';
+import { compileMoe, moeShapeArb, moeWeights, routerWithTies } from '../fixtures/moeFixtures.ts';
+import { CpuKvCache, interpret } from '../../compiler/ir/index.ts';
+import { wgslBackend } from '../../backends/wgsl/render.ts';
+import { WebGpuEngine } from '../../runtime/webgpu/engine.ts';
 
 const TOL = 1e-4;
 const RUNS = Number(process.env.INFER_GPU_RUNS ?? 10);
@@ -79,3 +85,60 @@ it('moe_experts: chosen rows only, per slot and combined (+ residual), every inp
     const got = (await runOnGpu(device, variants(spec).get('')!, T, { ...inputs, w, routing: r, ...(residual ? { res } : {}) }, { out: (combine ? T : T * k) * N })).out;
     expectClose(got, want, TOL, `moe_experts ${input}${combine ? ' combine' : ''}${residual ? ' residual' : ''}`);
   }));
+
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < b.length; i++) { num = Math.max(num, Math.abs(a[i] - b[i])); den = Math.max(den, Math.abs(b[i])); }
+  return num / den;
+}
+
+it('whole MoE models: WebGPU engine (fused) equals the unfused interpreter graph, prefill and decode', () => fc.assert(fc.asyncProperty(moeShapeArb(64), async (s) => {
+  const { unfused, program } = compileMoe(s);
+  const w = moeWeights(unfused, s.seed);
+  const m = unfused.model;
+  const engine = await WebGpuEngine.create({ device, program: program!, backend: wgslBackend, weights: w, moeStats: true });
+  try {
+    const kv = new CpuKvCache(m.layers, m.kvHeads, m.headDim, m.maxContext);
+    const steps = [Int32Array.from({ length: s.T }, (_, i) => (i * 5 + 3) % m.vocab), Int32Array.of(1 % m.vocab)];
+    let start = 0;
+    for (const tokens of steps) {
+      const positions = Int32Array.from(tokens, (_, i) => start + i);
+      const want = interpret(unfused, w, kv, { tokens, positions }).get(unfused.logits)!;
+      const got = await engine.forward(tokens, positions);
+      expect(relErr(got, want)).toBeLessThan(1e-4);
+      start += tokens.length;
+    }
+    const st = engine.moeStats()!;
+    expect(st.layers.map((l) => l.counts.reduce((a, b) => a + b, 0))).toEqual(Array(s.layers).fill((s.T + 1) * s.topK));
+  } finally {
+    engine.dispose();
+  }
+}), { numRuns: Math.max(4, Math.floor(RUNS / 2)) }));
+
+it('a decode step on the device never reads an unchosen expert: their weights are NaN and the logits stay exact', () => fc.assert(fc.asyncProperty(moeShapeArb(32).map((s) => ({ ...s, topK: Math.min(s.topK, s.experts - 1) })), async (s) => {
+  const { unfused, graph, program } = compileMoe(s);
+  const w = moeWeights(unfused, s.seed);
+  const m = graph.model;
+  const tokens = Int32Array.of(2 % m.vocab), positions = Int32Array.of(0);
+  const vals = interpret(graph, w, new CpuKvCache(m.layers, m.kvHeads, m.headDim, m.maxContext), { tokens, positions });
+  const poisoned = new Map(w.tensors);
+  let poisonedExperts = 0;
+  graph.nodes.filter((n) => n.op === 'moe_route').forEach((r, l) => {
+    const chosen = new Set(Array.from(vals.get(r)!).filter((_, i) => i % 2 === 1));
+    for (const p of graph.params.filter((q) => q.name.startsWith(`blk.${l}.`) && q.shape.length === 3)) {
+      const t = Float32Array.from(w.get(p.name));
+      const per = p.shape[0] * p.shape[1];
+      for (let e = 0; e < s.experts; e++) if (!chosen.has(e)) { t.fill(NaN, e * per, (e + 1) * per); poisonedExperts++; }
+      poisoned.set(p.name, t);
+    }
+  });
+  expect(poisonedExperts).toBeGreaterThan(0);
+  const engine = await WebGpuEngine.create({ device, program: program!, backend: wgslBackend, weights: { get: (n) => poisoned.get(n)! } });
+  try {
+    const got = await engine.forward(tokens, positions);
+    expect(got.every(Number.isFinite)).toBe(true);
+    expect(relErr(got, vals.get(graph.logits)!)).toBeLessThan(1e-4);
+  } finally {
+    engine.dispose();
+  }
+}), { numRuns: 5 }));
