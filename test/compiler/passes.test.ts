@@ -71,7 +71,7 @@ describe('fusion passes', () => {
     fc.assert(fc.property(shapeArb, ({ shape, seed, T }) => {
       const g = denseLlama(shape);
       const { graph: f, applied } = runPipeline(g);
-      expect(applied).toEqual(['fuseNorm', 'fuseSiluMul', 'fuseResidual']);
+      expect(applied).toEqual(['fuseMoe', 'fuseNorm', 'fuseSiluMul', 'fuseResidual']);
       expect(count(f, (n) => fused(n, 'silu_mul', true))).toBe(shape.layers);
       expect(count(f, (n) => n.op === 'binary' || n.op === 'unary' || n.op === 'rmsnorm' || n.op === 'matmul')).toBe(0);
       expect(maxRelDiff(logitsOf(f, seed, T), logitsOf(g, seed, T))).toBeLessThan(1e-12);
