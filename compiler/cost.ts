@@ -47,11 +47,15 @@ export function kernelCost(spec: KernelSpec, T: number, context: number): Omit<S
       return { bytesRead: (kv + q) * F32 + T * 4, bytesWritten: q * F32, flops: 4 * T * spec.heads * spec.headDim * span };
     }
     case 'elementwise': return { bytesRead: spec.inputs * T * spec.width * F32, bytesWritten: T * spec.width * F32, flops: T * spec.width };
-    case 'moe_route': return { bytesRead: (T * spec.K + spec.K * spec.experts) * F32, bytesWritten: T * spec.k * 2 * F32, flops: 2 * T * spec.K * spec.experts };
+    case 'moe_route': return spec.direct
+      ? { bytesRead: T * spec.experts * F32, bytesWritten: T * spec.k * 2 * F32, flops: T * spec.experts * spec.k }
+      : { bytesRead: (T * spec.K + spec.K * spec.experts) * F32, bytesWritten: T * spec.k * 2 * F32, flops: 2 * T * spec.K * spec.experts };
+    case 'moe_combine': return { bytesRead: T * spec.k * (2 + spec.width) * F32, bytesWritten: T * spec.width * F32, flops: 2 * T * spec.k * spec.width };
+    case 'softmax': return { bytesRead: T * spec.width * F32, bytesWritten: T * spec.width * F32, flops: 3 * T * spec.width };
     case 'moe_experts': {
       // Weights: only chosen experts are read, each once per step (see moe_experts.hbs):
       // exactly k experts for one token, at most min(experts, T * k) for T tokens.
-      const chosen = Math.min(spec.experts, T * spec.k);
+      const chosen = spec.dense ? spec.experts : Math.min(spec.experts, T * spec.k);
       const rows = T * spec.k;
       const input = spec.input === 'shared' ? T * spec.K : spec.input === 'slot' ? rows * spec.K : 2 * rows * spec.K;
       const read = chosen * spec.K * spec.N + input + rows * 2 + (spec.residual ? T * spec.N : 0);
@@ -90,7 +94,7 @@ export function unchosenExpertBytes(p: Program): number {
   let bytes = 0;
   for (const s of p.steps) {
     const spec = specs.get(s.kernel);
-    if (spec?.kind !== 'moe_experts' || seen.has(s.args.w)) continue;
+    if (spec?.kind !== 'moe_experts' || spec.dense || seen.has(s.args.w)) continue;
     seen.add(s.args.w);
     bytes += (spec.experts - spec.k) * spec.K * spec.N * F32;
   }

@@ -22,8 +22,11 @@ export type ElementwiseExpr =
  *   kv_store:    k, v, positions, kcache, vcache
  *   attention:   q, positions, kcache, vcache, out
  *   elementwise: in0 .. in{inputs-1}, out
- *   moe_route:   x, router, out (the routing [T, k, 2], see ir/moe.ts)
- *   moe_experts: input shared/slot: x, w, routing, [res], out | silu_mul: gate, up, w, routing, [res], out
+ *   moe_route:   x, router, out (the routing [T, k, 2], see ir/moe.ts) | direct (x = the scores): x, out
+ *   moe_experts: input shared/slot: x, w, [routing], [res], out | silu_mul: gate, up, w, [routing], [res], out
+ *                (dense: every expert for every token, no routing; k = experts and slot j = expert j)
+ *   moe_combine: routing, y, out
+ *   softmax:     x, out
  * Every kernel also receives the step uniform (number of tokens T) from the runtime.
  */
 export type KernelSpec =
@@ -34,8 +37,10 @@ export type KernelSpec =
   | { kind: 'kv_store'; kvHeads: number; headDim: number; maxContext: number }
   | { kind: 'attention'; heads: number; kvHeads: number; headDim: number; maxContext: number; scale: number; window: number | null; causal: boolean }
   | { kind: 'elementwise'; width: number; inputs: number; expr: ElementwiseExpr }
-  | { kind: 'moe_route'; K: number; experts: number; k: number; score: MoeScore; softmax: boolean; renorm: boolean; scale: number }
-  | ({ kind: 'moe_experts'; K: number; N: number; experts: number; k: number } & OpArgs['moe_experts']);
+  | { kind: 'moe_route'; K: number; experts: number; k: number; score: MoeScore; softmax: boolean; renorm: boolean; scale: number; direct: boolean }
+  | ({ kind: 'moe_experts'; K: number; N: number; experts: number; k: number; dense: boolean } & OpArgs['moe_experts'])
+  | { kind: 'moe_combine'; experts: number; k: number; width: number }
+  | { kind: 'softmax'; width: number };
 
 export type KernelKind = KernelSpec['kind'];
 
@@ -47,8 +52,10 @@ export const BINDINGS: { [K in KernelKind]: (spec: Extract<KernelSpec, { kind: K
   kv_store: () => ['k', 'v', 'positions', 'kcache', 'vcache'],
   attention: () => ['q', 'positions', 'kcache', 'vcache', 'out'],
   elementwise: (s) => [...Array.from({ length: s.inputs }, (_, i) => `in${i}`), 'out'],
-  moe_route: () => ['x', 'router', 'out'],
-  moe_experts: (s) => [...(s.input === 'silu_mul' ? ['gate', 'up'] : ['x']), 'w', 'routing', ...(s.residual ? ['res'] : []), 'out'],
+  moe_route: (s) => (s.direct ? ['x', 'out'] : ['x', 'router', 'out']),
+  moe_experts: (s) => [...(s.input === 'silu_mul' ? ['gate', 'up'] : ['x']), 'w', ...(s.dense ? [] : ['routing']), ...(s.residual ? ['res'] : []), 'out'],
+  moe_combine: () => ['routing', 'y', 'out'],
+  softmax: () => ['x', 'out'],
 };
 
 export function bindingNames(spec: KernelSpec): string[] {

@@ -95,7 +95,7 @@ export function schedule(g: Graph, passes: readonly string[] = []): Program {
       case 'moe_route': {
         const a = n.arg as OpArgs['moe_route'];
         const [K, experts] = n.src[1].shape as number[];
-        emit(n, { kind: 'moe_route', K, experts, k: a.k, score: a.score, softmax: a.softmax, renorm: a.renorm, scale: a.scale }, { x: src(0), router: src(1), out: out() });
+        emit(n, { kind: 'moe_route', K, experts, k: a.k, score: a.score, softmax: a.softmax, renorm: a.renorm, scale: a.scale, direct: false }, { x: src(0), router: src(1), out: out() });
         break;
       }
       case 'moe_experts': {
@@ -107,11 +107,30 @@ export function schedule(g: Graph, passes: readonly string[] = []): Program {
         args.routing = src(wi + 1);
         if (a.residual) args.res = src(wi + 2);
         args.out = out();
-        emit(n, { kind: 'moe_experts', K, N, experts, k: n.src[wi + 1].shape[1] as number, ...a }, args);
+        emit(n, { kind: 'moe_experts', K, N, experts, k: n.src[wi + 1].shape[1] as number, dense: false, ...a }, args);
         break;
       }
-      case 'softmax': case 'topk': case 'expert_matmul': case 'moe':
-        throw new ScheduleError(`%${n.id} ${n.op}: unfused mixture-of-experts ops have no kernels; keep the 'moe' fusion on (it needs topk over softmax(h @ router), sigmoid(h @ router) or h @ router, and an expert body of matmuls and elementwise ops ending in a matmul), or run the graph on the CPU interpreter`);
+      // The unfused (dense) MoE ops: every expert computes every token, as the IR defines it.
+      case 'softmax':
+        emit(n, { kind: 'softmax', width: n.shape.at(-1) as number }, { x: src(0), out: out() });
+        break;
+      case 'topk': {
+        const a = n.arg as OpArgs['topk'];
+        const E = n.src[0].shape[1] as number;
+        emit(n, { kind: 'moe_route', K: E, experts: E, k: a.k, score: 'none', softmax: a.softmax, renorm: a.renorm, scale: a.scale, direct: true }, { x: src(0), out: out() });
+        break;
+      }
+      case 'expert_matmul': {
+        const [K, N, experts] = n.src[1].shape as number[];
+        const input = n.src[0].shape.length === 3 ? 'slot' : 'shared';
+        emit(n, { kind: 'moe_experts', K, N, experts, k: experts, dense: true, input, combine: false, residual: false }, { x: src(0), w: src(1), out: out() });
+        break;
+      }
+      case 'moe': {
+        const [, experts, width] = n.src[1].shape as number[];
+        emit(n, { kind: 'moe_combine', experts, k: n.src[0].shape[1] as number, width }, { routing: src(0), y: src(1), out: out() });
+        break;
+      }
       case 'unary': case 'binary': {
         const inputs: string[] = [];
         const expr = elementwiseExpr(n, bufOf, inputs);

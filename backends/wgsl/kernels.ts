@@ -66,6 +66,14 @@ export function plansFor(spec: KernelSpec): Plan[] {
       return [rowPlan('elementwise', positiveInt('width', spec.width), { width: spec.width })];
     case 'moe_route': return [moeRoutePlan(spec)];
     case 'moe_experts': return [moeExpertsPlan(spec)];
+    case 'moe_combine': {
+      if (positiveInt('k', spec.k) > positiveInt('experts', spec.experts)) throw new Error(`moe_combine: k ${spec.k} exceeds ${spec.experts} experts`);
+      return [rowPlan('moe_combine', positiveInt('width', spec.width), { experts: spec.experts, k: spec.k, width: spec.width })];
+    }
+    case 'softmax': {
+      const wg = clampPow2(positiveInt('width', spec.width), 32, 256);
+      return [{ template: 'softmax', variant: '', minTokens: 1, context: { width: spec.width, wg }, workgroup: [wg, 1, 1], grid: [PER_TOKEN, ONE, ONE], vec4Bindings: [] }];
+    }
   }
 }
 
@@ -85,7 +93,8 @@ function moeRoutePlan(spec: MoeRouteSpec): Plan {
     template: 'moe_route', variant: '', minTokens: 1,
     context: {
       K: spec.K, experts, k, wg, lanes, slots: wg / lanes, scale: spec.scale,
-      scoreSoftmax: spec.score === 'softmax', scoreSigmoid: spec.score === 'sigmoid', scoreText: { softmax: 'softmax', sigmoid: 'sigmoid', none: '' }[spec.score],
+      direct: spec.direct, scoreSoftmax: spec.score === 'softmax', scoreSigmoid: spec.score === 'sigmoid',
+      scoreText: spec.direct ? 'x[t] (given)' : `${{ softmax: 'softmax', sigmoid: 'sigmoid', none: '' }[spec.score]}(x[t] @ router)`,
       sigmoidV: unaryFormula('sigmoid', 'v', WGSL_DIALECT), postSoftmax: spec.softmax, normalise: spec.softmax || spec.renorm,
     },
     workgroup: [wg, 1, 1], grid: [PER_TOKEN, ONE, ONE], vec4Bindings: [],
@@ -98,13 +107,14 @@ function moeRoutePlan(spec: MoeRouteSpec): Plan {
 function moeExpertsPlan(spec: MoeExpertsSpec): Plan {
   const K = positiveInt('K', spec.K), N = positiveInt('N', spec.N), experts = positiveInt('experts', spec.experts), k = positiveInt('k', spec.k);
   if (spec.residual && !spec.combine) throw new Error('moe_experts: a residual needs combine');
+  if (spec.dense && (k !== experts || spec.combine || spec.input === 'silu_mul')) throw new Error('moe_experts: a dense kernel has k = experts, one input and no combine');
   const vec4 = K % 4 === 0;
   const wg = 64;
   return {
     template: 'moe_experts', variant: '', minTokens: 1,
     context: {
       N, KV: vec4 ? K / 4 : K, experts, k, wg, pairs: 8, vec4, vtype: vec4 ? 'vec4<f32>' : 'f32',
-      combine: spec.combine, residual: spec.residual,
+      combine: spec.combine, residual: spec.residual, dense: spec.dense,
       inShared: spec.input === 'shared', inSlot: spec.input === 'slot', inSiluMul: spec.input === 'silu_mul',
       inputText: { shared: 'x[t]', slot: 'x[s]', silu_mul: 'silu(gate[s]) * up[s]' }[spec.input],
       siluG: unaryFormula('silu', 'g', WGSL_DIALECT),

@@ -44,11 +44,16 @@ describe('fuseMoe', () => {
     }), { numRuns: 40 });
   });
 
-  it('--no-fuse moe keeps the dense definition', () => {
+  it('--no-fuse moe keeps the dense definition, and schedules it (every expert reads its weights)', () => {
     const s: MoeShape = { experts: 4, topK: 2, dim: 8, heads: 2, kvHeads: 1, ffn: 6, layers: 1, vocab: 8, routing: 'mixtral', body: 'swiglu' };
-    const { graph } = compileMoe(s, new Set(['moe']));
+    const { graph, program } = compileMoe(s, new Set(['moe']));
     expect(count(graph, 'moe')).toBe(1);
     expect(count(graph, 'moe_route')).toBe(0);
+    const kinds = program.kernels.map((k) => k.spec.kind);
+    for (const k of ['softmax', 'moe_route', 'moe_experts', 'moe_combine']) expect(kinds).toContain(k);
+    const dense = forwardCost(program, 1, 1).steps.filter((st) => st.kind === 'moe_experts');
+    expect(dense).toHaveLength(3);
+    for (const d of dense) expect(d.bytesRead).toBeGreaterThanOrEqual(4 * s.experts * s.dim * s.ffn);
   });
 
   it('SwiGLU MoE layer: rmsnorm + 4 dispatches (route, gate, up, down with combine + residual)', () => {

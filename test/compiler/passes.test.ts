@@ -92,7 +92,7 @@ describe('fusion passes', () => {
 
   it('--no-fuse switches passes off and rejects unknown names', () => {
     const g = denseLlama({ vocab: 9, dim: 8, layers: 1, heads: 2, kvHeads: 1, headDim: 4, ffn: 6 });
-    expect(runPipeline(g, parseNoFuse('norm,residual')).applied).toEqual(['fuseSiluMul']);
+    expect(runPipeline(g, parseNoFuse('norm,residual,moe')).applied).toEqual(['fuseSiluMul']);
     expect(runPipeline(g, parseNoFuse('all')).graph.nodes.length).toBe(g.nodes.length);
     expect(() => parseNoFuse('norm,bogus')).toThrow(/unknown fusion 'bogus'/);
   });

@@ -53,7 +53,7 @@ it('moe_route: scores, top-k with ties to the lower index, and each gating conve
     const arg: OpArgs['moe_route'] = { k, score: g.score, softmax: g.convention === 'softmax', renorm: g.convention === 'renorm', scale: g.scale };
     const want = oracle({ params: { x, router }, tokens: new Int32Array(T), positions: new Int32Array(T) },
       (b, p) => b.node('moe_route', arg, [p('x', [T, K]) as Node, p('router', [K, E])]));
-    const spec: KernelSpec = { kind: 'moe_route', K, experts: E, ...arg };
+    const spec: KernelSpec = { kind: 'moe_route', K, experts: E, ...arg, direct: false };
     const got = (await runOnGpu(device, variants(spec).get('')!, T, { x, router }, { out: T * k * 2 })).out;
     const idx = (a: ArrayLike<number>) => Array.from(a).filter((_, i) => i % 2 === 1);
     expect(idx(got), 'chosen experts (in order)').toEqual(idx(want));
@@ -80,7 +80,7 @@ it('moe_experts: chosen rows only, per slot and combined (+ residual), every inp
       const src = [xs, ...(input === 'silu_mul' ? [p('up', [T, k, K])] : []), p('w', [K, N, E]), p('r', [T, k, 2]), ...(residual ? [p('res', [T, N])] : [])];
       return b.node('moe_experts', arg, src as Node[]);
     });
-    const spec: KernelSpec = { kind: 'moe_experts', K, N, experts: E, k, ...arg };
+    const spec: KernelSpec = { kind: 'moe_experts', K, N, experts: E, k, dense: false, ...arg };
     const inputs: Record<string, Float32Array> = input === 'silu_mul' ? { gate: x, up } : { x };
     const got = (await runOnGpu(device, variants(spec).get('')!, T, { ...inputs, w, routing: r, ...(residual ? { res } : {}) }, { out: (combine ? T : T * k) * N })).out;
     expectClose(got, want, TOL, `moe_experts ${input}${combine ? ' combine' : ''}${residual ? ' residual' : ''}`);
@@ -92,8 +92,8 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return num / den;
 }
 
-it('whole MoE models: WebGPU engine (fused) equals the unfused interpreter graph, prefill and decode', () => fc.assert(fc.asyncProperty(moeShapeArb(64), async (s) => {
-  const { unfused, program } = compileMoe(s);
+it('whole MoE models: WebGPU engine (fused, or the dense unfused program) equals the unfused interpreter graph, prefill and decode', () => fc.assert(fc.asyncProperty(moeShapeArb(64), fc.boolean(), async (s, fuse) => {
+  const { unfused, program } = compileMoe(s, fuse ? undefined : new Set(['moe']));
   const w = moeWeights(unfused, s.seed);
   const m = unfused.model;
   const engine = await WebGpuEngine.create({ device, program: program!, backend: wgslBackend, weights: w, moeStats: true });
