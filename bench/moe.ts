@@ -47,9 +47,11 @@ function spec(name: string, ffnBlock: string, ffnParams: string): string {
 
 const dense = (name: string, ffn: number) => spec(name, 'return x + (silu(h @ ffn_gate) * (h @ ffn_up)) @ ffn_down',
   `ffn_gate: [dim, ${ffn}]; ffn_up: [dim, ${ffn}]; ffn_down: [${ffn}, dim]`);
-const MODELS = [
-  { label: `MoE ${SIZE.experts} experts, top-${SIZE.topK}, ffn ${SIZE.ffn}`, text: spec('Moe', 'r = topk(softmax(h @ ffn_gate_inp), k = top_k)\n    return x + moe(h, r, experts) { e => (silu(h @ e.ffn_gate) * (h @ e.ffn_up)) @ e.ffn_down }',
-    `ffn_gate_inp: [dim, experts]; ffn_gate_exps: [dim, ${SIZE.ffn}, experts]; ffn_up_exps: [dim, ${SIZE.ffn}, experts]; ffn_down_exps: [${SIZE.ffn}, dim, experts]`) },
+const MOE_TEXT = () => spec('Moe', 'r = topk(softmax(h @ ffn_gate_inp), k = top_k)\n    return x + moe(h, r, experts) { e => (silu(h @ e.ffn_gate) * (h @ e.ffn_up)) @ e.ffn_down }',
+    `ffn_gate_inp: [dim, experts]; ffn_gate_exps: [dim, ${SIZE.ffn}, experts]; ffn_up_exps: [dim, ${SIZE.ffn}, experts]; ffn_down_exps: [${SIZE.ffn}, dim, experts]`);
+const MODELS: { label: string; text: string; noFuse?: Set<string> }[] = [
+  { label: `MoE ${SIZE.experts} experts, top-${SIZE.topK}, ffn ${SIZE.ffn}`, text: MOE_TEXT() },
+  { label: 'same MoE, --no-fuse moe (dense: every expert)', text: MOE_TEXT(), noFuse: new Set(['moe']) },
   { label: `dense, same active params (ffn ${SIZE.topK * SIZE.ffn})`, text: dense('DenseActive', SIZE.topK * SIZE.ffn) },
   { label: `dense, same total params (ffn ${SIZE.experts * SIZE.ffn})`, text: dense('DenseTotal', SIZE.experts * SIZE.ffn) },
 ];
@@ -60,7 +62,7 @@ async function main(): Promise<void> {
   const device = await createGpuDevice();
   const rows: Row[] = [];
   for (const m of MODELS) {
-    const c = compileSpec(m.text, `${m.label}.infer`);
+    const c = compileSpec(m.text, 'bench-moe.infer', { noFuse: m.noFuse });
     if (!c.program || !c.graph) throw new Error(`${m.label}: ${c.diagnostics.map((d) => d.message).join('; ')}`);
     const p = c.program;
     const weights = new RandomWeights(c.graph.params, 5);
@@ -71,7 +73,7 @@ async function main(): Promise<void> {
     engine.dispose();
     // Routing balance from a separate CPU-free pass: a stats-collecting engine would add a readback per step.
     let imbalance = '-';
-    if (p.steps.some((s) => s.kernel.startsWith('moe_route'))) {
+    if (p.steps.some((s) => s.kernel.startsWith('moe_route')) && !m.noFuse) {
       const e2 = await WebGpuEngine.create({ device, program: p, backend: wgslBackend, weights, moeStats: true });
       await generate(e2, PROMPT, { maxTokens: TOKENS + 1, ignoreEos: true });
       imbalance = e2.moeStats()!.layers.map((l) => l.imbalance.toFixed(2)).join(' / ');
