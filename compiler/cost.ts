@@ -57,9 +57,10 @@ export function kernelCost(spec: KernelSpec, T: number, context: number): Omit<S
       // exactly k experts for one token, at most min(experts, T * k) for T tokens.
       const chosen = spec.dense ? spec.experts : Math.min(spec.experts, T * spec.k);
       const rows = T * spec.k;
-      const input = spec.input === 'shared' ? T * spec.K : spec.input === 'slot' ? rows * spec.K : 2 * rows * spec.K;
-      const read = chosen * spec.K * spec.N + input + rows * 2 + (spec.residual ? T * spec.N : 0);
-      return { bytesRead: read * F32, bytesWritten: (spec.combine ? T : rows) * spec.N * F32, flops: 2 * rows * spec.K * spec.N };
+      const input = spec.input === 'shared' || spec.input === 'swiglu' ? T * spec.K : spec.input === 'slot' ? rows * spec.K : 2 * rows * spec.K;
+      const matrices = spec.input === 'swiglu' ? 2 : 1;
+      const read = matrices * chosen * spec.K * spec.N + input + rows * 2 + (spec.residual ? T * spec.N : 0);
+      return { bytesRead: read * F32, bytesWritten: (spec.combine ? T : rows) * spec.N * F32, flops: 2 * matrices * rows * spec.K * spec.N };
     }
   }
 }
@@ -94,9 +95,12 @@ export function unchosenExpertBytes(p: Program): number {
   let bytes = 0;
   for (const s of p.steps) {
     const spec = specs.get(s.kernel);
-    if (spec?.kind !== 'moe_experts' || spec.dense || seen.has(s.args.w)) continue;
-    seen.add(s.args.w);
-    bytes += (spec.experts - spec.k) * spec.K * spec.N * F32;
+    if (spec?.kind !== 'moe_experts' || spec.dense) continue;
+    for (const w of [s.args.w, s.args.w2]) {
+      if (w === undefined || seen.has(w)) continue;
+      seen.add(w);
+      bytes += (spec.experts - spec.k) * spec.K * spec.N * F32;
+    }
   }
   return bytes;
 }

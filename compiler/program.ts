@@ -24,6 +24,7 @@ export type ElementwiseExpr =
  *   elementwise: in0 .. in{inputs-1}, out
  *   moe_route:   x, router, out (the routing [T, k, 2], see ir/moe.ts) | direct (x = the scores): x, out
  *   moe_experts: input shared/slot: x, w, [routing], [res], out | silu_mul: gate, up, w, [routing], [res], out
+ *                | swiglu: x, w (gate), w2 (up), routing, [res], out
  *                (dense: every expert for every token, no routing; k = experts and slot j = expert j)
  *   moe_combine: routing, y, out
  *   softmax:     x, out
@@ -53,7 +54,7 @@ export const BINDINGS: { [K in KernelKind]: (spec: Extract<KernelSpec, { kind: K
   attention: () => ['q', 'positions', 'kcache', 'vcache', 'out'],
   elementwise: (s) => [...Array.from({ length: s.inputs }, (_, i) => `in${i}`), 'out'],
   moe_route: (s) => (s.direct ? ['x', 'out'] : ['x', 'router', 'out']),
-  moe_experts: (s) => [...(s.input === 'silu_mul' ? ['gate', 'up'] : ['x']), 'w', ...(s.dense ? [] : ['routing']), ...(s.residual ? ['res'] : []), 'out'],
+  moe_experts: (s) => [...(s.input === 'silu_mul' ? ['gate', 'up'] : ['x']), 'w', ...(s.input === 'swiglu' ? ['w2'] : []), ...(s.dense ? [] : ['routing']), ...(s.residual ? ['res'] : []), 'out'],
   moe_combine: () => ['routing', 'y', 'out'],
   softmax: () => ['x', 'out'],
 };

@@ -6,6 +6,7 @@ import type { OpArgs } from './ir/ops.ts';
 import { elementsPerToken } from './ir/shapes.ts';
 import type { BufferDecl, ElementwiseExpr, KernelSpec, Program, Step } from './program.ts';
 import { kernelKey } from './program.ts';
+import { expertsRoutingIndex } from './ir/moe.ts';
 
 export class ScheduleError extends Error {}
 
@@ -102,12 +103,14 @@ export function schedule(g: Graph, passes: readonly string[] = []): Program {
         const a = n.arg as OpArgs['moe_experts'];
         const wi = a.input === 'silu_mul' ? 2 : 1;
         const [K, N, experts] = n.src[wi].shape as number[];
+        const ri = expertsRoutingIndex(a);
         const args: Record<string, string> = a.input === 'silu_mul' ? { gate: src(0), up: src(1) } : { x: src(0) };
         args.w = src(wi);
-        args.routing = src(wi + 1);
-        if (a.residual) args.res = src(wi + 2);
+        if (a.input === 'swiglu') args.w2 = src(2);
+        args.routing = src(ri);
+        if (a.residual) args.res = src(ri + 1);
         args.out = out();
-        emit(n, { kind: 'moe_experts', K, N, experts, k: n.src[wi + 1].shape[1] as number, dense: false, ...a }, args);
+        emit(n, { kind: 'moe_experts', K, N, experts, k: n.src[ri].shape[1] as number, dense: false, ...a }, args);
         break;
       }
       // The unfused (dense) MoE ops: every expert computes every token, as the IR defines it.

@@ -107,7 +107,7 @@ function moeRoutePlan(spec: MoeRouteSpec): Plan {
 function moeExpertsPlan(spec: MoeExpertsSpec): Plan {
   const K = positiveInt('K', spec.K), N = positiveInt('N', spec.N), experts = positiveInt('experts', spec.experts), k = positiveInt('k', spec.k);
   if (spec.residual && !spec.combine) throw new Error('moe_experts: a residual needs combine');
-  if (spec.dense && (k !== experts || spec.combine || spec.input === 'silu_mul')) throw new Error('moe_experts: a dense kernel has k = experts, one input and no combine');
+  if (spec.dense && (k !== experts || spec.combine || spec.input === 'silu_mul' || spec.input === 'swiglu')) throw new Error('moe_experts: a dense kernel has k = experts, one input and no combine');
   const vec4 = K % 4 === 0;
   const wg = 64;
   return {
@@ -115,13 +115,14 @@ function moeExpertsPlan(spec: MoeExpertsSpec): Plan {
     context: {
       N, KV: vec4 ? K / 4 : K, experts, k, wg, pairs: 8, vec4, vtype: vec4 ? 'vec4<f32>' : 'f32',
       combine: spec.combine, residual: spec.residual, dense: spec.dense,
-      inShared: spec.input === 'shared', inSlot: spec.input === 'slot', inSiluMul: spec.input === 'silu_mul',
-      inputText: { shared: 'x[t]', slot: 'x[s]', silu_mul: 'silu(gate[s]) * up[s]' }[spec.input],
+      inShared: spec.input === 'shared' || spec.input === 'swiglu', inSlot: spec.input === 'slot', inSiluMul: spec.input === 'silu_mul', swiglu: spec.input === 'swiglu',
+      inputText: { shared: 'x[t]', slot: 'x[s]', silu_mul: 'silu(gate[s]) * up[s]', swiglu: 'x[t]' }[spec.input],
+      siluAcc: unaryFormula('silu', 'acc[p]', WGSL_DIALECT),
       siluG: unaryFormula('silu', 'g', WGSL_DIALECT),
     },
     workgroup: [wg, 1, 1],
     grid: [{ tokensPerGroup: 0, groups: cdiv(N, wg) }, spec.combine ? ONE : { tokensPerGroup: 0, groups: experts }, ONE],
-    vec4Bindings: vec4 ? ['x', 'gate', 'up', 'w'] : [],
+    vec4Bindings: vec4 ? ['x', 'gate', 'up', 'w', 'w2'] : [],
   };
 }
 

@@ -48,6 +48,11 @@ function expertWeights(w: Typed, K: number | 'T'): { N: number; E: number } {
   return { N, E };
 }
 
+/** Where a moe_experts node's routing source sits (its weights are at 1, or 2 for silu_mul). */
+export function expertsRoutingIndex(a: OpArgs['moe_experts']): number {
+  return a.input === 'silu_mul' || a.input === 'swiglu' ? 3 : 2;
+}
+
 /** Shape rule of a MoE op (called from inferType). */
 export function moeType(op: Op, arg: unknown, src: readonly Typed[]): Typed {
   switch (op) {
@@ -85,8 +90,9 @@ export function moeType(op: Op, arg: unknown, src: readonly Typed[]): Typed {
       const a = arg as OpArgs['moe_experts'];
       const x = src[0];
       const wi = a.input === 'silu_mul' ? 2 : 1;
-      const k = routingType('moe routing', src[wi + 1]);
-      if (a.input === 'shared') rank('expert input', x, 2);
+      const k = routingType('moe routing', src[expertsRoutingIndex(a)]);
+      if (a.input === 'swiglu' && !sameShape(src[1].shape, src[2].shape)) throw new ShapeError('gate and up expert weights differ in shape');
+      if (a.input === 'shared' || a.input === 'swiglu') rank('expert input', x, 2);
       else {
         rank('expert input', x, 3);
         if (x.shape[1] !== k) throw new ShapeError(`per-slot expert input ${showShape(x.shape)} does not have k = ${k} slots`);
@@ -204,14 +210,24 @@ export function moeValue(n: Node, s: readonly Values[], T: number): Float64Array
 function moeExperts(n: Node<'moe_experts'>, s: readonly Values[], T: number): Float64Array {
   const a = n.arg;
   const wi = a.input === 'silu_mul' ? 2 : 1;
+  const ri = expertsRoutingIndex(a);
   const [K, N] = n.src[wi].shape as number[];
-  const r = s[wi + 1];
-  const k = n.src[wi + 1].shape[1] as number;
+  const r = s[ri];
+  const k = n.src[ri].shape[1] as number;
   let x: Values = s[0];
   if (a.input === 'silu_mul') x = Float64Array.from(s[0], (g, i) => UNARY_MEANING.silu(g) * s[1][i]);
   const rows = new Float64Array(T * k * N);
+  const up = a.input === 'swiglu' ? new Float64Array(N) : null;
   for (let t = 0; t < T; t++) {
-    for (let j = 0; j < k; j++) expertRow(x, a.input === 'shared' ? t * K : (t * k + j) * K, s[wi], r[(t * k + j) * 2 + 1], K, N, rows, (t * k + j) * N);
+    for (let j = 0; j < k; j++) {
+      const o = (t * k + j) * N, e = r[(t * k + j) * 2 + 1];
+      const xo = a.input === 'shared' || a.input === 'swiglu' ? t * K : (t * k + j) * K;
+      expertRow(x, xo, s[wi], e, K, N, rows, o);
+      if (up) {
+        expertRow(x, xo, s[2], e, K, N, up, 0);
+        for (let i = 0; i < N; i++) rows[o + i] = UNARY_MEANING.silu(rows[o + i]) * up[i];
+      }
+    }
   }
   if (!a.combine) return rows;
   // Same order as the unfused graph: sum over slots first, then the residual.

@@ -72,10 +72,11 @@ export interface OpArgs {
    * The chosen experts' matmuls only, grouped by expert. src by input:
    *   shared: [x [T, K], w [K, N, E], routing, res?]   slot: [x [T, k, K], w, routing, res?]
    *   silu_mul: [gate [T, k, K], up [T, k, K], w, routing, res?]
+   *   swiglu: [x [T, K], wGate [K, N, E], wUp [K, N, E], routing, res?]: silu(x @ wGate) * (x @ wUp)
    * Row (t, j) uses expert routing[t, j].index. Without combine: -> [T, k, N]. With combine:
    * -> [T, N], the rows summed with their routing weights (+ res).
    */
-  moe_experts: { input: 'shared' | 'slot' | 'silu_mul'; combine: boolean; residual: boolean };
+  moe_experts: { input: 'shared' | 'slot' | 'silu_mul' | 'swiglu'; combine: boolean; residual: boolean };
 }
 
 /** How routing weights are derived from the chosen scores (see `topk`). */
@@ -100,7 +101,7 @@ export function arity(op: Op, arg: OpArgs[Op]): [number, number] {
     case 'embed': case 'rmsnorm': case 'matmul': case 'rope': case 'binary': case 'expert_matmul': case 'moe': case 'moe_route': return [2, 2];
     case 'moe_experts': {
       const a = arg as OpArgs['moe_experts'];
-      const n = (a.input === 'silu_mul' ? 4 : 3) + (a.residual ? 1 : 0);
+      const n = (a.input === 'silu_mul' || a.input === 'swiglu' ? 4 : 3) + (a.residual ? 1 : 0);
       return [n, n];
     }
     case 'kv_store': case 'attention': return [3, 3];

@@ -5,9 +5,12 @@
 //   topk(softmax(h @ router))            -> moe_route(h, router)            [T, k, 2]
 //   h @ e.w  (expert_matmul, [T, E, N])  -> moe_experts(h, w, r)            [T, k, N]
 //   elementwise on [T, E, N]             -> the same op on [T, k, N]
-//   x + moe(r, silu(a) * b @ e.down)     -> moe_experts(a, b, down, r, x)   [T, D]
-//                                           (silu*mul prologue, weighted combine and
-//                                            residual add in the last kernel's epilogue)
+//   silu(h @ e.gate) * (h @ e.up)        -> moe_experts(h, gate, up, r)     [T, k, F]  (SwiGLU pair)
+//   x + moe(r, y @ e.down)               -> moe_experts(y, down, r, x)      [T, D]
+//                                           (weighted combine and residual add in the last
+//                                            kernel's epilogue; a silu(a) * b that is not a
+//                                            SwiGLU pair goes into its prologue instead)
+// A SwiGLU MoE layer is then 3 dispatches: route, gate+up, down+combine+residual.
 //
 // Row (t, j) of a [T, k, N] value is token t's j-th chosen expert, so the body keeps
 // its meaning row by row. The pass fires only when the whole body fits (every node
@@ -23,6 +26,8 @@ interface Plan {
   readonly body: ReadonlySet<Node>;
   /** silu(a) * b feeding the last matmul, folded into its prologue. */
   readonly siluMul: readonly [Node, Node] | null;
+  /** silu(x @ e.gate) * (x @ e.up) over one shared x: one kernel computes both (the mul node). */
+  readonly swiglu: { mul: Node; x: Node; gate: Node; up: Node } | null;
 }
 
 const isFn = (n: Node, op: 'unary' | 'binary', fn: string) => n.op === op && (n.arg as { fn: string }).fn === fn;
@@ -56,7 +61,15 @@ function planFor(m: Node, uses: Map<Node, number>): Plan | null {
     if (isFn(a, 'unary', 'silu') && uses.get(a) === 1 && b.shape.length === 3) siluMul = [a.src[0], b];
     else if (isFn(b, 'unary', 'silu') && uses.get(b) === 1 && a.shape.length === 3) siluMul = [b.src[0], a];
   }
-  return { routing, body, siluMul };
+  // Gate and up read the same input: one SwiGLU kernel reads both experts' matrices,
+  // and the down projection takes its [T, k, F] rows (3 MoE dispatches instead of 4).
+  let swiglu: Plan['swiglu'] = null;
+  const shared = (n: Node) => n.op === 'expert_matmul' && n.src[0].shape.length === 2 && uses.get(n) === 1;
+  if (siluMul && shared(siluMul[0]) && shared(siluMul[1]) && siluMul[0].src[0] === siluMul[1].src[0]) {
+    swiglu = { mul: x, x: siluMul[0].src[0], gate: siluMul[0].src[1], up: siluMul[1].src[1] };
+    siluMul = null;
+  }
+  return { routing, body, siluMul, swiglu };
 }
 
 /** The score function and router matmul under a topk, when they fuse into moe_route. */
@@ -116,6 +129,10 @@ export const fuseMoe: Pass = {
       const p = bodyOf.get(n);
       if (p) {
         const r = old.get(p.routing)!;
+        if (p.swiglu?.mul === n) {
+          const { x, gate, up } = p.swiglu;
+          return b.node('moe_experts', { input: 'swiglu', combine: false, residual: false }, [old.get(x)!, old.get(gate)!, old.get(up)!, r]);
+        }
         if (n.op === 'expert_matmul') {
           // The last matmul is built at the moe node (with its combine); this per-slot
           // version of it, like a silu*mul folded into it, is left dead and dropped.

@@ -63,7 +63,7 @@ it('moe_route: scores, top-k with ties to the lower index, and each gating conve
 it('moe_experts: chosen rows only, per slot and combined (+ residual), every input mode', () => prop(
   fc.record({
     E: fc.integer({ min: 2, max: 64 }), k0: fc.integer({ min: 1, max: 4 }), K: fc.integer({ min: 1, max: 70 }), N: fc.integer({ min: 1, max: 150 }),
-    T: fc.integer({ min: 1, max: 12 }), input: fc.constantFrom<'shared' | 'slot' | 'silu_mul'>('shared', 'slot', 'silu_mul'),
+    T: fc.integer({ min: 1, max: 12 }), input: fc.constantFrom<'shared' | 'slot' | 'silu_mul' | 'swiglu'>('shared', 'slot', 'silu_mul', 'swiglu'),
     combine: fc.boolean(), residual: fc.boolean(), seed,
   }),
   async ({ E, k0, K, N, T, input, combine, residual: res0, seed }) => {
@@ -71,18 +71,19 @@ it('moe_experts: chosen rows only, per slot and combined (+ residual), every inp
     const residual = combine && res0;
     const next = rng(seed);
     const r = routing(T, E, k, next);
-    const w = data(next, K * N * E);
-    const rows = input === 'shared' ? T : T * k;
+    const w = data(next, K * N * E), w2 = data(next, K * N * E);
+    const rows = input === 'shared' || input === 'swiglu' ? T : T * k;
     const x = data(next, rows * K), up = data(next, rows * K), res = data(next, T * N);
     const arg: OpArgs['moe_experts'] = { input, combine, residual };
-    const want = oracle({ params: { x, up, w, r, res }, tokens: new Int32Array(T), positions: new Int32Array(T) }, (b, p) => {
-      const xs = input === 'shared' ? p('x', [T, K]) : p('x', [T, k, K]);
-      const src = [xs, ...(input === 'silu_mul' ? [p('up', [T, k, K])] : []), p('w', [K, N, E]), p('r', [T, k, 2]), ...(residual ? [p('res', [T, N])] : [])];
+    const want = oracle({ params: { x, up, w, w2, r, res }, tokens: new Int32Array(T), positions: new Int32Array(T) }, (b, p) => {
+      const xs = input === 'shared' || input === 'swiglu' ? p('x', [T, K]) : p('x', [T, k, K]);
+      const src = [xs, ...(input === 'silu_mul' ? [p('up', [T, k, K])] : []), p('w', [K, N, E]), ...(input === 'swiglu' ? [p('w2', [K, N, E])] : []),
+        p('r', [T, k, 2]), ...(residual ? [p('res', [T, N])] : [])];
       return b.node('moe_experts', arg, src as Node[]);
     });
     const spec: KernelSpec = { kind: 'moe_experts', K, N, experts: E, k, dense: false, ...arg };
     const inputs: Record<string, Float32Array> = input === 'silu_mul' ? { gate: x, up } : { x };
-    const got = (await runOnGpu(device, variants(spec).get('')!, T, { ...inputs, w, routing: r, ...(residual ? { res } : {}) }, { out: (combine ? T : T * k) * N })).out;
+    const got = (await runOnGpu(device, variants(spec).get('')!, T, { ...inputs, w, ...(input === 'swiglu' ? { w2 } : {}), routing: r, ...(residual ? { res } : {}) }, { out: (combine ? T : T * k) * N })).out;
     expectClose(got, want, TOL, `moe_experts ${input}${combine ? ' combine' : ''}${residual ? ' residual' : ''}`);
   }));
 
