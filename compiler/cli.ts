@@ -25,7 +25,7 @@ const USAGE = `usage:
                  [--temperature T] [--top-k K] [--top-p P] [--seed S] [--top-logprobs N]
                  [--ignore-eos] [--json] [--no-fuse LIST]
   infer import FILE.gguf [-o SPEC] [--max-context N]
---no-fuse takes a comma-separated list of fusions (norm, silu_mul, residual) or 'all'.`;
+--no-fuse takes a comma-separated list of fusions (moe, norm, silu_mul, residual) or 'all'.`;
 
 const OPTIONS = {
   check: {},
