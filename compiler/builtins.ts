@@ -6,12 +6,16 @@ import type { GraphBuilder, Node } from './ir/graph.ts';
 import type { Dim, UnaryFn } from './ir/ops.ts';
 import { UNARY_FNS } from './ir/ops.ts';
 import { at, describe, LowerError, tensor } from './lowerExpr.ts';
+import { lowerMoe, lowerSoftmax, lowerTopk, type ExpertValue } from './lowerMoe.ts';
 
 export type Value =
   | { kind: 'tensor'; node: Node }
   | { kind: 'num'; value: number }
   | { kind: 'shape'; dims: Dim[] }
-  | { kind: 'flag'; name: string };
+  | { kind: 'flag'; name: string }
+  /** A top-k routing [T, k, 2] (see ir/moe.ts); only moe and softmax take it. */
+  | { kind: 'routing'; node: Node }
+  | ExpertValue;
 
 export interface Scope {
   readonly b: GraphBuilder;
@@ -106,5 +110,11 @@ export const BUILTINS: Record<string, Builtin> = {
       return node(c, (b) => b.node('attention', { layer, causal: !!flag, window, scale }, [q, c.args[1].value.kind === 'tensor' ? c.args[1].value.node : q, c.scope.positions]));
     },
   },
+  topk: {
+    signature: 'scores [T, experts], k = top_k, renorm = true, scale = 1', positional: [1, 2], named: ['k', 'renorm', 'scale'],
+    lower: (c) => lowerTopk(c),
+  },
+  softmax: { signature: 'x (or a routing from topk)', positional: [1, 1], named: [], lower: (c) => lowerSoftmax(c) },
+  moe: { signature: 'h, topk(...), experts) { e => expert body }', positional: [3, 3], named: [], lower: (c) => lowerMoe(c) },
   ...Object.fromEntries(UNARY_FNS.filter((f) => f !== 'neg').map((f) => [f, unary(f)])),
 };

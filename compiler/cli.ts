@@ -25,7 +25,7 @@ const USAGE = `usage:
                  [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--top-logprobs N]
                  [--ignore-eos] [--json] [--no-fuse LIST] [--kv-pages N] [--f32-weights]
   infer import FILE.gguf [-o SPEC] [--max-context N]
---no-fuse takes a comma-separated list of fusions (norm, silu_mul, residual, kv_append) or 'all'.
+--no-fuse takes a comma-separated list of fusions (moe, norm, silu_mul, residual, kv_append) or 'all'.
 Several prompts (--tokens repeated, or --batch-file with one comma-separated prompt per line) decode as one batch.
 --weights takes a .gguf file or a Hugging Face llama .safetensors file; q8_0 / q4_0 GGUF matrices
 stay quantised on WebGPU unless --f32-weights (dequantise everything at load).`;

@@ -12,6 +12,7 @@ import type { SamplingOptions, TokenLogprob } from '../runtime/sampling.ts';
 import type { WeightSource } from './ir/interpret.ts';
 import { RandomWeights } from '../runtime/weights/random.ts';
 import type { Io } from './cli.ts';
+import { formatMoeStats } from '../runtime/moeStats.ts';
 
 export interface RunFlags {
   weights?: string; backend?: string; tokens?: string[]; 'batch-file'?: string; 'kv-pages'?: string; 'max-tokens'?: string; temperature?: string; 'top-k'?: string;
@@ -58,7 +59,7 @@ async function makeEngine(kind: string, program: Program, graph: Graph, weights:
   const { WebGpuEngine } = await import('../runtime/webgpu/engine.ts');
   const gpu = await openGpu();
   try {
-    const engine = await WebGpuEngine.create({ device: gpu.device, program, backend: await wgslBackend(), weights, ...pool });
+    const engine = await WebGpuEngine.create({ device: gpu.device, program, backend: await wgslBackend(), weights, ...pool, moeStats: true });
     return { engine, device: gpu.description, close: () => { engine.dispose(); gpu.close(); } };
   } catch (e) {
     gpu.close();
@@ -106,19 +107,22 @@ export async function runCommand(c: { program: Program; graph: Graph }, f: RunFl
     if (prompts.length === 1) {
       const result = await generate(engine, prompts[0], options);
       // KV figures at the end of generation, before the sequence is released.
-      const stats = { ...result.stats, setup_ms: s().setupMs, bytes_allocated: s().bytesAllocated, kv: engine.kvStats() };
+      const moe = engine.moeStats?.() ?? null;
+      const stats = { ...result.stats, setup_ms: s().setupMs, bytes_allocated: s().bytesAllocated, kv: engine.kvStats(), ...(moe ? { moe } : {}) };
       if (result.notice) io.err(`note: ${result.notice}\n`);
       if (f.json) {
         io.out(JSON.stringify({ tokens: result.tokens, top_logprobs: result.topLogprobs, stats, ...(result.notice ? { notice: result.notice } : {}) }) + '\n');
       } else {
         io.out(result.tokens.join(' ') + '\n');
         if (topLogprobs > 0) io.out(logprobTable(result.tokens, result.topLogprobs));
-        io.err(statsTable(flatten(stats)));
+        io.err(statsTable(flatten({ ...stats, moe: undefined })));
+        if (moe) io.err(formatMoeStats(moe));
       }
     } else {
       let peak = engine.kvStats();
       const r = await generateBatch(engine, prompts, { ...options, onToken: () => { const k = engine.kvStats(); if (k.pages_used >= peak.pages_used) peak = k; } });
-      const stats = { ...r.stats, dispatches_per_step: s().dispatchesPerForward, setup_ms: s().setupMs, bytes_allocated: s().bytesAllocated, kv: peak };
+      const moe = engine.moeStats?.() ?? null;
+      const stats = { ...r.stats, dispatches_per_step: s().dispatchesPerForward, setup_ms: s().setupMs, bytes_allocated: s().bytesAllocated, kv: peak, ...(moe ? { moe } : {}) };
       if (f.json) {
         io.out(JSON.stringify({ sequences: r.sequences.map((q) => ({ tokens: q.tokens, top_logprobs: q.topLogprobs, stop_reason: q.stop_reason })), stats }) + '\n');
       } else {
@@ -126,7 +130,8 @@ export async function runCommand(c: { program: Program; graph: Graph }, f: RunFl
           io.out(`[${i}] ${q.tokens.join(' ')}\n`);
           if (topLogprobs > 0) io.out(logprobTable(q.tokens, q.topLogprobs));
         });
-        io.err(statsTable(flatten(stats)));
+        io.err(statsTable(flatten({ ...stats, moe: undefined })));
+        if (moe) io.err(formatMoeStats(moe));
       }
     }
   } finally {

@@ -75,6 +75,21 @@ export function kernelCost(spec: KernelSpec, T: number, context: number): Omit<S
       return { bytesRead: T * spec.heads * spec.splits * (spec.headDim + 2) * F32, bytesWritten: n * F32, flops: 3 * n * spec.splits };
     }
     case 'elementwise': return { bytesRead: spec.inputs * T * spec.width * F32, bytesWritten: T * spec.width * F32, flops: T * spec.width };
+    case 'moe_route': return spec.direct
+      ? { bytesRead: T * spec.experts * F32, bytesWritten: T * spec.k * 2 * F32, flops: T * spec.experts * spec.k }
+      : { bytesRead: (T * spec.K + spec.K * spec.experts) * F32, bytesWritten: T * spec.k * 2 * F32, flops: 2 * T * spec.K * spec.experts };
+    case 'moe_combine': return { bytesRead: T * spec.k * (2 + spec.width) * F32, bytesWritten: T * spec.width * F32, flops: 2 * T * spec.k * spec.width };
+    case 'softmax': return { bytesRead: T * spec.width * F32, bytesWritten: T * spec.width * F32, flops: 3 * T * spec.width };
+    case 'moe_experts': {
+      // Weights: only chosen experts are read, each once per step (see moe_experts.hbs):
+      // exactly k experts for one token, at most min(experts, T * k) for T tokens.
+      const chosen = spec.dense ? spec.experts : Math.min(spec.experts, T * spec.k);
+      const rows = T * spec.k;
+      const input = spec.input === 'shared' || spec.input === 'swiglu' ? T * spec.K : spec.input === 'slot' ? rows * spec.K : 2 * rows * spec.K;
+      const matrices = spec.input === 'swiglu' ? 2 : 1;
+      const read = matrices * chosen * spec.K * spec.N + input + rows * 2 + (spec.residual ? T * spec.N : 0);
+      return { bytesRead: read * F32, bytesWritten: (spec.combine ? T : rows) * spec.N * F32, flops: 2 * matrices * rows * spec.K * spec.N };
+    }
   }
 }
 
@@ -98,5 +113,22 @@ export function decodeMinimumBytes(p: Program, context: number): number {
   const embedRows = p.params.find((q) => q.name === 'token_embd');
   const embedSaving = embedRows ? weightBytes(paramType(p, 'token_embd'), (m.vocab - 1) * m.dim) : 0;
   const window = m.kv.window === null ? context : Math.min(context, m.kv.window);
-  return paramBytes(p) - embedSaving + kvCacheBytes(p, window);
+  return paramBytes(p) - embedSaving - unchosenExpertBytes(p) + kvCacheBytes(p, window);
+}
+
+/** Bytes of the expert weights a one-token step does not read: all but k of each MoE param's experts. */
+export function unchosenExpertBytes(p: Program): number {
+  const specs = new Map(p.kernels.map((k) => [k.key, k.spec]));
+  const seen = new Set<string>();
+  let bytes = 0;
+  for (const s of p.steps) {
+    const spec = specs.get(s.kernel);
+    if (spec?.kind !== 'moe_experts' || spec.dense) continue;
+    for (const w of [s.args.w, s.args.w2]) {
+      if (w === undefined || seen.has(w)) continue;
+      seen.add(w);
+      bytes += (spec.experts - spec.k) * spec.K * spec.N * F32;
+    }
+  }
+  return bytes;
 }

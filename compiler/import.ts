@@ -2,8 +2,10 @@
 // architecture and binds its weights (`weights gguf`), so `infer run SPEC
 // --weights FILE` needs no hand editing. Only the header is read.
 //
-// Supported: `llama` dense (MHA, GQA, MQA), tied or separate output, plain RoPE.
-// Anything the spec could not reproduce exactly (MoE, rope scaling, partial
+// Supported: `llama` dense (MHA, GQA, MQA) and Mixtral-style MoE (merged expert
+// tensors, softmax -> top-k -> renormalise gating, as llama.cpp runs the llama
+// architecture), tied or separate output, plain RoPE.
+// Anything the spec could not reproduce exactly (per-expert tensors, rope scaling, partial
 // rope, biases or other extra tensors) is refused with an ImportError rather
 // than imported into a model that computes something else.
 //
@@ -15,7 +17,7 @@ import { GgufFile } from '../runtime/weights/gguf.ts';
 
 export class ImportError extends Error {}
 
-export const SUPPORTED = "'llama' (dense, with MHA/GQA/MQA attention, tied or separate output)";
+export const SUPPORTED = "'llama' (dense or Mixtral-style MoE, with MHA/GQA/MQA attention, tied or separate output)";
 
 export interface ImportOptions {
   /** Cap the spec's max_context below the file's context_length (the KV cache is sized by it). */
@@ -77,7 +79,11 @@ export function specFromGguf(g: GgufFile, opts: ImportOptions = {}): string {
   };
 
   const experts = int('llama.expert_count', 0);
-  if (experts > 0) fail(`this llama file is a mixture of experts (${experts} experts); MoE import is not supported yet: infer imports ${SUPPORTED}`);
+  const expertsUsed = experts > 0 ? int('llama.expert_used_count') : 0;
+  if (experts > 0) {
+    if (expertsUsed < 1 || expertsUsed > experts) fail(`'llama.expert_used_count' must be in 1..${experts} (expert_count), got ${expertsUsed}`);
+    if (!g.tensor('blk.0.ffn_gate_exps.weight')) fail(`this mixture of experts (${experts} experts) has no merged expert tensor blk.0.ffn_gate_exps.weight (files with one tensor per expert are not supported); infer imports ${SUPPORTED}`);
+  }
   const scaling = g.string('llama.rope.scaling.type');
   if (scaling !== undefined && scaling !== 'none') fail(`rope scaling ${JSON.stringify(scaling.slice(0, 20))} is not supported; infer imports plain RoPE`);
   for (const key of ['llama.rope.scale_linear', 'llama.rope.scaling.factor']) {
@@ -108,7 +114,7 @@ export function specFromGguf(g: GgufFile, opts: ImportOptions = {}): string {
   if (embd!.dims.length !== 2 || embd!.dims[0] !== dim) fail(`token_embd.weight has dims [${embd!.dims.join(', ')}]; expected [${dim}, vocab]`);
   const vocab = embd!.dims[1];
   const tied = !g.tensor('output.weight');
-  const bound = new Set(llamaTensorNames(layers, tied));
+  const bound = new Set(llamaTensorNames(layers, tied, experts > 0));
   const extra = g.tensors.map((t) => t.name).filter((n) => !bound.has(n));
   if (extra.length) {
     const list = extra.slice(0, 4).map((n) => JSON.stringify(n.slice(0, 60))).join(', ') + (extra.length > 4 ? ` and ${extra.length - 4} more` : '');
@@ -120,27 +126,43 @@ export function specFromGguf(g: GgufFile, opts: ImportOptions = {}): string {
   return renderSpec({
     name: sanitizeName(g.string('general.name') ?? basename(g.path).replace(/\.gguf$/i, '')),
     source: basename(g.path).replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 120),
-    vocab, dim, layers, heads, kvHeads, headDim, ffn, theta, eps, maxContext, eos, tied,
+    vocab, dim, layers, heads, kvHeads, headDim, ffn, theta, eps, maxContext, eos, tied, experts, expertsUsed,
   });
 }
 
 const LAYER_TENSORS = ['attn_norm', 'attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_norm', 'ffn_gate', 'ffn_up', 'ffn_down'];
+const MOE_LAYER_TENSORS = ['attn_norm', 'attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_norm', 'ffn_gate_inp', 'ffn_gate_exps', 'ffn_up_exps', 'ffn_down_exps'];
 
 /** The GGUF tensor names the generated spec binds. */
-export function llamaTensorNames(layers: number, tied: boolean): string[] {
+export function llamaTensorNames(layers: number, tied: boolean, moe = false): string[] {
   const names = ['token_embd.weight', 'output_norm.weight', ...(tied ? [] : ['output.weight'])];
-  for (let l = 0; l < layers; l++) for (const t of LAYER_TENSORS) names.push(`blk.${l}.${t}.weight`);
+  for (let l = 0; l < layers; l++) for (const t of moe ? MOE_LAYER_TENSORS : LAYER_TENSORS) names.push(`blk.${l}.${t}.weight`);
   return names;
 }
 
 interface SpecFacts {
   name: string; source: string; vocab: number; dim: number; layers: number; heads: number; kvHeads: number;
   headDim: number; ffn: number; theta: number; eps: number; maxContext: number; eos: number | undefined; tied: boolean;
+  experts: number; expertsUsed: number;
 }
 
 function renderSpec(s: SpecFacts): string {
   const attn = s.kvHeads === s.heads ? 'multi-head' : s.kvHeads === 1 ? 'multi-query' : `grouped-query (${s.heads / s.kvHeads} query heads per KV head)`;
-  return `# Imported from ${s.source} by \`infer import\`: llama architecture, ${attn} attention,
+  const moe = s.experts > 0;
+  const ffnParams = moe
+    ? `      ffn_gate_inp: [dim, experts]
+      ffn_gate_exps: [dim, ffn, experts]
+      ffn_up_exps: [dim, ffn, experts]
+      ffn_down_exps: [ffn, dim, experts]`
+    : `      ffn_gate: [dim, ffn]
+      ffn_up: [dim, ffn]
+      ffn_down: [ffn, dim]`;
+  const ffnBody = moe
+    ? `    # Mixture of experts as llama.cpp runs it: softmax over all router logits, top-k, renormalised.
+    r = topk(softmax(h @ ffn_gate_inp), k = top_k)
+    return x + moe(h, r, experts) { e => (silu(h @ e.ffn_gate) * (h @ e.ffn_up)) @ e.ffn_down }`
+    : '    return x + (silu(h @ ffn_gate) * (h @ ffn_up)) @ ffn_down';
+  return `# Imported from ${s.source} by \`infer import\`: llama architecture, ${attn} attention,${moe ? ` ${s.experts} experts (top-${s.expertsUsed}),` : ''}
 # ${s.tied ? 'output tied to the token embeddings' : 'separate output matrix'}. Run it with: infer run SPEC --weights ${s.source}
 # Parameter shapes are in ggml order [in, out]; tensors bind by GGUF name (blk.N.attn_q -> blk.N.attn_q.weight).
 
@@ -148,7 +170,7 @@ model ${s.name} {
   config {
     vocab = ${s.vocab}; dim = ${s.dim}; layers = ${s.layers}; heads = ${s.heads}; kv_heads = ${s.kvHeads}
     head_dim = ${s.headDim}; ffn = ${s.ffn}; rope_theta = ${f32Literal(s.theta)}; norm_eps = ${f32Literal(s.eps)}
-    max_context = ${s.maxContext}${s.eos !== undefined ? `; eos = ${s.eos}` : ''}
+    max_context = ${s.maxContext}${s.eos !== undefined ? `; eos = ${s.eos}` : ''}${moe ? `\n    experts = ${s.experts}; top_k = ${s.expertsUsed}` : ''}
   }
 
   kv_cache { layout = contiguous; dtype = f32 }
@@ -170,9 +192,7 @@ model ${s.name} {
       attn_v: [dim, kv_heads * head_dim]
       attn_output: [heads * head_dim, dim]
       ffn_norm: [dim]
-      ffn_gate: [dim, ffn]
-      ffn_up: [dim, ffn]
-      ffn_down: [ffn, dim]
+${ffnParams}
     }
     h = rmsnorm(x, attn_norm, eps = norm_eps)
     q = rope(reshape(h @ attn_q, [T, heads, head_dim]), theta = rope_theta)
@@ -180,7 +200,7 @@ model ${s.name} {
     v = reshape(h @ attn_v, [T, kv_heads, head_dim])
     x = x + reshape(attention(q, cache(k, v), causal), [T, heads * head_dim]) @ attn_output
     h = rmsnorm(x, ffn_norm, eps = norm_eps)
-    return x + (silu(h @ ffn_gate) * (h @ ffn_up)) @ ffn_down
+${ffnBody}
   }
 
   logits = rmsnorm(x, output_norm, eps = norm_eps) @ ${s.tied ? 'token_embd' : 'output'}

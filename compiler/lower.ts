@@ -90,7 +90,8 @@ function declareParams(env: Env, decls: readonly ParamDecl[], prefix: string, se
     seen.set(p.name, p.nameLoc);
     const shape = p.shape.map((d) => lowerDim(d, env));
     if (shape.some((d) => d === 'T')) throw new LowerError(`parameter '${p.name}' cannot depend on T`, p.shapeLoc);
-    if (shape.length < 1 || shape.length > 2) throw new LowerError(`parameter '${p.name}' must be 1-D or 2-D, got ${showShape(shape)}`, p.shapeLoc);
+    // 3-D params are merged expert weights [in, out, experts] (GGUF's *_exps).
+    if (shape.length < 1 || shape.length > 3) throw new LowerError(`parameter '${p.name}' must be 1-D, 2-D or (expert weights) 3-D, got ${showShape(shape)}`, p.shapeLoc);
     env.set(p.name, { kind: 'tensor', node: env.b.param(prefix + p.name, shape as number[]) });
   }
 }

@@ -7,6 +7,7 @@ import type { GraphBuilder, Node } from './ir/graph.ts';
 import type { BinaryFn, Dim } from './ir/ops.ts';
 import { ShapeError } from './ir/shapes.ts';
 import { BUILTINS, type Scope, type Value } from './builtins.ts';
+import { lowerMember } from './lowerMoe.ts';
 
 export class LowerError extends Error {
   constructor(message: string, readonly loc: Loc) { super(message); }
@@ -18,6 +19,8 @@ export function describe(v: Value): string {
     case 'num': return `the number ${v.value}`;
     case 'shape': return `the shape [${v.dims.join(', ')}]`;
     case 'flag': return `the flag '${v.name}'`;
+    case 'routing': return `a routing [${v.node.shape.join(', ')}] from topk`;
+    case 'expert': return `the expert '${v.name}'`;
   }
 }
 
@@ -65,7 +68,7 @@ export function lowerExpr(e: Expr, scope: Scope): Value {
     case 'binary': return lowerBinary(e, scope);
     case 'call': return lowerCall(e, scope);
     case 'list': return { kind: 'shape', dims: e.items.map((item) => lowerDim(item, scope)) };
-    case 'member': throw new LowerError(`member access '.${e.name}' is only meaningful inside an expert body, which this version does not support yet`, e.loc);
+    case 'member': return lowerMember(lowerExpr(e.object, scope), e.name, e.loc, scope.names());
   }
 }
 
@@ -95,7 +98,9 @@ function lowerBinary(e: BinaryExpr, scope: Scope): Value {
     return { kind: 'num', value: v };
   }
   if (e.op === '@') {
-    const node = at(e.opLoc, () => scope.b.node('matmul', {}, [tensor(l, e.left.loc, "left operand of '@'"), tensor(r, e.right.loc, "right operand of '@'")]));
+    // A 3-D right operand is an expert weight (e.NAME): every expert's matmul at once.
+    const op = r.kind === 'tensor' && r.node.shape.length === 3 ? 'expert_matmul' : 'matmul';
+    const node = at(e.opLoc, () => scope.b.node(op, {}, [tensor(l, e.left.loc, "left operand of '@'"), tensor(r, e.right.loc, "right operand of '@'")]));
     return { kind: 'tensor', node };
   }
   const fn = ARITH[e.op];
@@ -107,6 +112,7 @@ function lowerBinary(e: BinaryExpr, scope: Scope): Value {
 function lowerCall(e: CallExpr, scope: Scope): Value {
   const fn = BUILTINS[e.callee];
   if (!fn) throw new LowerError(`unknown function '${e.callee}'${suggest(e.callee, Object.keys(BUILTINS))}`, e.calleeLoc);
+  if (e.block && e.callee !== 'moe') throw new LowerError(`only moe takes a { ${e.block.param} => ... } body, not ${e.callee}`, e.block.loc);
   const [lo, hi] = fn.positional;
   if (e.args.length < lo || e.args.length > hi) {
     const want = lo === hi ? `${lo}` : `${lo} to ${hi}`;
@@ -119,7 +125,9 @@ function lowerCall(e: CallExpr, scope: Scope): Value {
       throw new LowerError(`${e.callee} has no argument '${a.name}'; ${known}`, a.loc);
     }
     if (named.has(a.name)) throw new LowerError(`argument '${a.name}' given twice`, a.loc);
-    named.set(a.name, { value: lowerExpr(a.value, scope), loc: a.value.loc });
+    // true/false are words, not names: they read as flags where no such name is defined.
+    const word = a.value.kind === 'ident' && (a.value.name === 'true' || a.value.name === 'false') && !scope.lookup(a.value.name);
+    named.set(a.name, { value: word && a.value.kind === 'ident' ? { kind: 'flag', name: a.value.name } : lowerExpr(a.value, scope), loc: a.value.loc });
   }
   const args = e.args.map((a) => ({ value: fn.flags && a.kind === 'ident' && fn.flags.includes(a.name) && !scope.lookup(a.name)
     ? { kind: 'flag', name: a.name } as Value : lowerExpr(a, scope), loc: a.loc }));

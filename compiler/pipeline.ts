@@ -1,14 +1,16 @@
 // The ordered pass list. Order matters: norms fuse before residuals so a matmul
-// can carry both a prologue and an epilogue. Every pass's output is verified.
+// can carry both a prologue and an epilogue; MoE fuses first, while its router is
+// still a plain matmul and its residual add still a plain add. Every pass's output is verified.
 import type { Graph } from './ir/graph.ts';
 import { verify } from './ir/verify.ts';
 import { fuseKvAppend } from './passes/fuseKvAppend.ts';
+import { fuseMoe } from './passes/fuseMoe.ts';
 import { fuseNorm } from './passes/fuseNorm.ts';
 import { fuseResidual } from './passes/fuseResidual.ts';
 import { fuseSiluMul } from './passes/fuseSiluMul.ts';
 import type { Pass } from './passes/pass.ts';
 
-export const PIPELINE: readonly Pass[] = [fuseNorm, fuseSiluMul, fuseResidual, fuseKvAppend];
+export const PIPELINE: readonly Pass[] = [fuseMoe, fuseNorm, fuseSiluMul, fuseResidual, fuseKvAppend];
 
 export const FUSION_KEYS: readonly string[] = PIPELINE.map((p) => p.fuses);
 

@@ -4,7 +4,7 @@
 // computed from it alone (see cost.ts).
 import type { KvDType, ModelInfo, ParamInfo } from './ir/graph.ts';
 import type { KvStorage } from './ir/kvStorage.ts';
-import type { BinaryFn, UnaryFn } from './ir/ops.ts';
+import type { BinaryFn, MoeScore, OpArgs, UnaryFn } from './ir/ops.ts';
 import { deviceWords, type QuantType } from './weightTypes.ts';
 
 /** An elementwise expression over a kernel's inputs (per element), constants inlined. */
@@ -29,6 +29,12 @@ export type ElementwiseExpr =
  *                (running max, sum, unnormalised P.V) that attention_merge combines.
  *   attention_merge: part, out
  *   elementwise: in0 .. in{inputs-1}, out
+ *   moe_route:   x, router, out (the routing [T, k, 2], see ir/moe.ts) | direct (x = the scores): x, out
+ *   moe_experts: input shared/slot: x, w, [routing], [res], out | silu_mul: gate, up, w, [routing], [res], out
+ *                | swiglu: x, w (gate), w2 (up), routing, [res], out
+ *                (dense: every expert for every token, no routing; k = experts and slot j = expert j)
+ *   moe_combine: routing, y, out
+ *   softmax:     x, out
  * Every kernel also receives the step uniform (number of tokens T) from the runtime.
  * `wtype` (matmul `w`, embed `table`): the weight stays in that block format on the
  * device (weightTypes.ts has the layout) and the kernel dequantises in registers;
@@ -42,7 +48,11 @@ export type KernelSpec =
   | { kind: 'kv_append'; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; rope: number | null }
   | { kind: 'attention'; heads: number; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; scale: number; window: number | null; causal: boolean; splits: number }
   | { kind: 'attention_merge'; heads: number; headDim: number; splits: number }
-  | { kind: 'elementwise'; width: number; inputs: number; expr: ElementwiseExpr };
+  | { kind: 'elementwise'; width: number; inputs: number; expr: ElementwiseExpr }
+  | { kind: 'moe_route'; K: number; experts: number; k: number; score: MoeScore; softmax: boolean; renorm: boolean; scale: number; direct: boolean }
+  | ({ kind: 'moe_experts'; K: number; N: number; experts: number; k: number; dense: boolean } & OpArgs['moe_experts'])
+  | { kind: 'moe_combine'; experts: number; k: number; width: number }
+  | { kind: 'softmax'; width: number };
 
 export type KernelKind = KernelSpec['kind'];
 
@@ -55,6 +65,10 @@ export const BINDINGS: { [K in KernelKind]: (spec: Extract<KernelSpec, { kind: K
   attention: () => ['q', 'positions', 'kv_seq', 'kv_table', 'kcache', 'vcache', 'out'],
   attention_merge: () => ['part', 'out'],
   elementwise: (s) => [...Array.from({ length: s.inputs }, (_, i) => `in${i}`), 'out'],
+  moe_route: (s) => (s.direct ? ['x', 'out'] : ['x', 'router', 'out']),
+  moe_experts: (s) => [...(s.input === 'silu_mul' ? ['gate', 'up'] : ['x']), 'w', ...(s.input === 'swiglu' ? ['w2'] : []), ...(s.dense ? [] : ['routing']), ...(s.residual ? ['res'] : []), 'out'],
+  moe_combine: () => ['routing', 'y', 'out'],
+  softmax: () => ['x', 'out'],
 };
 
 export function bindingNames(spec: KernelSpec): string[] {

@@ -20,6 +20,7 @@ export function kvPlan(m: ModelInfo, maxSequences: number): KvPlan {
 }
 import { quantParams } from './quantParams.ts';
 import type { QuantType } from './weightTypes.ts';
+import { expertsRoutingIndex } from './ir/moe.ts';
 
 export class ScheduleError extends Error {}
 
@@ -147,6 +148,47 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
         const part = addBuffer({ name: `t${n.id}.part`, kind: 'activation', dtype: 'f32', perToken: heads * splits * (headDim + 2), elements: 0 });
         emit(n, spec, { ...common, out: part });
         emit(n, { kind: 'attention_merge', heads, headDim, splits }, { part, out: out() });
+        break;
+      }
+      case 'moe_route': {
+        const a = n.arg as OpArgs['moe_route'];
+        const [K, experts] = n.src[1].shape as number[];
+        emit(n, { kind: 'moe_route', K, experts, k: a.k, score: a.score, softmax: a.softmax, renorm: a.renorm, scale: a.scale, direct: false }, { x: src(0), router: src(1), out: out() });
+        break;
+      }
+      case 'moe_experts': {
+        const a = n.arg as OpArgs['moe_experts'];
+        const wi = a.input === 'silu_mul' ? 2 : 1;
+        const [K, N, experts] = n.src[wi].shape as number[];
+        const ri = expertsRoutingIndex(a);
+        const args: Record<string, string> = a.input === 'silu_mul' ? { gate: src(0), up: src(1) } : { x: src(0) };
+        args.w = src(wi);
+        if (a.input === 'swiglu') args.w2 = src(2);
+        args.routing = src(ri);
+        if (a.residual) args.res = src(ri + 1);
+        args.out = out();
+        emit(n, { kind: 'moe_experts', K, N, experts, k: n.src[ri].shape[1] as number, dense: false, ...a }, args);
+        break;
+      }
+      // The unfused (dense) MoE ops: every expert computes every token, as the IR defines it.
+      case 'softmax':
+        emit(n, { kind: 'softmax', width: n.shape.at(-1) as number }, { x: src(0), out: out() });
+        break;
+      case 'topk': {
+        const a = n.arg as OpArgs['topk'];
+        const E = n.src[0].shape[1] as number;
+        emit(n, { kind: 'moe_route', K: E, experts: E, k: a.k, score: 'none', softmax: a.softmax, renorm: a.renorm, scale: a.scale, direct: true }, { x: src(0), out: out() });
+        break;
+      }
+      case 'expert_matmul': {
+        const [K, N, experts] = n.src[1].shape as number[];
+        const input = n.src[0].shape.length === 3 ? 'slot' : 'shared';
+        emit(n, { kind: 'moe_experts', K, N, experts, k: experts, dense: true, input, combine: false, residual: false }, { x: src(0), w: src(1), out: out() });
+        break;
+      }
+      case 'moe': {
+        const [, experts, width] = n.src[1].shape as number[];
+        emit(n, { kind: 'moe_combine', experts, k: n.src[0].shape[1] as number, width }, { routing: src(0), y: src(1), out: out() });
         break;
       }
       case 'unary': case 'binary': {

@@ -48,6 +48,14 @@ export interface CallExpr {
   /** Positional arguments in order; positional ones always precede named. */
   args: Expr[];
   named: NamedArg[];
+  /** `f(args) { param => body }`: a block-bodied call (moe's expert body). */
+  block?: LambdaBlock;
+  loc: Loc;
+}
+export interface LambdaBlock {
+  param: string;
+  paramLoc: Loc;
+  body: Expr;
   loc: Loc;
 }
 export interface MemberExpr {

@@ -178,13 +178,29 @@ class InferParser extends CstParser {
       {
         ALT: () => {
           this.CONSUME(T.Identifier);
-          this.OPTION(() => this.SUBRULE(this.argList));
+          this.OPTION(() => {
+            this.SUBRULE(this.argList);
+            this.OPTION2(() => this.SUBRULE(this.lambdaBlock));
+          });
         },
       },
       { ALT: () => this.CONSUME(T.NumberLiteral) },
       { ALT: () => this.SUBRULE(this.parenExpr) },
       { ALT: () => this.SUBRULE(this.list) },
     ]);
+  });
+
+  // The body of a block-bodied call: `{ e => expr }` (moe's expert body). Newlines
+  // may surround the parameter and the body.
+  lambdaBlock = this.RULE('lambdaBlock', () => {
+    this.CONSUME(T.LCurly);
+    this.MANY(() => this.CONSUME(T.Newline));
+    this.CONSUME(T.Identifier);
+    this.CONSUME(T.FatArrow);
+    this.MANY2(() => this.CONSUME2(T.Newline));
+    this.SUBRULE(this.expression);
+    this.MANY3(() => this.CONSUME3(T.Newline));
+    this.CONSUME(T.RCurly);
   });
 
   parenExpr = this.RULE('parenExpr', () => {

@@ -81,7 +81,9 @@ export class ExprBuilder extends BaseVisitor {
       const t = tok(ctx, 'Identifier');
       if (!ctx.argList) return { kind: 'ident', name: t.image, loc: tokenLoc(t) };
       const { args, named } = this.run(node(ctx, 'argList')) as Args;
-      return { kind: 'call', callee: t.image, calleeLoc: tokenLoc(t), args, named, loc: cstLoc(self.location) };
+      const call: A.CallExpr = { kind: 'call', callee: t.image, calleeLoc: tokenLoc(t), args, named, loc: cstLoc(self.location) };
+      if (ctx.lambdaBlock) call.block = this.run(node(ctx, 'lambdaBlock')) as A.LambdaBlock;
+      return call;
     }
     if (ctx.NumberLiteral) {
       const t = tok(ctx, 'NumberLiteral');
@@ -89,6 +91,11 @@ export class ExprBuilder extends BaseVisitor {
     }
     if (ctx.parenExpr) return this.expr(node(ctx, 'parenExpr'));
     return this.expr(node(ctx, 'list'));
+  }
+
+  lambdaBlock(ctx: Ctx, self: CstNode): A.LambdaBlock {
+    const p = tok(ctx, 'Identifier');
+    return { param: p.image, paramLoc: tokenLoc(p), body: this.expr(node(ctx, 'expression')), loc: cstLoc(self.location) };
   }
 
   // The parentheses become part of the location, so spans of enclosing

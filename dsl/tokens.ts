@@ -44,6 +44,7 @@ export const Star = punct('Star', '*', [MultiplicativeOp]);
 export const Slash = punct('Slash', '/', [MultiplicativeOp]);
 export const Percent = punct('Percent', '%', [MultiplicativeOp]);
 export const At = punct('At', '@', [MultiplicativeOp]);
+export const FatArrow = punct('FatArrow', '=>'); // before Equals: longest first
 export const Equals = punct('Equals', '=');
 export const Colon = punct('Colon', ':');
 export const Semicolon = punct('Semicolon', ';');
@@ -70,7 +71,7 @@ export const allTokens: TokenType[] = [
   ...KEYWORDS, Identifier, NumberLiteral,
   AdditiveOp, MultiplicativeOp,
   Arrow, Plus, Minus, Star, Slash, Percent, At,
-  Equals, Colon, Semicolon, Comma, Dot,
+  FatArrow, Equals, Colon, Semicolon, Comma, Dot,
   LParen, RParen, LBracket, RBracket, LCurly, RCurly,
 ];
 

@@ -2,6 +2,7 @@
 // drives any engine: one prefill forward over the prompt, then one decode forward
 // per generated token, sampling on the host from the last logits row.
 import type { ModelInfo } from '../compiler/ir/graph.ts';
+import type { MoeStatsReport } from './moeStats.ts';
 import { Sampler, topLogprobs as topN, type SamplingOptions, type TokenLogprob } from './sampling.ts';
 import type { BatchItem } from './kv/batchStep.ts';
 import type { KvSequences } from './kv/sequences.ts';
@@ -52,6 +53,8 @@ export interface Engine {
   reset(): void;
   dispose(): void;
   stats(): EngineStats;
+  /** Mixture-of-experts routing counts since creation, where the engine collects them (null: dense model or not collected). */
+  moeStats?(): MoeStatsReport | null;
 }
 
 /** What `generate` needs: one sequence driven through `forward`. */

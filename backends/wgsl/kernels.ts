@@ -72,7 +72,66 @@ export function plansFor(spec: KernelSpec): Plan[] {
     }
     case 'elementwise':
       return [rowPlan('elementwise', positiveInt('width', spec.width), { width: spec.width })];
+    case 'moe_route': return [moeRoutePlan(spec)];
+    case 'moe_experts': return [moeExpertsPlan(spec)];
+    case 'moe_combine': {
+      if (positiveInt('k', spec.k) > positiveInt('experts', spec.experts)) throw new Error(`moe_combine: k ${spec.k} exceeds ${spec.experts} experts`);
+      return [rowPlan('moe_combine', positiveInt('width', spec.width), { experts: spec.experts, k: spec.k, width: spec.width })];
+    }
+    case 'softmax': {
+      const wg = clampPow2(positiveInt('width', spec.width), 32, 256);
+      return [{ template: 'softmax', variant: '', minTokens: 1, context: { width: spec.width, wg }, workgroup: [wg, 1, 1], grid: [PER_TOKEN, ONE, ONE], vec4Bindings: [] }];
+    }
   }
+}
+
+type MoeRouteSpec = Extract<KernelSpec, { kind: 'moe_route' }>;
+type MoeExpertsSpec = Extract<KernelSpec, { kind: 'moe_experts' }>;
+
+// moe_route: one 64-wide workgroup per token; as many invocations per expert as
+// divide the workgroup evenly (a power of two), so small expert counts still use it all.
+function moeRoutePlan(spec: MoeRouteSpec): Plan {
+  const experts = positiveInt('experts', spec.experts), k = positiveInt('k', spec.k);
+  positiveInt('K', spec.K);
+  if (k > experts) throw new Error(`moe_route: k ${k} exceeds ${experts} experts`);
+  if (!Number.isFinite(spec.scale)) throw new Error(`moe_route: scale must be finite, got ${spec.scale}`);
+  const wg = 64;
+  const lanes = 2 ** Math.floor(Math.log2(Math.max(1, Math.floor(wg / experts))));
+  return {
+    template: 'moe_route', variant: '', minTokens: 1,
+    context: {
+      K: spec.K, experts, k, wg, lanes, slots: wg / lanes, scale: spec.scale,
+      direct: spec.direct, scoreSoftmax: spec.score === 'softmax', scoreSigmoid: spec.score === 'sigmoid',
+      scoreText: spec.direct ? 'x[t] (given)' : `${{ softmax: 'softmax', sigmoid: 'sigmoid', none: '' }[spec.score]}(x[t] @ router)`,
+      sigmoidV: unaryFormula('sigmoid', 'v', WGSL_DIALECT), postSoftmax: spec.softmax, normalise: spec.softmax || spec.renorm,
+    },
+    workgroup: [wg, 1, 1], grid: [PER_TOKEN, ONE, ONE], vec4Bindings: [],
+  };
+}
+
+// moe_experts: one invocation per output column (64 per workgroup), P = 8 routed rows
+// at a time; per-slot kernels spread experts over grid y, the combining kernel loops
+// over them so each output element has a single writer (no float atomics in WGSL).
+function moeExpertsPlan(spec: MoeExpertsSpec): Plan {
+  const K = positiveInt('K', spec.K), N = positiveInt('N', spec.N), experts = positiveInt('experts', spec.experts), k = positiveInt('k', spec.k);
+  if (spec.residual && !spec.combine) throw new Error('moe_experts: a residual needs combine');
+  if (spec.dense && (k !== experts || spec.combine || spec.input === 'silu_mul' || spec.input === 'swiglu')) throw new Error('moe_experts: a dense kernel has k = experts, one input and no combine');
+  const vec4 = K % 4 === 0;
+  const wg = 64;
+  return {
+    template: 'moe_experts', variant: '', minTokens: 1,
+    context: {
+      N, KV: vec4 ? K / 4 : K, experts, k, wg, pairs: 8, vec4, vtype: vec4 ? 'vec4<f32>' : 'f32',
+      combine: spec.combine, residual: spec.residual, dense: spec.dense,
+      inShared: spec.input === 'shared' || spec.input === 'swiglu', inSlot: spec.input === 'slot', inSiluMul: spec.input === 'silu_mul', swiglu: spec.input === 'swiglu',
+      inputText: { shared: 'x[t]', slot: 'x[s]', silu_mul: 'silu(gate[s]) * up[s]', swiglu: 'x[t]' }[spec.input],
+      siluAcc: unaryFormula('silu', 'acc[p]', WGSL_DIALECT),
+      siluG: unaryFormula('silu', 'g', WGSL_DIALECT),
+    },
+    workgroup: [wg, 1, 1],
+    grid: [{ tokensPerGroup: 0, groups: cdiv(N, wg) }, spec.combine ? ONE : { tokensPerGroup: 0, groups: experts }, ONE],
+    vec4Bindings: vec4 ? ['x', 'gate', 'up', 'w', 'w2'] : [],
+  };
 }
 
 type MatmulSpec = Extract<KernelSpec, { kind: 'matmul' }>;

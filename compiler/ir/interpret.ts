@@ -8,6 +8,7 @@ import type { KvDType } from './graph.ts';
 import { storeRow, type KvStorage, type KvTables } from './kvStorage.ts';
 
 export type { KvTables };
+import { isMoeOp, moeValue } from './moe.ts';
 
 export type Values = Float64Array | Float32Array;
 
@@ -101,6 +102,7 @@ export function interpret(g: Graph, weights: WeightSource, kv: CpuKvCache, step:
         break;
       }
       case 'fused_matmul': val.set(n, fusedMatmul(n as Node<'fused_matmul'>, s, T)); break;
+      default: if (isMoeOp(n.op)) val.set(n, moeValue(n, s, T));
     }
   }
   return val;

@@ -49,29 +49,65 @@ export interface OpArgs {
   /** Elementwise; the operands have equal shapes, or one of them is a scalar (shape []). */
   binary: { fn: BinaryFn };
 
-  // ---- fused ops (produced by passes) ----
+  // ---- mixture of experts (moe.ts holds their meaning; see there for the routing layout) ----
+  /** src: [x [T, N]] -> [T, N]: softmax over the last dim. */
+  softmax: NoArgs;
+  /**
+   * src: [scores [T, E]] -> routing [T, k, 2]: per token its k chosen experts (highest score first,
+   * ties to the lower index) as (weight, expert index). weight = the chosen score, then softmax
+   * over the k chosen (softmax), or divided by their sum (renorm), then times scale.
+   */
+  topk: MoeGating;
+  /** src: [x [T, K] or [T, E, K], w [K, N, E]] -> [T, E, N]: every expert's matmul (dense meaning). */
+  expert_matmul: NoArgs;
+  /** src: [routing [T, k, 2], y [T, E, D]] -> [T, D]: sum over the chosen experts of weight * y. */
+  moe: NoArgs;
+
+  // ---- fused ops (produced by passes) ---- (produced by passes) ----
   /**
    * matmul with an optional prologue on its input and an optional residual add in its epilogue.
    * src by prologue:  none: [x, w, res?]   rmsnorm: [x, normWeight, w, res?]   silu_mul: [gate, up, w, res?]
    * meaning: y = P(x) @ w (+ res), where P is identity, rmsnorm(x, normWeight, eps) or silu(gate) * up.
    */
   fused_matmul: { prologue: 'none' | 'rmsnorm' | 'silu_mul'; eps: number; residual: boolean };
+  /** src: [x [T, K], router [K, E]] -> routing [T, k, 2] = topk(score(x @ router)). */
+  moe_route: MoeRouteArgs;
+  /**
+   * The chosen experts' matmuls only, grouped by expert. src by input:
+   *   shared: [x [T, K], w [K, N, E], routing, res?]   slot: [x [T, k, K], w, routing, res?]
+   *   silu_mul: [gate [T, k, K], up [T, k, K], w, routing, res?]
+   *   swiglu: [x [T, K], wGate [K, N, E], wUp [K, N, E], routing, res?]: silu(x @ wGate) * (x @ wUp)
+   * Row (t, j) uses expert routing[t, j].index. Without combine: -> [T, k, N]. With combine:
+   * -> [T, N], the rows summed with their routing weights (+ res).
+   */
+  moe_experts: { input: 'shared' | 'slot' | 'silu_mul' | 'swiglu'; combine: boolean; residual: boolean };
 }
+
+/** How routing weights are derived from the chosen scores (see `topk`). */
+export type MoeGating = { k: number; softmax: boolean; renorm: boolean; scale: number };
+export type MoeRouteArgs = { k: number; softmax: boolean; renorm: boolean; scale: number; score: MoeScore };
+/** The function from router logits to the scores top-k selects on. */
+export type MoeScore = 'softmax' | 'sigmoid' | 'none';
 
 export type Op = keyof OpArgs;
 
 export const OP_GROUPS: Record<'input' | 'plain' | 'fused', readonly Op[]> = {
   input: ['tokens', 'positions', 'param', 'const'],
-  plain: ['embed', 'rmsnorm', 'matmul', 'reshape', 'rope', 'kv_store', 'attention', 'unary', 'binary'],
-  fused: ['fused_matmul'],
+  plain: ['embed', 'rmsnorm', 'matmul', 'reshape', 'rope', 'kv_store', 'attention', 'unary', 'binary', 'softmax', 'topk', 'expert_matmul', 'moe'],
+  fused: ['fused_matmul', 'moe_route', 'moe_experts'],
 };
 
 /** Number of sources each op takes (a [min, max] range where optional sources exist). */
 export function arity(op: Op, arg: OpArgs[Op]): [number, number] {
   switch (op) {
     case 'tokens': case 'positions': case 'param': case 'const': return [0, 0];
-    case 'reshape': case 'unary': return [1, 1];
-    case 'embed': case 'rmsnorm': case 'matmul': case 'rope': case 'binary': return [2, 2];
+    case 'reshape': case 'unary': case 'softmax': case 'topk': return [1, 1];
+    case 'embed': case 'rmsnorm': case 'matmul': case 'rope': case 'binary': case 'expert_matmul': case 'moe': case 'moe_route': return [2, 2];
+    case 'moe_experts': {
+      const a = arg as OpArgs['moe_experts'];
+      const n = (a.input === 'silu_mul' || a.input === 'swiglu' ? 4 : 3) + (a.residual ? 1 : 0);
+      return [n, n];
+    }
     case 'kv_store': case 'attention': return [3, 3];
     case 'fused_matmul': {
       const a = arg as OpArgs['fused_matmul'];

@@ -1,6 +1,7 @@
 // Shape and dtype rules for every op. Builders call `inferType` before creating a
 // node, so an ill-shaped graph cannot be built; `verify` re-checks a finished graph.
 import type { DType, Dim, Op, OpArgs, Shape } from './ops.ts';
+import { isMoeOp, moeType } from './moe.ts';
 
 /** Raised for an ill-typed op; lowering turns it into a diagnostic at the offending source. */
 export class ShapeError extends Error {}
@@ -101,5 +102,6 @@ export function inferType<O extends Op>(op: O, arg: OpArgs[O], src: readonly Typ
       return out;
     }
   }
+  if (isMoeOp(op)) return moeType(op, arg, src);
   throw new ShapeError(`unknown op ${String(op)}`);
 }

@@ -10,6 +10,9 @@ import type { Engine, EngineStats } from '../engine.ts';
 import type { BatchStep } from '../kv/batchStep.ts';
 import { PagedEngine, type PoolOptions } from '../pagedEngine.ts';
 import { validateWeights } from '../weights/random.ts';
+import { routingNodes, routingShape } from '../../compiler/ir/moe.ts';
+import type { Node } from '../../compiler/ir/graph.ts';
+import { MoeStats, type MoeStatsReport } from '../moeStats.ts';
 
 export class CpuEngine extends PagedEngine implements Engine {
   readonly backend = 'cpu' as const;
@@ -21,6 +24,8 @@ export class CpuEngine extends PagedEngine implements Engine {
   private lastForwardMs = 0;
   private readonly setupMs: number;
   private disposed = false;
+  private readonly routings: Node[];
+  private readonly moe: MoeStats | null;
 
   constructor(private readonly graph: Graph, private readonly weights: WeightSource, program: Program, pool: PoolOptions = {}) {
     super(program, pool);
@@ -31,6 +36,8 @@ export class CpuEngine extends PagedEngine implements Engine {
     const k = program.kv;
     this.cache = new CpuKvCache(m.layers, m.kvHeads, m.headDim, this.kv.pool.total * k.pageSize, { pageSize: k.pageSize, dtype: k.dtype });
     this.dispatchesPerForward = program.steps.length;
+    this.routings = routingNodes(graph.nodes);
+    this.moe = this.routings.length ? new MoeStats(this.routings.map(routingShape)) : null;
     this.setupMs = performance.now() - t0;
   }
 
@@ -40,6 +47,7 @@ export class CpuEngine extends PagedEngine implements Engine {
     for (const c of step.copies) this.cache.copyPage(c.from, c.to);
     const values = interpret(this.graph, this.weights, this.cache, { tokens: step.tokens, positions: step.positions, kv: step.tables });
     const logits = values.get(this.graph.logits)!;
+    this.moe?.add(this.routings.map((n) => values.get(n)!), step.tokens.length);
     const V = this.model.vocab;
     const out = Float32Array.from(logits.subarray(rowFrom * V, rowTo * V));
     this.forwards++;
@@ -47,6 +55,9 @@ export class CpuEngine extends PagedEngine implements Engine {
     this.lastForwardMs = performance.now() - t0;
     return out;
   }
+
+  /** Tokens per expert of every MoE layer since creation; null for a dense model. */
+  moeStats(): MoeStatsReport | null { return this.moe?.report() ?? null; }
 
   dispose(): void { this.disposed = true; }
 

@@ -11,6 +11,8 @@ import type { BatchStep } from '../kv/batchStep.ts';
 import { packKvTable } from '../../compiler/ir/kvStorage.ts';
 import { PagedEngine, type PoolOptions } from '../pagedEngine.ts';
 import { uncapturedErrors } from './device.ts';
+import { MoeReadback } from './moeReadback.ts';
+import type { MoeStatsReport } from '../moeStats.ts';
 import { allocateBuffers, compileKernels, MAP_READ, type CompiledKernel, type GpuBuffers } from './setup.ts';
 
 export class WebGpuEngineError extends Error {}
@@ -27,6 +29,8 @@ export interface WebGpuEngineOptions extends PoolOptions {
   readonly weights: WeightSource;
   /** Most tokens one forward takes; default: the model's context, lowered to fit the binding limit. */
   readonly maxTokensPerForward?: number;
+  /** Read each MoE layer's routing back after every forward, for moeStats() (default false). */
+  readonly moeStats?: boolean;
 }
 
 export class WebGpuEngine extends PagedEngine implements Engine {
@@ -44,6 +48,7 @@ export class WebGpuEngine extends PagedEngine implements Engine {
   private disposed = false;
   /** Pool buffers, copied page by page for copy-on-write: [name, bytes per page]. */
   private readonly pagedBuffers: [string, number][];
+  private readonly moe: MoeReadback | null;
 
   private constructor(o: WebGpuEngineOptions, bufs: GpuBuffers, kernels: Map<string, CompiledKernel>, maxTokens: number, setupMs: number) {
     super(o.program, { maxSequences: bufs.sizing.maxSeqs, kvPages: bufs.sizing.pages });
@@ -52,6 +57,7 @@ export class WebGpuEngine extends PagedEngine implements Engine {
     this.pagedBuffers = o.program.buffers.filter((b) => (b.perPage ?? 0) > 0).map((b) => [b.name, b.perPage! * 4]);
     this.maxTokensPerForward = maxTokens;
     this.setupMs = setupMs;
+    this.moe = o.moeStats ? MoeReadback.forProgram(o.device, o.program, maxTokens) : null;
     this.plan = o.program.steps.map((s) => {
       const kernel = kernels.get(s.kernel);
       if (!kernel) throw new WebGpuEngineError(`step ${s.label} uses kernel ${s.kernel}, which the program does not declare`);
@@ -125,6 +131,7 @@ export class WebGpuEngine extends PagedEngine implements Engine {
       const V = m.vocab;
       const bytes = (rowTo - rowFrom) * V * 4;
       enc.copyBufferToBuffer(this.bufs.get(this.program.logits), rowFrom * V * 4, this.bufs.staging, 0, bytes);
+      this.moe?.encode(enc, T, (name) => this.bufs.get(name));
       q.submit([enc.finish()]);
       const err = await this.device.popErrorScope();
       if (err) throw new WebGpuEngineError(`WebGPU rejected the forward pass: ${err.message}`);
@@ -132,6 +139,7 @@ export class WebGpuEngine extends PagedEngine implements Engine {
       await this.bufs.staging.mapAsync(MAP_READ, 0, bytes);
       const out = new Float32Array(this.bufs.staging.getMappedRange(0, bytes).slice(0));
       this.bufs.staging.unmap();
+      await this.moe?.collect(T);
       // Errors outside any scope (device loss, out-of-memory) surface here, not as silent zeros.
       const late = uncapturedErrors(this.device);
       if (late.length) throw new WebGpuEngineError(`WebGPU reported during the forward pass: ${late.join('; ')}`);
@@ -157,8 +165,12 @@ export class WebGpuEngine extends PagedEngine implements Engine {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.moe?.destroy();
     this.bufs.destroy();
   }
+
+  /** Tokens per expert of every MoE layer, when created with moeStats: true. */
+  moeStats(): MoeStatsReport | null { return this.moe?.stats.report() ?? null; }
 
   stats(): EngineStats {
     const d = this.plan.length;

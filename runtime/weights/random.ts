@@ -56,8 +56,8 @@ class Xoshiro128 {
 const rotl = (x: number, k: number): number => (x << k) | (x >>> (32 - k));
 
 export function validateShape(p: ParamInfo): number {
-  if (p.shape.length < 1 || p.shape.length > 2 || !p.shape.every((d) => Number.isInteger(d) && d > 0)) {
-    throw new WeightShapeError(`parameter ${p.name} has shape [${p.shape.join(', ')}]; expected 1 or 2 positive integer dims`);
+  if (p.shape.length < 1 || p.shape.length > 3 || !p.shape.every((d) => Number.isInteger(d) && d > 0)) {
+    throw new WeightShapeError(`parameter ${p.name} has shape [${p.shape.join(', ')}]; expected 1 to 3 positive integer dims`);
   }
   return p.shape.reduce((a, b) => a * b, 1);
 }

@@ -41,7 +41,11 @@ export const F32_CASES: AgreementCase[] = [
   { ...base, label: 'MHA f32 3 layers, theta 5e5, eps 1e-6', dim: 32, layers: 3, heads: 2, kvHeads: 2, ffn: 72, type: 'f32', tied: false, seed: 3, theta: 500000, eps: 1e-6, tol: EXACT },
   { ...base, label: 'GQA f16 tied, head_dim 8', dim: 64, heads: 8, kvHeads: 2, ffn: 128, type: 'f16', tied: true, seed: 4, tol: F16_TOL },
   { ...base, label: 'MQA f16 untied', dim: 128, layers: 1, heads: 4, kvHeads: 1, ffn: 256, type: 'f16', tied: false, seed: 5, tol: F16_TOL },
-];
+  // Mixtral-style MoE: llama.cpp's llama architecture with expert_count > 0 routes by
+  // softmax -> top-k -> renormalise, which `infer import` spells topk(softmax(...)).
+  { ...base, label: 'MoE f32 8 experts top-2, GQA', dim: 64, heads: 4, kvHeads: 2, ffn: 48, experts: 8, expertsUsed: 2, type: 'f32', tied: false, seed: 6, tol: EXACT },
+  { ...base, label: 'MoE f32 16 experts top-4, MQA tied', dim: 32, layers: 3, heads: 4, kvHeads: 1, ffn: 24, experts: 16, expertsUsed: 4, type: 'f32', tied: true, seed: 7, tol: EXACT },
+]
 
 export const QUANT_CASES: AgreementCase[] = [
   { ...base, label: 'token_embd q8_0', dim: 64, layers: 1, heads: 4, kvHeads: 2, ffn: 128, type: 'f32', embdType: 'q8_0', tied: false, seed: 11, tol: EXACT },

@@ -61,6 +61,19 @@ describe('infer import', () => {
     }
   });
 
+  it('imports a Mixtral-style MoE file (merged experts) into a moe spec that reads every expert tensor right', async () => {
+    const f = file({ experts: 4, expertsUsed: 2, seed: 23 });
+    const spec = importGguf(f);
+    expect(spec).toMatch(/4 experts \(top-2\)/);
+    expect(spec).toMatch(/^    r = topk\(softmax\(h @ ffn_gate_inp\), k = top_k\)$/m);
+    const viaGguf = compiled(spec), viaSeed = compiled(spec.replace('weights gguf', 'weights random(seed = 23)'));
+    expect(viaGguf.graph!.nodes.filter((x) => x.op === 'moe_route')).toHaveLength(2);
+    const a = new CpuEngine(viaGguf.graph!, GgufWeights.load(f, viaGguf.program!.params), viaGguf.program!);
+    const b = new CpuEngine(viaSeed.graph!, new RandomWeights(viaSeed.program!.params, 23), viaSeed.program!);
+    const ids = Int32Array.of(1, 260, 270, 5), pos = Int32Array.of(0, 1, 2, 3);
+    expect(await a.forward(ids, pos)).toEqual(await b.forward(ids, pos));
+  });
+
   it('caps max_context on request', () => {
     expect(compiled(importGguf(file(), { maxContext: 16 })).program!.model.maxContext).toBe(16);
   });
@@ -99,8 +112,9 @@ describe('infer import refuses what it cannot reproduce', () => {
   it('other architectures and MoE, naming them and what is supported', () => {
     const g = join(dir, `gpt2${n++}.gguf`);
     writeGguf(g, [['general.architecture', gv.str('gpt2')]], []);
-    refuse(g, /architecture "gpt2" is not supported; infer imports 'llama' \(dense, with MHA\/GQA\/MQA attention, tied or separate output\)/);
-    refuse(file({ extra: [['llama.expert_count', gv.u32(8)], ['llama.expert_used_count', gv.u32(2)]] }), /mixture of experts \(8 experts\); MoE import is not supported yet: infer imports 'llama'/);
+    refuse(g, /architecture "gpt2" is not supported; infer imports 'llama' \(dense or Mixtral-style MoE, with MHA\/GQA\/MQA attention, tied or separate output\)/);
+    refuse(file({ extra: [['llama.expert_count', gv.u32(8)], ['llama.expert_used_count', gv.u32(2)]] }), /mixture of experts \(8 experts\) has no merged expert tensor blk.0.ffn_gate_exps.weight \(files with one tensor per expert are not supported\); infer imports 'llama'/);
+    refuse(file({ extra: [['llama.expert_count', gv.u32(4)], ['llama.expert_used_count', gv.u32(5)]] }), /'llama.expert_used_count' must be in 1..4 \(expert_count\), got 5/);
     const none = join(dir, `none${n++}.gguf`);
     writeGguf(none, [], []);
     refuse(none, /no general.architecture in the metadata/);
