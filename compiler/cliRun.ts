@@ -144,6 +144,7 @@ export async function runCommand(c: { program: Program; graph: Graph }, f: RunFl
 function flatten(o: Record<string, unknown>, prefix = ''): Record<string, number | string> {
   const out: Record<string, number | string> = {};
   for (const [k, v] of Object.entries(o)) {
+    if (v === undefined) continue;
     if (v !== null && typeof v === 'object') Object.assign(out, flatten(v as Record<string, unknown>, `${prefix}${k}.`));
     else out[prefix + k] = v as number | string;
   }
