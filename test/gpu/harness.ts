@@ -108,3 +108,23 @@ export function expectCloseEach(got: ArrayLike<number>, want: ArrayLike<number>,
     if (!(d <= tol * (Math.abs(want[i]) + 1))) throw new Error(`${what}: element ${i}: gpu ${got[i]}, cpu ${want[i]}`);
   }
 }
+
+export type Prologue = 'none' | 'rmsnorm' | 'silu_mul';
+
+/**
+ * A fused matmul case: random inputs for the prologue's sources (and the residual)
+ * around the given weights `w` ([K, N] storage layout), and the interpreter's answer.
+ */
+export function matmulCase(next: () => number, w: Float32Array, K: number, N: number, T: number, prologue: Prologue, residual: boolean, eps = 1e-5) {
+  const t: Record<string, Float32Array> = { w };
+  const srcNames = prologue === 'none' ? ['x'] : prologue === 'rmsnorm' ? ['x', 'norm'] : ['gate', 'up'];
+  for (const name of srcNames) t[name] = data(next, name === 'norm' ? K : T * K, name === 'x' ? 2 : 1);
+  if (residual) t.res = data(next, T * N);
+  const want = oracle({ params: t, tokens: new Int32Array(T), positions: new Int32Array(T) }, (b, p) => {
+    const src: Node[] = srcNames.map((n) => p(n, n === 'norm' ? [K] : [T, K]));
+    src.push(p('w', [K, N]));
+    if (residual) src.push(p('res', [T, N]));
+    return b.node('fused_matmul', { prologue, eps, residual }, src);
+  });
+  return { inputs: t, want, eps };
+}

@@ -6,10 +6,9 @@
 // (default 12, about 100 s here; elementwise gets twice as many).
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Node } from '../../compiler/ir/index.ts';
 import type { ElementwiseExpr, KernelSpec } from '../../compiler/program.ts';
 import { createGpuDevice } from '../../runtime/webgpu/device.ts';
-import { data, expectClose, expectCloseEach, oracle, rng, runOnGpu, variants } from './harness.ts';
+import { data, expectClose, expectCloseEach, matmulCase, oracle, rng, runOnGpu, variants } from './harness.ts';
 import { exprArb, f32Conditioned, graphOfExpr } from './exprArb.ts';
 
 /** Max |gpu - cpu| / max |cpu| allowed: f32 accumulation over K <= 2600 stays near 1e-6. */
@@ -58,17 +57,7 @@ describe('matmul', () => {
         // The tiled kernel also sees T > 32 (several token tiles) and T < 8 (below its minTokens).
         it(`${variant}, prologue ${prologue}${residual ? ', residual' : ''}`, () => prop(shape(variant === 'tiled' ? 40 : 20), async ({ K, N, T, seed }) => {
           const next = rng(seed);
-          const eps = 1e-5;
-          const t: Record<string, Float32Array> = { w: data(next, K * N, 1 / Math.sqrt(K)) };
-          const srcNames = prologue === 'none' ? ['x'] : prologue === 'rmsnorm' ? ['x', 'norm'] : ['gate', 'up'];
-          for (const name of srcNames) t[name] = data(next, name === 'norm' ? K : T * K, name === 'x' ? 2 : 1);
-          if (residual) t.res = data(next, T * N);
-          const want = oracle({ params: t, tokens: new Int32Array(T), positions: new Int32Array(T) }, (b, p) => {
-            const src: Node[] = srcNames.map((n) => p(n, n === 'norm' ? [K] : [T, K]));
-            src.push(p('w', [K, N]));
-            if (residual) src.push(p('res', [T, N]));
-            return b.node('fused_matmul', { prologue, eps, residual }, src);
-          });
+          const { inputs: t, want, eps } = matmulCase(next, data(next, K * N, 1 / Math.sqrt(K)), K, N, T, prologue, residual);
           const spec: KernelSpec = { kind: 'matmul', K, N, prologue, eps, residual };
           const got = await runOnGpu(device, variants(spec).get(variant)!, T, t, { out: T * N });
           expectClose(got.out, want, TOL, `${variant} K=${K} N=${N} T=${T}`);

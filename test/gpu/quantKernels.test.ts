@@ -6,13 +6,12 @@
 // Dequantisation is exact in f32, so the bound is the f32 one of kernels.test.ts.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Node } from '../../compiler/ir/index.ts';
 import type { KernelSpec } from '../../compiler/program.ts';
 import type { QuantType } from '../../compiler/weightTypes.ts';
 import { createGpuDevice } from '../../runtime/webgpu/device.ts';
 import { dequantize, quantize } from '../../runtime/weights/ggufQuant.ts';
 import { packBlocks, unpackBlocks } from '../../runtime/weights/quantBlocks.ts';
-import { data, expectClose, oracle, rng, runOnGpu, variants } from './harness.ts';
+import { data, expectClose, matmulCase, oracle, rng, runOnGpu, variants } from './harness.ts';
 
 const TOL = 1e-4;
 const RUNS = Number(process.env.INFER_GPU_QUANT_RUNS ?? 4);
@@ -55,18 +54,8 @@ describe('quantised matmul', () => {
         for (const residual of [false, true]) {
           it(`${wtype} ${variant}, prologue ${prologue}${residual ? ', residual' : ''}`, () => prop(shape(variant === 'tiled' ? 40 : 10), async ({ K, N, T, seed }) => {
             const next = rng(seed);
-            const eps = 1e-5;
             const w = blockWeights(wtype, next, K * N, 1 / Math.sqrt(K));
-            const t: Record<string, Float32Array> = { w: w.values };
-            const srcNames = prologue === 'none' ? ['x'] : prologue === 'rmsnorm' ? ['x', 'norm'] : ['gate', 'up'];
-            for (const name of srcNames) t[name] = data(next, name === 'norm' ? K : T * K, name === 'x' ? 2 : 1);
-            if (residual) t.res = data(next, T * N);
-            const want = oracle({ params: t, tokens: new Int32Array(T), positions: new Int32Array(T) }, (b, p) => {
-              const src: Node[] = srcNames.map((n) => p(n, n === 'norm' ? [K] : [T, K]));
-              src.push(p('w', [K, N]));
-              if (residual) src.push(p('res', [T, N]));
-              return b.node('fused_matmul', { prologue, eps, residual }, src);
-            });
+            const { inputs: t, want, eps } = matmulCase(next, w.values, K, N, T, prologue, residual);
             const spec: KernelSpec = { kind: 'matmul', K, N, prologue, eps, residual, wtype };
             const rendered = variants(spec).get(variant)!;
             expect(rendered.source).toContain('array<u32>');
