@@ -12,6 +12,7 @@ import { parseNoFuse } from './pipeline.ts';
 import type { Program } from './program.ts';
 import { runCommand, type RunFlags } from './cliRun.ts';
 import { importCommand, type ImportFlags } from './cliGguf.ts';
+import { SPEC_OPTIONS, SPEC_USAGE } from './cliSpec.ts';
 
 /** A failure the user can fix; printed as `infer: message`, exit status `code`. */
 export class CliError extends Error {
@@ -24,6 +25,7 @@ const USAGE = `usage:
   infer run SPEC [--weights FILE] [--backend webgpu|cpu] [--tokens 1,2,3] [--max-tokens N]
                  [--temperature T] [--top-k K] [--top-p P] [--seed S] [--top-logprobs N]
                  [--ignore-eos] [--json] [--no-fuse LIST]
+${SPEC_USAGE}
   infer import FILE.gguf [-o SPEC] [--max-context N]
 --no-fuse takes a comma-separated list of fusions (norm, silu_mul, residual) or 'all'.`;
 
@@ -35,6 +37,7 @@ const OPTIONS = {
     weights: { type: 'string' }, backend: { type: 'string' }, tokens: { type: 'string' }, 'max-tokens': { type: 'string' },
     temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' },
     'top-logprobs': { type: 'string' }, 'ignore-eos': { type: 'boolean' }, json: { type: 'boolean' }, 'no-fuse': { type: 'string' },
+    ...SPEC_OPTIONS,
   },
 } satisfies Record<string, ParseArgsConfig['options']>;
 

@@ -10,6 +10,8 @@ import { schedule } from './schedule.ts';
 export interface CompileOptions {
   /** Fusion keys to switch off (see pipeline.ts FUSION_KEYS). */
   readonly noFuse?: ReadonlySet<string>;
+  /** Keep only the first N layers (a layer-skipping self-draft; see lower.ts). */
+  readonly layers?: number;
 }
 
 export interface Compiled {
@@ -25,8 +27,13 @@ export interface Compiled {
 export function compileSpec(text: string, file: string, options: CompileOptions = {}): Compiled {
   const parsed = parseInfer(text, file);
   if (!parsed.ast || parsed.diagnostics.length) return { ast: parsed.ast, unfused: null, graph: null, program: null, diagnostics: parsed.diagnostics };
-  const lowered = lower(parsed.ast);
-  if (!lowered.graph || lowered.diagnostics.length) return { ast: parsed.ast, unfused: null, graph: null, program: null, diagnostics: lowered.diagnostics };
+  return compileModel(parsed.ast, options);
+}
+
+/** The back half for one parsed model (a file may hold several: a target and its drafts). */
+export function compileModel(ast: Model, options: CompileOptions = {}): Compiled {
+  const lowered = lower(ast, { layers: options.layers });
+  if (!lowered.graph || lowered.diagnostics.length) return { ast, unfused: null, graph: null, program: null, diagnostics: lowered.diagnostics };
   const { graph, applied } = runPipeline(lowered.graph, options.noFuse);
-  return { ast: parsed.ast, unfused: lowered.graph, graph, program: schedule(graph, applied), diagnostics: [] };
+  return { ast, unfused: lowered.graph, graph, program: schedule(graph, applied), diagnostics: [] };
 }

@@ -5,7 +5,7 @@
 import type { SamplingOptions } from '../sampling.ts';
 import type { Proposal, ProposeRequest, Proposer, ProposerStats } from './proposer.ts';
 
-/** The continuation (up to k tokens) after the latest earlier occurrence of the context's last n tokens. */
+/** The k tokens continuing the latest earlier occurrence of the context's last n tokens ([] when none). */
 export function lookup(context: readonly number[], n: number, k: number): number[] {
   const L = context.length;
   if (n < 1 || L < n + 1 || k < 1) return [];
@@ -14,7 +14,12 @@ export function lookup(context: readonly number[], n: number, k: number): number
   for (let j = L - n - 1; j >= 0; j--) {
     let match = true;
     for (let i = 0; i < n; i++) if (context[j + i] !== context[L - n + i]) { match = false; break; }
-    if (match) return context.slice(j + n, Math.min(L, j + n + k)) as number[];
+    if (!match) continue;
+    // Copy what followed; past the end of the context keep copying from the copy itself,
+    // so a loop of period p still yields k tokens (the text repeating as it has).
+    const out: number[] = [];
+    for (let i = j + n; out.length < k; i++) out.push(i < L ? context[i] : out[i - L]);
+    return out;
   }
   return [];
 }

@@ -139,20 +139,23 @@ describe('KV accounting through rollbacks', () => {
 
 describe('prompt lookup', () => {
   it('proposes the continuation of the latest earlier occurrence of the last n tokens', () => {
-    expect(lookup([1, 2, 3, 9, 1, 2, 4, 1, 2], 2, 3)).toEqual([4, 1, 2]);
+    expect(lookup([1, 2, 3, 9, 1, 2, 4, 1, 2], 2, 2)).toEqual([4, 1]);
     expect(lookup([1, 2, 3, 9, 1, 2, 4, 1, 2], 2, 1)).toEqual([4]);
     expect(lookup([1, 2, 3, 9, 1, 2, 4, 1, 2], 3, 3)).toEqual([]);
-    expect(lookup([5, 5, 5], 1, 4)).toEqual([5]); // the occurrence at 1 continues with one token
+    // Past the end of the context the copy continues from itself: the loop goes on.
+    expect(lookup([1, 2, 3, 9, 1, 2, 4, 1, 2], 2, 5)).toEqual([4, 1, 2, 4, 1]);
+    expect(lookup([5, 5, 5], 1, 4)).toEqual([5, 5, 5, 5]);
     expect(lookup([7], 1, 2)).toEqual([]);
   });
 
   it('matches a brute-force search on random contexts', () => {
     fc.assert(fc.property(fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 30 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 6 }), (ctx, n, k) => {
-      let want: number[] = [];
-      for (let j = 0; j + n < ctx.length; j++) {
-        if (j + n <= ctx.length - 1 && ctx.slice(j, j + n).join() === ctx.slice(ctx.length - n).join() && ctx.length >= n + 1) want = ctx.slice(j + n, j + n + k);
-      }
-      expect(lookup(ctx, n, k)).toEqual(want);
+      let start = -1;
+      for (let j = 0; j + n < ctx.length; j++) if (ctx.slice(j, j + n).join() === ctx.slice(ctx.length - n).join()) start = j + n;
+      // The continuation of the sequence as if it went on repeating from `start`.
+      const ext = [...ctx];
+      if (start >= 0) while (ext.length < ctx.length + k) ext.push(ext[start + ext.length - ctx.length]);
+      expect(lookup(ctx, n, k)).toEqual(start < 0 ? [] : ext.slice(start, start + k));
     }), { numRuns: 300 });
   });
 });
