@@ -107,7 +107,7 @@ export async function runSpeculative(r: SpecRun): Promise<number> {
   else if (p.kind === 'draft') { draft = p.draft; dw = await loadWeights(p.draft.program, p.weights ?? undefined, '--draft-weights', io, f.json ?? false); }
   const label = p.kind === 'ngram' ? `prompt lookup (n = ${p.n})`
     : p.kind === 'self-draft' ? `self-draft (${p.layers} of ${m.layers} layers)`
-    : `draft ${p.draft.program.model.name} (${p.draft.program.model.layers} layers, ${p.file})`;
+    : `draft ${p.draft.program.model.name} (${p.draft.program.model.layers} layer${p.draft.program.model.layers === 1 ? "" : "s"}, ${p.file})`;
   say(`${m.name}: ${target.program.steps.length} dispatches per token; backend ${r.backend}; speculative: ${label}, lookahead ${plan.lookahead}${plan.adaptive ? ' (adaptive)' : ''}\n`);
   const engines = await makeEngines(r.backend, target, r.weights, draft, dw);
   try {
