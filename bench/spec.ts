@@ -129,7 +129,9 @@ async function main(): Promise<void> {
     for (const [label, make, K, adaptive] of configs) {
       log(`${t.label}: ${label}`);
       const model = new EngineSeqModel(tEngine, () => tEngine);
-      const r = await speculativeGenerate(model, make(), [prompt], { maxTokens: TOKENS + 1, lookahead: K, adaptive, ignoreEos: true });
+      // Adaptive runs start from the pass costs measured above (the controller keeps measuring as it goes).
+      const calibration = passCost.filter((c) => c.target === t.label).map((c) => [c.tokens, c.ms] as const);
+      const r = await speculativeGenerate(model, make(), [prompt], { maxTokens: TOKENS + 1, lookahead: K, adaptive, calibration, ignoreEos: true });
       if (r.sequences[0].tokens.join() !== plain.tokens.join()) throw new Error(`${label}: speculative output differs from plain greedy decoding`);
       const s = r.stats.spec;
       rows.push({

@@ -4,8 +4,11 @@
 //     E(K) = (1 - a^(K+1)) / (1 - a)
 // tokens, and costs
 //     C(K) = K * draft_ms + verify_ms(K + 1),
-// where draft_ms is the measured time to draft one token and verify_ms(n) =
-// v0 + v1 * n is fitted to the measured target passes (n tokens scored). The
+// where draft_ms is the measured time to draft one token and verify_ms(n) is
+// the measured cost of a target pass scoring n tokens: a running mean per n,
+// interpolated between the n's measured (or given by `calibrate`), and a line
+// v0 + v1 * n fitted to all passes outside them. Per-n costs matter: a pass is
+// not linear in n (WebGPU switches from GEMV to a tiled matmul at 8 tokens). The
 // acceptance rate is a running estimate per sequence (exponentially forgotten
 // counts with a weak prior), the costs are shared by all sequences. K never
 // drops below 1 so the acceptance estimate keeps being refreshed.
@@ -24,6 +27,8 @@ export class AdaptiveLookahead {
   private draftMs = { sum: 0, n: 0 };
   // Forgetful least-squares sums for verify_ms(n) = v0 + v1 * n.
   private v = { w: 0, x: 0, y: 0, xx: 0, xy: 0 };
+  /** Running mean pass cost per number of tokens scored. */
+  private readonly perN = new Map<number, { sum: number; n: number }>();
   /** Lookaheads chosen, for the mean reported in stats. */
   private chosen = { sum: 0, n: 0 };
 
@@ -45,7 +50,7 @@ export class AdaptiveLookahead {
       const a = this.acceptance(seq), td = this.draftMs.sum / this.draftMs.n;
       let best = -Infinity;
       for (let K = 1; K <= this.kMax; K++) {
-        const cost = K * td + Math.max(1e-6, v.v0 + v.v1 * (K + 1));
+        const cost = K * td + Math.max(1e-6, this.verifyCost(K + 1, v));
         const rate = expectedTokens(a, K) / cost;
         if (rate > best + 1e-12) { best = rate; k = K; }
       }
@@ -67,8 +72,15 @@ export class AdaptiveLookahead {
     this.draftMs = { sum: FORGET * this.draftMs.sum + ms, n: FORGET * this.draftMs.n + tokens };
   }
 
+  /** Seeds pass costs measured beforehand (tokens scored -> ms), e.g. by a benchmark's calibration. */
+  calibrate(costs: Iterable<readonly [number, number]>): void {
+    for (const [n, ms] of costs) this.observeVerify(ms, n);
+  }
+
   /** Records a target pass that scored `tokens` tokens in `ms`. */
   observeVerify(ms: number, tokens: number): void {
+    const c = this.perN.get(tokens) ?? { sum: 0, n: 0 };
+    this.perN.set(tokens, { sum: FORGET * c.sum + ms, n: FORGET * c.n + 1 });
     const v = this.v;
     this.v = { w: FORGET * v.w + 1, x: FORGET * v.x + tokens, y: FORGET * v.y + ms, xx: FORGET * v.xx + tokens * tokens, xy: FORGET * v.xy + tokens * ms };
   }
@@ -76,6 +88,16 @@ export class AdaptiveLookahead {
   meanK(): number { return this.chosen.n ? this.chosen.sum / this.chosen.n : this.kStart; }
 
   forget(seq: number): void { this.acc.delete(seq); }
+
+  /** Pass cost for n tokens: measured, else interpolated between measured neighbours, else the fitted line. */
+  private verifyCost(n: number, line: { v0: number; v1: number }): number {
+    const at = (k: number) => { const c = this.perN.get(k)!; return c.sum / c.n; };
+    if (this.perN.has(n)) return at(n);
+    const ns = [...this.perN.keys()].sort((x, y) => x - y);
+    const lo = ns.filter((k) => k < n).at(-1), hi = ns.find((k) => k > n);
+    if (lo !== undefined && hi !== undefined) return at(lo) + ((at(hi) - at(lo)) * (n - lo)) / (hi - lo);
+    return line.v0 + line.v1 * n;
+  }
 
   private verifyModel(): { v0: number; v1: number } | null {
     const { w, x, y, xx, xy } = this.v;

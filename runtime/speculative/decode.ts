@@ -24,6 +24,8 @@ export interface SpecOptions {
   /** K: drafts per pass (the maximum when adaptive). */
   readonly lookahead: number;
   readonly adaptive?: boolean;
+  /** Adaptive only: target pass costs measured beforehand, as [tokens scored, ms] pairs. */
+  readonly calibration?: readonly (readonly [number, number])[];
   readonly sampling?: SamplingOptions;
   readonly eos?: number | null;
   readonly ignoreEos?: boolean;
@@ -80,6 +82,7 @@ export async function speculativeGenerate(target: SeqModel, proposer: Proposer, 
   const isGreedy = first.isGreedy;
   proposer.configure(sampling);
   const adaptive = o.adaptive ? new AdaptiveLookahead(o.lookahead) : null;
+  if (o.calibration) adaptive?.calibrate(o.calibration);
   const counter = new SpecCounter();
   let verifyMs = 0;
 

@@ -176,6 +176,18 @@ describe('adaptive lookahead', () => {
     expect(mid.choose(0)).toBe(best);
   });
 
+  it('uses measured per-size pass costs: a pass size that is cheap for its tokens (a faster kernel) wins', () => {
+    const ad = new AdaptiveLookahead(8);
+    // Costs like lavapipe's: linear in the GEMV range, a cheaper tiled matmul from 8 tokens on.
+    ad.calibrate([[1, 60], [2, 110], [5, 240], [8, 230], [9, 180]]);
+    for (let i = 0; i < 20; i++) { ad.observeAcceptance(0, 9, 10); ad.observeDraft(0.01, 8); }
+    expect(ad.choose(0)).toBe(8);
+    // With only the line to go by (no per-size costs), the same acceptance picks a short K.
+    const lin = new AdaptiveLookahead(8);
+    for (let i = 0; i < 20; i++) { lin.observeAcceptance(0, 9, 10); lin.observeDraft(40, 1); lin.observeVerify(60 * (1 + (i % 2)), 1 + (i % 2)); }
+    expect(lin.choose(0)).toBeLessThan(4);
+  });
+
   it('expectedTokens is (1 - a^(K+1)) / (1 - a), with the limits at a = 0 and 1', () => {
     expect(expectedTokens(0.5, 3)).toBeCloseTo(1.875, 12);
     expect(expectedTokens(0, 5)).toBe(1);
