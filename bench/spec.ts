@@ -19,7 +19,9 @@ import { createGpuDevice } from '../runtime/webgpu/device.ts';
 import { WebGpuEngine } from '../runtime/webgpu/engine.ts';
 import { RandomWeights } from '../runtime/weights/random.ts';
 
-const TOKENS = Number(process.env.INFER_BENCH_TOKENS ?? 48);
+const TOKENS = Number(process.env.INFER_BENCH_TOKENS ?? 32);
+// The machine is shared: each timing is the best of REPS runs (token counts are deterministic).
+const REPS = 2;
 const log = (s: string) => process.stderr.write(s + '\n');
 
 /** A llama-style spec; `scale` shrinks each layer's residual update (1 = a plain llama). */
@@ -102,17 +104,22 @@ async function main(): Promise<void> {
     for (const T of [1, 2, 3, 5, 8, 9]) {
       tEngine.reset();
       await tEngine.forward(Int32Array.from(prompt), Int32Array.from(prompt.keys()), { rows: 'last' });
-      let ms = 0;
-      for (let r = 0; r < 3; r++) {
+      const times: number[] = [];
+      for (let r = 0; r < 5; r++) {
         const t0 = performance.now();
         await tEngine.forward(Int32Array.from({ length: T }, (_, i) => (i * 7) % 1024), Int32Array.from({ length: T }, (_, i) => prompt.length + i), { rows: 'all' });
-        ms += performance.now() - t0;
+        times.push(performance.now() - t0);
       }
-      passCost.push({ target: t.label, tokens: T, ms: ms / 3 });
+      const ms = times.sort((a, b) => a - b)[2]; // the median of 5
+      passCost.push({ target: t.label, tokens: T, ms });
     }
 
     log(`${t.label}: plain decode, ${TOKENS} tokens`);
-    const plain = await generate(tEngine, prompt, { maxTokens: TOKENS + 1, ignoreEos: true });
+    let plain = await generate(tEngine, prompt, { maxTokens: TOKENS + 1, ignoreEos: true });
+    for (let r = 1; r < REPS; r++) {
+      const again = await generate(tEngine, prompt, { maxTokens: TOKENS + 1, ignoreEos: true });
+      if (again.stats.tokens_per_s > plain.stats.tokens_per_s) plain = again;
+    }
     const plainTps = plain.stats.tokens_per_s;
     rows.push({ target: t.label, config: 'plain decode', proposer: '-', lookahead: '-', tokens: TOKENS, tokens_per_s: plainTps, speedup: 1, target_passes_per_token: 1,
       acceptance_rate: null, tokens_per_pass: 1, predicted_tokens_per_pass: null, draft_ms_per_pass: null, verify_ms_per_pass: plain.stats.decode_ms / TOKENS });
@@ -131,7 +138,11 @@ async function main(): Promise<void> {
       const model = new EngineSeqModel(tEngine, () => tEngine);
       // Adaptive runs start from the pass costs measured above (the controller keeps measuring as it goes).
       const calibration = passCost.filter((c) => c.target === t.label).map((c) => [c.tokens, c.ms] as const);
-      const r = await speculativeGenerate(model, make(), [prompt], { maxTokens: TOKENS + 1, lookahead: K, adaptive, calibration, ignoreEos: true });
+      let r = await speculativeGenerate(model, make(), [prompt], { maxTokens: TOKENS + 1, lookahead: K, adaptive, calibration, ignoreEos: true });
+      for (let i = 1; i < REPS; i++) {
+        const again = await speculativeGenerate(model, make(), [prompt], { maxTokens: TOKENS + 1, lookahead: K, adaptive, calibration, ignoreEos: true });
+        if (again.stats.tokens_per_s > r.stats.tokens_per_s) r = again;
+      }
       if (r.sequences[0].tokens.join() !== plain.tokens.join()) throw new Error(`${label}: speculative output differs from plain greedy decoding`);
       const s = r.stats.spec;
       rows.push({
@@ -150,14 +161,14 @@ async function main(): Promise<void> {
     ...passCost.map((c) => `| ${c.target} | ${c.tokens} | ${c.ms.toFixed(1)} | ${(c.ms / c.tokens).toFixed(1)} |`)].join('\n');
   const md = `# Speculative decoding (bench/spec.ts)
 
-Adapter: ${adapter}. Greedy, ${TOKENS} decode tokens after a ${prompt.length}-token repetitive prompt; every speculative
+Adapter: ${adapter}. Greedy, ${TOKENS} decode tokens after a ${prompt.length}-token repetitive prompt, best of ${REPS} runs; every speculative
 run's tokens were checked equal to plain decoding. Target: llama, vocab 1024, dim 256, 8 layers, ffn 512, random weights;
 self-drafts share its weights. "predicted" = mean over passes of (1 - a^(k+1)) / (1 - a) for the measured acceptance a
 and each pass's k. tok/s on lavapipe (WebGPU on the CPU) is a ratio within this run, not an absolute figure.
 
 ${table(rows)}
 
-Cost of one target pass by tokens scored (the verify pass of K drafts scores K + 1):
+Cost of one target pass by tokens scored (median of 5; the verify pass of K drafts scores K + 1):
 
 ${costTable}
 `;

@@ -13,6 +13,7 @@ import type { Program } from './program.ts';
 import { runCommand, type RunFlags } from './cliRun.ts';
 import { importCommand, type ImportFlags } from './cliGguf.ts';
 import { SPEC_OPTIONS, SPEC_USAGE } from './cliSpec.ts';
+import { planSpeculative, SpecPlanError, type Ready } from './specDraft.ts';
 
 /** A failure the user can fix; printed as `infer: message`, exit status `code`. */
 export class CliError extends Error {
@@ -118,6 +119,14 @@ function check(file: string, io: Io): number {
   const c = compileOrReport(file, {}, io);
   if (!c) return 1;
   const p = c.program;
+  // A speculative section's draft must compile and share the vocabulary: check it here too.
+  if (c.ast?.speculative) {
+    try { planSpeculative(c as Ready, file, readSpec(file), {}); } catch (e) {
+      if (!(e instanceof SpecPlanError)) throw e;
+      io.err(e.message + '\n');
+      return 1;
+    }
+  }
   io.err(`${file}: ok (model ${p.model.name}: ${p.params.length} params, ${p.kernels.length} kernels, ${p.steps.length} dispatches per step)\n`);
   return 0;
 }

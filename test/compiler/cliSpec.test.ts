@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../compiler/cli.ts';
+import { writeLlamaGguf, type GgufLlama } from '../fixtures/ggufLlama.ts';
 
 const SPEC = 'examples/tiny-llama.infer';
 const PAIR = 'examples/draft-pair.infer';
@@ -72,6 +73,10 @@ describe('infer run: speculative decoding', () => {
     expect(e.code).toBe(1);
     expect(e.err).toMatch(/bad\.infer:\d+:\d+: error: draft 'Wide' .* vocabulary of 300 tokens, but target 'TinyLlama' .* has 256/);
     expect(e.err).toMatch(/\^~+/);
+    const chk = await cli('check', bad);
+    expect(chk.code).toBe(1);
+    expect(chk.err).toMatch(/bad\.infer:\d+:\d+: error: draft 'Wide'/);
+    expect((await cli('check', ok)).code).toBe(0);
     const f = await cli('run', SPEC, '--backend', 'cpu', '--draft', join(dir, 'wide.infer'));
     expect(f.err).toMatch(/vocabulary of 300 tokens, but target 'TinyLlama' .* has 256/);
   });
@@ -113,5 +118,24 @@ describe('infer run: speculative decoding', () => {
       expect(r.code, section).toBe(1);
       expect(r.err, section).toMatch(want);
     }
+  });
+
+  it('GGUF-bound target and draft: --draft-weights loads the draft, a self-draft shares the loaded target weights', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'infer-spec-gguf-'));
+    const base: GgufLlama = { vocab: 288, dim: 64, layers: 3, heads: 4, kvHeads: 2, ffn: 96, type: 'f32', tied: false, seed: 31, ctx: 64 };
+    const tg = join(dir, 't.gguf'), dg = join(dir, 'd.gguf'), ts = join(dir, 't.infer'), ds = join(dir, 'd.infer');
+    writeLlamaGguf(tg, base);
+    writeLlamaGguf(dg, { ...base, dim: 32, heads: 2, kvHeads: 1, layers: 1, seed: 5 });
+    expect((await cli('import', tg, '-o', ts)).code).toBe(0);
+    expect((await cli('import', dg, '-o', ds)).code).toBe(0);
+    const go = (...a: string[]) => cli('run', ts, '--weights', tg, '--backend', 'cpu', '--tokens', '1,270,281,263', '--max-tokens', '12', '--ignore-eos', '--json', ...a);
+    const plain = JSON.parse((await go()).out).tokens;
+    const d = await go('--draft', ds, '--draft-weights', dg, '--lookahead', '3');
+    expect(d.code, d.err).toBe(0);
+    expect(JSON.parse(d.out).tokens).toEqual(plain);
+    const self = JSON.parse((await go('--self-draft-layers', '3')).out);
+    expect(self.tokens).toEqual(plain);
+    expect(self.stats.spec.acceptance_rate).toBe(1); // all layers: the draft is the target, sharing its loaded weights
+    expect((await go('--draft', ds)).err).toMatch(/binds GGUF weights .*--draft-weights FILE\.gguf/);
   });
 });
