@@ -131,8 +131,8 @@ export async function speculativeGenerate(target: SeqModel, proposer: Proposer, 
         const pend = L - target.length(s.seq);
         return Math.max(0, Math.min(want, o.maxTokens - s.out.length - 1, target.maxContext - L, target.maxTokensPerForward - pend, proposer.limit(L)));
       });
-      const live = active.filter((s) => s.stop === null);
       const liveK = active.map((s, i) => [s, ks[i]] as const).filter(([s]) => s.stop === null);
+      const live = liveK.map(([s]) => s);
       if (!live.length) break;
       // 2. Propose.
       const askers = liveK.filter(([, k]) => k > 0);
