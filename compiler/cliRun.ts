@@ -83,9 +83,8 @@ export async function runCommand(c: { program: Program; graph: Graph; ast?: Mode
   // Speculative decoding when the spec's `speculative` section or a flag asks for it (compiler/cliSpec.ts).
   const { specPlanFor, runSpeculative } = await import('./cliSpec.ts');
   const plan = specPlanFor(c, f);
-  if (plan && topLogprobs > 0) throw new RunError('--top-logprobs is not available with speculative decoding (add --no-speculative)');
   const weights = await loadWeights(program, f.weights, '--weights', io, f.json ?? false);
-  if (plan) return runSpeculative({ target: c, plan, flags: f, io, backend, sampling, prompt, maxTokens, weights });
+  if (plan) return runSpeculative({ target: c, plan, flags: f, io, backend, sampling, prompt, maxTokens, weights, topLogprobs });
 
   const say = (t: string) => { if (!f.json) io.err(t); };
   say(`${m.name}: ${program.params.length} params, ${program.kernels.length} kernels, ${program.steps.length} dispatches per token; backend ${backend}\n`);
@@ -110,7 +109,7 @@ export async function runCommand(c: { program: Program; graph: Graph; ast?: Mode
   return 0;
 }
 
-function logprobTable(r: GenerateResult): string {
+export function logprobTable(r: Pick<GenerateResult, 'tokens' | 'topLogprobs'>): string {
   return r.tokens.map((id, i) => `#${i} ${id}: ` + r.topLogprobs[i].map((t) => `${t.id}(${t.logprob.toFixed(4)})`).join(' ')).join('\n') + '\n';
 }
 

@@ -15,7 +15,7 @@ import type { Proposer } from '../runtime/speculative/proposer.ts';
 import { EngineSeqModel } from '../runtime/speculative/seqModel.ts';
 import { specTable } from '../runtime/speculative/stats.ts';
 import type { Io } from './cli.ts';
-import { loadWeights, RunError, type RunFlags } from './cliRun.ts';
+import { loadWeights, logprobTable, RunError, type RunFlags } from './cliRun.ts';
 import type { WeightSource } from './ir/interpret.ts';
 import type { Graph } from './ir/graph.ts';
 import { parseNoFuse } from './pipeline.ts';
@@ -94,7 +94,7 @@ async function makeEngines(backend: string, target: Built, tw: WeightSource, dra
 
 export interface SpecRun {
   target: Built; plan: SpecPlan; flags: RunFlags; io: Io; backend: string; sampling: SamplingOptions;
-  prompt: number[]; maxTokens: number; weights: WeightSource;
+  prompt: number[]; maxTokens: number; weights: WeightSource; topLogprobs: number;
 }
 
 export async function runSpeculative(r: SpecRun): Promise<number> {
@@ -118,15 +118,17 @@ export async function runSpeculative(r: SpecRun): Promise<number> {
       : new NgramProposer((p as { n: number }).n);
     const res = await speculativeGenerate(targetModel, proposer, [r.prompt], {
       maxTokens: r.maxTokens, lookahead: plan.lookahead, adaptive: plan.adaptive, sampling: r.sampling, eos: m.eos, ignoreEos: f['ignore-eos'] ?? false,
+      topLogprobs: r.topLogprobs,
     });
     const seq = res.sequences[0];
     const { spec, ...rest } = res.stats;
     const stats = { backend: r.backend, ...rest, stop_reason: seq.stop, setup_ms: engines.target.stats().setupMs + (engines.draft?.stats().setupMs ?? 0) };
     if (seq.notice) io.err(`note: ${seq.notice}\n`);
     if (f.json) {
-      io.out(JSON.stringify({ tokens: seq.tokens, stats: { ...stats, spec }, ...(seq.notice ? { notice: seq.notice } : {}) }) + '\n');
+      io.out(JSON.stringify({ tokens: seq.tokens, top_logprobs: seq.topLogprobs, stats: { ...stats, spec }, ...(seq.notice ? { notice: seq.notice } : {}) }) + '\n');
     } else {
       io.out(seq.tokens.join(' ') + '\n');
+      if (r.topLogprobs > 0) io.out(logprobTable(seq));
       io.err(table(stats) + specTable(spec));
     }
   } finally {

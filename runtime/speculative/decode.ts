@@ -12,7 +12,7 @@
 // Sequences accept different numbers of tokens in the same step; each carries
 // on from its own length.
 import { GenerateError, type StopReason } from '../engine.ts';
-import { Rng, Sampler, type SamplingOptions } from '../sampling.ts';
+import { Rng, Sampler, topLogprobs, type SamplingOptions, type TokenLogprob } from '../sampling.ts';
 import { AdaptiveLookahead } from './adaptive.ts';
 import type { Proposal, Proposer } from './proposer.ts';
 import type { SeqModel } from './seqModel.ts';
@@ -30,6 +30,8 @@ export interface SpecOptions {
   readonly eos?: number | null;
   readonly ignoreEos?: boolean;
   readonly onToken?: (sequence: number, id: number, index: number) => void;
+  /** Log-probabilities of the N most likely tokens at each generated position (temperature 1), from the target's rows. */
+  readonly topLogprobs?: number;
   /** Called after each step with every active sequence's accepted-draft count (tests, progress). */
   readonly onStep?: (accepted: readonly number[]) => void;
   /** For tests only: replace the acceptance/residual rules (to show a broken rule is caught). */
@@ -38,6 +40,7 @@ export interface SpecOptions {
 
 export interface SpecSequence {
   readonly tokens: number[];
+  readonly topLogprobs: TokenLogprob[][];
   readonly stop: StopReason;
   readonly notice?: string;
 }
@@ -62,6 +65,7 @@ interface State {
   readonly seq: number;
   readonly context: number[];
   readonly out: number[];
+  readonly logprobs: TokenLogprob[][];
   readonly rng: Rng;
   stop: StopReason | null;
   notice?: string;
@@ -90,11 +94,14 @@ export async function speculativeGenerate(target: SeqModel, proposer: Proposer, 
     const seq = target.open();
     proposer.open(seq);
     // Sequence 0 samples its first token exactly as `generate` would with the same seed.
-    return { index, seq, context: [...p], out: [], rng: new Rng(((sampling.seed ?? 0) + index) ^ 0x2545f491), stop: null };
+    return { index, seq, context: [...p], out: [], logprobs: [], rng: new Rng(((sampling.seed ?? 0) + index) ^ 0x2545f491), stop: null };
   });
   const firstSamplers = states.map((s) => (s.index === 0 ? first : new Sampler({ ...sampling, seed: (sampling.seed ?? 0) + s.index })));
-  const emit = (s: State, id: number): boolean => {
+  const nLog = o.topLogprobs ?? 0;
+  /** Emits one token; `row` is the target's logits row it was chosen from. */
+  const emit = (s: State, id: number, row: Float32Array): boolean => {
     s.out.push(id);
+    s.logprobs.push(topLogprobs(row, nLog));
     s.context.push(id);
     o.onToken?.(s.index, id, s.out.length - 1);
     if (!o.ignoreEos && o.eos !== null && o.eos !== undefined && id === o.eos) s.stop = 'eos';
@@ -111,7 +118,8 @@ export async function speculativeGenerate(target: SeqModel, proposer: Proposer, 
       const items = filling.map((s) => ({ seq: s.seq, tokens: s.context.slice(target.length(s.seq), target.length(s.seq) + target.maxTokensPerForward) }));
       const rows = await target.forward(items);
       filling.forEach((s, j) => {
-        if (target.length(s.seq) === s.context.length) emit(s, firstSamplers[s.index].sample(rows[j].subarray(rows[j].length - V)));
+        const last = rows[j].subarray(rows[j].length - V);
+        if (target.length(s.seq) === s.context.length) emit(s, firstSamplers[s.index].sample(last), last);
       });
       filling = filling.filter((s) => s.stop === null && s.out.length === 0);
     }
@@ -162,7 +170,8 @@ export async function speculativeGenerate(target: SeqModel, proposer: Proposer, 
           : verifySample(Array.from({ length: K + 1 }, (_, i) => distribution(r.subarray(i * V, (i + 1) * V), sampling)), it.drafts, it.q, it.s.rng, o.rules);
         target.rollback(it.s.seq, it.before + it.pend + v.accepted);
         let emitted = 0;
-        for (const id of [...it.drafts.slice(0, v.accepted), v.next]) { emitted++; if (!emit(it.s, id)) break; }
+        // Row i of [last, d1..dK] scored the token emitted i-th here.
+        for (const [i, id] of [...it.drafts.slice(0, v.accepted), v.next].entries()) { emitted++; if (!emit(it.s, id, r.subarray(i * V, (i + 1) * V))) break; }
         const tested = v.accepted < K ? v.accepted + 1 : K;
         acceptedNow.push(v.accepted);
         counter.pass(K, tested, v.accepted, emitted);
@@ -178,7 +187,7 @@ export async function speculativeGenerate(target: SeqModel, proposer: Proposer, 
     const afterFirst = states.reduce((a, s) => a + Math.max(0, s.out.length - 1), 0);
     const ps = proposer.stats(), ts = target.stats();
     return {
-      sequences: states.map((s) => ({ tokens: s.out, stop: s.stop ?? 'max_tokens', ...(s.notice ? { notice: s.notice } : {}) })),
+      sequences: states.map((s) => ({ tokens: s.out, topLogprobs: s.logprobs, stop: s.stop ?? 'max_tokens', ...(s.notice ? { notice: s.notice } : {}) })),
       stats: {
         prompt_tokens: prompts.reduce((a, p) => a + p.length, 0), generated_tokens: generated,
         prefill_ms: t1 - t0, decode_ms: t2 - t1, tokens_per_s: t2 > t1 ? afterFirst / ((t2 - t1) / 1000) : 0,

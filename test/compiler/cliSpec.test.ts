@@ -39,6 +39,14 @@ describe('infer run: speculative decoding', () => {
       for (const k of ['proposer', 'lookahead', 'target_passes', 'proposed', 'accepted', 'acceptance_rate', 'tokens_per_pass', 'predicted_tokens_per_pass']) expect(j.stats.spec).toHaveProperty(k);
     }
     // The full model as its own draft accepts everything: K + 1 tokens per pass.
+    // Top log-probabilities come from the verify rows: the same as plain decoding's.
+    const lpPlain = JSON.parse((await run(SPEC, '--top-logprobs', '3')).out).top_logprobs;
+    const lpSpec = JSON.parse((await run(SPEC, '--top-logprobs', '3', '--self-draft-layers', '1', '--lookahead', '5')).out).top_logprobs;
+    expect(lpSpec.length).toBe(14);
+    lpSpec.forEach((row: { id: number; logprob: number }[], i: number) => row.forEach((t, j) => {
+      expect(t.id).toBe(lpPlain[i][j].id);
+      expect(Math.abs(t.logprob - lpPlain[i][j].logprob)).toBeLessThan(1e-9);
+    }));
     // 14 tokens: 1 from the prompt's pass, then 4 + 4 + 4 + 1 (the last pass has 1 token left to make).
     const full = JSON.parse((await run(SPEC, '--self-draft-layers', '2', '--lookahead', '3')).out).stats.spec;
     expect(full).toMatchObject({ acceptance_rate: 1, target_passes: 4, proposed: 9, accepted: 9, tokens_per_pass: 13 / 4 });
@@ -89,7 +97,6 @@ describe('infer run: speculative decoding', () => {
       [['--lookahead', '3'], /--lookahead and --adaptive need a proposer/],
       [['--draft', 'nope.infer'], /cannot read draft spec nope\.infer: no such file/],
       [['--draft-weights', 'x.gguf'], /--draft-weights needs a draft model/],
-      [['--ngram', '2', '--top-logprobs', '2'], /--top-logprobs is not available with speculative decoding/],
       [['--ngram', '2', '--no-speculative'], /--no-speculative contradicts --ngram/],
     ];
     for (const [flags, want] of cases) {
