@@ -88,11 +88,13 @@ export async function speculativeGenerate(target: SeqModel, proposer: Proposer, 
   const adaptive = o.adaptive ? new AdaptiveLookahead(o.lookahead) : null;
   if (o.calibration) adaptive?.calibrate(o.calibration);
   const counter = new SpecCounter();
+  // Models and proposers may be reused across runs: report this run's share of their counters.
+  const ps0 = proposer.stats(), ts0 = target.stats();
   let verifyMs = 0;
 
   const states: State[] = prompts.map((p, index) => {
     const seq = target.open();
-    proposer.open(seq);
+    proposer.open(seq, index);
     // Sequence 0 samples its first token exactly as `generate` would with the same seed.
     return { index, seq, context: [...p], out: [], logprobs: [], rng: new Rng(((sampling.seed ?? 0) + index) ^ 0x2545f491), stop: null };
   });
@@ -193,7 +195,8 @@ export async function speculativeGenerate(target: SeqModel, proposer: Proposer, 
         prefill_ms: t1 - t0, decode_ms: t2 - t1, tokens_per_s: t2 > t1 ? afterFirst / ((t2 - t1) / 1000) : 0,
         spec: specStats(counter, {
           proposer: proposer.description, lookahead: adaptive ? adaptive.meanK() : o.lookahead, adaptive: !!adaptive,
-          draftPasses: ps.passes, draftMs: ps.ms, verifyMs, targetRolledBack: ts.tokensRolledBack, draftRolledBack: ps.rolledBack,
+          draftPasses: ps.passes - ps0.passes, draftMs: ps.ms - ps0.ms, verifyMs,
+          targetRolledBack: ts.tokensRolledBack - ts0.tokensRolledBack, draftRolledBack: ps.rolledBack - ps0.rolledBack,
         }),
       },
     };

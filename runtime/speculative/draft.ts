@@ -29,9 +29,9 @@ export class DraftProposer implements Proposer {
 
   configure(sampling: SamplingOptions): void { this.sampling = sampling; }
 
-  open(seq: number): void {
-    // Its own stream, derived from the seed, so drafting never shifts the verifier's draws.
-    const rng = new Rng(((this.sampling.seed ?? 0) ^ 0x5bd1e995) + seq * 7919);
+  open(seq: number, index: number): void {
+    // Its own stream, derived from the seed and the batch index, so drafting never shifts the verifier's draws.
+    const rng = new Rng(((this.sampling.seed ?? 0) ^ 0x5bd1e995) + index * 7919);
     this.seqs.set(seq, { id: this.model.open(), fed: [], rng });
   }
 

@@ -35,7 +35,7 @@ export class NgramProposer implements Proposer {
   }
 
   configure(_sampling: SamplingOptions): void {}
-  open(_seq: number): void {}
+  open(_seq: number, _index: number): void {}
   close(_seq: number): void {}
   limit(_contextLength: number): number { return Number.MAX_SAFE_INTEGER; }
 

@@ -43,7 +43,8 @@ export interface Proposer {
   readonly description: string;
   /** Sets the sampling options proposals are drawn with (the target's own). */
   configure(sampling: SamplingOptions): void;
-  open(seq: number): void;
+  /** Starts sequence `seq`, the `index`-th of its batch (random streams derive from the seed and index, so runs reproduce). */
+  open(seq: number, index: number): void;
   close(seq: number): void;
   /** The most tokens it may propose after a context of this many tokens (its own context limit). */
   limit(contextLength: number): number;

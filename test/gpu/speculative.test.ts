@@ -60,4 +60,20 @@ describe('speculative decoding, greedy (WebGPU engine)', () => {
       for (let i = 0; i < prompts.length; i++) expect(got.sequences[i].tokens).toEqual((await generate(s.reference, prompts[i], { maxTokens: 16, ignoreEos: true })).tokens);
     } finally { s.dispose(); }
   }, 120_000);
+
+  it('sampled decoding runs on WebGPU engines: first token as plain sampling with the seed, the rest valid and reproducible', async () => {
+    const s = await specSetup(SHAPES[1], 5, { kind: 'draft', seed: 3, shape: DRAFT }, gpu);
+    try {
+      const sampling = { temperature: 0.9, topK: 20, seed: 12 };
+      const prompt = [3, 1, 4, 1, 5];
+      const plain = await generate(s.reference, prompt, { maxTokens: 1, sampling });
+      const a = await speculativeGenerate(s.target, s.proposer, [prompt], { maxTokens: 24, lookahead: 4, sampling, ignoreEos: true });
+      const b = await speculativeGenerate(s.target, s.proposer, [prompt], { maxTokens: 24, lookahead: 4, sampling, ignoreEos: true });
+      expect(a.sequences[0].tokens[0]).toBe(plain.tokens[0]);
+      expect(a.sequences[0].tokens).toHaveLength(24);
+      expect(a.sequences[0].tokens.every((t) => Number.isInteger(t) && t >= 0 && t < SHAPES[1].vocab)).toBe(true);
+      expect(b.sequences[0].tokens).toEqual(a.sequences[0].tokens);
+      expect(a.stats.spec.tested).toBeGreaterThan(0);
+    } finally { s.dispose(); }
+  }, 120_000);
 });
