@@ -7,10 +7,11 @@
 // test run with deliberately broken rules (accept every draft; draw rejections
 // from p instead of max(0, p - q); the inverted ratio q/p) must fail it, which
 // shows the test has the power to catch a wrong rule at this sample size.
-// Measured at N = 1000 (statistic vs critical value): temperature 1: correct
-// 51.6 vs 91.9 (54 dof); accept-all 564; residual p 121; ratio q/p 566.
-// Temperature 0.7, top-k 4, top-p 0.9: correct 20.2 vs 51.3 (24 dof); 5706,
-// 128 and 6027. The seeds are fixed, so these numbers reproduce exactly.
+// Measured (statistic vs critical value): temperature 1, N = 1500: correct 54.6
+// vs 103.5 (63 dof); residual p 162.2; with 300 samples accept-all 66.1 and
+// ratio q/p 73.7 vs 37.8. Temperature 0.7, top-k 4, top-p 0.9: correct 17.0 vs
+// 52.7 (25 dof); residual p 150.3; accept-all 382.8 and q/p 381.4 vs 36.3.
+// The seeds are fixed, so these numbers reproduce exactly.
 import { describe, expect, it } from 'vitest';
 import { CpuEngine } from '../../runtime/cpu/engine.ts';
 import type { SamplingOptions } from '../../runtime/sampling.ts';
@@ -24,7 +25,7 @@ const V = 5;
 const SHAPE: LlamaShape = { vocab: V, dim: 16, layers: 2, heads: 2, kvHeads: 1, headDim: 8, ffn: 24, maxContext: 16 };
 const DRAFT: ProposerChoice = { kind: 'draft', seed: 99, shape: { vocab: V, dim: 8, layers: 1, heads: 2, kvHeads: 1, headDim: 4, ffn: 12, maxContext: 16 } };
 const PROMPT = [1, 3, 2];
-const N = 1000;
+const N = 1500;
 const ALPHA = 0.001, Z = 3.0902; // the standard normal's upper 0.001 quantile
 
 /** Exact P(t1, t2, t3) under the target alone, indexed t1*V*V + t2*V + t3. */
@@ -63,9 +64,9 @@ function chiSquare(counts: Float64Array, probs: Float64Array, n: number): { stat
   return { stat, critical, dof: k };
 }
 
-async function sampleJoint(s: SpecSetup, o: SamplingOptions, rules?: SampleVerifyRules): Promise<Float64Array> {
+async function sampleJoint(s: SpecSetup, o: SamplingOptions, rules?: SampleVerifyRules, n = N): Promise<Float64Array> {
   const counts = new Float64Array(V ** 3);
-  for (let seed = 0; seed < N; seed++) {
+  for (let seed = 0; seed < n; seed++) {
     const r = await speculativeGenerate(s.target, s.proposer, [PROMPT], { maxTokens: 3, lookahead: 3, sampling: { ...o, seed }, ignoreEos: true, rules });
     const [a, b, c] = r.sequences[0].tokens;
     counts[a * V * V + b * V + c]++;
@@ -73,10 +74,11 @@ async function sampleJoint(s: SpecSetup, o: SamplingOptions, rules?: SampleVerif
   return counts;
 }
 
-const BROKEN: [string, SampleVerifyRules][] = [
-  ['accept every draft', { accept: () => true }],
-  ['draw rejections from p, not max(0, p - q)', { residual: (p) => p }],
-  ['accept with min(1, q/p)', { accept: (p, q, u) => u < Math.min(1, q / p) }],
+// [name, rule, samples]: the grossly wrong rules fail by a wide margin with fewer samples.
+const BROKEN: [string, SampleVerifyRules, number][] = [
+  ['accept every draft', { accept: () => true }, N / 5],
+  ['draw rejections from p, not max(0, p - q)', { residual: (p) => p }, N],
+  ['accept with min(1, q/p)', { accept: (p, q, u) => u < Math.min(1, q / p) }, N / 5],
 ];
 
 describe(`rejection sampling: chi-square at ${ALPHA} over ${N} fixed-seed runs (vocabulary ${V}, first 3 tokens, K = 3)`, () => {
@@ -87,8 +89,8 @@ describe(`rejection sampling: chi-square at ${ALPHA} over ${N} fixed-seed runs (
         const exact = await exactJoint(s, o);
         const good = chiSquare(await sampleJoint(s, o), exact, N);
         expect(good.stat, `chi-square ${good.stat.toFixed(1)} (${good.dof} dof) vs critical ${good.critical.toFixed(1)}`).toBeLessThan(good.critical);
-        for (const [name, rules] of BROKEN) {
-          const bad = chiSquare(await sampleJoint(s, o, rules), exact, N);
+        for (const [name, rules, n] of BROKEN) {
+          const bad = chiSquare(await sampleJoint(s, o, rules, n), exact, n);
           expect(bad.stat, `broken rule '${name}': chi-square ${bad.stat.toFixed(1)} should exceed ${bad.critical.toFixed(1)}`).toBeGreaterThan(bad.critical);
         }
       } finally { s.dispose(); }
@@ -102,7 +104,7 @@ describe(`rejection sampling: chi-square at ${ALPHA} over ${N} fixed-seed runs (
       const exact = await exactJoint(s, o);
       const good = chiSquare(await sampleJoint(s, o), exact, N);
       expect(good.stat, `chi-square ${good.stat.toFixed(1)} vs ${good.critical.toFixed(1)}`).toBeLessThan(good.critical);
-      const bad = chiSquare(await sampleJoint(s, o, BROKEN[0][1]), exact, N);
+      const bad = chiSquare(await sampleJoint(s, o, BROKEN[0][1], BROKEN[0][2]), exact, BROKEN[0][2]);
       expect(bad.stat).toBeGreaterThan(bad.critical);
     } finally { s.dispose(); }
   }, 120_000);
