@@ -5,7 +5,7 @@
 // repetitive context), plus the cost of one target pass as a function of the
 // tokens it scores, which bounds what speculation can buy on this adapter.
 // Writes bench/results/spec.{json,md}; progress on stderr.
-// Run: XDG_RUNTIME_DIR=/tmp node --no-opt --import tsx bench/spec.ts
+// Run: XDG_RUNTIME_DIR=/tmp node --no-opt --import tsx bench/spec.ts  (INFER_BENCH_TOKENS, INFER_BENCH_REPS)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { compileSpec, type Compiled } from '../compiler/compile.ts';
 import { wgslBackend } from '../backends/wgsl/render.ts';
@@ -20,8 +20,9 @@ import { WebGpuEngine } from '../runtime/webgpu/engine.ts';
 import { RandomWeights } from '../runtime/weights/random.ts';
 
 const TOKENS = Number(process.env.INFER_BENCH_TOKENS ?? 32);
-// The machine is shared: each timing is the best of REPS runs (token counts are deterministic).
-const REPS = 2;
+// Each timing is the best of REPS runs (token counts are deterministic); on a shared machine
+// INFER_BENCH_REPS=2 steadies the ratios at about twice the run time (~2.5 min with 1).
+const REPS = Number(process.env.INFER_BENCH_REPS ?? 1);
 const log = (s: string) => process.stderr.write(s + '\n');
 
 /** A llama-style spec; `scale` shrinks each layer's residual update (1 = a plain llama). */
