@@ -34,6 +34,20 @@ const choiceArb = (t: LlamaShape): fc.Arbitrary<ProposerChoice> => fc.oneof(
 const promptArb = (vocab: number) => fc.array(fc.integer({ min: 0, max: Math.min(vocab, 6) - 1 }), { minLength: 1, maxLength: 12 });
 
 describe('speculative decoding, greedy (CPU engine)', () => {
+  it("a draft with a shorter context stops proposing at its end; the target carries on alone", async () => {
+    const shape: LlamaShape = { vocab: 24, dim: 16, layers: 2, heads: 2, kvHeads: 1, headDim: 8, ffn: 20, maxContext: 64 };
+    const draft: LlamaShape = { vocab: 24, dim: 8, layers: 1, heads: 2, kvHeads: 1, headDim: 4, ffn: 12, maxContext: 12 };
+    const s = await specSetup(shape, 9, { kind: 'draft', seed: 4, shape: draft }, cpu);
+    try {
+      const prompt = [1, 2, 3, 4, 5];
+      const want = await generate(s.reference, prompt, { maxTokens: 30, ignoreEos: true });
+      const got = await speculativeGenerate(s.target, s.proposer, [prompt], { maxTokens: 30, lookahead: 4, ignoreEos: true });
+      expect(got.sequences[0].tokens).toEqual(want.tokens);
+      expect(s.draft!.stats().tokensWritten).toBeLessThanOrEqual(40);
+      expect(got.stats.spec.target_passes).toBeGreaterThan(got.stats.spec.proposed / 4 + 10); // many passes had nothing proposed
+    } finally { s.dispose(); }
+  });
+
   it('equals plain greedy decoding token for token: random targets, proposers, K in 1..8, fixed or adaptive', async () => {
     const arb = targetArb.chain((t) => fc.tuple(fc.constant(t), choiceArb(t), fc.integer({ min: 1, max: 1 << 20 }), fc.integer({ min: 1, max: 8 }),
       fc.boolean(), promptArb(t.vocab), fc.integer({ min: 1, max: 24 })));
