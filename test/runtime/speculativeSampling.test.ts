@@ -12,11 +12,12 @@
 // ratio q/p 73.7 vs 37.8. Temperature 0.7, top-k 4, top-p 0.9: correct 17.0 vs
 // 52.7 (25 dof); residual p 150.3; accept-all 382.8 and q/p 381.4 vs 36.3.
 // The seeds are fixed, so these numbers reproduce exactly.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CpuEngine } from '../../runtime/cpu/engine.ts';
-import type { SamplingOptions } from '../../runtime/sampling.ts';
+import type { Rng, SamplingOptions } from '../../runtime/sampling.ts';
 import { speculativeGenerate } from '../../runtime/speculative/decode.ts';
-import { distribution, type SampleVerifyRules } from '../../runtime/speculative/verify.ts';
+import { distribution, verifySample, type SampleVerifyRules } from '../../runtime/speculative/verify.ts';
 import type { LlamaShape } from '../fixtures/denseLlama.ts';
 import { specSetup, type MakeEngine, type ProposerChoice, type SpecSetup } from '../fixtures/specSetup.ts';
 
@@ -108,4 +109,46 @@ describe(`rejection sampling: chi-square at ${ALPHA} over ${N} fixed-seed runs (
       expect(bad.stat).toBeGreaterThan(bad.critical);
     } finally { s.dispose(); }
   }, 120_000);
+});
+
+// The rule itself, computed rather than sampled: for random distributions p0, p1 (target)
+// and q (draft) over 4 tokens, zeros included as top-k/top-p leave them, enumerate the
+// drafted token d with weight q(d) and both uniforms on a G x G midpoint grid, run
+// verifySample, and add up the probability of each (first, second) token pair (a rejected
+// pass's second token comes from the next pass, a fresh draw from p1). The result must be
+// p0(x) p1(y) to within the grid resolution (1.5 / G); the broken rules miss by more.
+describe('verifySample: exact enumeration on a grid (K = 1)', () => {
+  const G = 120;
+  const distArb = fc.array(fc.oneof(fc.constant(0), fc.double({ min: 0.05, max: 1, noNaN: true })), { minLength: 4, maxLength: 4 })
+    .filter((w) => w.some((x) => x > 0)).map((w) => { const s = w.reduce((a, b) => a + b, 0); return Float64Array.from(w, (x) => x / s); });
+
+  function joint(p0: Float64Array, p1: Float64Array, q: Float64Array, rules?: SampleVerifyRules): Float64Array {
+    const out = new Float64Array(16);
+    for (let d = 0; d < 4; d++) {
+      if (!q[d]) continue;
+      for (let i = 0; i < G; i++) for (let j = 0; j < G; j++) {
+        const us = [(i + 0.5) / G, (j + 0.5) / G];
+        const rng = { next: () => us.shift()! } as unknown as Rng;
+        const v = verifySample([p0, p1], [d], [q], rng, rules);
+        const w = q[d] / (G * G);
+        if (v.accepted === 1) out[d * 4 + v.next] += w;
+        else for (let y = 0; y < 4; y++) out[v.next * 4 + y] += w * p1[y];
+      }
+    }
+    return out;
+  }
+
+  const worst = (a: Float64Array, p0: Float64Array, p1: Float64Array) => Math.max(...Array.from(a, (v, k) => Math.abs(v - p0[k >> 2] * p1[k & 3])));
+
+  it('the output pair has exactly the target distribution p0 x p1', () => {
+    fc.assert(fc.property(distArb, distArb, distArb, (p0, p1, q) => {
+      expect(worst(joint(p0, p1, q), p0, p1)).toBeLessThan(1.5 / G);
+    }), { numRuns: 25 });
+  });
+
+  it('the broken rules do not (on a case where p and q differ)', () => {
+    const p0 = Float64Array.of(0.6, 0.3, 0.1, 0), p1 = Float64Array.of(0.25, 0.25, 0.25, 0.25), q = Float64Array.of(0.1, 0.2, 0.3, 0.4);
+    expect(worst(joint(p0, p1, q), p0, p1)).toBeLessThan(1.5 / G);
+    for (const [, rules] of BROKEN) expect(worst(joint(p0, p1, q, rules), p0, p1)).toBeGreaterThan(0.03); // measured: 0.125, 0.035, 0.115 (correct: 7e-15)
+  });
 });
