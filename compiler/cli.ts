@@ -12,6 +12,8 @@ import { parseNoFuse } from './pipeline.ts';
 import type { Program } from './program.ts';
 import { runCommand, type RunFlags } from './cliRun.ts';
 import { importCommand, type ImportFlags } from './cliGguf.ts';
+import { SPEC_OPTIONS, SPEC_USAGE } from './cliSpec.ts';
+import { planSpeculative, SpecPlanError, type Ready } from './specDraft.ts';
 
 /** A failure the user can fix; printed as `infer: message`, exit status `code`. */
 export class CliError extends Error {
@@ -24,6 +26,7 @@ const USAGE = `usage:
   infer run SPEC [--weights FILE] [--backend webgpu|cpu] [--tokens 1,2,3 [--tokens 4,5 ...] | --batch-file FILE]
                  [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--top-logprobs N]
                  [--ignore-eos] [--json] [--no-fuse LIST] [--kv-pages N] [--f32-weights]
+${SPEC_USAGE}
   infer import FILE.gguf [-o SPEC] [--max-context N]
 --no-fuse takes a comma-separated list of fusions (moe, norm, silu_mul, residual, kv_append) or 'all'.
 Several prompts (--tokens repeated, or --batch-file with one comma-separated prompt per line) decode as one batch.
@@ -40,6 +43,7 @@ const OPTIONS = {
     temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' },
     'top-logprobs': { type: 'string' }, 'ignore-eos': { type: 'boolean' }, json: { type: 'boolean' }, 'no-fuse': { type: 'string' },
     'f32-weights': { type: 'boolean' },
+    ...SPEC_OPTIONS,
   },
 } satisfies Record<string, ParseArgsConfig['options']>;
 
@@ -128,6 +132,14 @@ function check(file: string, io: Io): number {
   const c = compileOrReport(file, {}, io);
   if (!c) return 1;
   const p = c.program;
+  // A speculative section's draft must compile and share the vocabulary: check it here too.
+  if (c.ast?.speculative) {
+    try { planSpeculative(c as Ready, file, readSpec(file), {}); } catch (e) {
+      if (!(e instanceof SpecPlanError)) throw e;
+      io.err(e.message + '\n');
+      return 1;
+    }
+  }
   io.err(`${file}: ok (model ${p.model.name}: ${p.params.length} params, ${p.kernels.length} kernels, ${p.steps.length} dispatches per step)\n`);
   return 0;
 }

@@ -1,6 +1,7 @@
 // `infer run`: compile, pick weights and an engine, generate, and report.
 // With --json the only thing on stdout is one JSON object; everything a person
 // reads (progress, notices, the stats table) goes to stderr.
+import type { Model } from '../dsl/index.ts';
 import type { Graph } from './ir/graph.ts';
 import type { Program } from './program.ts';
 import { CpuEngine } from '../runtime/cpu/engine.ts';
@@ -13,13 +14,14 @@ import type { WeightSource } from './ir/interpret.ts';
 import { RandomWeights } from '../runtime/weights/random.ts';
 import type { Io } from './cli.ts';
 import { formatMoeStats } from '../runtime/moeStats.ts';
+import type { SpecFlags } from './cliSpec.ts';
 
-export interface RunFlags {
+export interface RunFlags extends SpecFlags {
   weights?: string; backend?: string; tokens?: string[]; 'batch-file'?: string; 'kv-pages'?: string; 'max-tokens'?: string; temperature?: string; 'top-k'?: string;
   'top-p'?: string; seed?: string; 'top-logprobs'?: string; 'ignore-eos'?: boolean; json?: boolean; 'no-fuse'?: string; 'f32-weights'?: boolean;
 }
 
-class RunError extends Error {}
+export class RunError extends Error {}
 
 function num(flag: string, text: string | undefined, fallback: number, integer: boolean, min: number): number {
   if (text === undefined) return fallback;
@@ -52,6 +54,18 @@ function parsePrompts(f: RunFlags, vocab: number): number[][] {
   return (f.tokens?.length ? f.tokens : ['1']).map((t, i) => parseTokens(t, vocab, f.tokens && f.tokens.length > 1 ? `--tokens #${i + 1}` : '--tokens'));
 }
 
+/** The weights a program binds: seeded random, or a GGUF / safetensors file given by `flag`. */
+export async function loadWeights(program: Program, file: string | undefined, flag: string, io: Io, json: boolean): Promise<WeightSource> {
+  const m = program.model;
+  if (m.weights.binding === 'gguf') {
+    if (!file) throw new RunError(`${m.name} binds GGUF weights ('weights gguf'): give the model file with ${flag} FILE.gguf (or a Hugging Face llama FILE.safetensors)`);
+    const { loadWeightFile } = await import('./cliWeights.ts');
+    return loadWeightFile(file, program, io, json);
+  }
+  if (file) io.err(`note: ${flag} ${file} ignored: ${m.name} binds random(seed = ${m.weights.seed}) weights (write 'weights gguf' in the spec to load a file)\n`);
+  return new RandomWeights(program.params, m.weights.seed);
+}
+
 /** Builds the engine the flags ask for; the caller disposes it. */
 async function makeEngine(kind: string, program: Program, graph: Graph, weights: WeightSource, pool: PoolOptions): Promise<{ engine: Engine; close: () => void; device?: string }> {
   if (kind === 'cpu') { const e = new CpuEngine(graph, weights, program, pool); return { engine: e, close: () => e.dispose() }; }
@@ -67,7 +81,7 @@ async function makeEngine(kind: string, program: Program, graph: Graph, weights:
   }
 }
 
-export async function runCommand(c: { program: Program; graph: Graph }, f: RunFlags, io: Io): Promise<number> {
+export async function runCommand(c: { program: Program; graph: Graph; ast?: Model | null }, f: RunFlags, io: Io): Promise<number> {
   const { program, graph } = c;
   const m = program.model;
   const backend = f.backend ?? 'webgpu';
@@ -87,15 +101,11 @@ export async function runCommand(c: { program: Program; graph: Graph }, f: RunFl
     ...(f['kv-pages'] !== undefined ? { kvPages: num('kv-pages', f['kv-pages'], 0, true, 1) } : {}),
   };
 
-  let weights: WeightSource;
-  if (m.weights.binding === 'gguf') {
-    if (!f.weights) throw new RunError(`${m.name} binds GGUF weights ('weights gguf'): give the model file with --weights FILE.gguf (or a Hugging Face llama FILE.safetensors)`);
-    const { loadWeightFile } = await import('./cliWeights.ts');
-    weights = loadWeightFile(f.weights, program, io, f.json ?? false);
-  } else {
-    if (f.weights) io.err(`note: --weights ${f.weights} ignored: ${m.name} binds random(seed = ${m.weights.seed}) weights (write 'weights gguf' in the spec to load a file)\n`);
-    weights = new RandomWeights(program.params, m.weights.seed);
-  }
+  // Speculative decoding when the spec's `speculative` section or a flag asks for it (compiler/cliSpec.ts).
+  const { specPlanFor, runSpeculative } = await import('./cliSpec.ts');
+  const plan = specPlanFor(c, f);
+  const weights = await loadWeights(program, f.weights, '--weights', io, f.json ?? false);
+  if (plan) return runSpeculative({ target: c, plan, flags: f, io, backend, sampling, prompts, pool, maxTokens, weights, topLogprobs });
 
   const say = (t: string) => { if (!f.json) io.err(t); };
   say(`${m.name}: ${program.params.length} params, ${program.kernels.length} kernels, ${program.steps.length} dispatches per token; backend ${backend}\n`);
@@ -151,8 +161,9 @@ function flatten(o: Record<string, unknown>, prefix = ''): Record<string, number
   return out;
 }
 
-function logprobTable(tokens: readonly number[], logprobs: readonly TokenLogprob[][]): string {
+export function logprobTable(tokens: readonly number[], logprobs: readonly TokenLogprob[][]): string {
   return tokens.map((id, i) => `#${i} ${id}: ` + logprobs[i].map((t) => `${t.id}(${t.logprob.toFixed(4)})`).join(' ')).join('\n') + '\n';
+
 }
 
 function statsTable(s: Record<string, number | string>): string {

@@ -12,6 +12,8 @@ export interface CompileOptions {
   readonly noFuse?: ReadonlySet<string>;
   /** The weight file's tensor type per param name: q8_0 / q4_0 matrices stay quantised (schedule.ts). */
   readonly weightTypes?: ReadonlyMap<string, string>;
+  /** Keep only the first N layers (a layer-skipping self-draft; see lower.ts). */
+  readonly layers?: number;
 }
 
 export interface Compiled {
@@ -27,8 +29,13 @@ export interface Compiled {
 export function compileSpec(text: string, file: string, options: CompileOptions = {}): Compiled {
   const parsed = parseInfer(text, file);
   if (!parsed.ast || parsed.diagnostics.length) return { ast: parsed.ast, unfused: null, graph: null, program: null, diagnostics: parsed.diagnostics };
-  const lowered = lower(parsed.ast);
-  if (!lowered.graph || lowered.diagnostics.length) return { ast: parsed.ast, unfused: null, graph: null, program: null, diagnostics: lowered.diagnostics };
+  return compileModel(parsed.ast, options);
+}
+
+/** The back half for one parsed model (a file may hold several: a target and its drafts). */
+export function compileModel(ast: Model, options: CompileOptions = {}): Compiled {
+  const lowered = lower(ast, { layers: options.layers });
+  if (!lowered.graph || lowered.diagnostics.length) return { ast, unfused: null, graph: null, program: null, diagnostics: lowered.diagnostics };
   const { graph, applied } = runPipeline(lowered.graph, options.noFuse);
-  return { ast: parsed.ast, unfused: lowered.graph, graph, program: schedule(graph, applied, { weightTypes: options.weightTypes }), diagnostics: [] };
+  return { ast, unfused: lowered.graph, graph, program: schedule(graph, applied, { weightTypes: options.weightTypes }), diagnostics: [] };
 }

@@ -14,7 +14,15 @@ const REQUIRED = ['vocab', 'dim', 'layers', 'heads', 'kv_heads', 'head_dim'] as 
 
 export interface Lowered { graph: Graph | null; diagnostics: Diagnostic[] }
 
-export function lower(ast: Model): Lowered {
+export interface LowerOptions {
+  /**
+   * Unroll only the first N layers (1 <= N <= the spec's `layers`): a self-draft
+   * that shares the target's weights (blk.0..N-1, output_norm, output).
+   */
+  readonly layers?: number;
+}
+
+export function lower(ast: Model, options: LowerOptions = {}): Lowered {
   const cfg = evaluateConfig(ast);
   const kvr = resolveKvCache(ast, cfg.values);
   const diagnostics = [...cfg.diagnostics, ...kvr.diagnostics];
@@ -30,6 +38,11 @@ export function lower(ast: Model): Lowered {
   }
   const eos = c.get('eos');
   if (eos !== undefined && !(Number.isInteger(eos) && eos >= 0 && eos < c.get('vocab')!)) err(entryLoc('eos'), `config 'eos' must be a token id below vocab (${c.get('vocab')}), got ${eos}`);
+  if (options.layers !== undefined) {
+    const declared = c.get('layers')!;
+    if (!(Number.isInteger(options.layers) && options.layers >= 1 && options.layers <= declared)) err(entryLoc('layers'), `a layer-skipping draft needs 1 to ${declared} layers (the spec's 'layers'), got ${options.layers}`);
+    else c.set('layers', options.layers);
+  }
   if (c.get('heads')! % c.get('kv_heads')! !== 0) err(entryLoc('kv_heads'), `heads (${c.get('heads')}) must be a multiple of kv_heads (${c.get('kv_heads')})`);
   if (c.get('head_dim')! % 2 !== 0) err(entryLoc('head_dim'), `head_dim must be even for rope, got ${c.get('head_dim')}`);
   const kv = kvr.kv;

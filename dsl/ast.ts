@@ -135,6 +135,21 @@ export interface LayerDecl {
 
 export type Statement = Assign | LayerDecl;
 
+/** A double-quoted string (only in `speculative`): a file name. */
+export interface StringLit {
+  kind: 'string';
+  value: string;
+  loc: Loc;
+}
+
+/** `key = value` in a speculative section (validated by dsl/speculative.ts). */
+export interface SpecEntry {
+  key: string;
+  keyLoc: Loc;
+  value: Expr | StringLit;
+  loc: Loc;
+}
+
 /** Where each section was written; null when absent. */
 export interface SectionLocs {
   config: Loc | null;
@@ -161,6 +176,8 @@ export interface Model {
   /** The last model-level assignment to `logits`: the model's output. */
   logits: Assign;
   sections: SectionLocs;
+  /** The `speculative { ... }` section; absent when the model has none. */
+  speculative?: { entries: SpecEntry[]; loc: Loc };
   loc: Loc;
 }
 

@@ -8,10 +8,12 @@ import { tokenLoc } from './loc.ts';
 import { parseTokens } from './parser.ts';
 import { buildAst } from './toAst.ts';
 import { lex, Newline, Semicolon } from './tokens.ts';
+import { resolveSpeculative } from './speculative.ts';
 
 export * from './ast.ts';
 export { evalConstExpr, evaluateConfig, resolveKvCache } from './config.ts';
 export type { ConfigValues, ConstResult, KvCacheResult } from './config.ts';
+export { resolveSpeculative, type DraftRef, type SpecSettings } from './speculative.ts';
 export { type Diagnostic, diagnosticAt, formatDiagnostic, formatDiagnostics } from './diagnostics.ts';
 export { type Loc, where } from './loc.ts';
 
@@ -23,6 +25,8 @@ export interface ParseOutput {
    */
   ast: Model | null;
   diagnostics: Diagnostic[];
+  /** Further models in the file (drafts the first one can name in `speculative`). */
+  others?: Model[];
 }
 
 /** Where a parse error that hit end of file should point: just after the last token. */
@@ -56,9 +60,13 @@ function parseUnsafe(text: string, file: string): ParseOutput {
   }
   const built = buildAst(parsed.cst, file);
   if (!built.ast) return { ast: null, diagnostics: sortDiagnostics(built.diagnostics) };
-  const config = evaluateConfig(built.ast);
-  const kv = resolveKvCache(built.ast, config.values);
-  return { ast: built.ast, diagnostics: sortDiagnostics([...config.diagnostics, ...kv.diagnostics]) };
+  const diagnostics: Diagnostic[] = [];
+  for (const m of [built.ast, ...built.others]) {
+    const config = evaluateConfig(m);
+    diagnostics.push(...config.diagnostics, ...resolveKvCache(m, config.values).diagnostics);
+    diagnostics.push(...resolveSpeculative(m, built.others.filter((o) => o !== m), config.values).diagnostics);
+  }
+  return { ast: built.ast, diagnostics: sortDiagnostics(diagnostics), ...(built.others.length ? { others: built.others } : {}) };
 }
 
 /** Parses and checks a .infer spec. Never throws. */

@@ -21,10 +21,11 @@ class InferParser extends CstParser {
     this.performSelfAnalysis();
   }
 
+  // The first model is the one a command runs; later ones can serve as its drafts.
   file = this.RULE('file', () => {
     this.MANY(() => this.SUBRULE(this.sep));
     this.SUBRULE(this.model);
-    this.MANY2(() => this.SUBRULE2(this.sep));
+    this.MANY2(() => this.OR([{ ALT: () => this.SUBRULE2(this.sep) }, { ALT: () => this.SUBRULE2(this.model) }]));
   });
 
   sep = this.RULE('sep', () => {
@@ -48,8 +49,24 @@ class InferParser extends CstParser {
       { ALT: () => this.SUBRULE(this.weightsDecl) },
       { ALT: () => this.SUBRULE(this.paramsSection) },
       { ALT: () => this.SUBRULE(this.layerDecl) },
+      { ALT: () => this.SUBRULE(this.speculativeSection) },
       { ALT: () => this.SUBRULE(this.binding) },
     ]);
+  });
+
+  // speculative { draft = "d.infer" | Name; lookahead = 4; ... }: values may be quoted file names.
+  speculativeSection = this.RULE('speculativeSection', () => {
+    this.CONSUME(T.Speculative);
+    this.MANY(() => this.CONSUME(T.Newline));
+    this.CONSUME(T.LCurly);
+    this.MANY2(() => this.OR([{ ALT: () => this.SUBRULE(this.sep) }, { ALT: () => this.SUBRULE(this.specEntry) }]));
+    this.CONSUME(T.RCurly);
+  });
+
+  specEntry = this.RULE('specEntry', () => {
+    this.CONSUME(T.Identifier);
+    this.CONSUME(T.Equals);
+    this.OR([{ ALT: () => this.CONSUME(T.StringLiteral) }, { ALT: () => this.SUBRULE(this.expression) }]);
   });
 
   configSection = this.RULE('configSection', () => {

@@ -28,8 +28,20 @@ export class AstBuilder extends ExprBuilder {
     }
   }
 
+  /** Models after the first (drafts for it), in file order; filled by file(). */
+  readonly others: A.Model[] = [];
+
   file(ctx: Ctx): A.Model | null {
-    return this.run(node(ctx, 'model')) as A.Model | null;
+    const models = nodes(ctx, 'model').map((n) => this.run(n) as A.Model | null);
+    const seen = new Map<string, Loc>();
+    for (const m of models) {
+      if (!m) continue;
+      const first = seen.get(m.name);
+      if (first) this.error(m.nameLoc, `duplicate model '${m.name}' (first at ${where(first)})`);
+      seen.set(m.name, m.nameLoc);
+    }
+    this.others.push(...(models.slice(1).filter((m) => m !== null) as A.Model[]));
+    return models[0];
   }
 
   model(ctx: Ctx, self: CstNode): A.Model | null {
@@ -57,6 +69,7 @@ export class AstBuilder extends ExprBuilder {
       return true;
     };
     let ok = true;
+    let speculative: A.Model['speculative'];
     for (const item of items) {
       const c = item.children as Ctx;
       if (c.configSection) {
@@ -75,6 +88,11 @@ export class AstBuilder extends ExprBuilder {
         const n = node(c, 'paramsSection');
         const ps = this.run(n) as A.ParamDecl[];
         if (once('params', 'params', n)) m.params = ps;
+      } else if (c.speculativeSection) {
+        const n = node(c, 'speculativeSection');
+        const sec = { entries: this.run(n) as A.SpecEntry[], loc: cstLoc(n.location) };
+        if (speculative) this.error({ ...sec.loc, endLine: sec.loc.line, endCol: sec.loc.col + 10, length: 11 }, `duplicate 'speculative' section (first at ${where(speculative.loc)})`);
+        else speculative = sec;
       } else if (c.layerDecl) {
         const layer = this.run(node(c, 'layerDecl')) as A.LayerDecl | null;
         if (!layer) ok = false;
@@ -92,7 +110,7 @@ export class AstBuilder extends ExprBuilder {
     const logits = [...m.statements].reverse().find((s): s is A.Assign => s.kind === 'assign' && s.target === 'logits');
     if (!logits) this.error(nameLoc, `model '${name}' never assigns 'logits' (its output)`);
     if (!ok || !logits || this.diagnostics.length > 0) return null;
-    return { kind: 'model', file: this.fileName, name, nameLoc, ...m, logits, sections, loc: cstLoc(self.location) };
+    return { kind: 'model', file: this.fileName, name, nameLoc, ...m, logits, sections, ...(speculative ? { speculative } : {}), loc: cstLoc(self.location) };
   }
 
   modelItem(): never {
@@ -179,6 +197,19 @@ export class AstBuilder extends ExprBuilder {
     };
   }
 
+  speculativeSection(ctx: Ctx): A.SpecEntry[] {
+    const items = nodes(ctx, 'specEntry');
+    this.checkSeparated(items, nodes(ctx, 'sep'));
+    return items.map((n) => this.run(n) as A.SpecEntry);
+  }
+
+  specEntry(ctx: Ctx, self: CstNode): A.SpecEntry {
+    const t = tok(ctx, 'Identifier');
+    const str = ctx.StringLiteral ? tok(ctx, 'StringLiteral') : null;
+    const value: A.SpecEntry['value'] = str ? { kind: 'string', value: str.image.slice(1, -1), loc: tokenLoc(str) } : this.expr(node(ctx, 'expression'));
+    return { key: t.image, keyLoc: tokenLoc(t), value, loc: cstLoc(self.location) };
+  }
+
   returnStmt(ctx: Ctx): A.Expr {
     return this.expr(node(ctx, 'expression'));
   }
@@ -201,8 +232,9 @@ export class AstBuilder extends ExprBuilder {
 }
 
 /** Builds the AST; `ast` is null when the structure is invalid. */
-export function buildAst(cst: CstNode, file: string): { ast: A.Model | null; diagnostics: Diagnostic[] } {
+export function buildAst(cst: CstNode, file: string): { ast: A.Model | null; diagnostics: Diagnostic[]; others: A.Model[] } {
   const builder = new AstBuilder(file);
   const ast = builder.visit(cst, cst) as A.Model | null;
-  return { ast: builder.diagnostics.length > 0 ? null : ast, diagnostics: builder.diagnostics };
+  const bad = builder.diagnostics.length > 0;
+  return { ast: bad ? null : ast, diagnostics: builder.diagnostics, others: bad ? [] : builder.others };
 }

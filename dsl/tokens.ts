@@ -22,7 +22,8 @@ export const Weights = keyword('weights');
 export const Params = keyword('params');
 export const Layer = keyword('layer');
 export const Return = keyword('return');
-export const KEYWORDS: readonly TokenType[] = [Model, Config, KvCache, Weights, Params, Layer, Return];
+export const Speculative = keyword('speculative');
+export const KEYWORDS: readonly TokenType[] = [Model, Config, KvCache, Weights, Params, Layer, Return, Speculative];
 
 // Greedy on purpose: digits, letters, dots, underscores and an exponent sign
 // all stick to the number so that `validateNumber` sees the whole mistake.
@@ -32,6 +33,9 @@ export const NumberLiteral = createToken({
   start_chars_hint: ['.', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
   label: 'a number',
 });
+
+// A double-quoted file name (speculative { draft = "draft.infer" }); no escapes, one line.
+export const StringLiteral = createToken({ name: 'StringLiteral', pattern: /"[^"\r\n]*"/, label: 'a quoted string' });
 
 export const AdditiveOp = createToken({ name: 'AdditiveOp', pattern: Lexer.NA });
 export const MultiplicativeOp = createToken({ name: 'MultiplicativeOp', pattern: Lexer.NA });
@@ -68,7 +72,7 @@ const Comment = createToken({ name: 'Comment', pattern: /#[^\r\n]*/, group: Lexe
 
 export const allTokens: TokenType[] = [
   Whitespace, Comment, Newline,
-  ...KEYWORDS, Identifier, NumberLiteral,
+  ...KEYWORDS, Identifier, NumberLiteral, StringLiteral,
   AdditiveOp, MultiplicativeOp,
   Arrow, Plus, Minus, Star, Slash, Percent, At,
   FatArrow, Equals, Colon, Semicolon, Comma, Dot,

@@ -68,7 +68,9 @@ describe('syntax errors', () => {
 
   it('text after the model', () => {
     expect(errors('model M { logits = x } }')).toEqual(["1:24 unexpected '}' after the end of the model"]);
-    expect(errors('model M { logits = x }\nmodel N { }')).toEqual(["2:1 unexpected 'model': only one model per file"]);
+    // A second model is a draft candidate (speculative decoding), checked like the first.
+    expect(errors('model M { logits = x }\nmodel N { }')).toEqual(["2:7 model 'N' never assigns 'logits' (its output)"]);
+    expect(errors('model M { logits = x }\nmodel M { logits = x }')).toEqual(["2:7 duplicate model 'M' (first at 1:7)"]);
     expect(errors('config { a = 1 }')).toEqual(["1:1 expected 'model NAME { ... }', found 'config'"]);
   });
 
