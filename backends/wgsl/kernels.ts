@@ -32,6 +32,8 @@ export interface Plan {
 
 /** Prefill switches from the GEMV to the tiled matmul at this many tokens. */
 export const TILED_MIN_TOKENS = 8;
+/** Tokens per workgroup of the multi-token GEMV (steps of 2 .. TILED_MIN_TOKENS - 1 tokens). */
+export const GEMV_TOKENS = 4;
 
 const ROW_WG = 64;
 const ONE: GridDim = { tokensPerGroup: 0, groups: 1 };
@@ -166,12 +168,20 @@ function matmulPlans(spec: MatmulSpec): Plan[] {
   const KV = vec4 ? K / 4 : K;
   const lanes = KV >= 32 ? 8 : 4;
   const cols = 256 / lanes;
-  const gemv: Plan = {
-    template: 'matmul_gemv', variant: 'gemv', minTokens: 1,
-    context: { ...common, vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', KV, lanes, cols, wg: 256, chunk: Math.min(KV, vec4 ? 256 : 1024) },
-    workgroup: [256, 1, 1], grid: [{ tokensPerGroup: 0, groups: cdiv(N, cols) }, PER_TOKEN, ONE],
-    vec4Bindings: vec4 ? ['x', 'norm', 'gate', 'up', ...(spec.wtype ? [] : ['w'])] : [], u32Bindings,
+  // A variant per tokens-per-workgroup: 1 for decode, GEMV_TOKENS for small batches and
+  // speculative verification (2..7 tokens), where each weight read then serves every token
+  // of the group instead of being repeated per token. Staged input stays within 4 KiB.
+  const gemvPlan = (tpw: number, minTokens: number, variant: string): Plan => {
+    const chunk = Math.min(KV, (vec4 ? 256 : 1024) / tpw);
+    return {
+      template: 'matmul_gemv', variant, minTokens,
+      context: { ...common, vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', KV, lanes, cols, wg: 256, chunk, tpw, tileLen: chunk * tpw, redLen: 256 * tpw },
+      workgroup: [256, 1, 1], grid: [{ tokensPerGroup: 0, groups: cdiv(N, cols) }, { tokensPerGroup: tpw, groups: 1 }, ONE],
+      vec4Bindings: vec4 ? ['x', 'norm', 'gate', 'up', ...(spec.wtype ? [] : ['w'])] : [], u32Bindings,
+    };
   };
+  const gemv = gemvPlan(1, 1, 'gemv');
+  const gemvMulti = gemvPlan(GEMV_TOKENS, 2, `gemv${GEMV_TOKENS}`);
   // Tiled: 32 tokens x 64 columns per 16 x 8 workgroup, each invocation 4 x 4 outputs fed
   // by 8 vec4 shared-memory loads per 64 multiply-adds; K staged 32 at a time (13 KiB shared).
   const tile = { bt: 32, bn: 64, bk: 32, tx: 16, ty: 8, tt: 4, tn: 4, ttn: 16 };
@@ -180,7 +190,7 @@ function matmulPlans(spec: MatmulSpec): Plan[] {
     context: { ...common, ...tile }, workgroup: [tile.tx, tile.ty, 1],
     grid: [{ tokensPerGroup: 0, groups: cdiv(N, tile.bn) }, { tokensPerGroup: tile.bt, groups: 1 }, ONE], vec4Bindings: [], u32Bindings,
   };
-  return [gemv, tiled];
+  return [gemv, gemvMulti, tiled];
 }
 
 /** Template flags and packing constants of a KV format. */

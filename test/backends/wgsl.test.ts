@@ -60,12 +60,13 @@ describe('wgsl render', () => {
     }
   });
 
-  it('matmul has a GEMV for decode and a tiled kernel from 8 tokens', () => {
+  it('matmul has a GEMV for decode, a 4-token GEMV for small batches and a tiled kernel from 8 tokens', () => {
     const spec: KernelSpec = { kind: 'matmul', K: 64, N: 64, prologue: 'none', eps: 0, residual: false };
     const variants = wgslBackend.render(kernelKey(spec), spec);
-    expect(variants.map((v) => [v.key.split('.').at(-1), v.minTokens])).toEqual([['gemv', 1], ['tiled', 8]]);
+    expect(variants.map((v) => [v.key.split('.').at(-1), v.minTokens])).toEqual([['gemv', 1], ['gemv4', 2], ['tiled', 8]]);
     expect(pickVariant(variants, 1).key).toMatch(/\.gemv$/);
-    expect(pickVariant(variants, 7).key).toMatch(/\.gemv$/);
+    expect(pickVariant(variants, 2).key).toMatch(/\.gemv4$/);
+    expect(pickVariant(variants, 7).key).toMatch(/\.gemv4$/);
     expect(pickVariant(variants, 8).key).toMatch(/\.tiled$/);
     // vec4 reads only where K splits into whole vec4s.
     expect(variants[0].source).toContain('var<storage, read> w: array<vec4<f32>>');

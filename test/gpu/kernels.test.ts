@@ -51,7 +51,7 @@ describe('matmul', () => {
     K: fc.oneof(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 80 }).map((k) => 4 * k), fc.integer({ min: 1000, max: 2600 })),
     N: fc.integer({ min: 1, max: 150 }), T: fc.integer({ min: 1, max: maxT }), seed,
   }).map((c) => ({ ...c, N: c.K > 500 ? Math.min(c.N, 12) : c.N })); // keep the float64 oracle quick
-  for (const variant of ['gemv', 'tiled'] as const) {
+  for (const variant of ['gemv', 'gemv4', 'tiled'] as const) {
     for (const prologue of ['none', 'rmsnorm', 'silu_mul'] as const) {
       for (const residual of [false, true]) {
         // The tiled kernel also sees T > 32 (several token tiles) and T < 8 (below its minTokens).

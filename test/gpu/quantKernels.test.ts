@@ -49,7 +49,7 @@ describe('quantised matmul', () => {
     N: fc.integer({ min: 1, max: 90 }), T: fc.integer({ min: 1, max: maxT }), seed,
   }).map((c) => ({ ...c, K: 32 * c.blocks, N: c.blocks > 12 ? Math.min(c.N, 12) : c.N }));
   for (const wtype of ['q8_0', 'q4_0'] as const) {
-    for (const variant of ['gemv', 'tiled'] as const) {
+    for (const variant of ['gemv', 'gemv4', 'tiled'] as const) {
       for (const prologue of ['none', 'rmsnorm', 'silu_mul'] as const) {
         for (const residual of [false, true]) {
           it(`${wtype} ${variant}, prologue ${prologue}${residual ? ', residual' : ''}`, () => prop(shape(variant === 'tiled' ? 40 : 10), async ({ K, N, T, seed }) => {
