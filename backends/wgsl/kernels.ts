@@ -175,7 +175,7 @@ function matmulPlans(spec: MatmulSpec): Plan[] {
     const chunk = Math.min(KV, (vec4 ? 256 : 1024) / tpw);
     return {
       template: 'matmul_gemv', variant, minTokens,
-      context: { ...common, vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', KV, lanes, cols, wg: 256, chunk, tpw, tileLen: chunk * tpw, redLen: 256 * tpw },
+      context: { ...common, vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', KV, lanes, cols, wg: 256, chunk, tpw, tileLen: chunk * tpw, redLen: 256 * tpw, rsumLen: 16 * tpw },
       workgroup: [256, 1, 1], grid: [{ tokensPerGroup: 0, groups: cdiv(N, cols) }, { tokensPerGroup: tpw, groups: 1 }, ONE],
       vec4Bindings: vec4 ? ['x', 'norm', 'gate', 'up', ...(spec.wtype ? [] : ['w'])] : [], u32Bindings,
     };
