@@ -74,6 +74,8 @@ async function makeEngine(kind: string, program: Program, graph: Graph, weights:
   const gpu = await openGpu();
   try {
     const engine = await WebGpuEngine.create({ device: gpu.device, program, backend: await wgslBackend(), weights, ...pool, moeStats: true });
+    // The device holds the weights now: drop the host copies (raw blocks and f32 tensors).
+    weights.release?.();
     return { engine, device: gpu.description, close: () => { engine.dispose(); gpu.close(); } };
   } catch (e) {
     gpu.close();

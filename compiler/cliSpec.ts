@@ -85,6 +85,9 @@ async function makeEngines(backend: string, target: Built, tw: WeightSource, dra
     made.push(t);
     const d = draft ? await WebGpuEngine.create({ device: gpu.device, program: draft.program, backend: backendImpl, weights: dw!, ...pool }) : null;
     if (d) made.push(d);
+    // Both engines hold their weights on the device now (a self-draft shares tw): drop host copies.
+    tw.release?.();
+    dw?.release?.();
     return { target: t, draft: d, device: gpu.description, close: () => { for (const e of made) e.dispose(); gpu.close(); } };
   } catch (e) {
     for (const x of made) x.dispose();

@@ -60,7 +60,10 @@ it('a batch of sequences of different lengths decodes, step by step, what each d
         rows.forEach((r, i) => rowClose(r, crows[i], TOL[shape.kvDtype!], `step ${step} sequence ${i}`));
         const next = rows.map((r) => greedy(r));
         next.forEach((t, i) => out[i].push(t));
+        // The whole batch is one forward: one dispatch per Program step, whatever its size.
+        const before = gpu.stats().dispatches;
         rows = await gpu.forwardBatch(seqs.map((seq, i) => ({ seq, tokens: [next[i]] })), { rows: 'last' });
+        expect(gpu.stats().dispatches - before).toBe(e.program.steps.length);
         crows = await cpu.forwardBatch(cseqs.map((seq, i) => ({ seq, tokens: [next[i]] })), { rows: 'last' });
       }
       // Alone: each prompt through the single-sequence path of a fresh CPU engine.
@@ -79,10 +82,17 @@ it('a batch of sequences of different lengths decodes, step by step, what each d
           r = await alone.forward(Int32Array.of(t), Int32Array.of(prompts[i].length + s), { rows: 'last' });
         }
       }
-      expect(gpu.kvStats().pages_used).toBe(gpu.kv.usage().pages_used);
+      // stats.kv counts exactly the live sequences' unevicted pages (nothing is shared here), and
+      // finishing every sequence returns every page.
+      gpu.kv.check();
+      const live = new Set(seqs.flatMap((q) => gpu.kv.pages(q)).filter((p) => p >= 0));
+      expect(gpu.kvStats().pages_used).toBe(live.size);
+      for (const q of seqs) gpu.kv.free(q);
+      expect(gpu.kvStats().pages_used).toBe(0);
     } finally { gpu.dispose(); }
   }), { numRuns: RUNS }), 300_000);
 
+const seen = { checks: 0, shared: 0, exhausted: 0 };
 it('random KV operations keep every live sequence decoding what a fresh engine computes', () =>
   fc.assert(fc.asyncProperty(shapeArb, fc.integer({ min: 4, max: 14 }), fc.array(kvOpArb(23), { minLength: 5, maxLength: 14 }), async ({ shape, seed, splits }, pages, ops) => {
     const small = { ...shape, maxContext: 24 };
@@ -90,9 +100,14 @@ it('random KV operations keep every live sequence decoding what a fresh engine c
     const gpu = await e.gpu();
     const ref = e.cpu({ maxSequences: 1 });
     try {
-      await runKvOps(gpu, ops, async (tokens) => {
+      const r = await runKvOps(gpu, ops, async (tokens) => {
         ref.reset();
         return ref.forward(Int32Array.from(tokens), Int32Array.from(tokens, (_, i) => i), { rows: 'last' });
       }, (got, want, what) => rowClose(got, want, TOL[shape.kvDtype!], what));
+      seen.checks += r.checks; seen.shared += r.shared; seen.exhausted += r.exhausted;
     } finally { gpu.dispose(); }
-  }), { numRuns: Math.max(3, Math.round(RUNS / 2)) }), 300_000);
+  }), { numRuns: Math.max(3, Math.round(RUNS / 2)) }).then(() => {
+    // The runs must have compared decodes (sharing and exhaustion counts are asserted by the
+    // CPU twin of this test, which runs enough cases to make them certain).
+    expect(seen.checks).toBeGreaterThan(0);
+  }), 300_000);
