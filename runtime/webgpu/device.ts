@@ -80,6 +80,8 @@ export async function createGpuDevice(opts: GpuDeviceOptions = {}): Promise<GPUD
   const a = adapter.limits;
   const device = await adapter.requestDevice({
     label: 'infer',
+    // Timestamps cost nothing until a profiler writes them (runtime/webgpu/profiler.ts).
+    requiredFeatures: adapter.features.has('timestamp-query') ? ['timestamp-query'] : [],
     requiredLimits: {
       maxStorageBufferBindingSize: a.maxStorageBufferBindingSize,
       maxBufferSize: a.maxBufferSize,

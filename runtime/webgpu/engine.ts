@@ -12,6 +12,7 @@ import { packKvTable } from '../../compiler/ir/kvStorage.ts';
 import { PagedEngine, type PoolOptions } from '../pagedEngine.ts';
 import { uncapturedErrors } from './device.ts';
 import { MoeReadback } from './moeReadback.ts';
+import { DispatchProfiler, type StepProfile } from './profiler.ts';
 import type { MoeStatsReport } from '../moeStats.ts';
 import { allocateBuffers, compileKernels, MAP_READ, type CompiledKernel, type GpuBuffers } from './setup.ts';
 
@@ -31,6 +32,8 @@ export interface WebGpuEngineOptions extends PoolOptions {
   readonly maxTokensPerForward?: number;
   /** Read each MoE layer's routing back after every forward, for moeStats() (default false). */
   readonly moeStats?: boolean;
+  /** Time every dispatch with timestamp queries, for profile() (default false; one pass per dispatch). */
+  readonly profile?: boolean;
 }
 
 export class WebGpuEngine extends PagedEngine implements Engine {
@@ -49,6 +52,7 @@ export class WebGpuEngine extends PagedEngine implements Engine {
   /** Pool buffers, copied page by page for copy-on-write: [name, bytes per page]. */
   private readonly pagedBuffers: [string, number][];
   private readonly moe: MoeReadback | null;
+  private readonly profiler: DispatchProfiler | null;
 
   private constructor(o: WebGpuEngineOptions, bufs: GpuBuffers, kernels: Map<string, CompiledKernel>, maxTokens: number, setupMs: number) {
     super(o.program, { maxSequences: bufs.sizing.maxSeqs, kvPages: bufs.sizing.pages });
@@ -58,6 +62,7 @@ export class WebGpuEngine extends PagedEngine implements Engine {
     this.maxTokensPerForward = maxTokens;
     this.setupMs = setupMs;
     this.moe = o.moeStats ? MoeReadback.forProgram(o.device, o.program, maxTokens) : null;
+    this.profiler = o.profile ? new DispatchProfiler(o.device, o.program.steps) : null;
     this.plan = o.program.steps.map((s) => {
       const kernel = kernels.get(s.kernel);
       if (!kernel) throw new WebGpuEngineError(`step ${s.label} uses kernel ${s.kernel}, which the program does not declare`);
@@ -121,13 +126,24 @@ export class WebGpuEngine extends PagedEngine implements Engine {
           enc.copyBufferToBuffer(this.bufs.pageScratch, 0, b, c.to * bytes, bytes);
         }
       }
-      const pass = enc.beginComputePass();
-      for (const d of dispatches) {
-        pass.setPipeline(d.pipeline);
-        pass.setBindGroup(0, d.group);
-        pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
+      if (this.profiler) {
+        dispatches.forEach((d, i) => {
+          const pass = this.profiler!.pass(enc, i);
+          pass.setPipeline(d.pipeline);
+          pass.setBindGroup(0, d.group);
+          pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
+          pass.end();
+        });
+        this.profiler.finish(enc);
+      } else {
+        const pass = enc.beginComputePass();
+        for (const d of dispatches) {
+          pass.setPipeline(d.pipeline);
+          pass.setBindGroup(0, d.group);
+          pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
+        }
+        pass.end();
       }
-      pass.end();
       const V = m.vocab;
       const bytes = (rowTo - rowFrom) * V * 4;
       enc.copyBufferToBuffer(this.bufs.get(this.program.logits), rowFrom * V * 4, this.bufs.staging, 0, bytes);
@@ -140,6 +156,7 @@ export class WebGpuEngine extends PagedEngine implements Engine {
       const out = new Float32Array(this.bufs.staging.getMappedRange(0, bytes).slice(0));
       this.bufs.staging.unmap();
       await this.moe?.collect(T);
+      await this.profiler?.collect();
       // Errors outside any scope (device loss, out-of-memory) surface here, not as silent zeros.
       const late = uncapturedErrors(this.device);
       if (late.length) throw new WebGpuEngineError(`WebGPU reported during the forward pass: ${late.join('; ')}`);
@@ -166,7 +183,15 @@ export class WebGpuEngine extends PagedEngine implements Engine {
     if (this.disposed) return;
     this.disposed = true;
     this.moe?.destroy();
+    this.profiler?.destroy();
     this.bufs.destroy();
+  }
+
+  /** GPU time per Program step over the forwards since creation or the last reset, when created with profile: true. */
+  profile(reset = false): StepProfile[] | null {
+    const r = this.profiler?.report() ?? null;
+    if (reset) this.profiler?.reset();
+    return r;
   }
 
   /** Tokens per expert of every MoE layer, when created with moeStats: true. */
