@@ -5,7 +5,9 @@
 //   2. propose up to K tokens for every active sequence (one batched call);
 //   3. one target pass per sequence over [last token, d1..dK] at its next
 //      positions: K+1 rows, i.e. a multi-token causal query over the cache
-//      (one batched call: the seam where the paged engine runs the whole batch);
+//      (one batched call: the seam where the paged engine runs the whole batch,
+//      split into several forwards where it exceeds the engine's maxSequences or
+//      maxTokensPerForward; see seqModel.ts's forwardGroups);
 //   4. verify (greedy prefix match or rejection sampling), roll the target's
 //      cache back to the accepted prefix, emit accepted + 1 tokens (stopping at
 //      eos / max tokens), and let the proposer roll its own state back.
@@ -112,7 +114,8 @@ export async function speculativeGenerate(target: SeqModel, proposer: Proposer, 
   };
 
   try {
-    // Prefill every prompt (chunked by the per-forward limit); the last row gives the first token.
+    // Prefill every prompt (each chunked by the per-forward limit; the model splits the batch
+    // to its limits); the last row gives the first token.
     const t0 = performance.now();
     if (o.maxTokens === 0) for (const s of states) s.stop = 'max_tokens';
     let filling = states.filter((s) => s.stop === null);

@@ -4,7 +4,9 @@
 // target's: before proposing, it keeps the longest prefix of what it has
 // cached that still agrees with the context (rolling back past rejected
 // drafts) and feeds the rest in one forward. Drafting runs in lock-step over
-// the batch: round i is one draft forward for every sequence still drafting.
+// the batch: round i is one batched draft call for every sequence still drafting
+// (the draft model splits it into forwards within its engine's per-forward
+// limits, as the target does: seqModel.ts's forwardGroups).
 import { greedy, Rng, type SamplingOptions } from '../sampling.ts';
 import { commonPrefix, type Proposal, type ProposeRequest, type Proposer, type ProposerKind, type ProposerStats } from './proposer.ts';
 import type { SeqItem, SeqModel } from './seqModel.ts';

@@ -4,7 +4,10 @@
 // 1..8, fixed or adaptive, the output equals plain greedy decoding on the same
 // engine type token for token. K + 1 >= 8 verification passes take the tiled
 // matmul path while plain decode takes the GEMV one, so this also checks that
-// the two paths agree on the argmax. No adapter is a failure, never a skip.
+// the two paths agree on the argmax. A batch of more sequences than the engines
+// take per forward, with prompt and verification batches over their token
+// budget, runs as several forwards and still matches. No adapter is a failure,
+// never a skip.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wgslBackend } from '../../backends/wgsl/render.ts';
@@ -58,6 +61,24 @@ describe('speculative decoding, greedy (WebGPU engine)', () => {
     try {
       const got = await speculativeGenerate(s.target, s.proposer, prompts, { maxTokens: 16, lookahead: 5, ignoreEos: true });
       for (let i = 0; i < prompts.length; i++) expect(got.sequences[i].tokens).toEqual((await generate(s.reference, prompts[i], { maxTokens: 16, ignoreEos: true })).tokens);
+    } finally { s.dispose(); }
+  }, 120_000);
+
+  it("more sequences than maxSequences and batches over maxTokensPerForward run split to the engines' limits", async () => {
+    const prompts = [[1, 2, 3, 1, 2, 3, 1, 2, 3, 1], [9], [4, 4, 4, 4, 4], [7, 8, 7, 8, 7, 8, 7], [2, 5]];
+    // 2 sequences and 8 tokens per forward; the pool holds all five sequences.
+    const limited: MakeEngine = (graph, weights, program) => WebGpuEngine.create({
+      device, program, backend: wgslBackend, weights, maxSequences: 2, maxTokensPerForward: 8, kvPages: program.kv.maxSequences * program.kv.pagesPerSequence,
+    });
+    const s = await specSetup(SHAPES[0], 78, { kind: 'self', layers: 1 }, limited, prompts.length);
+    try {
+      expect([s.target.engine.maxSequences, s.target.engine.maxTokensPerForward]).toEqual([2, 8]);
+      let steps = 0;
+      const got = await speculativeGenerate(s.target, s.proposer, prompts, { maxTokens: 12, lookahead: 5, ignoreEos: true, onStep: () => steps++ });
+      for (let i = 0; i < prompts.length; i++) expect(got.sequences[i].tokens).toEqual((await generate(s.reference, prompts[i], { maxTokens: 12, ignoreEos: true })).tokens);
+      expect(got.stats.spec.accepted).toBeGreaterThan(0);
+      // One target call per step plus two prefill rounds (the 10-token prompt in chunks of 8): more engine forwards than that.
+      expect(s.target.stats().calls).toBeGreaterThan(steps + 2);
     } finally { s.dispose(); }
   }, 120_000);
 

@@ -5,6 +5,11 @@
 // KV accounting: a shadow model recomputes every pass from scratch over the
 // tokens the cache is supposed to hold, so a rollback that left a stale entry
 // visible, or dropped a live one, changes logits and fails.
+// Per-forward limits: more sequences than the engines' maxSequences, and prompt
+// and verification batches whose token totals exceed maxTokensPerForward, run
+// as several forwards and still equal plain decoding.
+import type { Graph } from '../../compiler/ir/index.ts';
+import type { Program } from '../../compiler/program.ts';
 import { schedule } from '../../compiler/schedule.ts';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -13,9 +18,13 @@ import { generate } from '../../runtime/engine.ts';
 import { AdaptiveLookahead, expectedTokens } from '../../runtime/speculative/adaptive.ts';
 import { speculativeGenerate } from '../../runtime/speculative/decode.ts';
 import { lookup } from '../../runtime/speculative/ngram.ts';
-import type { SeqItem, SeqModel } from '../../runtime/speculative/seqModel.ts';
+import { forwardGroups, type SeqItem, type SeqModel } from '../../runtime/speculative/seqModel.ts';
 import { PagedSeqModel } from '../../runtime/speculative/pagedSeqModel.ts';
-import type { LlamaShape } from '../fixtures/denseLlama.ts';
+import type { BatchItem } from '../../runtime/kv/batchStep.ts';
+import type { ForwardOptions } from '../../runtime/engine.ts';
+import { KvPoolExhausted } from '../../runtime/kv/sequences.ts';
+import { RandomWeights } from '../../runtime/weights/random.ts';
+import { denseLlama, type LlamaShape } from '../fixtures/denseLlama.ts';
 import { specSetup, type MakeEngine, type ProposerChoice } from '../fixtures/specSetup.ts';
 
 const cpu: MakeEngine = (g, w, p) => new CpuEngine(g, w, p);
@@ -174,6 +183,113 @@ describe('KV accounting through rollbacks', () => {
       } finally { s.dispose(); }
     }
   }, 60_000);
+});
+
+/**
+ * A CPU engine with a small batch (maxSequences) and a WebGPU-like token budget per forward
+ * (the CPU engine's own, maxContext x maxSequences, no batch of whole sequences can exceed),
+ * recording each forward's [sequences, tokens]. Its page pool holds the program's maxSequences.
+ */
+class LimitedCpu extends CpuEngine {
+  override readonly maxTokensPerForward: number;
+  readonly sizes: [number, number][] = [];
+  constructor(g: Graph, w: RandomWeights, p: Program, maxSequences: number, maxTokens: number) {
+    super(g, w, p, { maxSequences, kvPages: p.kv.maxSequences * p.kv.pagesPerSequence });
+    this.maxTokensPerForward = maxTokens;
+  }
+  override async forwardBatch(items: readonly BatchItem[], options?: ForwardOptions): Promise<Float32Array[]> {
+    this.sizes.push([items.length, items.reduce((a, it) => a + it.tokens.length, 0)]);
+    return super.forwardBatch(items, options);
+  }
+}
+
+describe("the engines' per-forward limits", () => {
+  const shape: LlamaShape = { vocab: 32, dim: 16, layers: 3, heads: 2, kvHeads: 1, headDim: 8, ffn: 24, maxContext: 48, pageSize: 4 };
+  // Five prompts, some longer than a forward's budget, on engines taking 2 sequences and 6 tokens per forward.
+  const prompts = [[1, 2, 3, 1, 2, 3, 1, 2, 3], [5], [7, 7, 7, 7, 9, 4], [2, 9, 2, 9, 2, 9, 2, 9, 2, 9, 2], [3, 1]];
+  const SEQS = 2, TOKENS = 6, MAX = 14;
+  const limited: MakeEngine = (g, w, p) => new LimitedCpu(g, w, p, SEQS, TOKENS);
+  const choices: ProposerChoice[] = [
+    { kind: 'self', layers: 1 }, { kind: 'ngram', n: 2 },
+    { kind: 'draft', seed: 8, shape: { vocab: 32, dim: 8, layers: 1, heads: 2, kvHeads: 1, headDim: 4, ffn: 12, maxContext: 48 } },
+  ];
+
+  it('more prompts than maxSequences, batches over maxTokensPerForward: each equals plain greedy decoding of its prompt alone', async () => {
+    const g = denseLlama(shape);
+    const reference = new CpuEngine(g, new RandomWeights(g.params, 13), schedule(g));
+    const want: number[][] = [];
+    const targetSizes: [number, number][] = [], draftSizes: [number, number][] = [];
+    for (const p of prompts) want.push((await generate(reference, p, { maxTokens: MAX, ignoreEos: true })).tokens);
+    for (const choice of choices) for (const [lookahead, adaptive] of [[2, false], [5, false], [4, true]] as const) {
+      const s = await specSetup(shape, 13, choice, limited, prompts.length);
+      try {
+        const got = await speculativeGenerate(s.target, s.proposer, prompts, { maxTokens: MAX, lookahead, adaptive, ignoreEos: true });
+        expect(got.sequences.map((q) => q.tokens), `${choice.kind}, K = ${lookahead}${adaptive ? ' adaptive' : ''}`).toEqual(want);
+        for (const [m, log] of [[s.target, targetSizes], [s.draft, draftSizes]] as const) {
+          if (!m) continue;
+          log.push(...(m.engine as LimitedCpu).sizes);
+          expect(m.engine.kv.pool.used).toBe(0);
+        }
+        if (lookahead > 2) expect(got.stats.spec.accepted).toBeGreaterThan(0);
+      } finally { s.dispose(); }
+    }
+    reference.dispose();
+    // The engines throw past either limit; the runs met both, target and draft alike.
+    for (const sizes of [targetSizes, draftSizes]) {
+      expect(sizes.every(([n, t]) => n <= SEQS && t <= TOKENS)).toBe(true);
+      expect(sizes.some(([n]) => n === SEQS)).toBe(true);
+      expect(sizes.some(([, t]) => t === TOKENS)).toBe(true);
+    }
+  }, 60_000);
+
+  it('sampled runs are the same under the limits as on engines that take the whole batch at once', async () => {
+    const sampling = { temperature: 0.9, topK: 12, seed: 5 };
+    for (const choice of [choices[0], choices[2]]) {
+      const runs: number[][][] = [];
+      for (const make of [limited, cpu]) {
+        const s = await specSetup(shape, 13, choice, make, prompts.length);
+        try {
+          runs.push((await speculativeGenerate(s.target, s.proposer, prompts, { maxTokens: MAX, lookahead: 4, sampling, ignoreEos: true })).sequences.map((q) => q.tokens));
+        } finally { s.dispose(); }
+      }
+      expect(runs[0]).toEqual(runs[1]);
+    }
+  }, 60_000);
+});
+
+describe('forwardGroups', () => {
+  it('splits a batch in order into the longest runs within both limits', () => {
+    fc.assert(fc.property(fc.array(fc.integer({ min: 1, max: 6 }), { maxLength: 20 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 6, max: 12 }), (lens, maxItems, maxTokens) => {
+      const items = lens.map((n, i) => ({ seq: i, tokens: new Array<number>(n).fill(0) }));
+      const groups = forwardGroups(items, maxItems, maxTokens);
+      expect(groups.flat()).toEqual(items);
+      const total = (g: readonly SeqItem[]) => g.reduce((a, it) => a + it.tokens.length, 0);
+      for (const [i, g] of groups.entries()) {
+        expect(g.length).toBeGreaterThan(0);
+        expect(g.length).toBeLessThanOrEqual(maxItems);
+        expect(total(g)).toBeLessThanOrEqual(maxTokens);
+        // Maximal: the next group's first item would not have fitted.
+        if (i + 1 < groups.length) expect(g.length === maxItems || total(g) + groups[i + 1][0].tokens.length > maxTokens).toBe(true);
+      }
+    }), { numRuns: 200 });
+    expect(() => forwardGroups([{ seq: 0, tokens: [1, 2, 3] }], 2, 2)).toThrow(/3 tokens exceeds the limit of 2/);
+  });
+
+  it('a split call that fails in a later forward leaves every sequence as it was', async () => {
+    const shape: LlamaShape = { vocab: 16, dim: 8, layers: 1, heads: 2, kvHeads: 1, headDim: 4, ffn: 12, maxContext: 16, pageSize: 4 };
+    const g = denseLlama(shape);
+    const p = schedule(g, [], { maxSequences: 4 });
+    // Two sequences per forward, 2 pages in the pool: the first forward fills both (seq 0 its first page), the second needs a third.
+    const e = new CpuEngine(g, new RandomWeights(g.params, 3), p, { maxSequences: 2, kvPages: 2 });
+    const m = new PagedSeqModel(e);
+    const seqs = [m.open(), m.open(), m.open()];
+    await m.forward([{ seq: seqs[0], tokens: [1] }]);
+    await expect(m.forward(seqs.map((seq) => ({ seq, tokens: [2, 3, 4] })))).rejects.toBeInstanceOf(KvPoolExhausted);
+    expect(seqs.map((q) => m.length(q))).toEqual([1, 0, 0]);
+    e.kv.check();
+    expect(e.kv.pool.used).toBe(1);
+    m.dispose();
+  });
 });
 
 describe('prompt lookup', () => {
