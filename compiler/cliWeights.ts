@@ -5,6 +5,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import type { Program } from './program.ts';
 import { GgufFile } from '../runtime/weights/gguf.ts';
 import { SafetensorsWeights } from '../runtime/weights/hfLlama.ts';
+import { isCheckpointSet } from '../runtime/weights/safetensorsShards.ts';
 import type { ShapedWeightSource } from '../runtime/weights/random.ts';
 import type { Io } from './cli.ts';
 import { loadGgufWeights, progressBar } from './cliGguf.ts';
@@ -13,8 +14,12 @@ export class WeightFileError extends Error {}
 
 export type WeightFormat = 'gguf' | 'safetensors';
 
-/** GGUF by its magic; safetensors by extension or by its header shape (u64 length, then '{'). */
+/**
+ * GGUF by its magic; safetensors by extension or by its header shape (u64 length, then '{');
+ * a sharded Hugging Face checkpoint by its model.safetensors.index.json or its directory.
+ */
 export function weightFormat(path: string): WeightFormat {
+  if (isCheckpointSet(path)) return 'safetensors';
   const head = new Uint8Array(9);
   let got = 0;
   try {

@@ -18,7 +18,8 @@
 // stacks experts 0.. as slices, GGUF's merged layout) for the MoE work to bind.
 import type { ParamInfo } from '../../compiler/ir/graph.ts';
 import type { ShapedWeightSource } from './random.ts';
-import { LOADABLE_DTYPES, SafetensorsError, SafetensorsFile, type SafetensorsTensor } from './safetensors.ts';
+import { LOADABLE_DTYPES, SafetensorsError, type SafetensorsTensor } from './safetensors.ts';
+import { SafetensorsShards } from './safetensorsShards.ts';
 
 export interface HeadCounts { readonly heads: number; readonly kvHeads: number }
 
@@ -96,9 +97,13 @@ export class SafetensorsWeights implements ShapedWeightSource {
 
   private constructor(readonly params: readonly ParamInfo[], readonly path: string) {}
 
-  /** Checks every param against the file (name, shape, dtype) before reading any, then loads them. */
+  /**
+   * Checks every param against the checkpoint (name, shape, dtype) before reading any, then
+   * loads them. `path`: a .safetensors file, a model.safetensors.index.json over shards, or a
+   * directory holding either.
+   */
   static load(path: string, params: readonly ParamInfo[], heads: HeadCounts, opts: SafetensorsLoadOptions = {}): SafetensorsWeights {
-    return SafetensorsFile.with(path, (f) => {
+    return SafetensorsShards.with(path, (f) => {
       const bound = params.map((p) => [p, bindHf(f, p)] as const);
       const w = new SafetensorsWeights(params, path);
       const totalBytes = bound.reduce((s, [, b]) => s + b.tensors.reduce((a, t) => a + t.bytes, 0), 0);
@@ -109,7 +114,7 @@ export class SafetensorsWeights implements ShapedWeightSource {
         if (b.permute) {
           const [rows, cols] = b.tensors[0].shape;
           const n = b.permute === 'heads' ? heads.heads : heads.kvHeads;
-          if (rows % (2 * n) !== 0) throw new SafetensorsError(path, b.tensors[0].fileOffset, `has ${rows} rows, which do not split into ${n} heads of an even size for the RoPE reordering`, b.tensors[0].name);
+          if (rows % (2 * n) !== 0) throw new SafetensorsError(f.fileOf(b.tensors[0]), b.tensors[0].fileOffset, `has ${rows} rows, which do not split into ${n} heads of an even size for the RoPE reordering`, b.tensors[0].name);
           data = ropePermuteRows(data, rows, cols, n);
         }
         w.data.set(p.name, data);
@@ -137,7 +142,7 @@ const concat = (parts: Float32Array[]): Float32Array => {
 };
 
 /** The file's tensor(s) for a spec param, checked for presence, shape and dtype. */
-function bindHf(f: SafetensorsFile, p: ParamInfo): { tensors: SafetensorsTensor[]; permute?: 'heads' | 'kvHeads' } {
+function bindHf(f: SafetensorsShards, p: ParamInfo): { tensors: SafetensorsTensor[]; permute?: 'heads' | 'kvHeads' } {
   const b = hfBinding(p.name);
   if (!b) throw new SafetensorsError(f.path, 8, `the spec's parameter ${p.name} has no Hugging Face llama name (infer maps token_embd, output_norm, output and blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down})`, p.name);
   const tensors: SafetensorsTensor[] = [];
@@ -159,10 +164,10 @@ function bindHf(f: SafetensorsFile, p: ParamInfo): { tensors: SafetensorsTensor[
     const want = b.stackExperts ? [...trimOnes(p.shape.slice(0, -1)), tensors.length] : trimOnes(p.shape);
     const got = b.stackExperts ? [...trimOnes(ggml), tensors.length] : trimOnes(ggml);
     if (got.join() !== want.join() || (b.stackExperts && p.shape.at(-1) !== tensors.length)) {
-      throw new SafetensorsError(f.path, t.fileOffset, `has shape [${t.shape.join(', ')}] (HF order, [out, in]), but the spec declares parameter ${p.name} as [${p.shape.join(', ')}] (ggml order, [in, out]${b.stackExperts ? `, with ${tensors.length} experts in the file` : ''})`, t.name);
+      throw new SafetensorsError(f.fileOf(t), t.fileOffset, `has shape [${t.shape.join(', ')}] (HF order, [out, in]), but the spec declares parameter ${p.name} as [${p.shape.join(', ')}] (ggml order, [in, out]${b.stackExperts ? `, with ${tensors.length} experts in the file` : ''})`, t.name);
     }
     if (!(LOADABLE_DTYPES as readonly string[]).includes(t.dtype)) {
-      throw new SafetensorsError(f.path, t.fileOffset, `dtype ${t.dtype} cannot be loaded (supported: ${LOADABLE_DTYPES.join(', ')})`, t.name);
+      throw new SafetensorsError(f.fileOf(t), t.fileOffset, `dtype ${t.dtype} cannot be loaded (supported: ${LOADABLE_DTYPES.join(', ')})`, t.name);
     }
   }
   return { tensors, permute: b.permute };
