@@ -41,6 +41,24 @@ describe('infer import + run --weights', () => {
     expect(JSON.parse(r.out).tokens).toEqual(llamaGreedy);
   });
 
+  // More architectures through the same two commands: MQA with a tied output, and a
+  // Mixtral-style MoE (import writes the routing and the expert body).
+  const more: [string, GgufLlama][] = [
+    ['MQA, tied output', { vocab: 300, dim: 48, layers: 2, heads: 6, kvHeads: 1, ffn: 96, type: 'f32', tied: true, seed: 32, ctx: 96 }],
+    ['MoE 4 experts top-2, GQA', { vocab: 290, dim: 32, layers: 2, heads: 4, kvHeads: 2, ffn: 32, experts: 4, expertsUsed: 2, type: 'f32', tied: false, seed: 33, ctx: 96 }],
+  ];
+  for (const [label, m] of more) {
+    it(`gives llama.cpp's 64 greedy tokens: ${label}`, async () => {
+      const file = join(dir, `m${m.seed}.gguf`), s = join(dir, `m${m.seed}.infer`);
+      writeLlamaGguf(file, m);
+      const want = (await runLlamaCpp(file, m.vocab, prompt, 64)).greedy;
+      expect((await cli('import', file, '-o', s)).code).toBe(0);
+      const r = await cli('run', s, '--weights', file, '--backend', 'cpu', '--json', '--tokens', prompt.join(','), '--max-tokens', '64', '--ignore-eos');
+      expect(r.code, r.err).toBe(0);
+      expect(JSON.parse(r.out).tokens).toEqual(want);
+    }, 120_000);
+  }
+
   it('gives the same tokens end to end through bin/infer.mjs on WebGPU', () => {
     const run = (...args: string[]) => spawnSync(process.execPath, ['bin/infer.mjs', ...args], { encoding: 'utf8', timeout: 120_000 });
     const imp = run('import', gguf);
