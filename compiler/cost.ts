@@ -87,8 +87,10 @@ export function kernelCost(spec: KernelSpec, T: number, context: number): Omit<S
       const rows = T * spec.k;
       const input = spec.input === 'shared' || spec.input === 'swiglu' ? T * spec.K : spec.input === 'slot' ? rows * spec.K : 2 * rows * spec.K;
       const matrices = spec.input === 'swiglu' ? 2 : 1;
-      const read = matrices * chosen * spec.K * spec.N + input + rows * 2 + (spec.residual ? T * spec.N : 0);
-      return { bytesRead: read * F32, bytesWritten: (spec.combine ? T : rows) * spec.N * F32, flops: 2 * matrices * rows * spec.K * spec.N };
+      const read = input + rows * 2 + (spec.residual ? T * spec.N : 0);
+      // Block experts (wtype) read 34 / 18 bytes per 32 weights, f32 ones 4 per weight.
+      const weights = matrices * weightBytes(spec.wtype ?? 'f32', chosen * spec.K * spec.N);
+      return { bytesRead: read * F32 + weights, bytesWritten: (spec.combine ? T : rows) * spec.N * F32, flops: 2 * matrices * rows * spec.K * spec.N };
     }
   }
 }
@@ -127,7 +129,7 @@ export function unchosenExpertBytes(p: Program): number {
     for (const w of [s.args.w, s.args.w2]) {
       if (w === undefined || seen.has(w)) continue;
       seen.add(w);
-      bytes += (spec.experts - spec.k) * spec.K * spec.N * F32;
+      bytes += weightBytes(spec.wtype ?? 'f32', (spec.experts - spec.k) * spec.K * spec.N);
     }
   }
   return bytes;

@@ -36,9 +36,10 @@ export type ElementwiseExpr =
  *   moe_combine: routing, y, out
  *   softmax:     x, out
  * Every kernel also receives the step uniform (number of tokens T) from the runtime.
- * `wtype` (matmul `w`, embed `table`): the weight stays in that block format on the
- * device (weightTypes.ts has the layout) and the kernel dequantises in registers;
- * absent means f32, so f32 kernels keep their keys.
+ * `wtype` (matmul `w`, embed `table`, moe_experts `w` and, for swiglu, `w2`): the weight
+ * stays in that block format on the device (weightTypes.ts has the layout; a 3-D expert
+ * weight is laid out as its flat [K, N * experts] matrix) and the kernel dequantises in
+ * registers; absent means f32, so f32 kernels keep their keys.
  */
 export type KernelSpec =
   | { kind: 'embed'; dim: number; vocab: number; wtype?: QuantType }
@@ -50,7 +51,7 @@ export type KernelSpec =
   | { kind: 'attention_merge'; heads: number; headDim: number; splits: number }
   | { kind: 'elementwise'; width: number; inputs: number; expr: ElementwiseExpr }
   | { kind: 'moe_route'; K: number; experts: number; k: number; score: MoeScore; softmax: boolean; renorm: boolean; scale: number; direct: boolean }
-  | ({ kind: 'moe_experts'; K: number; N: number; experts: number; k: number; dense: boolean } & OpArgs['moe_experts'])
+  | ({ kind: 'moe_experts'; K: number; N: number; experts: number; k: number; dense: boolean; wtype?: QuantType } & OpArgs['moe_experts'])
   | { kind: 'moe_combine'; experts: number; k: number; width: number }
   | { kind: 'softmax'; width: number };
 

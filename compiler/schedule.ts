@@ -167,7 +167,8 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
         args.routing = src(ri);
         if (a.residual) args.res = src(ri + 1);
         args.out = out();
-        emit(n, { kind: 'moe_experts', K, N, experts, k: n.src[ri].shape[1] as number, dense: false, ...a }, args);
+        // quantParams keeps a swiglu pair's w and w2 in one type, so w's is the kernel's.
+        emit(n, { kind: 'moe_experts', K, N, experts, k: n.src[ri].shape[1] as number, dense: false, ...a, ...wtypeOf(n.src[wi]) }, args);
         break;
       }
       // The unfused (dense) MoE ops: every expert computes every token, as the IR defines it.
@@ -183,7 +184,7 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
       case 'expert_matmul': {
         const [K, N, experts] = n.src[1].shape as number[];
         const input = n.src[0].shape.length === 3 ? 'slot' : 'shared';
-        emit(n, { kind: 'moe_experts', K, N, experts, k: experts, dense: true, input, combine: false, residual: false }, { x: src(0), w: src(1), out: out() });
+        emit(n, { kind: 'moe_experts', K, N, experts, k: experts, dense: true, input, combine: false, residual: false, ...wtypeOf(n.src[1]) }, { x: src(0), w: src(1), out: out() });
         break;
       }
       case 'moe': {

@@ -11,6 +11,9 @@
 //           byte i's low nibble is element i, high nibble element i+16);
 //   scales: the blocks' f16 scales, two per word (block b in half b%2 of word b/2),
 //           starting at word `quantWords(type, elements)`.
+// A 3-D expert param [K, N, E] is the same thing for the flat [K, N * E] matrix: expert
+// e's rows are rows e*N .. (e+1)*N-1, so its blocks start at block e*N*K/32 (GGUF's
+// own order for merged experts), and the expert kernel adds that offset.
 // Why repack instead of uploading the 34- or 18-byte blocks as they are: those sizes
 // are not multiples of 4, so a u32 view of the raw file would put a block's quants
 // at 2-byte offsets and every read would need two words and shifts. Split sections

@@ -114,25 +114,32 @@ function moeRoutePlan(spec: MoeRouteSpec): Plan {
 // moe_experts: one invocation per output column (64 per workgroup), P = 8 routed rows
 // at a time; per-slot kernels spread experts over grid y, the combining kernel loops
 // over them so each output element has a single writer (no float atomics in WGSL).
+// q8_0 / q4_0 experts (wtype) are read as u32 blocks and dequantised in registers.
 function moeExpertsPlan(spec: MoeExpertsSpec): Plan {
   const K = positiveInt('K', spec.K), N = positiveInt('N', spec.N), experts = positiveInt('experts', spec.experts), k = positiveInt('k', spec.k);
   if (spec.residual && !spec.combine) throw new Error('moe_experts: a residual needs combine');
   if (spec.dense && (k !== experts || spec.combine || spec.input === 'silu_mul' || spec.input === 'swiglu')) throw new Error('moe_experts: a dense kernel has k = experts, one input and no combine');
   const vec4 = K % 4 === 0;
   const wg = 64;
+  // Block experts: the [K, N, E] tensor is the flat [K, N * E] block matrix the GEMV reads
+  // (K % 32 == 0, so vec4 holds); a swiglu pair's w2 has w's type and size (quantParams.ts).
+  const quant = quantContext(spec.wtype, 'w', K, N * experts);
+  const swiglu = spec.input === 'swiglu';
   return {
     template: 'moe_experts', variant: '', minTokens: 1,
     context: {
+      ...quant, ...(spec.wtype && swiglu ? { qbinding2: 'w2' } : {}),
       N, KV: vec4 ? K / 4 : K, experts, k, wg, pairs: 8, vec4, vtype: vec4 ? 'vec4<f32>' : 'f32',
       combine: spec.combine, residual: spec.residual, dense: spec.dense,
-      inShared: spec.input === 'shared' || spec.input === 'swiglu', inSlot: spec.input === 'slot', inSiluMul: spec.input === 'silu_mul', swiglu: spec.input === 'swiglu',
+      inShared: spec.input === 'shared' || swiglu, inSlot: spec.input === 'slot', inSiluMul: spec.input === 'silu_mul', swiglu,
       inputText: { shared: 'x[t]', slot: 'x[s]', silu_mul: 'silu(gate[s]) * up[s]', swiglu: 'x[t]' }[spec.input],
       siluAcc: unaryFormula('silu', 'acc[p]', WGSL_DIALECT),
       siluG: unaryFormula('silu', 'g', WGSL_DIALECT),
     },
     workgroup: [wg, 1, 1],
     grid: [{ tokensPerGroup: 0, groups: cdiv(N, wg) }, spec.combine ? ONE : { tokensPerGroup: 0, groups: experts }, ONE],
-    vec4Bindings: vec4 ? ['x', 'gate', 'up', 'w', 'w2'] : [],
+    vec4Bindings: vec4 ? ['x', 'gate', 'up', ...(spec.wtype ? [] : ['w', 'w2'])] : [],
+    u32Bindings: spec.wtype ? ['w', 'w2'] : [],
   };
 }
 

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { main } from '../../compiler/cli.ts';
 import { fileWeightTypes } from '../../compiler/cliWeights.ts';
 import { compileSpec } from '../../compiler/compile.ts';
-import { forwardCost, kernelCost, paramBytes } from '../../compiler/cost.ts';
+import { decodeMinimumBytes, forwardCost, kernelCost, paramBytes, unchosenExpertBytes } from '../../compiler/cost.ts';
 import { importGguf } from '../../compiler/import.ts';
 import { bufferBytes, kernelKey, type KernelSpec, type Program } from '../../compiler/program.ts';
 import { weightBytes } from '../../compiler/weightTypes.ts';
@@ -16,10 +16,10 @@ import { writeLlamaGguf, type GgufLlama } from '../fixtures/ggufLlama.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'infer-quant-'));
 
-function compiled(m: GgufLlama, types?: Map<string, string>): Program {
+function compiled(m: GgufLlama, types?: Map<string, string>, noFuse?: ReadonlySet<string>): Program {
   const file = join(dir, `m${m.seed}-${m.type}.gguf`);
   writeLlamaGguf(file, m);
-  const c = compileSpec(importGguf(file), 'q.infer', { weightTypes: types ?? fileWeightTypes(file) });
+  const c = compileSpec(importGguf(file), 'q.infer', { weightTypes: types ?? fileWeightTypes(file), noFuse });
   return c.program!;
 }
 
@@ -57,6 +57,78 @@ describe('which params stay quantised', () => {
     const spec: KernelSpec = { kind: 'matmul', K: 64, N: 8, prologue: 'none', eps: 0, residual: false };
     expect(kernelKey(spec)).toBe('matmul_K64_N8_prologuenone_eps0_residualfalse');
     expect(kernelKey({ ...spec, wtype: 'q4_0' })).toBe('matmul_K64_N8_prologuenone_eps0_residualfalse_wtypeq4_0');
+  });
+});
+
+describe('MoE expert tensors (3-D [K, N, experts])', () => {
+  const moe: GgufLlama = { ...base, experts: 4, expertsUsed: 2, ffn: 64, seed: 58 };
+  const experts = (p: Program) => p.kernels.map((k) => k.spec).filter((s): s is Extract<KernelSpec, { kind: 'moe_experts' }> => s.kind === 'moe_experts');
+
+  it('stay blocks for the fused moe_experts kernels and the unfused dense expert_matmul; the router only where a matmul reads it', () => {
+    for (const type of ['q4_0', 'q8_0'] as const) {
+      for (const fuse of [true, false]) {
+        const p = compiled({ ...moe, type, seed: fuse ? 58 : 59 }, undefined, fuse ? undefined : new Set(['moe']));
+        const d = dtypes(p);
+        for (let l = 0; l < moe.layers; l++) {
+          for (const t of ['gate', 'up', 'down']) expect(d.get(`blk.${l}.ffn_${t}_exps`), `${type} ${t}`).toBe(type);
+          expect(d.get(`blk.${l}.ffn_gate_inp`)).toBe(fuse ? 'f32' : type); // moe_route reads f32
+        }
+        const ks = experts(p);
+        expect(ks.map((k) => k.input).sort()).toEqual(fuse ? ['slot', 'swiglu'] : ['shared', 'slot']);
+        for (const k of ks) expect(k).toMatchObject({ wtype: type, dense: !fuse });
+      }
+    }
+  });
+
+  it('K not a multiple of 32 falls back to f32 per param; a swiglu pair of different types becomes f32 together', () => {
+    // ffn = 48: down_exps has K = 48 (not whole blocks), gate/up K = dim = 64.
+    const names = (l: number) => ['gate', 'up', 'down'].map((t) => `blk.${l}.ffn_${t}_exps`);
+    for (const fuse of [true, false]) {
+      const types = new Map([...names(0), ...names(1)].map((n) => [n, 'q4_0']));
+      const p = compiled({ ...moe, ffn: 48, type: 'f32', seed: 60 }, types, fuse ? undefined : new Set(['moe']));
+      const d = dtypes(p);
+      expect(d.get('blk.0.ffn_down_exps')).toBe('f32');
+      expect(d.get('blk.0.ffn_gate_exps')).toBe('q4_0');
+      expect(d.get('blk.0.ffn_up_exps')).toBe('q4_0');
+      for (const k of experts(p)) expect(k.wtype).toBe(k.K === 48 ? undefined : 'q4_0');
+    }
+    const mixed = new Map([['blk.0.ffn_gate_exps', 'q8_0'], ['blk.0.ffn_up_exps', 'q4_0'], ['blk.0.ffn_down_exps', 'q4_0'],
+      ['blk.1.ffn_gate_exps', 'q8_0'], ['blk.1.ffn_up_exps', 'q8_0']]);
+    const p = compiled({ ...moe, type: 'f32', seed: 61 }, mixed);
+    const d = dtypes(p);
+    expect([d.get('blk.0.ffn_gate_exps'), d.get('blk.0.ffn_up_exps'), d.get('blk.0.ffn_down_exps')]).toEqual(['f32', 'f32', 'q4_0']);
+    expect([d.get('blk.1.ffn_gate_exps'), d.get('blk.1.ffn_up_exps'), d.get('blk.1.ffn_down_exps')]).toEqual(['q8_0', 'q8_0', 'f32']);
+    // Unfused, gate and up are separate expert_matmuls: each keeps its own type.
+    const u = dtypes(compiled({ ...moe, type: 'f32', seed: 62 }, mixed, new Set(['moe'])));
+    expect([u.get('blk.0.ffn_gate_exps'), u.get('blk.0.ffn_up_exps')]).toEqual(['q8_0', 'q4_0']);
+  });
+
+  it('bytes: expert weights at 34 / 18 bytes per 32, in kernels, params, unchosen experts and the decode minimum', () => {
+    const spec: KernelSpec = { kind: 'moe_experts', K: 64, N: 96, experts: 8, k: 2, dense: false, input: 'swiglu', combine: false, residual: false };
+    for (const T of [1, 3, 9]) {
+      const chosen = Math.min(8, 2 * T), f32 = kernelCost(spec, T, 1).bytesRead;
+      expect(f32 - kernelCost({ ...spec, wtype: 'q8_0' }, T, 1).bytesRead).toBe(2 * chosen * (64 * 96 * 4 - (64 * 96 / 32) * 34));
+      expect(f32 - kernelCost({ ...spec, wtype: 'q4_0' }, T, 1).bytesRead).toBe(2 * chosen * (64 * 96 * 4 - (64 * 96 / 32) * 18));
+    }
+    const dense: KernelSpec = { kind: 'moe_experts', K: 64, N: 96, experts: 8, k: 8, dense: true, input: 'shared', combine: false, residual: false };
+    expect(kernelCost(dense, 1, 1).bytesRead - kernelCost({ ...dense, wtype: 'q4_0' }, 1, 1).bytesRead).toBe(8 * (64 * 96 * 4 - (64 * 96 / 32) * 18));
+    expect(kernelKey({ ...spec, wtype: 'q4_0' })).toBe(`${kernelKey(spec)}_wtypeq4_0`);
+    const q = compiled({ ...moe, seed: 63 }), f = compiled({ ...moe, type: 'f32', seed: 63 });
+    const expertWeights = moe.layers * 3 * moe.dim * moe.ffn * moe.experts!;
+    const by = (p: Program, pred: (shape: readonly number[]) => boolean) => p.params.filter((x) => pred(x.shape)).reduce((a, x) => a + x.shape.reduce((u, v) => u * v, 1), 0);
+    expect(by(q, (s) => s.length === 3)).toBe(expertWeights);
+    // Routers are f32 (moe_route), every other matrix and the experts q4_0, norms f32.
+    const routers = moe.layers * moe.dim * moe.experts!;
+    expect(paramBytes(q)).toBe(weightBytes('q4_0', by(q, (s) => s.length >= 2) - routers) + 4 * (routers + by(q, (s) => s.length === 1)));
+    const unchosen = moe.layers * 3 * (moe.experts! - moe.expertsUsed!) * moe.dim * moe.ffn;
+    expect(unchosenExpertBytes(q)).toBe(weightBytes('q4_0', unchosen));
+    expect(unchosenExpertBytes(f)).toBe(4 * unchosen);
+    expect(decodeMinimumBytes(f, 8) - decodeMinimumBytes(q, 8)).toBe(paramBytes(f) - paramBytes(q) - 4 * unchosen + weightBytes('q4_0', unchosen)
+      - 4 * (moe.vocab - 1) * moe.dim + weightBytes('q4_0', (moe.vocab - 1) * moe.dim));
+    // A decode step reads k of the experts in blocks: the forward's bytes follow.
+    const ratio = forwardCost(f, 1, 8).bytesRead / forwardCost(q, 1, 8).bytesRead;
+    expect(ratio).toBeGreaterThan(4);
+    expect(ratio).toBeLessThan(128 / 18);
   });
 });
 
