@@ -8,11 +8,21 @@
 // Expert weights are merged per layer as GGUF stores them: ggml dims [K, N, E], expert
 // e's [K, N] matrix is the contiguous slice e, element (k, n, e) at e*K*N + n*K + k.
 //
-// Ties: top-k takes the highest score first and, among equal scores, the lower expert
-// index. llama.cpp's ggml_top_k (argsort descending) leaves the order of equal scores
-// unspecified (its CPU argsort is an unstable exchange sort; CUDA's is bitonic), so
-// lower-index-wins is our deterministic choice; it can only differ from llama.cpp
-// when equal scores straddle the k-th place.
+// Ties: top-k is the first k of the order llama.cpp's CPU backend sorts the scores
+// into (ggml_argsort_top_k: the indices 0..E-1 put through libstdc++'s std::sort with
+// `score[a] > score[b]`), reproduced exactly by `llamaArgsort` below. Distinct scores
+// come out highest first, as in any sort; equal scores come out in the order that
+// sort leaves them in, which is deterministic but not always index order:
+//   - E <= 16: std::sort is a plain insertion sort, which is stable: equal scores go
+//     to the lower expert index.
+//   - E > 16: introsort's median-of-three partitions move equal scores past each
+//     other, so which of several tied experts wins depends on the whole score row.
+// Measured against the bundled llama.cpp (test/agreement/moeTies.test.ts: routers
+// with duplicated columns, E 4..64, k 1..4). What infer cannot reproduce is whether
+// llama.cpp's scores tie at all: its softmax takes exp with a SIMD approximation over
+// whole vector widths (16 lanes with AVX-512, 8 with AVX2) and libm's expf over the
+// last E mod width experts, so two experts with equal logits on opposite sides of
+// that boundary usually get scores 1 ulp apart in llama.cpp, equal scores here.
 import type { Node } from './graph.ts';
 import type { MoeGating, MoeScore, Op, OpArgs } from './ops.ts';
 import { UNARY_MEANING } from './ops.ts';
@@ -124,21 +134,95 @@ function softmaxRows(x: Values, width: number): Float64Array {
 
 const SCORE: Record<MoeScore, (x: number) => number> = { softmax: (x) => x, sigmoid: UNARY_MEANING.sigmoid, none: (x) => x };
 
+/**
+ * The order llama.cpp's CPU argsort puts the scores scores[o .. o+E) in, highest
+ * first: libstdc++'s std::sort (introsort) of the indices 0..E-1 under the strict
+ * comparison `score[a] > score[b]`, step for step, since the order of equal scores is
+ * whatever those steps leave (see the header). Segments of more than 16 are split by
+ * an unguarded partition around the median of (second, middle, last) moved to the
+ * front, at most 2 floor(log2 E) levels deep; a segment still longer at that depth
+ * is heap-sorted; then one insertion sort over everything (unguarded past the first
+ * 16, which the partitions make safe). The WGSL moe_route kernel runs the same steps.
+ */
+export function llamaArgsort(scores: ArrayLike<number>, o: number, E: number): Int32Array {
+  const d = Int32Array.from({ length: E }, (_, i) => i);
+  const gt = (a: number, b: number): boolean => scores[o + a] > scores[o + b];
+  const swap = (i: number, j: number): void => { const t = d[i]; d[i] = d[j]; d[j] = t; };
+  // Heap sort of d[f .. l) (depth limit reached): build a heap whose root is the lowest
+  // score, then move the root to the end repeatedly.
+  const sift = (f: number, hole: number, len: number, v: number): void => {
+    const top = hole;
+    let child = hole;
+    while (child < ((len - 1) >> 1)) {
+      child = 2 * (child + 1);
+      if (gt(d[f + child], d[f + child - 1])) child--;
+      d[f + hole] = d[f + child];
+      hole = child;
+    }
+    if ((len & 1) === 0 && child === ((len - 2) >> 1)) {
+      child = 2 * (child + 1);
+      d[f + hole] = d[f + child - 1];
+      hole = child - 1;
+    }
+    let parent = (hole - 1) >> 1;
+    while (hole > top && gt(d[f + parent], v)) { d[f + hole] = d[f + parent]; hole = parent; parent = (hole - 1) >> 1; }
+    d[f + hole] = v;
+  };
+  const heapSort = (f: number, l: number): void => {
+    const len = l - f;
+    if (len < 2) return;
+    for (let p = (len - 2) >> 1; p >= 0; p--) sift(f, p, len, d[f + p]);
+    for (let n = len - 1; n > 0; n--) { const v = d[f + n]; d[f + n] = d[f]; sift(f, 0, n, v); }
+  };
+  // Partitioning, one segment at a time (segments never exchange elements, so the
+  // order they are processed in does not matter).
+  const stack: [number, number, number][] = [[0, E, 2 * (31 - Math.clz32(Math.max(E, 1)))]];
+  while (stack.length) {
+    let [f, l, depth] = stack.pop()!;
+    while (l - f > 16) {
+      if (depth === 0) { heapSort(f, l); break; }
+      depth--;
+      // Median of d[f+1], d[mid], d[l-1] to d[f].
+      const a = f + 1, b = f + ((l - f) >> 1), c = l - 1;
+      if (gt(d[a], d[b])) {
+        if (gt(d[b], d[c])) swap(f, b); else if (gt(d[a], d[c])) swap(f, c); else swap(f, a);
+      } else if (gt(d[a], d[c])) swap(f, a); else if (gt(d[b], d[c])) swap(f, c); else swap(f, b);
+      // Unguarded partition of d[f+1 .. l) around d[f].
+      let lo = f + 1, hi = l;
+      for (;;) {
+        while (gt(d[lo], d[f])) lo++;
+        hi--;
+        while (gt(d[f], d[hi])) hi--;
+        if (!(lo < hi)) break;
+        swap(lo, hi);
+        lo++;
+      }
+      stack.push([lo, l, depth]);
+      l = lo;
+    }
+  }
+  // Insertion sort: an element higher than d[0] (only possible in the first 16) goes to
+  // the front; any other moves down past the strictly lower ones before it.
+  for (let i = 1; i < E; i++) {
+    const v = d[i];
+    if (i < 16 && gt(v, d[0])) { d.copyWithin(1, 0, i); d[0] = v; continue; }
+    let j = i;
+    while (j > 0 && gt(v, d[j - 1])) { d[j] = d[j - 1]; j--; }
+    d[j] = v;
+  }
+  return d;
+}
+
 /** Top-k over rows of `scores` [T, E] into routing [T, k, 2]; see the header for ties. */
 export function topk(scores: Values, E: number, a: MoeGating): Float64Array {
   const T = scores.length / E;
   const out = new Float64Array(T * a.k * 2);
-  const taken = new Uint8Array(E);
   for (let t = 0; t < T; t++) {
-    taken.fill(0);
+    const order = llamaArgsort(scores, t * E, E);
     const w = new Float64Array(a.k);
     for (let j = 0; j < a.k; j++) {
-      let best = -1;
-      // Strict '>' scanning upwards: the lower index keeps a tie.
-      for (let e = 0; e < E; e++) if (!taken[e] && (best < 0 || scores[t * E + e] > scores[t * E + best])) best = e;
-      taken[best] = 1;
-      w[j] = scores[t * E + best];
-      out[(t * a.k + j) * 2 + 1] = best;
+      w[j] = scores[t * E + order[j]];
+      out[(t * a.k + j) * 2 + 1] = order[j];
     }
     const g = a.softmax ? softmaxRows(w, a.k) : w;
     let sum = 0;

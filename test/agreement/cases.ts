@@ -57,4 +57,46 @@ export const QUANT_CASES: AgreementCase[] = [
   { ...base, label: 'GQA q8_0 untied', dim: 64, heads: 4, kvHeads: 2, ffn: 128, type: 'q8_0', tied: false, seed: 16, tol: QUANT_TOL },
   { ...base, label: 'MQA q4_0 tied', dim: 64, heads: 4, kvHeads: 1, ffn: 96, type: 'q4_0', tied: true, seed: 17, tol: QUANT_TOL },
   { ...base, label: 'MHA q4_K untied', dim: 256, layers: 1, heads: 4, kvHeads: 4, ffn: 256, type: 'q4_K', tied: false, seed: 19, tol: QUANT_TOL },
+  // Mixtral-style MoE with q8_0 / q4_0 expert tensors (ffn a multiple of 32, as ggml
+  // requires of ffn_down_exps' K): WebGPU keeps the experts as blocks for moe_experts.
+  // Seed-dependent, unlike the dense cases' bound: llama.cpp's q8_0 activations move the
+  // router logits by about the bound, and at a near-tie between the k-th and the next
+  // expert that picks another expert (a jump in the output, not a rounding difference);
+  // and the decode check follows infer's own greedy path, so it needs all 64 greedy
+  // tokens equal. top_k = experts cannot flip a choice (routing weights stay continuous);
+  // the top-2 seed is one whose 72 positions x 2 layers have no such near-tie (of seeds
+  // 40..51 about a third qualify; measured prefill 5e-2, ratio 0.2 of the bound).
+  { ...base, label: 'MoE q8_0 4 experts top-4, MQA', dim: 64, heads: 4, kvHeads: 1, ffn: 64, experts: 4, expertsUsed: 4, type: 'q8_0', tied: false, seed: 26, tol: QUANT_TOL },
+  { ...base, label: 'MoE q4_0 8 experts top-2, GQA', dim: 64, heads: 4, kvHeads: 2, ffn: 96, experts: 8, expertsUsed: 2, type: 'q4_0', tied: false, seed: 45, tol: QUANT_TOL },
+];
+
+// Mixtral-style f32 files whose routers copy columns (test/agreement/moeTies.test.ts):
+// expert e's router column in layer l is column copies[l][e] (its own when equal), so
+// experts with the same source get bit-identical logits in both implementations and
+// the top-k rule for equal scores decides which of them run. llama.cpp's CPU argsort is
+// libstdc++'s std::sort: index order among equal scores for E <= 16, introsort's order
+// above. Above 16, llama.cpp's own scores tie only within [0, 16) or within [16, E):
+// its softmax takes exp with SIMD over whole vector widths (8 or 16 lanes) and libm's
+// expf for the rest, which differ in the last bit, so no copy crosses index 16 there.
+export interface TiedRouterCase extends AgreementCase {
+  readonly experts: number; readonly expertsUsed: number;
+  /** Per layer: the router column each expert copies. */
+  readonly copies: readonly (readonly number[])[];
+}
+
+const tiedBase = { vocab: 288, layers: 2, ctx: 128, dim: 32, heads: 4, kvHeads: 2, ffn: 24, type: 'f32', tied: false, tol: EXACT } as const;
+const both = (c: readonly number[]) => [c, c];
+
+export const TIED_ROUTER_CASES: TiedRouterCase[] = [
+  // Expert 1 copies 0: in rows like [2, 2, 3, 1] (2 or 3 highest, 0 = 1 next) index
+  // order picks 0; an exchange sort, as in older ggml, would pick 1.
+  { ...tiedBase, label: 'E4 top-2, expert 1 = 0', experts: 4, expertsUsed: 2, copies: both([0, 0, 2, 3]), seed: 22 },
+  { ...tiedBase, label: 'E4 top-3, experts 2 and 3 = 1', experts: 4, expertsUsed: 3, copies: both([0, 1, 1, 1]), seed: 24 },
+  { ...tiedBase, label: 'E8 top-1, mirrored pairs', experts: 8, expertsUsed: 1, copies: both([0, 1, 2, 3, 3, 2, 1, 0]), seed: 28 },
+  { ...tiedBase, label: 'E7 top-3, a triple and a pair', experts: 7, expertsUsed: 3, copies: both([0, 1, 0, 3, 0, 5, 1]), seed: 29 },
+  { ...tiedBase, label: 'E8 top-2, other pairs per layer', experts: 8, expertsUsed: 2, copies: [[0, 1, 2, 1, 4, 2, 6, 4], [0, 0, 2, 2, 4, 4, 6, 6]], seed: 30 },
+  // Introsort's order: not index order among equal scores.
+  { ...tiedBase, label: 'E32 top-3, 5 distinct columns', experts: 32, expertsUsed: 3, copies: both(Array.from({ length: 32 }, (_, e) => e % 5)), seed: 31 },
+  { ...tiedBase, label: 'E64 top-4, 9 distinct columns', experts: 64, expertsUsed: 4, copies: both(Array.from({ length: 64 }, (_, e) => e % 9)), seed: 37 },
+  { ...tiedBase, label: 'E20 top-2, copies within 0..15 and 16..19', experts: 20, expertsUsed: 2, copies: both(Array.from({ length: 20 }, (_, e) => (e < 16 ? e % 3 : 16 + (e % 2)))), seed: 34 },
 ];

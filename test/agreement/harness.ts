@@ -11,12 +11,16 @@
 //             controlledEvaluate batch vs one infer forward over the same tokens.
 //   decode:   infer's per-step distributions during generate() (one token per forward,
 //             through the KV cache) vs llama.cpp's at the same positions.
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Llama, type Token } from 'node-llama-cpp';
 import { compileSpec } from '../../compiler/compile.ts';
 import type { Graph } from '../../compiler/ir/graph.ts';
 import type { Program } from '../../compiler/program.ts';
 import { generate, type Engine } from '../../runtime/engine.ts';
 import { logSoftmax } from '../../runtime/sampling.ts';
+import { randomTensor } from '../../runtime/weights/random.ts';
+import { writeLlamaGguf } from '../fixtures/ggufLlama.ts';
+import type { TiedRouterCase } from './cases.ts';
 
 let shared: Promise<Llama> | undefined;
 
@@ -132,4 +136,26 @@ export function greedyAgreement(ref: Run, got: readonly number[], promptLength: 
     if (a - b < 2 * tol.abs + tol.rel * (Math.abs(a) + Math.abs(b))) { firstTie = i; break; }
   }
   return { same, firstTie };
+}
+
+/**
+ * writeLlamaGguf, then each layer's router (ffn_gate_inp, f32, expert e's column the
+ * contiguous row e) overwritten in place with its columns copied as `c.copies` says.
+ */
+export function writeTiedRouterGguf(path: string, c: TiedRouterCase): void {
+  if (c.type !== 'f32') throw new Error('tied routers are written into f32 files');
+  const layout = writeLlamaGguf(path, c);
+  const fd = openSync(path, 'r+');
+  try {
+    for (let l = 0; l < c.layers; l++) {
+      const name = `blk.${l}.ffn_gate_inp`;
+      const r = Float32Array.from(randomTensor(name, [c.dim, c.experts], c.seed));
+      c.copies[l].forEach((from, e) => { if (from !== e) r.copyWithin(e * c.dim, from * c.dim, (from + 1) * c.dim); });
+      const t = layout.tensors.find((x) => x.name === `${name}.weight`);
+      if (!t || t.bytes !== r.byteLength) throw new Error(`${name}: not an f32 [${c.dim}, ${c.experts}] tensor in the file`);
+      writeSync(fd, new Uint8Array(r.buffer, r.byteOffset, r.byteLength), 0, r.byteLength, t.fileOffset);
+    }
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -32,7 +32,7 @@ export function promptFor(c: AgreementCase): number[] {
   return [1, ...Array.from({ length: 7 }, () => FIRST_PLAIN_TOKEN + (next() % (c.vocab - FIRST_PLAIN_TOKEN)))];
 }
 
-interface Row { label: string; engine: string; prefill: number; decode: number; ratio: number; greedy: string }
+export interface Row { label: string; engine: string; prefill: number; decode: number; ratio: number; greedy: string }
 
 export function agreementSuite(name: string, cases: readonly AgreementCase[]): void {
   describe(name, () => {
@@ -84,7 +84,7 @@ export function agreementSuite(name: string, cases: readonly AgreementCase[]): v
   });
 }
 
-function check(c: AgreementCase, engine: string, ref: Run, got: Awaited<ReturnType<typeof runInfer>>, P: number, rows: Row[]): void {
+export function check(c: AgreementCase, engine: string, ref: Run, got: Awaited<ReturnType<typeof runInfer>>, P: number, rows: Row[], greedyTokens = GREEDY_TOKENS): void {
   const prefill = logprobDiff(ref.prefill, got.prefill, c.tol);
   // generate() step j predicts greedy[j]: llama.cpp's prefill row P - 1 + j.
   const decode = logprobDiff(ref.prefill.slice(P - 1), got.decode.slice(0, ref.prefill.length - P + 1), c.tol);
@@ -92,10 +92,10 @@ function check(c: AgreementCase, engine: string, ref: Run, got: Awaited<ReturnTy
   const exact = c.tol.rel === 0;
   rows.push({
     label: c.label, engine, prefill: prefill.max, decode: decode.max, ratio: Math.max(prefill.ratio, decode.ratio),
-    greedy: `${g.same}/${GREEDY_TOKENS}${g.firstTie < GREEDY_TOKENS ? ` (first near-tie at ${g.firstTie})` : ''}`,
+    greedy: `${g.same}/${greedyTokens}${g.firstTie < greedyTokens ? ` (first near-tie at ${g.firstTie})` : ''}`,
   });
   expect(prefill.ratio, `${c.label} ${engine}: prefill |dlogprob| over tolerance at ${prefill.at}`).toBeLessThanOrEqual(1);
   expect(decode.ratio, `${c.label} ${engine}: decode |dlogprob| over tolerance at ${decode.at}`).toBeLessThanOrEqual(1);
-  if (exact || g.firstTie >= GREEDY_TOKENS) expect(got.greedy, `${c.label} ${engine}: greedy tokens`).toEqual(ref.greedy);
+  if (exact || g.firstTie >= greedyTokens) expect(got.greedy, `${c.label} ${engine}: greedy tokens`).toEqual(ref.greedy);
   else expect(g.same, `${c.label} ${engine}: greedy tokens differ before llama.cpp's first near-tie`).toBeGreaterThanOrEqual(g.firstTie);
 }

@@ -1,13 +1,14 @@
 // Mixture of experts on the CPU: fuseMoe leaves the meaning of the graph unchanged
 // (float64 interpreter, fused vs unfused, over expert counts 2..64, k 1..4, T, widths,
-// routing conventions, bodies, and routers with planted ties); top-k order and ties;
+// routing conventions, bodies, and routers with planted ties); top-k order and ties
+// (llama.cpp's CPU argsort order: golden orders from libstdc++'s std::sort);
 // the dispatch count per MoE layer; the bytes claim (a one-token step touches exactly
 // k experts' weights per layer, counted on the interpreter's actual weight reads, and
 // the cost model says the same); and the routing statistics.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CpuKvCache, interpret, type Graph, type Node, type OpArgs, type WeightSource } from '../../compiler/ir/index.ts';
-import { topk } from '../../compiler/ir/moe.ts';
+import { llamaArgsort, topk } from '../../compiler/ir/moe.ts';
 import { forwardCost, unchosenExpertBytes, paramBytes } from '../../compiler/cost.ts';
 import { CpuEngine } from '../../runtime/cpu/engine.ts';
 import { generate } from '../../runtime/engine.ts';
@@ -69,22 +70,57 @@ describe('fuseMoe', () => {
   });
 });
 
+// Score rows and the order std::sort(idx, idx + E, [&](a, b) { return s[a] > s[b]; })
+// leaves the indices 0..E-1 in, from libstdc++ (GCC 12) -- the sort llama.cpp's CPU
+// argsort runs (its prebuilt binary: GCC 11.4). Each row's top 4 differs from
+// "equal scores to the lower index" except the 40-element rows, which are McIlroy
+// adversary inputs that drive the introsort to its heap-sort fallback (with ties).
+const STD_SORT_ORDERS: [number[], number[]][] = [
+  [[3, 3, 1, 3, 1, 3, 1, 2, 0, 1, 2, 2, 0, 2, 1, 2, 1], [1, 0, 3, 5, 15, 7, 13, 11, 10, 16, 14, 9, 6, 4, 2, 12, 8]],
+  [[1, 3, 1, 2, 3, 0, 2, 0, 3, 3, 3, 0, 1, 3, 3, 2, 0, 1, 3, 3], [10, 19, 18, 14, 13, 9, 8, 4, 1, 6, 3, 15, 0, 12, 17, 2, 7, 5, 11, 16]],
+  [[2, 1, 3, 1, 1, 1, 0, 0, 0, 3, 2, 1, 0, 2, 3, 2, 2, 3, 0, 0, 2, 3, 0, 3, 2, 3, 1, 1, 3, 2, 2, 3], [31, 2, 28, 25, 23, 9, 21, 17, 14, 16, 30, 29, 24, 20, 0, 13, 15, 10, 1, 3, 4, 5, 27, 26, 11, 7, 6, 8, 22, 19, 18, 12]],
+  [[1, 2, 0, 2, 0, 1, 2, 1, 2, 3, 1, 0, 1, 3, 3, 3, 1, 0, 2, 1, 3, 0, 0, 1, 1, 1, 1, 2, 2, 3, 1, 0, 3, 3, 1, 1, 2, 1, 1, 2, 1, 2, 2, 1, 1, 0, 3, 0, 3, 0, 0, 0, 2, 0, 2, 1, 2, 3, 3, 0, 0, 2, 2, 0],
+    [58, 57, 29, 20, 32, 48, 9, 46, 33, 13, 14, 15, 41, 27, 28, 36, 39, 1, 42, 52, 54, 56, 61, 62, 3, 6, 8, 18, 25, 0, 5, 55, 7, 10, 44, 43, 12, 40, 16, 37, 38, 24, 35, 34, 19, 26, 23, 30, 63, 2, 60, 59, 4, 22, 21, 53, 51, 50, 49, 31, 47, 45, 11, 17]],
+  [[-36, -1, -36, -3, -34, -5, -32, -7, -36, -9, -33, -11, -36, -13, -31, -15, -35, -17, -20, -19, 0, -2, -4, -6, -8, -10, -12, -14, -16, -18, -30, -27, -28, -25, -26, -23, -24, -21, -22, -29],
+    [20, 1, 21, 3, 22, 5, 23, 7, 24, 9, 25, 11, 26, 13, 27, 15, 28, 17, 29, 19, 18, 37, 38, 35, 36, 33, 34, 31, 32, 39, 30, 14, 6, 10, 4, 16, 2, 8, 0, 12]],
+  [[-38, -1, -36, -3, -34, -5, -32, -7, -36, -9, -32, -11, -40, -13, -31, -15, -34, -17, -20, -19, 0, -2, -4, -6, -8, -10, -12, -14, -16, -18, -30, -27, -28, -25, -26, -23, -24, -21, -22, -29],
+    [20, 1, 21, 3, 22, 5, 23, 7, 24, 9, 25, 11, 26, 13, 27, 15, 28, 17, 29, 19, 18, 37, 38, 35, 36, 33, 34, 31, 32, 39, 30, 14, 6, 10, 16, 4, 2, 8, 0, 12]],
+];
+
+const stableOrder = (s: ArrayLike<number>, E: number) => Array.from({ length: E }, (_, e) => e).sort((a, b) => s[b] - s[a] || a - b);
+
 describe('top-k routing', () => {
-  it('takes the highest scores first, equal scores to the lower expert index', () => {
+  it('takes the highest scores first, equal scores to the lower expert index up to 16 experts', () => {
     const plain = { k: 2, softmax: false, renorm: false, scale: 1 };
     expect(Array.from(topk(Float64Array.of(0.2, 0.5, 0.5, 0.1), 4, plain))).toEqual([0.5, 1, 0.5, 2]);
     expect(Array.from(topk(Float64Array.of(0.3, 0.3, 0.3, 0.3), 4, plain))).toEqual([0.3, 0, 0.3, 1]);
-    // [2, 2, 3]: llama.cpp's CPU exchange sort orders this 2, 1, 0; ours 2, 0, 1 (see ir/moe.ts).
+    // [2, 2, 3]: 2, 0, 1 -- llama.cpp agrees (its argsort is std::sort, not the exchange
+    // sort of older ggml, which gave 2, 1, 0); measured in test/agreement/moeTies.test.ts.
     expect(Array.from(topk(Float64Array.of(2, 2, 3), 3, { ...plain, k: 3 })).filter((_, i) => i % 2)).toEqual([2, 0, 1]);
   });
 
-  it('equals a stable sort by descending score, with each gating convention', () => {
+  it('orders more than 16 experts as std::sort does (golden orders, heap-sort fallback included)', () => {
+    for (const [scores, order] of STD_SORT_ORDERS) {
+      expect(Array.from(llamaArgsort(scores, 0, scores.length)), `E = ${scores.length}`).toEqual(order);
+      // The same rows as one [T, E] topk with k = 4, at a row offset.
+      const E = scores.length;
+      const r = topk(Float64Array.from([...scores.map((v) => v - 100), ...scores]), E, { k: 4, softmax: false, renorm: false, scale: 1 });
+      expect(Array.from(r.subarray(8)).filter((_, i) => i % 2)).toEqual(order.slice(0, 4));
+      if (E !== 40) expect(order.slice(0, 4), 'a row where index order would pick other experts').not.toEqual(stableOrder(scores, E).slice(0, 4));
+    }
+  });
+
+  it('is a sort: scores non-increasing, a permutation; stable up to 16 experts; each gating convention', () => {
     fc.assert(fc.property(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 4 }), fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 64, maxLength: 64 }),
       fc.constantFrom('renorm', 'softmax', 'plain'), fc.double({ min: 0.1, max: 4, noNaN: true }), (E, k0, ints, conv, scale) => {
         const k = Math.min(k0, E);
         const scores = Float64Array.from(ints.slice(0, E), (v) => v / 5 + 0.01); // few distinct values: many ties
+        const full = Array.from(llamaArgsort(scores, 0, E));
+        expect([...full].sort((a, b) => a - b)).toEqual(Array.from({ length: E }, (_, e) => e));
+        for (let j = 1; j < E; j++) expect(scores[full[j]]).toBeLessThanOrEqual(scores[full[j - 1]]);
+        if (E <= 16) expect(full).toEqual(stableOrder(scores, E));
         const r = topk(scores, E, { k, softmax: conv === 'softmax', renorm: conv === 'renorm', scale });
-        const order = Array.from({ length: E }, (_, e) => e).sort((a, b) => scores[b] - scores[a] || a - b).slice(0, k);
+        const order = full.slice(0, k);
         expect(Array.from(r).filter((_, i) => i % 2)).toEqual(order);
         const chosen = order.map((e) => scores[e]);
         const sum = chosen.reduce((a, b) => a + b, 0);

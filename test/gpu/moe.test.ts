@@ -1,6 +1,8 @@
 // The MoE kernels on WebGPU against the float64 interpreter: moe_route over random
 // expert counts (2..64), k (1..4), T, widths, score functions and gating conventions,
-// with exact ties planted in the router (duplicate columns); moe_experts in every
+// with exact ties planted in the router (duplicate columns), and the unfused (direct)
+// top-k over score rows whose order llama.cpp's CPU argsort (libstdc++'s std::sort)
+// was measured to give, heap-sort fallback included; moe_experts in every
 // input mode, per slot and combined with a residual; whole MoE models on the WebGPU
 // engine against the unfused interpreter graph; and the bytes claim on the device:
 // unchosen experts' weights are NaN, so reading any of them would poison the logits.
@@ -43,7 +45,7 @@ function routing(T: number, E: number, k: number, next: () => number): Float32Ar
   return r;
 }
 
-it('moe_route: scores, top-k with ties to the lower index, and each gating convention', () => prop(
+it('moe_route: scores, top-k in llama.cpp\'s argsort order (ties included), and each gating convention', () => prop(
   fc.record({ E: fc.integer({ min: 2, max: 64 }), k0: fc.integer({ min: 1, max: 4 }), K: fc.integer({ min: 1, max: 90 }), T: fc.integer({ min: 1, max: 9 }), g: gating, seed }),
   async ({ E, k0, K, T, g, seed }) => {
     const k = Math.min(k0, E);
@@ -59,6 +61,29 @@ it('moe_route: scores, top-k with ties to the lower index, and each gating conve
     expect(idx(got), 'chosen experts (in order)').toEqual(idx(want));
     expectClose(got.filter((_, i) => i % 2 === 0), Array.from(want).filter((_, i) => i % 2 === 0), TOL, 'routing weights');
   }));
+
+it('direct top-k with k = E gives std::sort\'s whole order: E 4 .. 40, ties, the heap-sort fallback', async () => {
+  // Rows and orders from libstdc++'s std::sort(idx, idx + E, s[a] > s[b]) (GCC 12); the
+  // 40-element rows drive its introsort to the heap-sort fallback.
+  const cases: [number[], number[]][] = [
+    [[2, 2, 3, 1], [2, 0, 1, 3]],
+    [[1, 3, 1, 2, 3, 0, 2, 0, 3, 3, 3, 0, 1, 3, 3, 2, 0, 1, 3, 3], [10, 19, 18, 14, 13, 9, 8, 4, 1, 6, 3, 15, 0, 12, 17, 2, 7, 5, 11, 16]],
+    [[2, 1, 3, 1, 1, 1, 0, 0, 0, 3, 2, 1, 0, 2, 3, 2, 2, 3, 0, 0, 2, 3, 0, 3, 2, 3, 1, 1, 3, 2, 2, 3], [31, 2, 28, 25, 23, 9, 21, 17, 14, 16, 30, 29, 24, 20, 0, 13, 15, 10, 1, 3, 4, 5, 27, 26, 11, 7, 6, 8, 22, 19, 18, 12]],
+    [[-36, -1, -36, -3, -34, -5, -32, -7, -36, -9, -33, -11, -36, -13, -31, -15, -35, -17, -20, -19, 0, -2, -4, -6, -8, -10, -12, -14, -16, -18, -30, -27, -28, -25, -26, -23, -24, -21, -22, -29],
+      [20, 1, 21, 3, 22, 5, 23, 7, 24, 9, 25, 11, 26, 13, 27, 15, 28, 17, 29, 19, 18, 37, 38, 35, 36, 33, 34, 31, 32, 39, 30, 14, 6, 10, 4, 16, 2, 8, 0, 12]],
+    [[-38, -1, -36, -3, -34, -5, -32, -7, -36, -9, -32, -11, -40, -13, -31, -15, -34, -17, -20, -19, 0, -2, -4, -6, -8, -10, -12, -14, -16, -18, -30, -27, -28, -25, -26, -23, -24, -21, -22, -29],
+      [20, 1, 21, 3, 22, 5, 23, 7, 24, 9, 25, 11, 26, 13, 27, 15, 28, 17, 29, 19, 18, 37, 38, 35, 36, 33, 34, 31, 32, 39, 30, 14, 6, 10, 16, 4, 2, 8, 0, 12]],
+  ];
+  const byE = new Map<number, [number[], number[]][]>();
+  for (const c of cases) byE.set(c[0].length, [...(byE.get(c[0].length) ?? []), c]);
+  for (const [E, rows] of byE) {
+    const T = rows.length;
+    const x = Float32Array.from(rows.flatMap(([s]) => s));
+    const spec: KernelSpec = { kind: 'moe_route', K: E, experts: E, k: E, score: 'none', softmax: false, renorm: false, scale: 1, direct: true };
+    const got = (await runOnGpu(device, variants(spec).get('')!, T, { x }, { out: T * E * 2 })).out;
+    rows.forEach(([, order], t) => expect(Array.from(got.subarray(t * E * 2, (t + 1) * E * 2)).filter((_, i) => i % 2 === 1), `E = ${E}, row ${t}`).toEqual(order));
+  }
+});
 
 it('moe_experts: chosen rows only, per slot and combined (+ residual), every input mode', () => prop(
   fc.record({
