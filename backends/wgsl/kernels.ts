@@ -206,7 +206,7 @@ function kvFormat(dtype: KvDType, headDim: number, kvHeads: number, pageSize: nu
   const bits = KV_BITS[dtype];
   if ((dtype === 'f16' || dtype === 'int4') && headDim % 2) throw new Error(`KV dtype ${dtype} needs an even headDim, got ${headDim}`);
   return {
-    dtype, f32: dtype === 'f32', f16: dtype === 'f16', int8: dtype === 'int8', scaled: hasScales(dtype), bits, perWord: 32 / bits,
+    dtype, f32: dtype === 'f32', f16: dtype === 'f16', int8: dtype === 'int8', int4: dtype === 'int4', scaled: hasScales(dtype), bits, perWord: 32 / bits,
     mask: bits === 32 ? 0xffffffff : (1 << bits) - 1, levels: KV_LEVELS[dtype] ?? 0, rowWords: rowWords({ headDim, dtype }),
     pageWords: pageWords({ kvHeads, headDim, pageSize, dtype }), scaleOff: kvHeads * pageSize * rowWords({ headDim, dtype }),
   };
@@ -242,19 +242,21 @@ function attentionPlan(spec: AttentionSpec): Plan {
   if (spec.window !== null) positiveInt('window', spec.window);
   const fmt = kvFormat(spec.dtype, headDim, kvHeads, positiveInt('pageSize', spec.pageSize));
   const group = heads / kvHeads;
-  // The most query heads of a group one workgroup takes: a divisor of the group (so a
-  // workgroup never straddles two KV heads), at most 8, and one output slot (head, dim)
-  // per invocation in a workgroup of at most 256 (WebGPU's default limit).
-  let qpw = 1;
-  for (let d = 1; d <= Math.min(group, 8); d++) if (group % d === 0 && d * headDim <= 256) qpw = d;
-  const wg = clampPow2(qpw * headDim, 64, 256);
-  const block = 64;
   // When rows split into whole vec4s, queries are vec4s and every format dequantises a
   // vec4 at a time (f32 reads, two unpack2x16float, unpack4x8snorm, or vector shifts for
-  // int4), so the score is a vec4 dot; otherwise scalars. Query rows are padded with zeros
-  // to whole packed words.
+  // int4), so the score is a vec4 dot and each output slot is 4 dims; otherwise scalars.
+  // Query rows are padded with zeros to whole packed words.
   const vec4 = headDim % 4 === 0;
   const lanes = vec4 ? 4 : 1;
+  // The most query heads of a group one workgroup takes: a divisor of the group (so a
+  // workgroup never straddles two KV heads), at most 8, and one output slot (head, lanes
+  // dims) per invocation in a workgroup of at most 256 (WebGPU's default limit). With vec4
+  // slots a group of 8 at head_dim 128 (or 4 at 256) is one workgroup, reading K/V once.
+  const block = 64;
+  let qpw = 1;
+  for (let d = 1; d <= Math.min(group, 8); d++) if (group % d === 0 && (d * headDim) / lanes <= 256) qpw = d;
+  // Enough invocations for the output slots and for scoring a block's (head, key) pairs.
+  const wg = clampPow2(Math.max((qpw * headDim) / lanes, qpw * block), 64, 256);
   const qstride = (fmt.f32 ? headDim : fmt.rowWords * fmt.perWord) / lanes;
   const splits = positiveInt('splits', spec.splits);
   return {
@@ -265,7 +267,7 @@ function attentionPlan(spec: AttentionSpec): Plan {
       vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', qstride, hdq: headDim / lanes, qsLen: qpw * qstride, pLen: qpw * block, split: splits > 1, splits,
     },
     workgroup: [wg, 1, 1], grid: [PER_TOKEN, { tokensPerGroup: 0, groups: heads / qpw }, { tokensPerGroup: 0, groups: splits }],
-    vec4Bindings: vec4 ? ['q', ...(fmt.f32 ? ['kcache'] : [])] : [], u32Bindings: fmt.f32 ? [] : PACKED_KV,
+    vec4Bindings: vec4 ? ['q', ...(fmt.f32 ? ['kcache', 'vcache'] : []), ...(splits > 1 ? [] : ['out'])] : [], u32Bindings: fmt.f32 ? [] : PACKED_KV,
   };
 }
 

@@ -31,7 +31,7 @@ const DTYPES: KvDType[] = ['f32', 'f16', 'int8', 'int4'];
 const SAME_FORMAT_TOL: Record<KvDType, number> = { f32: 1e-4, f16: 1e-3, int8: 2e-3, int4: 2e-3 };
 
 const caseArb = fc.record({
-  dtype: fc.constantFrom(...DTYPES), kvHeads: fc.integer({ min: 1, max: 3 }), group: fc.constantFrom(1, 2, 3, 4),
+  dtype: fc.constantFrom(...DTYPES), kvHeads: fc.integer({ min: 1, max: 3 }), group: fc.constantFrom(1, 2, 3, 4, 8),
   headDim: fc.oneof(fc.integer({ min: 1, max: 20 }).map((d) => 2 * d), fc.constantFrom(64, 128)),
   pageSize: fc.constantFrom(1, 2, 4, 8, 16, 32), seqs: fc.array(fc.record({ history: fc.integer({ min: 0, max: 70 }), fresh: fc.integer({ min: 1, max: 4 }) }), { minLength: 1, maxLength: 4 }),
   window: fc.option(fc.integer({ min: 1, max: 40 }), { freq: 3 }), causal: fc.boolean(), rope: fc.boolean(),
