@@ -2,7 +2,7 @@
 // FLOPs, the KV-cache formula, and the analytic minimum a decode step must read
 // (every weight once, the live KV once). Benchmarks report measured figures
 // against these numbers.
-import type { KernelSpec, Program } from './program.ts';
+import { MOE_ROWS_PER_PASS, type KernelSpec, type Program } from './program.ts';
 import { KV_BITS, tokenBytesPerLayer } from './ir/kvStorage.ts';
 import { weightBytes, type WeightType } from './weightTypes.ts';
 
@@ -81,15 +81,19 @@ export function kernelCost(spec: KernelSpec, T: number, context: number): Omit<S
     case 'moe_combine': return { bytesRead: T * spec.k * (2 + spec.width) * F32, bytesWritten: T * spec.width * F32, flops: 2 * T * spec.k * spec.width };
     case 'softmax': return { bytesRead: T * spec.width * F32, bytesWritten: T * spec.width * F32, flops: 3 * T * spec.width };
     case 'moe_experts': {
-      // Weights: only chosen experts are read, each once per step (see moe_experts.hbs):
-      // exactly k experts for one token, at most min(experts, T * k) for T tokens.
-      const chosen = spec.dense ? spec.experts : Math.min(spec.experts, T * spec.k);
+      // Weights: only chosen experts are read (see moe_experts.hbs), each once per
+      // MOE_ROWS_PER_PASS of its rows: exactly k experts once for one token; for T tokens,
+      // min(experts, T * k) experts under balanced routing, each ceil(rows / experts / P)
+      // times (skewed routing reads the busiest experts more often).
       const rows = T * spec.k;
+      const chosen = spec.dense ? spec.experts : Math.min(spec.experts, rows);
+      const perExpert = spec.dense ? T : Math.ceil(rows / chosen);
+      const passes = Math.ceil(perExpert / MOE_ROWS_PER_PASS);
       const input = spec.input === 'shared' || spec.input === 'swiglu' ? T * spec.K : spec.input === 'slot' ? rows * spec.K : 2 * rows * spec.K;
       const matrices = spec.input === 'swiglu' ? 2 : 1;
       const read = input + rows * 2 + (spec.residual ? T * spec.N : 0);
       // Block experts (wtype) read 34 / 18 bytes per 32 weights, f32 ones 4 per weight.
-      const weights = matrices * weightBytes(spec.wtype ?? 'f32', chosen * spec.K * spec.N);
+      const weights = passes * matrices * weightBytes(spec.wtype ?? 'f32', chosen * spec.K * spec.N);
       return { bytesRead: read * F32 + weights, bytesWritten: (spec.combine ? T : rows) * spec.N * F32, flops: 2 * matrices * rows * spec.K * spec.N };
     }
   }

@@ -41,6 +41,14 @@ export type ElementwiseExpr =
  * weight is laid out as its flat [K, N * experts] matrix) and the kernel dequantises in
  * registers; absent means f32, so f32 kernels keep their keys.
  */
+/**
+ * Routed rows a moe_experts kernel serves per pass over an expert's weights: a step reads
+ * each chosen expert's weights once per this many of its rows (once in every decode step
+ * of up to this many sequences per expert). Part of the kernel contract, so the cost model
+ * counts what every backend reads.
+ */
+export const MOE_ROWS_PER_PASS = 8;
+
 export type KernelSpec =
   | { kind: 'embed'; dim: number; vocab: number; wtype?: QuantType }
   | { kind: 'rmsnorm'; dim: number; eps: number }

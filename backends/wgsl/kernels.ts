@@ -7,7 +7,7 @@
 //     (minTokens TILED_MIN_TOKENS); see the templates for the algorithms.
 //   attention: one workgroup per (token, QPW query heads of one KV head).
 // Workgroups stay within WebGPU's default limits (256 invocations, 16 KiB shared).
-import type { KernelSpec } from '../../compiler/program.ts';
+import { MOE_ROWS_PER_PASS, type KernelSpec } from '../../compiler/program.ts';
 import type { GridDim } from '../backend.ts';
 import { unaryFormula, WGSL_DIALECT } from '../cstyle/expr.ts';
 import { positiveInt } from '../cstyle/literal.ts';
@@ -111,8 +111,8 @@ function moeRoutePlan(spec: MoeRouteSpec): Plan {
   };
 }
 
-// moe_experts: one invocation per output column (64 per workgroup), P = 8 routed rows
-// at a time; per-slot kernels spread experts over grid y, the combining kernel loops
+// moe_experts: one invocation per output column (64 per workgroup), P = MOE_ROWS_PER_PASS
+// routed rows at a time; per-slot kernels spread experts over grid y, the combining kernel loops
 // over them so each output element has a single writer (no float atomics in WGSL).
 // q8_0 / q4_0 experts (wtype) are read as u32 blocks and dequantised in registers.
 function moeExpertsPlan(spec: MoeExpertsSpec): Plan {
@@ -129,7 +129,7 @@ function moeExpertsPlan(spec: MoeExpertsSpec): Plan {
     template: 'moe_experts', variant: '', minTokens: 1,
     context: {
       ...quant, ...(spec.wtype && swiglu ? { qbinding2: 'w2' } : {}),
-      N, KV: vec4 ? K / 4 : K, experts, k, wg, pairs: 8, vec4, vtype: vec4 ? 'vec4<f32>' : 'f32',
+      N, KV: vec4 ? K / 4 : K, experts, k, wg, pairs: MOE_ROWS_PER_PASS, vec4, vtype: vec4 ? 'vec4<f32>' : 'f32',
       combine: spec.combine, residual: spec.residual, dense: spec.dense,
       inShared: spec.input === 'shared' || swiglu, inSlot: spec.input === 'slot', inSiluMul: spec.input === 'silu_mul', swiglu,
       inputText: { shared: 'x[t]', slot: 'x[s]', silu_mul: 'silu(gate[s]) * up[s]', swiglu: 'x[t]' }[spec.input],
