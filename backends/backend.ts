@@ -26,10 +26,21 @@ export interface RenderedKernel {
   readonly minTokens: number;
 }
 
+/**
+ * What a backend may tune a kernel's layout for; never what the kernel computes. A GPU
+ * wants lanes that read coalesced segments; a software rasteriser on the CPU (lavapipe,
+ * SwiftShader: a WebGPU "fallback adapter") runs a workgroup's invocations as SIMD loops,
+ * where an invocation that streams one contiguous weight row is fastest and every
+ * reduction barrier costs a pass over the whole workgroup.
+ */
+export interface Target { readonly kind: 'gpu' | 'cpu' }
+export const GPU_TARGET: Target = { kind: 'gpu' };
+export const CPU_TARGET: Target = { kind: 'cpu' };
+
 export interface Backend {
   readonly name: 'wgsl' | 'cuda';
-  /** One or more variants of a kernel (e.g. a GEMV for decode and a tiled matmul for prefill). */
-  render(key: string, spec: KernelSpec): RenderedKernel[];
+  /** One or more variants of a kernel (e.g. a GEMV for decode and a tiled matmul for prefill), tuned for `target` (default GPU). */
+  render(key: string, spec: KernelSpec, target?: Target): RenderedKernel[];
 }
 
 export function gridFor(grid: readonly [GridDim, GridDim, GridDim], tokens: number): [number, number, number] {

@@ -8,6 +8,7 @@
 //   attention: one workgroup per (token, QPW query heads of one KV head).
 // Workgroups stay within WebGPU's default limits (256 invocations, 16 KiB shared).
 import { MOE_ROWS_PER_PASS, type KernelSpec } from '../../compiler/program.ts';
+import { GPU_TARGET, type Target } from '../backend.ts';
 import type { GridDim } from '../backend.ts';
 import { unaryFormula, WGSL_DIALECT } from '../cstyle/expr.ts';
 import { positiveInt } from '../cstyle/literal.ts';
@@ -49,7 +50,7 @@ function rowPlan(template: TemplateName, width: number, context: Record<string, 
   };
 }
 
-export function plansFor(spec: KernelSpec): Plan[] {
+export function plansFor(spec: KernelSpec, target: Target = GPU_TARGET): Plan[] {
   switch (spec.kind) {
     case 'embed': {
       const plan = rowPlan('embed', positiveInt('dim', spec.dim), { dim: spec.dim, vocab: positiveInt('vocab', spec.vocab), ...quantContext(spec.wtype, 'table', spec.dim, spec.vocab) });
@@ -60,7 +61,7 @@ export function plansFor(spec: KernelSpec): Plan[] {
       return [{ template: 'rmsnorm', variant: '', minTokens: 1, context: { dim: spec.dim, eps: spec.eps, wg },
         workgroup: [wg, 1, 1], grid: [PER_TOKEN, ONE, ONE], vec4Bindings: [] }];
     }
-    case 'matmul': return matmulPlans(spec);
+    case 'matmul': return matmulPlans(spec, target);
     case 'rope': {
       const headDim = positiveInt('headDim', spec.headDim);
       if (headDim % 2) throw new Error(`rope needs an even headDim, got ${headDim}`);
@@ -156,7 +157,7 @@ function quantContext(wtype: QuantType | undefined, binding: string, K: number, 
   return { quant: true, wq8: wtype === 'q8_0', wq4: wtype === 'q4_0', qbinding: binding, soff: quantWords(wtype, K * N) };
 }
 
-function matmulPlans(spec: MatmulSpec): Plan[] {
+function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
   const K = positiveInt('K', spec.K), N = positiveInt('N', spec.N);
   if (spec.prologue === 'rmsnorm' && !(spec.eps >= 0)) throw new Error(`rmsnorm eps must be >= 0, got ${spec.eps}`);
   const common = {
@@ -167,13 +168,14 @@ function matmulPlans(spec: MatmulSpec): Plan[] {
     ...quantContext(spec.wtype, 'w', K, N),
   };
   const u32Bindings = spec.wtype ? ['w'] : [];
-  // GEMV: vec4 reads when rows split into whole vec4s. 8 lanes per column read 128
-  // contiguous bytes per step (a full cache line / coalesced segment); 32 columns fill a
-  // 256-invocation workgroup. On lavapipe 8 lanes ran ~2x faster than 32 (fewer
-  // reduction barriers); 4 lanes for rows shorter than 32 vec4s.
+  // GEMV: vec4 reads when rows split into whole vec4s. On a GPU 8 lanes per column read 128
+  // contiguous bytes per step (a full cache line / coalesced segment), 4 for rows shorter
+  // than 32 vec4s; columns fill a 256-invocation workgroup. On a CPU target each invocation
+  // streams its own column's row: llama-20m decode on lavapipe, GEMV time per token with
+  // 1 / 2 / 4 / 8 / 16 lanes: 28 / 31 / 35 / 45 / 68 ms (bench/profile.ts).
   const vec4 = K % 4 === 0;
   const KV = vec4 ? K / 4 : K;
-  const lanes = KV >= 32 ? 8 : 4;
+  const lanes = target.kind === 'cpu' ? 1 : KV >= 32 ? 8 : 4;
   const cols = 256 / lanes;
   // A variant per tokens-per-workgroup: 1 for decode, GEMV_TOKENS for small batches and
   // speculative verification (2..7 tokens), where each weight read then serves every token

@@ -2,7 +2,7 @@
 // Bindings are the spec's binding names in order (`bindingNames(spec)`), then the
 // step uniform `step`; the source declares exactly these, from the same list, so the
 // two can never disagree. Every variant's entry point is `main`.
-import type { Backend, RenderedBinding, RenderedKernel } from '../backend.ts';
+import { GPU_TARGET, type Backend, type RenderedBinding, type RenderedKernel, type Target } from '../backend.ts';
 import type { KernelSpec } from '../../compiler/program.ts';
 import { bindingNames, writtenBindings } from '../../compiler/program.ts';
 import { renderExpr, WGSL_DIALECT, inputCount } from '../cstyle/expr.ts';
@@ -20,7 +20,7 @@ const INT_BINDINGS = new Set(['tokens', 'positions', 'kv_slot', 'kv_seq', 'kv_ta
 
 export const wgslBackend: Backend = {
   name: 'wgsl',
-  render(key: string, spec: KernelSpec): RenderedKernel[] {
+  render(key: string, spec: KernelSpec, target: Target = GPU_TARGET): RenderedKernel[] {
     if (!/^[A-Za-z0-9_.-]+$/.test(key)) throw new Error(`kernel key ${JSON.stringify(key)} has characters outside [A-Za-z0-9_.-]`);
     const names = bindingNames(spec);
     const written = new Set(writtenBindings(spec));
@@ -29,7 +29,7 @@ export const wgslBackend: Backend = {
       { name: STEP_BINDING, access: 'uniform' },
     ];
     const exprContext = spec.kind === 'elementwise' ? elementwiseContext(spec) : {};
-    return plansFor(spec).map((plan) => {
+    return plansFor(spec, target).map((plan) => {
       const vec4 = new Set(plan.vec4Bindings);
       const u32 = new Set(plan.u32Bindings ?? []);
       const decls: BindingDecl[] = bindings.map((b) => b.access === 'uniform'

@@ -11,7 +11,7 @@
 //   compileKernel(device, rendered)   -> the (cached) pipeline of a RenderedKernel
 //   runKernel(device, rendered, buffers, tokens) -> one dispatch, validated, awaited
 //   assertNoOpt()                     -> throws NoOptError unless node runs with --no-opt
-import { gridFor, type RenderedKernel } from '../../backends/backend.ts';
+import { CPU_TARGET, GPU_TARGET, gridFor, type RenderedKernel, type Target } from '../../backends/backend.ts';
 
 export class NoAdapterError extends Error {}
 export class NoOptError extends Error {}
@@ -97,6 +97,18 @@ export async function createGpuDevice(opts: GpuDeviceOptions = {}): Promise<GPUD
   device.addEventListener('uncapturederror', (e) => log.push((e as GPUUncapturedErrorEvent).error.message));
   void device.lost.then((info) => { if (info.reason !== 'destroyed') log.push(`device lost: ${info.message}`); });
   return device;
+}
+
+/**
+ * The tuning target of a device's adapter: a software fallback adapter (lavapipe reports
+ * isFallbackAdapter and architecture 'software') runs kernels on the CPU. INFER_TARGET=gpu
+ * or cpu overrides it, to measure one tuning on the other's device.
+ */
+export function targetOf(device: GPUDevice): Target {
+  const forced = typeof process === 'undefined' ? undefined : process.env.INFER_TARGET;
+  if (forced === 'gpu' || forced === 'cpu') return forced === 'cpu' ? CPU_TARGET : GPU_TARGET;
+  const info = (device as GPUDevice & { adapterInfo?: GPUAdapterInfo & { isFallbackAdapter?: boolean } }).adapterInfo;
+  return info && (info.isFallbackAdapter || info.architecture === 'software') ? CPU_TARGET : GPU_TARGET;
 }
 
 /** Errors no error scope caught since the last call (validation, out-of-memory, device loss). */

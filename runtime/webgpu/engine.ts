@@ -5,7 +5,7 @@
 // compute pass of one command encoder, and reads back only the logits rows asked for.
 import type { WeightSource } from '../../compiler/ir/interpret.ts';
 import type { Program } from '../../compiler/program.ts';
-import { gridFor, pickVariant, type Backend } from '../../backends/backend.ts';
+import { gridFor, pickVariant, type Backend, type Target } from '../../backends/backend.ts';
 import type { Engine, EngineStats } from '../engine.ts';
 import type { BatchStep } from '../kv/batchStep.ts';
 import { packKvTable } from '../../compiler/ir/kvStorage.ts';
@@ -34,6 +34,8 @@ export interface WebGpuEngineOptions extends PoolOptions {
   readonly moeStats?: boolean;
   /** Time every dispatch with timestamp queries, for profile() (default false; one pass per dispatch). */
   readonly profile?: boolean;
+  /** Kernel tuning (default: from the adapter, device.ts targetOf). */
+  readonly target?: Target;
 }
 
 export class WebGpuEngine extends PagedEngine implements Engine {
@@ -79,7 +81,7 @@ export class WebGpuEngine extends PagedEngine implements Engine {
       maxTokens: o.maxTokensPerForward, maxSeqs, pages: o.kvPages ?? maxSeqs * k.pagesPerSequence,
     });
     try {
-      const kernels = await compileKernels(o.device, o.program, o.backend);
+      const kernels = await compileKernels(o.device, o.program, o.backend, o.target);
       return new WebGpuEngine(o, bufs, kernels, bufs.maxTokens, performance.now() - t0);
     } catch (e) {
       bufs.destroy();

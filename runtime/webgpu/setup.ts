@@ -5,8 +5,8 @@
 import type { WeightSource } from '../../compiler/ir/interpret.ts';
 import { bufferBytes, type BufferDecl, type KernelSpec, type Program, type Sizing } from '../../compiler/program.ts';
 import { packBlocks } from '../weights/quantBlocks.ts';
-import type { Backend, RenderedKernel } from '../../backends/backend.ts';
-import { compileKernel } from './device.ts';
+import type { Backend, RenderedKernel, Target } from '../../backends/backend.ts';
+import { compileKernel, targetOf } from './device.ts';
 
 // The WebGPU flag values, spelled out so this file does not need the GPU* globals installed.
 export const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
@@ -118,10 +118,11 @@ export interface CompiledKernel { readonly key: string; readonly spec: KernelSpe
  * from device.ts's per-device cache (keyed by source), so engines built one after
  * another on one device (tests, benchmarks, fused vs unfused) compile nothing twice.
  */
-export async function compileKernels(device: GPUDevice, program: Program, backend: Backend): Promise<Map<string, CompiledKernel>> {
+export async function compileKernels(device: GPUDevice, program: Program, backend: Backend, target?: Target): Promise<Map<string, CompiledKernel>> {
+  target ??= targetOf(device);
   const out = new Map<string, CompiledKernel>();
   for (const { key, spec } of program.kernels) {
-    const rendered = backend.render(key, spec);
+    const rendered = backend.render(key, spec, target);
     if (rendered.length === 0) throw new GpuSetupError(`backend ${backend.name} rendered no variant of kernel ${key}`);
     const variants: CompiledVariant[] = [];
     for (const r of rendered) {

@@ -17,9 +17,10 @@ import { wgslBackend } from '../../backends/wgsl/render.ts';
 import { CpuEngine } from '../../runtime/cpu/engine.ts';
 import { generate } from '../../runtime/engine.ts';
 import { RandomWeights } from '../../runtime/weights/random.ts';
-import { createGpuDevice } from '../../runtime/webgpu/device.ts';
+import { createGpuDevice, targetOf } from '../../runtime/webgpu/device.ts';
 import { WebGpuEngine } from '../../runtime/webgpu/engine.ts';
 import { denseLlama, type LlamaShape } from '../fixtures/denseLlama.ts';
+import { CPU_TARGET, GPU_TARGET, type Target } from '../../backends/backend.ts';
 
 const TOL = 1e-4;
 let device: GPUDevice;
@@ -45,10 +46,10 @@ function build(shape: LlamaShape, fuse: boolean): { graph: Graph; program: Progr
   return { graph, program: schedule(graph) };
 }
 
-async function pair(shape: LlamaShape, seed: number, fuse: boolean) {
+async function pair(shape: LlamaShape, seed: number, fuse: boolean, target?: Target) {
   const { graph, program } = build(shape, fuse);
   const weights = new RandomWeights(graph.params, seed);
-  const gpu = await WebGpuEngine.create({ device, program, backend: wgslBackend, weights });
+  const gpu = await WebGpuEngine.create({ device, program, backend: wgslBackend, weights, target });
   return { gpu, cpu: new CpuEngine(graph, weights, program), program };
 }
 
@@ -69,8 +70,8 @@ const CASES: [string, LlamaShape][] = [
 ];
 
 /** Prefill of P tokens, then 3 decode steps: every row within TOL of the CPU engine. */
-async function compareLogits(shape: LlamaShape, seed: number, P: number, fuse: boolean): Promise<void> {
-  const { gpu, cpu } = await pair(shape, seed, fuse);
+async function compareLogits(shape: LlamaShape, seed: number, P: number, fuse: boolean, target?: Target): Promise<void> {
+  const { gpu, cpu } = await pair(shape, seed, fuse, target);
   try {
     const V = shape.vocab;
     const prompt = Int32Array.from({ length: P }, (_, i) => (i * 31 + seed) % V);
@@ -86,9 +87,14 @@ async function compareLogits(shape: LlamaShape, seed: number, P: number, fuse: b
 }
 
 describe('WebGPU engine vs CPU engine', () => {
-  it('logits agree within 1e-4 relative error per row: random shapes, short prompts (GEMV path)', async () => {
-    await fc.assert(fc.asyncProperty(shapeArb, fc.integer({ min: 1, max: 1 << 20 }), fc.integer({ min: 1, max: TILED_MIN_TOKENS - 1 }), fc.boolean(),
-      (shape, seed, P, fuse) => compareLogits(shape, seed, P, fuse)), { numRuns: 10, endOnFailure: true });
+  // Kernels tuned for either target (lavapipe would pick CPU_TARGET by itself).
+  it('lavapipe, a software adapter, gets kernels tuned for the CPU', () => {
+    expect(targetOf(device)).toEqual(process.env.INFER_TARGET === 'gpu' ? GPU_TARGET : CPU_TARGET);
+  });
+
+  it('logits agree within 1e-4 relative error per row: random shapes, short prompts (GEMV path), GPU and CPU tuning', async () => {
+    await fc.assert(fc.asyncProperty(shapeArb, fc.integer({ min: 1, max: 1 << 20 }), fc.integer({ min: 1, max: TILED_MIN_TOKENS - 1 }), fc.boolean(), fc.constantFrom(GPU_TARGET, CPU_TARGET),
+      (shape, seed, P, fuse, target) => compareLogits(shape, seed, P, fuse, target)), { numRuns: 10, endOnFailure: true });
   }, 240_000);
 
   it(`logits agree within 1e-4 relative error per row: MHA/GQA/MQA, prompts of ${TILED_MIN_TOKENS}..48 (tiled path)`, async () => {

@@ -4,7 +4,7 @@ import { expect } from 'vitest';
 import { CpuKvCache, GraphBuilder, interpret, type ModelInfo, type Node } from '../../compiler/ir/index.ts';
 import type { KernelSpec } from '../../compiler/program.ts';
 import { kernelKey } from '../../compiler/program.ts';
-import type { RenderedKernel } from '../../backends/backend.ts';
+import { GPU_TARGET, type RenderedKernel, type Target } from '../../backends/backend.ts';
 import { wgslBackend } from '../../backends/wgsl/render.ts';
 import { readBuffer, runKernel, storageBuffer, zeroBuffer } from '../../runtime/webgpu/device.ts';
 
@@ -56,9 +56,9 @@ export function oracle(inp: OneOp, build: (b: GraphBuilder, p: (name: string, sh
 }
 
 /** The variants of a spec's kernel, by variant suffix ('' for single-variant kernels). */
-export function variants(spec: KernelSpec): Map<string, RenderedKernel> {
+export function variants(spec: KernelSpec, target: Target = GPU_TARGET): Map<string, RenderedKernel> {
   const key = kernelKey(spec);
-  return new Map(wgslBackend.render(key, spec).map((r) => [r.key === key ? '' : r.key.slice(key.length + 1), r]));
+  return new Map(wgslBackend.render(key, spec, target).map((r) => [r.key === key ? '' : r.key.slice(key.length + 1), r]));
 }
 
 /**

@@ -10,6 +10,7 @@ import type { ElementwiseExpr, KernelSpec } from '../../compiler/program.ts';
 import { createGpuDevice } from '../../runtime/webgpu/device.ts';
 import { data, expectClose, expectCloseEach, matmulCase, oracle, rng, runOnGpu, variants } from './harness.ts';
 import { exprArb, f32Conditioned, graphOfExpr } from './exprArb.ts';
+import { CPU_TARGET, GPU_TARGET } from '../../backends/backend.ts';
 
 /** Max |gpu - cpu| / max |cpu| allowed: f32 accumulation over K <= 2600 stays near 1e-6. */
 const TOL = 1e-4;
@@ -49,18 +50,18 @@ describe('matmul', () => {
   // K: any, multiples of 4 (vec4 GEMV), and long rows (several staged chunks / K tiles).
   const shape = (maxT: number) => fc.record({
     K: fc.oneof(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 80 }).map((k) => 4 * k), fc.integer({ min: 1000, max: 2600 })),
-    N: fc.integer({ min: 1, max: 150 }), T: fc.integer({ min: 1, max: maxT }), seed,
+    N: fc.integer({ min: 1, max: 150 }), T: fc.integer({ min: 1, max: maxT }), seed, cpu: fc.boolean(),
   }).map((c) => ({ ...c, N: c.K > 500 ? Math.min(c.N, 12) : c.N })); // keep the float64 oracle quick
   for (const variant of ['gemv', 'gemv4', 'tiled'] as const) {
     for (const prologue of ['none', 'rmsnorm', 'silu_mul'] as const) {
       for (const residual of [false, true]) {
         // The tiled kernel also sees T > 32 (several token tiles) and T < 8 (below its minTokens).
-        it(`${variant}, prologue ${prologue}${residual ? ', residual' : ''}`, () => prop(shape(variant === 'tiled' ? 40 : 20), async ({ K, N, T, seed }) => {
+        it(`${variant}, prologue ${prologue}${residual ? ', residual' : ''}`, () => prop(shape(variant === 'tiled' ? 40 : 20), async ({ K, N, T, seed, cpu }) => {
           const next = rng(seed);
           const { inputs: t, want, eps } = matmulCase(next, data(next, K * N, 1 / Math.sqrt(K)), K, N, T, prologue, residual);
           const spec: KernelSpec = { kind: 'matmul', K, N, prologue, eps, residual };
-          const got = await runOnGpu(device, variants(spec).get(variant)!, T, t, { out: T * N });
-          expectClose(got.out, want, TOL, `${variant} K=${K} N=${N} T=${T}`);
+          const got = await runOnGpu(device, variants(spec, cpu ? CPU_TARGET : GPU_TARGET).get(variant)!, T, t, { out: T * N });
+          expectClose(got.out, want, TOL, `${variant} K=${K} N=${N} T=${T} ${cpu ? 'cpu' : 'gpu'}-tuned`);
         }));
       }
     }

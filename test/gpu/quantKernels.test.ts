@@ -12,6 +12,7 @@ import { createGpuDevice } from '../../runtime/webgpu/device.ts';
 import { dequantize, quantize } from '../../runtime/weights/ggufQuant.ts';
 import { packBlocks, unpackBlocks } from '../../runtime/weights/quantBlocks.ts';
 import { data, expectClose, matmulCase, oracle, rng, runOnGpu, variants } from './harness.ts';
+import { CPU_TARGET, GPU_TARGET } from '../../backends/backend.ts';
 
 const TOL = 1e-4;
 const RUNS = Number(process.env.INFER_GPU_QUANT_RUNS ?? 4);
@@ -46,21 +47,21 @@ describe('quantised matmul', () => {
   // K a multiple of 32 (blocks run along K): one block up to several staged GEMV chunks.
   const shape = (maxT: number) => fc.record({
     blocks: fc.oneof(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 30, max: 70 })),
-    N: fc.integer({ min: 1, max: 90 }), T: fc.integer({ min: 1, max: maxT }), seed,
+    N: fc.integer({ min: 1, max: 90 }), T: fc.integer({ min: 1, max: maxT }), seed, cpu: fc.boolean(),
   }).map((c) => ({ ...c, K: 32 * c.blocks, N: c.blocks > 12 ? Math.min(c.N, 12) : c.N }));
   for (const wtype of ['q8_0', 'q4_0'] as const) {
     for (const variant of ['gemv', 'gemv4', 'tiled'] as const) {
       for (const prologue of ['none', 'rmsnorm', 'silu_mul'] as const) {
         for (const residual of [false, true]) {
-          it(`${wtype} ${variant}, prologue ${prologue}${residual ? ', residual' : ''}`, () => prop(shape(variant === 'tiled' ? 40 : 10), async ({ K, N, T, seed }) => {
+          it(`${wtype} ${variant}, prologue ${prologue}${residual ? ', residual' : ''}`, () => prop(shape(variant === 'tiled' ? 40 : 10), async ({ K, N, T, seed, cpu }) => {
             const next = rng(seed);
             const w = blockWeights(wtype, next, K * N, 1 / Math.sqrt(K));
             const { inputs: t, want, eps } = matmulCase(next, w.values, K, N, T, prologue, residual);
             const spec: KernelSpec = { kind: 'matmul', K, N, prologue, eps, residual, wtype };
-            const rendered = variants(spec).get(variant)!;
+            const rendered = variants(spec, cpu ? CPU_TARGET : GPU_TARGET).get(variant)!;
             expect(rendered.source).toContain('array<u32>');
             const got = await runOnGpu(device, rendered, T, { ...t, w: w.packed }, { out: T * N });
-            expectClose(got.out, want, TOL, `${wtype} ${variant} K=${K} N=${N} T=${T}`);
+            expectClose(got.out, want, TOL, `${wtype} ${variant} K=${K} N=${N} T=${T} ${cpu ? 'cpu' : 'gpu'}-tuned`);
           }, variant === 'tiled' ? TILED_RUNS : RUNS));
         }
       }
