@@ -18,6 +18,7 @@ import { compileMoe, moeShapeArb, moeWeights, routerWithTies } from '../fixtures
 import { CpuKvCache, interpret } from '../../compiler/ir/index.ts';
 import { wgslBackend } from '../../backends/wgsl/render.ts';
 import { WebGpuEngine } from '../../runtime/webgpu/engine.ts';
+import { CpuEngine } from '../../runtime/cpu/engine.ts';
 
 const TOL = 1e-4;
 const RUNS = Number(process.env.INFER_GPU_RUNS ?? 7);
@@ -129,10 +130,12 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 it('whole MoE models: WebGPU engine (fused, or the dense unfused program) equals the unfused interpreter graph, prefill and decode', () => fc.assert(fc.asyncProperty(moeShapeArb(64), fc.boolean(), async (s, fuse) => {
-  const { unfused, program } = compileMoe(s, fuse ? undefined : new Set(['moe']));
+  const { unfused, graph, program } = compileMoe(s, fuse ? undefined : new Set(['moe']));
   const w = moeWeights(unfused, s.seed);
   const m = unfused.model;
   const engine = await WebGpuEngine.create({ device, program: program!, backend: wgslBackend, weights: w, moeStats: true });
+  // The CPU engine's routing statistics come from the interpreter's routing values.
+  const cpu = new CpuEngine(graph, w, program);
   try {
     const kv = new CpuKvCache(m.layers, m.kvHeads, m.headDim, m.maxContext);
     const steps = [Int32Array.from({ length: s.T }, (_, i) => (i * 5 + 3) % m.vocab), Int32Array.of(1 % m.vocab)];
@@ -142,12 +145,16 @@ it('whole MoE models: WebGPU engine (fused, or the dense unfused program) equals
       const want = interpret(unfused, w, kv, { tokens, positions }).get(unfused.logits)!;
       const got = await engine.forward(tokens, positions);
       expect(relErr(got, want)).toBeLessThan(1e-4);
+      await cpu.forward(tokens, positions);
       start += tokens.length;
     }
     const st = engine.moeStats()!;
     expect(st.layers.map((l) => l.counts.reduce((a, b) => a + b, 0))).toEqual(Array(s.layers).fill((s.T + 1) * s.topK));
+    // Per layer and expert, the device's counts are the interpreter's.
+    expect(st.layers.map((l) => l.counts)).toEqual(cpu.moeStats()!.layers.map((l) => l.counts));
   } finally {
     engine.dispose();
+    cpu.dispose();
   }
 }), { numRuns: Math.max(3, Math.floor(RUNS / 2)) }));
 
