@@ -34,4 +34,20 @@ describe('infer run with a mixture of experts', () => {
     const dense = await cli(...args, '--json', '--no-fuse', 'moe');
     expect(JSON.parse(dense.out).tokens).toEqual(r.tokens);
   });
+
+  it('several prompts as one batch, on WebGPU: each sequence decodes what it decodes alone; stats.moe counts every token', async () => {
+    const prompts = ['1,2,3', '7,8', '4,5,6,9,10'];
+    const flags = ['--max-tokens', '5', '--ignore-eos', '--json'];
+    const batch = await cli('run', SPEC, ...prompts.flatMap((p) => ['--tokens', p]), ...flags);
+    expect(batch.code, batch.err).toBe(0);
+    const r = JSON.parse(batch.out) as { sequences: { tokens: number[] }[]; stats: { moe: { tokens: number; layers: { counts: number[] }[] } } };
+    for (let i = 0; i < prompts.length; i++) {
+      const alone = await cli('run', SPEC, '--backend', 'cpu', '--tokens', prompts[i], ...flags);
+      expect(r.sequences[i].tokens, `prompt ${prompts[i]}`).toEqual(JSON.parse(alone.out).tokens);
+    }
+    // Prompt tokens plus every decoded token but each sequence's last (never fed back).
+    const fed = prompts.reduce((a, p) => a + p.split(',').length, 0) + prompts.length * 4;
+    expect(r.stats.moe.tokens).toBe(fed);
+    for (const l of r.stats.moe.layers) expect(l.counts.reduce((a, b) => a + b, 0)).toBe(fed * 2);
+  });
 });
