@@ -7,6 +7,7 @@ import type { Dim, UnaryFn } from './ir/ops.ts';
 import { UNARY_FNS } from './ir/ops.ts';
 import { at, describe, LowerError, tensor } from './lowerExpr.ts';
 import { lowerMoe, lowerSoftmax, lowerTopk, type ExpertValue } from './lowerMoe.ts';
+import { attentionOverCache } from './ir/attention.ts';
 
 export type Value =
   | { kind: 'tensor'; node: Node }
@@ -107,7 +108,9 @@ export const BUILTINS: Record<string, Builtin> = {
         window = w.value.value;
       }
       const scale = c.named.has('scale') ? num(c, 'scale', '', 0) : typeof headDim === 'number' ? 1 / Math.sqrt(headDim) : 1;
-      return node(c, (b) => b.node('attention', { layer, causal: !!flag, window, scale }, [q, c.args[1].value.kind === 'tensor' ? c.args[1].value.node : q, c.scope.positions]));
+      const cache = c.args[1].value.node;
+      // The unfused definition (scores, softmax, P.V); fuseAttention makes it one kernel.
+      return node(c, (b) => attentionOverCache(b, q, cache, c.scope.positions, { layer, causal: !!flag, window, scale }, c.scope.config.get('max_context') ?? 2048));
     },
   },
   topk: {

@@ -70,6 +70,17 @@ export function kernelCost(spec: KernelSpec, T: number, context: number): Omit<S
       const written = spec.splits === 1 ? q : T * spec.heads * spec.splits * (spec.headDim + 2);
       return { bytesRead: span * tokenBytesPerLayer(spec) + q * F32 + T * 8 + tables, bytesWritten: written * F32, flops: 4 * T * spec.heads * spec.headDim * span };
     }
+    case 'attn_scores': case 'attn_values': {
+      // Unfused: each query head reads the span's K (or V) rows itself (no group sharing), and
+      // the [T, heads, context] scores / probabilities go through memory.
+      const span = spec.window === null ? context : Math.min(context, spec.window + T - 1);
+      const rows = span * (tokenBytesPerLayer(spec) / 2) * (spec.heads / spec.kvHeads);
+      const tables = 4 * (Math.ceil(span / spec.pageSize) + 3) + T * 8;
+      const q = T * spec.heads * spec.headDim, p = T * spec.heads * spec.context;
+      return spec.kind === 'attn_scores'
+        ? { bytesRead: rows + q * F32 + tables, bytesWritten: p * F32, flops: 2 * T * spec.heads * spec.headDim * span }
+        : { bytesRead: rows + p * F32 + tables, bytesWritten: q * F32, flops: 2 * T * spec.heads * spec.headDim * span };
+    }
     case 'attention_merge': {
       const n = T * spec.heads * spec.headDim;
       return { bytesRead: T * spec.heads * spec.splits * (spec.headDim + 2) * F32, bytesWritten: n * F32, flops: 3 * n * spec.splits };
@@ -79,7 +90,7 @@ export function kernelCost(spec: KernelSpec, T: number, context: number): Omit<S
       ? { bytesRead: T * spec.experts * F32, bytesWritten: T * spec.k * 2 * F32, flops: T * spec.experts * spec.k }
       : { bytesRead: (T * spec.K + spec.K * spec.experts) * F32, bytesWritten: T * spec.k * 2 * F32, flops: 2 * T * spec.K * spec.experts };
     case 'moe_combine': return { bytesRead: T * spec.k * (2 + spec.width) * F32, bytesWritten: T * spec.width * F32, flops: 2 * T * spec.k * spec.width };
-    case 'softmax': return { bytesRead: T * spec.width * F32, bytesWritten: T * spec.width * F32, flops: 3 * T * spec.width };
+    case 'softmax': { const n = T * (spec.rows ?? 1) * spec.width; return { bytesRead: n * F32, bytesWritten: n * F32, flops: 3 * n }; }
     case 'moe_experts': {
       // Weights: only chosen experts are read (see moe_experts.hbs), each once per
       // MOE_ROWS_PER_PASS of its rows: exactly k experts once for one token; for T tokens,

@@ -1,8 +1,10 @@
-// The ordered pass list. Order matters: norms fuse before residuals so a matmul
+// The ordered pass list. Order matters: attention fuses first (its softmax is not a
+// router's, and fuseMoe must not see it); norms fuse before residuals so a matmul
 // can carry both a prologue and an epilogue; MoE fuses first, while its router is
 // still a plain matmul and its residual add still a plain add. Every pass's output is verified.
 import type { Graph } from './ir/graph.ts';
 import { verify } from './ir/verify.ts';
+import { fuseAttention } from './passes/fuseAttention.ts';
 import { fuseKvAppend } from './passes/fuseKvAppend.ts';
 import { fuseMoe } from './passes/fuseMoe.ts';
 import { fuseNorm } from './passes/fuseNorm.ts';
@@ -10,7 +12,7 @@ import { fuseResidual } from './passes/fuseResidual.ts';
 import { fuseSiluMul } from './passes/fuseSiluMul.ts';
 import type { Pass } from './passes/pass.ts';
 
-export const PIPELINE: readonly Pass[] = [fuseMoe, fuseNorm, fuseSiluMul, fuseResidual, fuseKvAppend];
+export const PIPELINE: readonly Pass[] = [fuseAttention, fuseMoe, fuseNorm, fuseSiluMul, fuseResidual, fuseKvAppend];
 
 export const FUSION_KEYS: readonly string[] = PIPELINE.map((p) => p.fuses);
 

@@ -61,7 +61,11 @@ export type KernelSpec =
   | { kind: 'moe_route'; K: number; experts: number; k: number; score: MoeScore; softmax: boolean; renorm: boolean; scale: number; direct: boolean }
   | ({ kind: 'moe_experts'; K: number; N: number; experts: number; k: number; dense: boolean; wtype?: QuantType } & OpArgs['moe_experts'])
   | { kind: 'moe_combine'; experts: number; k: number; width: number }
-  | { kind: 'softmax'; width: number };
+  /** Softmax of `rows` rows of `width` per token (rows absent: 1). */
+  | { kind: 'softmax'; width: number; rows?: number }
+  /** The unfused attention (--no-fuse attention): scores [T, heads, context] against the paged cache, then P.V. */
+  | { kind: 'attn_scores'; heads: number; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; scale: number; window: number | null; causal: boolean; context: number }
+  | { kind: 'attn_values'; heads: number; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; window: number | null; causal: boolean; context: number };
 
 export type KernelKind = KernelSpec['kind'];
 
@@ -78,6 +82,8 @@ export const BINDINGS: { [K in KernelKind]: (spec: Extract<KernelSpec, { kind: K
   moe_experts: (s) => [...(s.input === 'silu_mul' ? ['gate', 'up'] : ['x']), 'w', ...(s.input === 'swiglu' ? ['w2'] : []), ...(s.dense ? [] : ['routing']), ...(s.residual ? ['res'] : []), 'out'],
   moe_combine: () => ['routing', 'y', 'out'],
   softmax: () => ['x', 'out'],
+  attn_scores: () => ['q', 'positions', 'kv_seq', 'kv_table', 'kcache', 'out'],
+  attn_values: () => ['p', 'positions', 'kv_seq', 'kv_table', 'vcache', 'out'],
 };
 
 export function bindingNames(spec: KernelSpec): string[] {

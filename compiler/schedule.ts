@@ -150,6 +150,17 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
         emit(n, { kind: 'attention_merge', heads, headDim, splits }, { part, out: out() });
         break;
       }
+      // The unfused attention (--no-fuse attention): scores, a softmax per (token, head), P.V.
+      case 'attn_scores': case 'attn_values': {
+        const a = n.arg as OpArgs['attn_scores'] & OpArgs['attn_values'];
+        const heads = n.shape[1] as number, headDim = m.headDim;
+        const context = n.op === 'attn_scores' ? a.context : n.src[0].shape[2] as number;
+        const common = { heads, kvHeads: m.kvHeads, headDim, pageSize: kv.pageSize, dtype: kv.dtype, window: a.window, causal: a.causal, context };
+        const tb = { positions: src(2), kv_seq: tables.kv_seq, kv_table: tables.kv_table };
+        if (n.op === 'attn_scores') emit(n, { kind: 'attn_scores', ...common, scale: a.scale }, { q: src(0), ...tb, kcache: kvName(a.layer, 'k'), out: out() });
+        else emit(n, { kind: 'attn_values', ...common }, { p: src(0), ...tb, vcache: kvName(a.layer, 'v'), out: out() });
+        break;
+      }
       case 'moe_route': {
         const a = n.arg as OpArgs['moe_route'];
         const [K, experts] = n.src[1].shape as number[];
@@ -172,9 +183,11 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
         break;
       }
       // The unfused (dense) MoE ops: every expert computes every token, as the IR defines it.
-      case 'softmax':
-        emit(n, { kind: 'softmax', width: n.shape.at(-1) as number }, { x: src(0), out: out() });
+      case 'softmax': {
+        const rows = elementsPerToken(n.shape) / (n.shape.at(-1) as number);
+        emit(n, { kind: 'softmax', width: n.shape.at(-1) as number, ...(rows > 1 ? { rows } : {}) }, { x: src(0), out: out() });
         break;
+      }
       case 'topk': {
         const a = n.arg as OpArgs['topk'];
         const E = n.src[0].shape[1] as number;

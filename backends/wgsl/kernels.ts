@@ -83,7 +83,23 @@ export function plansFor(spec: KernelSpec, target: Target = GPU_TARGET): Plan[] 
     }
     case 'softmax': {
       const wg = clampPow2(positiveInt('width', spec.width), 32, 256);
-      return [{ template: 'softmax', variant: '', minTokens: 1, context: { width: spec.width, wg }, workgroup: [wg, 1, 1], grid: [PER_TOKEN, ONE, ONE], vec4Bindings: [] }];
+      const rows = positiveInt('rows', spec.rows ?? 1);
+      return [{ template: 'softmax', variant: '', minTokens: 1, context: { width: spec.width, rows, wg }, workgroup: [wg, 1, 1], grid: [PER_TOKEN, { tokensPerGroup: 0, groups: rows }, ONE], vec4Bindings: [] }];
+    }
+    case 'attn_scores': case 'attn_values': {
+      const heads = positiveInt('heads', spec.heads), kvHeads = positiveInt('kvHeads', spec.kvHeads), headDim = positiveInt('headDim', spec.headDim);
+      if (heads % kvHeads) throw new Error(`${spec.kind}: heads ${heads} is not a multiple of kvHeads ${kvHeads}`);
+      if (spec.window !== null) positiveInt('window', spec.window);
+      const fmt = kvFormat(spec.dtype, headDim, kvHeads, positiveInt('pageSize', spec.pageSize));
+      const wg = spec.kind === 'attn_scores' ? 64 : clampPow2(headDim, 32, 256);
+      return [{
+        template: spec.kind, variant: '', minTokens: 1,
+        context: {
+          ...fmt, heads, kvHeads, headDim, group: heads / kvHeads, context: positiveInt('context', spec.context), wg, pageSize: spec.pageSize,
+          causal: spec.causal, windowed: spec.window !== null, window: spec.window ?? 0, ...(spec.kind === 'attn_scores' ? { scale: spec.scale } : {}),
+        },
+        workgroup: [wg, 1, 1], grid: [PER_TOKEN, { tokensPerGroup: 0, groups: heads }, ONE], vec4Bindings: [], u32Bindings: fmt.f32 ? [] : PACKED_KV,
+      }];
     }
   }
 }

@@ -17,12 +17,12 @@ hb.registerHelper('f', (x: unknown) => floatText(x as number));
 /** A comma-separated list of f32 literals, for constant tables (RoPE frequencies). */
 hb.registerHelper('floats', (xs: unknown) => (xs as number[]).map((x) => floatText(x)).join(', '));
 
-export const TEMPLATE_NAMES = ['embed', 'rmsnorm', 'matmul_gemv', 'matmul_tiled', 'rope', 'kv_append', 'attention', 'attention_merge', 'elementwise', 'moe_route', 'moe_experts', 'moe_combine', 'softmax'] as const;
+export const TEMPLATE_NAMES = ['embed', 'rmsnorm', 'matmul_gemv', 'matmul_tiled', 'rope', 'kv_append', 'attention', 'attention_merge', 'elementwise', 'moe_route', 'moe_experts', 'moe_combine', 'softmax', 'attn_scores', 'attn_values'] as const;
 export type TemplateName = (typeof TEMPLATE_NAMES)[number];
 
 const read = (name: string) => readFileSync(new URL(`./templates/${name}.hbs`, import.meta.url), 'utf8');
 
-for (const partial of ['header', 'rolled', 'rope_fn', 'dequant']) hb.registerPartial(partial, hb.compile(read(partial), { noEscape: true, strict: true }));
+for (const partial of ['header', 'rolled', 'rope_fn', 'dequant', 'kv_read']) hb.registerPartial(partial, hb.compile(read(partial), { noEscape: true, strict: true }));
 const compiled = new Map<TemplateName, HandlebarsTemplateDelegate>();
 
 /** One declaration line per binding; `header.hbs` turns these into `@group(0) @binding(i)` vars. */

@@ -9,6 +9,7 @@ import { storeRow, type KvStorage, type KvTables } from './kvStorage.ts';
 
 export type { KvTables };
 import { isMoeOp, moeValue } from './moe.ts';
+import { attention, attentionScores, attentionValues } from './attention.ts';
 
 export type Values = Float64Array | Float32Array;
 
@@ -90,6 +91,8 @@ export function interpret(g: Graph, weights: WeightSource, kv: CpuKvCache, step:
       case 'rope': val.set(n, rope(s[0], ints.get(n.src[1])!, n.shape[1] as number, n.shape[2] as number, (n.arg as OpArgs['rope']).theta)); break;
       case 'kv_store': kvStore(kv, n.arg as OpArgs['kv_store'], s[0], s[1], ints.get(n.src[2])!, tables.slots); break;
       case 'attention': val.set(n, attention(kv, n.arg as OpArgs['attention'], s[0], ints.get(n.src[2])!, n.shape[1] as number, tables)); break;
+      case 'attn_scores': val.set(n, attentionScores(kv, n.arg as OpArgs['attn_scores'], s[0], ints.get(n.src[2])!, n.shape[1] as number, tables)); break;
+      case 'attn_values': val.set(n, attentionValues(kv, n.arg as OpArgs['attn_values'], s[0], ints.get(n.src[2])!, n.shape[1] as number, tables)); break;
       case 'unary': {
         const f = UNARY_MEANING[(n.arg as OpArgs['unary']).fn];
         val.set(n, Float64Array.from(s[0], f));
@@ -172,46 +175,6 @@ function kvStore(kv: CpuKvCache, a: OpArgs['kv_store'], k: Values, v: Values, po
       kv.v[a.layer].set(storeRow(v.subarray(src, src + D), dtype).values, dst);
     }
   });
-}
-
-/**
- * Causal (optionally windowed) GQA over the paged cache: query head h reads KV head
- * floor(h / (H / KH)); token t of sequence b attends to its sequence's positions
- * lo..pos[t] (causal) or lo..length-1 (non-causal), lo = pos[t] - window + 1 when windowed.
- */
-function attention(kv: CpuKvCache, a: OpArgs['attention'], q: Values, pos: Int32Array, H: number, tb: KvTables): Float64Array {
-  const { kvHeads: KH, headDim: D, pageSize: P } = kv.storage;
-  const group = H / KH;
-  const out = new Float64Array(q.length);
-  const kc = kv.k[a.layer], vc = kv.v[a.layer];
-  for (let t = 0; t < pos.length; t++) {
-    const b = tb.seqOf[t];
-    const npages = tb.indptr[b + 1] - tb.indptr[b];
-    const hi = a.causal ? pos[t] : (npages - 1) * P + tb.lastLen[b] - 1;
-    const lo = a.window === null ? 0 : Math.max(0, pos[t] - a.window + 1);
-    const slot = (s: number) => tb.pages[tb.indptr[b] + Math.floor(s / P)] * P + (s % P);
-    for (let h = 0; h < H; h++) {
-      const kh = Math.floor(h / group);
-      const qo = (t * H + h) * D;
-      const scores = new Float64Array(hi - lo + 1);
-      let max = -Infinity;
-      for (let s = lo; s <= hi; s++) {
-        let dot = 0;
-        const ko = (slot(s) * KH + kh) * D;
-        for (let d = 0; d < D; d++) dot += q[qo + d] * kc[ko + d];
-        scores[s - lo] = dot * a.scale;
-        max = Math.max(max, scores[s - lo]);
-      }
-      let sum = 0;
-      for (let i = 0; i < scores.length; i++) { scores[i] = Math.exp(scores[i] - max); sum += scores[i]; }
-      for (let s = lo; s <= hi; s++) {
-        const p = scores[s - lo] / sum;
-        const vo = (slot(s) * KH + kh) * D;
-        for (let d = 0; d < D; d++) out[qo + d] += p * vc[vo + d];
-      }
-    }
-  }
-  return out;
 }
 
 function fusedMatmul(n: Node<'fused_matmul'>, s: Values[], T: number): Float64Array {

@@ -43,7 +43,19 @@ export interface OpArgs {
    * (a theta), K is rotated by RoPE first: the fused KvAppend that fuseKvAppend produces.
    */
   kv_store: { layer: number; rope: number | null };
-  /** src: [q [T, H, D], cache token, positions [T]] -> [T, H, D]: softmax(q.k^T * scale + mask) . v over the cache. */
+  /**
+   * src: [q [T, H, D], cache token, positions [T]] -> scores [T, H, context]: q.k^T * scale
+   * against key j of the token's sequence where j is visible (j <= position when causal,
+   * j < the sequence's length otherwise, and j > position - window when windowed), -inf
+   * elsewhere. Query head h reads KV head floor(h / (H / KH)). (attention.ts)
+   */
+  attn_scores: { layer: number; causal: boolean; window: number | null; scale: number; context: number };
+  /** src: [p [T, H, context], cache token, positions [T]] -> [T, H, headDim]: sum over the visible keys j of p[j] * v[j]. */
+  attn_values: { layer: number; causal: boolean; window: number | null; headDim: number };
+  /**
+   * src: [q [T, H, D], cache token, positions [T]] -> [T, H, D]:
+   * attn_values(softmax(attn_scores(q))), the fused PagedAttention that fuseAttention makes.
+   */
   attention: { layer: number; causal: boolean; window: number | null; scale: number };
   unary: { fn: UnaryFn };
   /** Elementwise; the operands have equal shapes, or one of them is a scalar (shape []). */
@@ -93,8 +105,8 @@ export type Op = keyof OpArgs;
 
 export const OP_GROUPS: Record<'input' | 'plain' | 'fused', readonly Op[]> = {
   input: ['tokens', 'positions', 'param', 'const'],
-  plain: ['embed', 'rmsnorm', 'matmul', 'reshape', 'rope', 'kv_store', 'attention', 'unary', 'binary', 'softmax', 'topk', 'expert_matmul', 'moe'],
-  fused: ['fused_matmul', 'moe_route', 'moe_experts'],
+  plain: ['embed', 'rmsnorm', 'matmul', 'reshape', 'rope', 'kv_store', 'attn_scores', 'attn_values', 'unary', 'binary', 'softmax', 'topk', 'expert_matmul', 'moe'],
+  fused: ['fused_matmul', 'attention', 'moe_route', 'moe_experts'],
 };
 
 /** Number of sources each op takes (a [min, max] range where optional sources exist). */
@@ -108,7 +120,7 @@ export function arity(op: Op, arg: OpArgs[Op]): [number, number] {
       const n = (a.input === 'silu_mul' || a.input === 'swiglu' ? 4 : 3) + (a.residual ? 1 : 0);
       return [n, n];
     }
-    case 'kv_store': case 'attention': return [3, 3];
+    case 'kv_store': case 'attention': case 'attn_scores': case 'attn_values': return [3, 3];
     case 'fused_matmul': {
       const a = arg as OpArgs['fused_matmul'];
       const n = (a.prologue === 'none' ? 2 : 3) + (a.residual ? 1 : 0);

@@ -78,11 +78,18 @@ export function inferType<O extends Op>(op: O, arg: OpArgs[O], src: readonly Typ
       if (!sameShape(k.shape, v.shape)) throw new ShapeError(`cache(k, v): k ${showShape(k.shape)} and v ${showShape(v.shape)} differ`);
       return { shape: [], dtype: 'cache' };
     }
-    case 'attention': {
+    case 'attention': case 'attn_scores': {
       const [q, cache] = src;
       expectRank('attention query', q.shape, 3);
       if (cache.dtype !== 'cache') throw new ShapeError('attention reads a cache: attention(q, cache(k, v), causal)');
-      return { shape: q.shape, dtype: 'f32' };
+      if (op === 'attention') return { shape: q.shape, dtype: 'f32' };
+      return { shape: [q.shape[0], q.shape[1], (arg as OpArgs['attn_scores']).context], dtype: 'f32' };
+    }
+    case 'attn_values': {
+      const [p, cache] = src;
+      expectRank('attention probabilities', p.shape, 3);
+      if (cache.dtype !== 'cache') throw new ShapeError('attention values read a cache');
+      return { shape: [p.shape[0], p.shape[1], (arg as OpArgs['attn_values']).headDim], dtype: 'f32' };
     }
     case 'unary': expectF32('unary op', src); return { shape: src[0].shape, dtype: 'f32' };
     case 'binary': {

@@ -4,11 +4,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CpuKvCache, GraphBuilder, interpret, type Graph, type KvDType, type Node, type OpArgs } from '../../compiler/ir/index.ts';
+import { fuseAttention } from '../../compiler/passes/fuseAttention.ts';
 import { fuseKvAppend } from '../../compiler/passes/fuseKvAppend.ts';
 import { fuseNorm } from '../../compiler/passes/fuseNorm.ts';
 import { fuseResidual } from '../../compiler/passes/fuseResidual.ts';
 import { fuseSiluMul } from '../../compiler/passes/fuseSiluMul.ts';
 import { parseNoFuse, runPipeline } from '../../compiler/pipeline.ts';
+import { attentionOverCache } from '../../compiler/ir/attention.ts';
 import { denseLlama, type LlamaShape } from '../fixtures/denseLlama.ts';
 import { fixtureWeights } from '../fixtures/fixtureWeights.ts';
 
@@ -72,11 +74,43 @@ describe('fusion passes', () => {
     fc.assert(fc.property(shapeArb, ({ shape, seed, T }) => {
       const g = denseLlama(shape);
       const { graph: f, applied } = runPipeline(g);
-      expect(applied).toEqual(['fuseMoe', 'fuseNorm', 'fuseSiluMul', 'fuseResidual', 'fuseKvAppend']);
+      expect(applied).toEqual(['fuseAttention', 'fuseMoe', 'fuseNorm', 'fuseSiluMul', 'fuseResidual', 'fuseKvAppend']);
       expect(count(f, (n) => fused(n, 'silu_mul', true))).toBe(shape.layers);
-      expect(count(f, (n) => n.op === 'binary' || n.op === 'unary' || n.op === 'rmsnorm' || n.op === 'matmul')).toBe(0);
+      expect(count(f, (n) => n.op === 'binary' || n.op === 'unary' || n.op === 'rmsnorm' || n.op === 'matmul' || n.op === 'softmax' || n.op === 'attn_scores')).toBe(0);
       expect(maxRelDiff(logitsOf(f, seed, T), logitsOf(g, seed, T))).toBeLessThan(1e-12);
     }), { numRuns: 20 });
+  });
+
+  it('fuseAttention makes scores, softmax and P.V one attention per layer, for every KV format, window and page size', () => {
+    fc.assert(fc.property(shapeArb, fc.constantFrom('f32', 'f16', 'int8', 'int4') as fc.Arbitrary<KvDType>, fc.option(fc.integer({ min: 1, max: 8 })), fc.constantFrom(1, 2, 4, 16),
+      ({ shape, seed, T }, kvDtype, window, pageSize) => {
+        const g = denseLlama({ ...shape, kvDtype, window, pageSize });
+        expect(count(g, (n) => n.op === 'attention')).toBe(0);
+        const f = fuseAttention.run(g);
+        const att = f.nodes.filter((n) => n.op === 'attention');
+        expect(att.map((n) => (n.arg as OpArgs['attention']).layer)).toEqual(Array.from({ length: shape.layers }, (_, l) => l));
+        expect(att.every((n) => (n.arg as OpArgs['attention']).window === window)).toBe(true);
+        expect(count(f, (n) => n.op === 'attn_scores' || n.op === 'attn_values' || n.op === 'softmax')).toBe(0);
+        // Fused and unfused attention over the same quantised cache: only float64 rounding differs.
+        expect(maxRelDiff(logitsOf(f, seed, T), logitsOf(g, seed, T))).toBeLessThan(1e-12);
+      }), { numRuns: 25 });
+  });
+
+  it('leaves attention unfused when the probabilities have another user', () => {
+    const model = denseLlama({ vocab: 9, dim: 8, layers: 1, heads: 2, kvHeads: 1, headDim: 4, ffn: 6, maxContext: 4 }).model;
+    const b = new GraphBuilder();
+    const pos = b.positions();
+    const x = b.node('embed', {}, [b.tokens(), b.param('token_embd', [8, 9])]);
+    const kv = (name: string) => b.node('reshape', { shape: ['T', 1, 4] }, [b.node('matmul', {}, [x, b.param(name, [8, 4])])]);
+    const cache = b.node('kv_store', { layer: 0, rope: null }, [kv('wk'), kv('wv'), pos]);
+    const q = b.node('reshape', { shape: ['T', 2, 4] }, [x]);
+    const out = attentionOverCache(b, q, cache, pos, { layer: 0, causal: true, window: null, scale: 0.5 }, 4);
+    // context 4 = head_dim 4, so the probabilities [T, 2, 4] can be added to the output.
+    const both = b.node('binary', { fn: 'add' }, [out, out.src[0]]);
+    const g = b.finish(model, b.node('matmul', {}, [b.node('reshape', { shape: ['T', 8] }, [both]), b.param('output', [8, 9])]));
+    const f = fuseAttention.run(g);
+    expect(count(f, (n) => n.op === 'attention')).toBe(0);
+    expect(count(f, (n) => n.op === 'attn_scores')).toBe(1);
   });
 
   it('fuseKvAppend folds the RoPE of K into the KV append, for every KV format', () => {
@@ -105,7 +139,8 @@ describe('fusion passes', () => {
 
   it('--no-fuse switches passes off and rejects unknown names', () => {
     const g = denseLlama({ vocab: 9, dim: 8, layers: 1, heads: 2, kvHeads: 1, headDim: 4, ffn: 6 });
-    expect(runPipeline(g, parseNoFuse('norm,residual,moe')).applied).toEqual(['fuseSiluMul', 'fuseKvAppend']);
+    expect(runPipeline(g, parseNoFuse('norm,residual,moe')).applied).toEqual(['fuseAttention', 'fuseSiluMul', 'fuseKvAppend']);
+    expect(runPipeline(g, parseNoFuse('attention')).graph.nodes.some((n) => n.op === 'attn_scores')).toBe(true);
     expect(runPipeline(g, parseNoFuse('all')).graph.nodes.length).toBe(g.nodes.length);
     expect(() => parseNoFuse('norm,bogus')).toThrow(/unknown fusion 'bogus'/);
   });

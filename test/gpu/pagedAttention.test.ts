@@ -195,6 +195,30 @@ it('paged attention on WebGPU equals dense attention (shuffled pages, batches, G
     expectClose(got.out, interpreted(c, r), SAME_FORMAT_TOL[c.dtype], `${label(c)} vs interpreter`);
   }), { numRuns: RUNS }));
 
+it('the unfused attention kernels (scores, softmax per head, P.V) on WebGPU equal dense attention too', () =>
+  fc.assert(fc.asyncProperty(caseArb, fc.integer({ min: 0, max: 9 }), async (c, extra) => {
+    const r = runCase(c);
+    const { kvHeads, headDim, pageSize, dtype } = c;
+    const storage = { kvHeads, headDim, pageSize, dtype };
+    const words = r.L.total * pageWords(storage);
+    const context = Math.max(...r.L.lens) + extra;
+    const mask = { heads: r.H, kvHeads, headDim, pageSize, dtype, window: c.window, causal: c.causal, context };
+    const append = variants({ kind: 'kv_append', kvHeads, headDim, pageSize, dtype, rope: c.rope ? r.theta : null }).get('')!;
+    const scores = renamed(variants({ kind: 'attn_scores', ...mask, scale: r.scale }).get('')!, 'out', 'scores');
+    const soft = renamed(renamed(variants({ kind: 'softmax', width: context, rows: r.H }).get('')!, 'x', 'scores'), 'out', 'probs');
+    const values = renamed(variants({ kind: 'attn_values', ...mask }).get('')!, 'p', 'probs');
+    const tb = (s: typeof r.L.history) => ({ positions: s.positions, kv_slot: s.tables.slots, kv_seq: s.tables.seqOf, kv_table: packKvTable(s.tables) });
+    let pool: Record<string, number | Float32Array> = { kcache: words, vcache: words };
+    if (r.Th > 0) pool = await runOnGpu(device, append, r.Th, { k: r.kh, v: r.vh, ...tb(r.L.history) }, pool);
+    const n = r.Tf * r.H * context;
+    const got = await runOnGpu(device, [append, scores, soft, values], r.Tf, { k: r.kf, v: r.vf, q: r.q, ...tb(r.L.fresh) },
+      { ...pool, scores: n, probs: n, out: r.Tf * r.H * headDim });
+    const want = dense(c, r);
+    expectWithin(got.out, want.out, want.bound, `unfused ${label(c)} context=${context}`);
+    expectRms(got.out, want.out, c.dtype, `unfused ${label(c)}`);
+    expectClose(got.out, interpreted(c, r), SAME_FORMAT_TOL[c.dtype], `unfused ${label(c)} vs interpreter`);
+  }), { numRuns: Math.max(4, Math.round(RUNS / 2)) }));
+
 /** The same case through the IR interpreter's paged cache (which stores exactly what the format holds). */
 function interpreted(c: Case, r: ReturnType<typeof runCase>): Float64Array | Float32Array {
   const { kvHeads: KH, headDim: D, pageSize, dtype } = c;
