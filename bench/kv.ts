@@ -111,9 +111,14 @@ function report(waste: ReturnType<typeof wasteTable>, decode: DecodeRow[], att: 
   out.push('', `paged(16) / contiguous decode speed: ${(one('paged(16) f32').tokens_per_s / one('contiguous f32').tokens_per_s).toFixed(2)}x; batch of 4 / one sequence (paged f32, tokens/s; the weights are read once per step for all 4): ${(four('paged(16) f32').tokens_per_s / one('paged(16) f32').tokens_per_s).toFixed(2)}x.`);
   out.push(`int8 / f16 and int4 / f16 decode speed: ${(one('paged(16) int8').tokens_per_s / one('paged(16) f16').tokens_per_s).toFixed(2)}x, ${(one('paged(16) int4').tokens_per_s / one('paged(16) f16').tokens_per_s).toFixed(2)}x (at this short context the weights dominate the bytes read).`, '');
   out.push('## Attention time vs context (one token, one layer, 8 query / 2 KV heads x 64, page 16)', '');
-  out.push('| context | KV | splits | ms | MB read | GB/s |', '|---:|---|---:|---:|---:|---:|');
-  for (const a of att) out.push(`| ${a.context} | ${a.dtype} | ${a.splits} | ${a.ms.toFixed(2)} | ${mb(a.bytes_read)} | ${a.gb_s.toFixed(2)} |`);
-  const at = (ctx: number, dt: string, split: boolean) => att.filter((a) => a.context === ctx && a.dtype === dt).sort((x, y) => (split ? y.splits - x.splits : x.splits - y.splits))[0];
+  out.push('| context | KV | kernel | splits | ms | MB read | GB/s |', '|---:|---|---|---:|---:|---:|---:|');
+  for (const a of att) out.push(`| ${a.context} | ${a.dtype} | ${a.kernel} | ${a.splits} | ${a.ms.toFixed(2)} | ${mb(a.bytes_read)} | ${a.gb_s.toFixed(2)} |`);
+  const fusedRows = att.filter((a) => a.kernel === 'fused');
+  const at = (ctx: number, dt: string, split: boolean) => fusedRows.filter((a) => a.context === ctx && a.dtype === dt).sort((x, y) => (split ? y.splits - x.splits : x.splits - y.splits))[0];
+  const unfused = att.filter((a) => a.kernel === 'unfused' && a.dtype === 'f16');
+  if (unfused.length) {
+    out.push('', `Unfused (--no-fuse attention: scores, softmax, P.V) / fused time, f16 KV: ${unfused.map((u) => `${u.context} tokens ${(u.ms / at(u.context, 'f16', false).ms).toFixed(2)}x`).join(', ')} (one workgroup per KV head, no split).`);
+  }
   const top = Math.max(...att.map((a) => a.context));
   out.push('', `At ${top} tokens (best split): int8 / f16 time ${(at(top, 'int8', true).ms / at(top, 'f16', true).ms).toFixed(2)}x, int4 / f16 ${(at(top, 'int4', true).ms / at(top, 'f16', true).ms).toFixed(2)}x; bytes ${(at(top, 'int8', true).bytes_read / at(top, 'f16', true).bytes_read).toFixed(2)}x and ${(at(top, 'int4', true).bytes_read / at(top, 'f16', true).bytes_read).toFixed(2)}x.`);
   out.push(`Split-K at ${top} tokens (f32): ${at(top, 'f32', true).splits} splits ${(at(top, 'f32', false).ms / at(top, 'f32', true).ms).toFixed(2)}x faster than one workgroup per KV head.`);

@@ -12,6 +12,8 @@ import { wgslBackend } from '../backends/wgsl/render.ts';
 import { compileKernel, stepUniform, storageBuffer, zeroBuffer } from '../runtime/webgpu/device.ts';
 
 export interface AttentionRow {
+  /** fused: the PagedAttention kernel (+ merge); unfused: attn_scores, softmax, attn_values (--no-fuse attention). */
+  readonly kernel: 'fused' | 'unfused';
   readonly context: number; readonly dtype: KvDType; readonly splits: number;
   readonly ms: number; readonly bytes_read: number; readonly gb_s: number;
 }
@@ -26,13 +28,14 @@ function randomWords(n: number, dtype: KvDType, seed: number): Float32Array | Ui
   return Uint32Array.from({ length: n }, () => (dtype === 'f16' ? (next() & 0x3bff3bff) : (next() & 0x3c7f7f7f)));
 }
 
-async function timeKernels(device: GPUDevice, specs: KernelSpec[], buffers: Record<string, GPUBuffer>, reps: number): Promise<number> {
-  const kernels = await Promise.all(specs.map(async (spec) => {
+/** Times the kernels in order; `bind` renames a kernel's bindings onto `buffers` (default: the same name). */
+async function timeKernels(device: GPUDevice, specs: KernelSpec[], buffers: Record<string, GPUBuffer>, reps: number, bind: Record<string, string>[] = []): Promise<number> {
+  const kernels = await Promise.all(specs.map(async (spec, si) => {
     const [r] = wgslBackend.render(kernelKey(spec), spec);
     const pipeline = await compileKernel(device, r);
     const group = device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
-      entries: r.bindings.map((b, i) => ({ binding: i, resource: { buffer: b.access === 'uniform' ? stepUniform(device, 1) : buffers[b.name === 'out' && spec.kind === 'attention' && spec.splits > 1 ? 'part' : b.name] } })),
+      entries: r.bindings.map((b, i) => ({ binding: i, resource: { buffer: b.access === 'uniform' ? stepUniform(device, 1) : buffers[bind[si]?.[b.name] ?? (b.name === 'out' && spec.kind === 'attention' && spec.splits > 1 ? 'part' : b.name)] } })),
     });
     const grid = gridFor(r.grid, 1);
     return { pipeline, group, grid };
@@ -51,7 +54,8 @@ async function timeKernels(device: GPUDevice, specs: KernelSpec[], buffers: Reco
   return (performance.now() - t0) / reps;
 }
 
-export async function attentionVsContext(device: GPUDevice, contexts: readonly number[], dtypes: readonly KvDType[], log: (s: string) => void): Promise<AttentionRow[]> {
+/** Fused attention at every context (with and without split-K); the unfused kernels too up to `unfusedUpTo` tokens. */
+export async function attentionVsContext(device: GPUDevice, contexts: readonly number[], dtypes: readonly KvDType[], log: (s: string) => void, unfusedUpTo = 8192): Promise<AttentionRow[]> {
   const rows: AttentionRow[] = [];
   for (const ctx of contexts) {
     const pages = Math.ceil(ctx / PAGE);
@@ -72,8 +76,20 @@ export async function attentionVsContext(device: GPUDevice, contexts: readonly n
         const reps = Math.max(3, Math.min(40, Math.round(4e5 / ctx)));
         const ms = await timeKernels(device, specs, bufs, reps);
         const bytes = specs.reduce((a, s) => a + kernelCost(s, 1, ctx).bytesRead, 0);
-        rows.push({ context: ctx, dtype, splits, ms, bytes_read: bytes, gb_s: bytes / ms / 1e6 });
+        rows.push({ kernel: 'fused', context: ctx, dtype, splits, ms, bytes_read: bytes, gb_s: bytes / ms / 1e6 });
         log(`  attention ctx ${ctx} ${dtype} splits ${splits}: ${ms.toFixed(2)} ms, ${(bytes / 1e6).toFixed(2)} MB`);
+      }
+      if (unfusedUpTo >= ctx) {
+        // The unfused definition: scores [heads, ctx] and probabilities through memory.
+        const mask = { heads: HEADS, kvHeads: KV_HEADS, headDim: HEAD_DIM, pageSize: PAGE, dtype, window: null, causal: true, context: ctx };
+        const specs: KernelSpec[] = [{ kind: 'attn_scores', ...mask, scale: 0.125 }, { kind: 'softmax', width: ctx, rows: HEADS }, { kind: 'attn_values', ...mask }];
+        bufs.scores = zeroBuffer(device, HEADS * ctx * 4);
+        bufs.probs = zeroBuffer(device, HEADS * ctx * 4);
+        const reps = Math.max(3, Math.min(20, Math.round(1e5 / ctx)));
+        const ms = await timeKernels(device, specs, bufs, reps, [{ out: 'scores' }, { x: 'scores', out: 'probs' }, { p: 'probs' }]);
+        const bytes = specs.reduce((a, s) => a + kernelCost(s, 1, ctx).bytesRead, 0);
+        rows.push({ kernel: 'unfused', context: ctx, dtype, splits: 1, ms, bytes_read: bytes, gb_s: bytes / ms / 1e6 });
+        log(`  unfused attention ctx ${ctx} ${dtype}: ${ms.toFixed(2)} ms, ${(bytes / 1e6).toFixed(2)} MB`);
       }
       for (const b of Object.values(bufs)) b.destroy();
     }

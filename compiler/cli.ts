@@ -8,7 +8,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { formatDiagnostics, type Diagnostic } from '../dsl/index.ts';
 import { compileSpec, type Compiled } from './compile.ts';
 import { printGraph } from './ir/print.ts';
-import { parseNoFuse } from './pipeline.ts';
+import { FUSION_KEYS, parseNoFuse } from './pipeline.ts';
 import type { Program } from './program.ts';
 import { runCommand, type RunFlags } from './cliRun.ts';
 import { importCommand, type ImportFlags } from './cliGguf.ts';
@@ -28,9 +28,9 @@ const USAGE = `usage:
                  [--ignore-eos] [--json] [--no-fuse LIST] [--kv-pages N] [--f32-weights]
 ${SPEC_USAGE}
   infer import FILE.gguf [-o SPEC] [--max-context N]
---no-fuse takes a comma-separated list of fusions (moe, norm, silu_mul, residual, kv_append) or 'all'.
+--no-fuse takes a comma-separated list of fusions (${FUSION_KEYS.join(', ')}) or 'all'.
 Several prompts (--tokens repeated, or --batch-file with one comma-separated prompt per line) decode as one batch.
---weights takes a .gguf file or a Hugging Face llama .safetensors file; q8_0 / q4_0 GGUF matrices
+--weights takes a .gguf file or a Hugging Face llama checkpoint (.safetensors, or a sharded one's index or directory); q8_0 / q4_0 GGUF matrices
 stay quantised on WebGPU unless --f32-weights (dequantise everything at load).`;
 
 const OPTIONS = {
