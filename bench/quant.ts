@@ -16,7 +16,7 @@ import { forwardCost, paramBytes } from '../compiler/cost.ts';
 import { kernelKey, type KernelSpec, type Program } from '../compiler/program.ts';
 import { weightBytes } from '../compiler/weightTypes.ts';
 import { generate } from '../runtime/engine.ts';
-import { createGpuDevice, runKernel, storageBuffer, zeroBuffer } from '../runtime/webgpu/device.ts';
+import { createGpuDevice, runKernel, storageBuffer, targetOf, zeroBuffer } from '../runtime/webgpu/device.ts';
 import { quantize } from '../runtime/weights/ggufQuant.ts';
 import { packBlocks } from '../runtime/weights/quantBlocks.ts';
 import { WebGpuEngine } from '../runtime/webgpu/engine.ts';
@@ -70,7 +70,7 @@ async function gemvMicro(device: GPUDevice, K: number, N: number, reps: number):
   const out: GemvRow[] = [];
   for (const type of ['f32', 'q8_0', 'q4_0'] as const) {
     const spec: KernelSpec = { kind: 'matmul', K, N, prologue: 'none', eps: 0, residual: false, ...(type === 'f32' ? {} : { wtype: type }) };
-    const gemv = wgslBackend.render(kernelKey(spec), spec).find((r) => r.minTokens === 1)!;
+    const gemv = wgslBackend.render(kernelKey(spec), spec, targetOf(device)).find((r) => r.minTokens === 1)!;
     const w = type === 'f32' ? values : packBlocks(type, quantize(type, values), K * N);
     const bufs = { x: storageBuffer(device, x), w: storageBuffer(device, w), out: zeroBuffer(device, 4 * N) };
     try {
