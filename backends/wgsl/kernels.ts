@@ -192,7 +192,9 @@ function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
   const vec4 = K % 4 === 0;
   const KV = vec4 ? K / 4 : K;
   const lanes = target.kind === 'cpu' ? 1 : KV >= 32 ? 8 : 4;
-  const cols = 256 / lanes;
+  // 256 invocations either way (on lavapipe 32..256 measured the same).
+  const wg = 256;
+  const cols = wg / lanes;
   // A variant per tokens-per-workgroup: 1 for decode, GEMV_TOKENS for small batches and
   // speculative verification (2..7 tokens), where each weight read then serves every token
   // of the group instead of being repeated per token. Staged input stays within 4 KiB.
@@ -200,8 +202,8 @@ function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
     const chunk = Math.min(KV, (vec4 ? 256 : 1024) / tpw);
     return {
       template: 'matmul_gemv', variant, minTokens,
-      context: { ...common, vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', KV, lanes, cols, wg: 256, chunk, tpw, tileLen: chunk * tpw, redLen: 256 * tpw, rsumLen: 16 * tpw },
-      workgroup: [256, 1, 1], grid: [{ tokensPerGroup: 0, groups: cdiv(N, cols) }, { tokensPerGroup: tpw, groups: 1 }, ONE],
+      context: { ...common, vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', KV, lanes, cols, wg, chunk, tpw, tileLen: chunk * tpw, redLen: wg * tpw, rsumLen: 16 * tpw },
+      workgroup: [wg, 1, 1], grid: [{ tokensPerGroup: 0, groups: cdiv(N, cols) }, { tokensPerGroup: tpw, groups: 1 }, ONE],
       vec4Bindings: vec4 ? ['x', 'norm', 'gate', 'up', ...(spec.wtype ? [] : ['w'])] : [], u32Bindings,
     };
   };
