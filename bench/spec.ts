@@ -77,7 +77,7 @@ function table(rows: Row[]): string {
 async function main(): Promise<void> {
   const device = await createGpuDevice();
   const info = (device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo;
-  const engine = async (c: Ok, weights: RandomWeights): Promise<Engine> => WebGpuEngine.create({ device, program: c.program, backend: wgslBackend, weights });
+  const engine = async (c: Ok, weights: RandomWeights, shareWeightsWith?: WebGpuEngine): Promise<WebGpuEngine> => WebGpuEngine.create({ device, program: c.program, backend: wgslBackend, weights, shareWeightsWith });
   const shape = { vocab: 1024, dim: 256, layers: 8, heads: 8, kvHeads: 2, ffn: 512, seed: 7 };
   const targets = [
     { label: 'llama 8x256', text: llama('Target', shape) },
@@ -97,7 +97,8 @@ async function main(): Promise<void> {
     const tEngine = await engine(target, weights);
     const self2 = compile(t.text, t.label, 2), self6 = compile(t.text, t.label, 6);
     const draft = compile(draftText, 'draft');
-    const drafts = { self2: await engine(self2, weights), self6: await engine(self6, weights), draft: await engine(draft, new RandomWeights(draft.graph.params, 99)) };
+    // Self-drafts bind the target's weight buffers, as `infer run --self-draft-layers` does.
+    const drafts = { self2: await engine(self2, weights, tEngine), self6: await engine(self6, weights, tEngine), draft: await engine(draft, new RandomWeights(draft.graph.params, 99)) };
     log(`${t.label}: warm-up (kernel compilation)`);
     await generate(tEngine, prompt, { maxTokens: 10, ignoreEos: true });
     for (const e of Object.values(drafts)) await generate(e, prompt, { maxTokens: 3, ignoreEos: true });

@@ -83,7 +83,8 @@ async function makeEngines(backend: string, target: Built, tw: WeightSource, dra
     const backendImpl = await wgslBackend();
     const t = await WebGpuEngine.create({ device: gpu.device, program: target.program, backend: backendImpl, weights: tw, ...pool });
     made.push(t);
-    const d = draft ? await WebGpuEngine.create({ device: gpu.device, program: draft.program, backend: backendImpl, weights: dw!, ...pool }) : null;
+    // A self-draft (the target's own weights) binds the target's weight buffers instead of a second copy.
+    const d = draft ? await WebGpuEngine.create({ device: gpu.device, program: draft.program, backend: backendImpl, weights: dw!, ...pool, ...(dw === tw ? { shareWeightsWith: t } : {}) }) : null;
     if (d) made.push(d);
     // Both engines hold their weights on the device now (a self-draft shares tw): drop host copies.
     tw.release?.();

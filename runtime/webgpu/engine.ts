@@ -36,6 +36,11 @@ export interface WebGpuEngineOptions extends PoolOptions {
   readonly profile?: boolean;
   /** Kernel tuning (default: from the adapter, device.ts targetOf). */
   readonly target?: Target;
+  /**
+   * Bind the params this engine (same device) holds under the same name, type and size
+   * instead of uploading them: a self-draft's layers are the target's. It must outlive this one.
+   */
+  readonly shareWeightsWith?: WebGpuEngine;
 }
 
 export class WebGpuEngine extends PagedEngine implements Engine {
@@ -77,9 +82,10 @@ export class WebGpuEngine extends PagedEngine implements Engine {
     const t0 = performance.now();
     const k = o.program.kv;
     const maxSeqs = o.maxSequences ?? k.maxSequences;
+    if (o.shareWeightsWith && o.shareWeightsWith.device !== o.device) throw new WebGpuEngineError('shareWeightsWith: an engine on another device');
     const bufs = allocateBuffers(o.device, o.program, o.weights, {
       maxTokens: o.maxTokensPerForward, maxSeqs, pages: o.kvPages ?? maxSeqs * k.pagesPerSequence,
-    });
+    }, o.shareWeightsWith?.bufs);
     try {
       const kernels = await compileKernels(o.device, o.program, o.backend, o.target);
       return new WebGpuEngine(o, bufs, kernels, bufs.maxTokens, performance.now() - t0);

@@ -14,7 +14,13 @@ export const MAP_READ = 0x1;
 
 export class GpuSetupError extends Error {}
 
-export interface GpuBuffers {
+/**
+ * Params another engine on the same device holds: a layer-skipping self-draft binds the
+ * target's weights instead of uploading them again. The owner must outlive the borrower.
+ */
+export interface SharedParams { param(d: BufferDecl): GPUBuffer | undefined }
+
+export interface GpuBuffers extends SharedParams {
   get(name: string): GPUBuffer;
   readonly uniform: GPUBuffer;
   /** Host-readable copy target for the logits rows. */
@@ -36,7 +42,7 @@ const mib = (n: number): string => `${(n / MiB).toFixed(1)} MiB`;
  * size; params are filled from `weights`, everything else starts zeroed.
  */
 export function allocateBuffers(device: GPUDevice, program: Program, weights: WeightSource,
-  want: { maxTokens?: number; pages: number; maxSeqs: number }): GpuBuffers {
+  want: { maxTokens?: number; pages: number; maxSeqs: number }, shared?: SharedParams): GpuBuffers {
   const maxTokensWanted = want.maxTokens;
   const limit = device.limits.maxStorageBufferBindingSize;
   const m = program.model;
@@ -66,6 +72,9 @@ export function allocateBuffers(device: GPUDevice, program: Program, weights: We
           : d.perPage ? ` (${sizing.pages} KV pages x ${d.perPage * 4} bytes); use fewer KV pages` : '';
         throw new GpuSetupError(`buffer ${d.name} needs ${mib(size)}${why}, over this device's storage binding limit of ${mib(limit)}; a tensor this large must be split across bindings, which this version does not do`);
       }
+      // A param another engine already holds (same name, type and size): bound, not copied.
+      const other = d.kind === 'param' ? shared?.param(d) : undefined;
+      if (other) { byName.set(d.name, other); continue; }
       const usage = USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC;
       const buf = make(d.name, size, usage);
       byName.set(d.name, buf);
@@ -90,6 +99,10 @@ export function allocateBuffers(device: GPUDevice, program: Program, weights: We
         const b = byName.get(name);
         if (!b) throw new GpuSetupError(`the program refers to an undeclared buffer ${name}`);
         return b;
+      },
+      param(d: BufferDecl): GPUBuffer | undefined {
+        const mine = program.buffers.find((b) => b.kind === 'param' && b.name === d.name);
+        return mine && mine.dtype === d.dtype && mine.elements === d.elements ? byName.get(d.name) : undefined;
       },
       uniform, staging, pageScratch, sizing, maxTokens, bytes, destroy,
       maxGroupsPerDim: device.limits.maxComputeWorkgroupsPerDimension,

@@ -15,14 +15,19 @@ import { generate } from '../../runtime/engine.ts';
 import { speculativeGenerate } from '../../runtime/speculative/decode.ts';
 import { createGpuDevice } from '../../runtime/webgpu/device.ts';
 import { WebGpuEngine } from '../../runtime/webgpu/engine.ts';
-import type { LlamaShape } from '../fixtures/denseLlama.ts';
+import { denseLlama, type LlamaShape } from '../fixtures/denseLlama.ts';
+import { schedule } from '../../compiler/schedule.ts';
+import { RandomWeights } from '../../runtime/weights/random.ts';
 import { specSetup, type MakeEngine, type ProposerChoice } from '../fixtures/specSetup.ts';
 
 let device: GPUDevice;
 beforeAll(async () => { device = await createGpuDevice(); }, 120_000);
 afterAll(() => device?.destroy());
 
-const gpu: MakeEngine = (graph, weights, program) => WebGpuEngine.create({ device, program, backend: wgslBackend, weights });
+// A self-draft binds the target's weight buffers (shareWeightsWith), as the CLI does.
+const gpu: MakeEngine = (graph, weights, program, weightsOf) => WebGpuEngine.create({
+  device, program, backend: wgslBackend, weights, ...(weightsOf instanceof WebGpuEngine ? { shareWeightsWith: weightsOf } : {}),
+});
 
 const SHAPES: LlamaShape[] = [
   { vocab: 48, dim: 32, layers: 3, heads: 4, kvHeads: 2, headDim: 8, ffn: 40, maxContext: 64 },
@@ -97,4 +102,26 @@ describe('speculative decoding, greedy (WebGPU engine)', () => {
       expect(a.stats.spec.tested).toBeGreaterThan(0);
     } finally { s.dispose(); }
   }, 120_000);
+});
+
+it('a self-draft engine binds the target\'s weight buffers: no second upload, the same logits', async () => {
+  const shape = SHAPES[0];
+  const target = denseLlama(shape), draft = denseLlama({ ...shape, layers: 1 });
+  const weights = new RandomWeights(target.params, 31);
+  const make = (g: typeof target, shareWeightsWith?: WebGpuEngine, w = weights) => WebGpuEngine.create({ device, program: schedule(g), backend: wgslBackend, weights: w, shareWeightsWith });
+  const t = await make(target);
+  const alone = await make(draft), shared = await make(draft, t);
+  try {
+    // Every draft param (embedding, layer 0, output norm and head) is the target's: none is allocated again.
+    const paramBytes = schedule(draft).buffers.filter((b) => b.kind === 'param').reduce((a, b) => a + Math.ceil(b.elements * 4 / 16) * 16, 0);
+    expect(alone.stats().bytesAllocated - shared.stats().bytesAllocated).toBe(paramBytes);
+    const tokens = Int32Array.of(3, 9, 1, 40), positions = Int32Array.of(0, 1, 2, 3);
+    expect(Array.from(await shared.forward(tokens, positions))).toEqual(Array.from(await alone.forward(tokens, positions)));
+    // A draft of another shape binds nothing it cannot use.
+    const narrow = denseLlama({ ...shape, dim: 16, heads: 2, kvHeads: 1 });
+    const nw = new RandomWeights(narrow.params, 5);
+    const other = await make(narrow, t, nw), own = await make(narrow, undefined, nw);
+    expect(other.stats().bytesAllocated).toBe(own.stats().bytesAllocated);
+    other.dispose(); own.dispose();
+  } finally { shared.dispose(); alone.dispose(); t.dispose(); }
 });
