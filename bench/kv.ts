@@ -6,7 +6,7 @@
 //   3. attention time against context length (1k..32k) per KV format, with and
 //      without the flash-decoding split.
 // Run: node --no-opt --import tsx bench/kv.ts  (writes bench/results/kv.{md,json}).
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { compileSpec } from '../compiler/compile.ts';
 import { forwardCost } from '../compiler/cost.ts';
 import type { KvDType } from '../compiler/ir/graph.ts';
@@ -18,6 +18,7 @@ import { WebGpuEngine } from '../runtime/webgpu/engine.ts';
 import { RandomWeights } from '../runtime/weights/random.ts';
 import { attentionVsContext, type AttentionRow } from './kvAttention.ts';
 import { mixedLengths, wasteTable } from './kvWaste.ts';
+import { runBench, writeResults } from './report.ts';
 
 const SPEC = 'examples/llama-20m.infer';
 const DECODE = Number(process.env.INFER_BENCH_TOKENS ?? 24);
@@ -89,10 +90,7 @@ async function main(): Promise<void> {
   device.destroy();
 
   const md = report(waste, decode, attention);
-  mkdirSync('bench/results', { recursive: true });
-  writeFileSync('bench/results/kv.json', JSON.stringify({ waste, decode, attention }, null, 2) + '\n');
-  writeFileSync('bench/results/kv.md', md + '\n');
-  console.log(md);
+  writeResults('kv', { waste, decode, attention }, md);
 }
 
 const mb = (b: number) => (b / 1e6).toFixed(2);
@@ -125,8 +123,4 @@ function report(waste: ReturnType<typeof wasteTable>, decode: DecodeRow[], att: 
   return out.join('\n');
 }
 
-main().catch((e: unknown) => {
-  console.error(`bench failed: ${e instanceof Error ? e.message : String(e)}`);
-  if (process.env.INFER_DEBUG) console.error(e);
-  process.exit(1);
-});
+runBench('kv', main);

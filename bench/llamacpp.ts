@@ -5,7 +5,7 @@
 // and the CPU reference engine), side by side in one run, with the greedy tokens compared.
 // Writes bench/results/llamacpp.{json,md}; progress on stderr.
 //   node --no-opt --import tsx bench/llamacpp.ts     (INFER_BENCH_TOKENS=n decode tokens, default 32)
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getLlama, LlamaLogLevel, type Token } from 'node-llama-cpp';
@@ -17,6 +17,7 @@ import { createGpuDevice } from '../runtime/webgpu/device.ts';
 import { WebGpuEngine } from '../runtime/webgpu/engine.ts';
 import { GgufWeights } from '../runtime/weights/gguf.ts';
 import { writeLlamaGguf, type GgufLlama } from '../test/fixtures/ggufLlama.ts';
+import { runBench, writeResults } from './report.ts';
 
 const TOKENS = Number(process.env.INFER_BENCH_TOKENS ?? 32);
 const ROUNDS = 2;
@@ -116,14 +117,7 @@ async function main(): Promise<void> {
     'the ratio says how far infer\'s generated kernels are from a native CPU implementation here, not what a GPU would show.',
     'Quantised files: llama.cpp rounds activations to 8 bits in its quantised matmuls and infer does not, so greedy tokens may part after a near-tie.',
   ].join('\n');
-  mkdirSync('bench/results', { recursive: true });
-  writeFileSync('bench/results/llamacpp.json', JSON.stringify({ prompt: PROMPT.length, tokens: TOKENS, rows }, null, 2) + '\n');
-  writeFileSync('bench/results/llamacpp.md', md + '\n');
-  console.log(md);
+  writeResults('llamacpp', { prompt: PROMPT.length, tokens: TOKENS, rows }, md);
 }
 
-main().catch((e: unknown) => {
-  console.error(`bench failed: ${e instanceof Error ? e.message : String(e)}`);
-  if (process.env.INFER_DEBUG) console.error(e);
-  process.exit(1);
-});
+runBench('llamacpp', main);

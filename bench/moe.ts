@@ -5,7 +5,6 @@
 // experts. Bytes per token come from the Program (compiler/cost.ts: for a one-token
 // step a moe_experts kernel reads exactly top_k experts); times are measured.
 //   node --no-opt --import tsx bench/moe.ts     (writes bench/results/moe.{md,json})
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { compileSpec } from '../compiler/compile.ts';
 import { decodeMinimumBytes, forwardCost, paramBytes } from '../compiler/cost.ts';
 import { wgslBackend } from '../backends/wgsl/render.ts';
@@ -13,6 +12,7 @@ import { generate } from '../runtime/engine.ts';
 import { createGpuDevice } from '../runtime/webgpu/device.ts';
 import { WebGpuEngine } from '../runtime/webgpu/engine.ts';
 import { RandomWeights } from '../runtime/weights/random.ts';
+import { runBench, writeResults } from './report.ts';
 
 const SIZE = { vocab: 2048, dim: 256, layers: 4, heads: 8, kvHeads: 2, experts: 8, topK: 2, ffn: 512 };
 const PROMPT = Array.from({ length: 8 }, (_, i) => (i * 37 + 11) % SIZE.vocab);
@@ -111,14 +111,7 @@ async function main(): Promise<void> {
     '',
     'MB read/tok: the Program cost model (a one-token moe_experts step reads exactly top_k experts); min: every weight a step needs once plus the live KV.',
   ].join('\n');
-  mkdirSync('bench/results', { recursive: true });
-  writeFileSync('bench/results/moe.json', JSON.stringify({ size: SIZE, prompt: PROMPT.length, tokens: TOKENS, rounds: ROUNDS, rows }, null, 2) + '\n');
-  writeFileSync('bench/results/moe.md', md + '\n');
-  console.log(md);
+  writeResults('moe', { size: SIZE, prompt: PROMPT.length, tokens: TOKENS, rounds: ROUNDS, rows }, md);
 }
 
-main().catch((e: unknown) => {
-  console.error(`bench failed: ${e instanceof Error ? e.message : String(e)}`);
-  if (process.env.INFER_DEBUG) console.error(e);
-  process.exit(1);
-});
+runBench('moe', main);

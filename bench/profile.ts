@@ -3,7 +3,7 @@
 //   node --no-opt --import tsx bench/profile.ts [SPEC]
 // Writes bench/results/profile.{md,json}. Profiled forwards run one compute pass per dispatch,
 // so the per-kernel times add up to a little more than a normal forward's.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { compileSpec } from '../compiler/compile.ts';
 import { FUSION_KEYS } from '../compiler/pipeline.ts';
 import type { Program } from '../compiler/program.ts';
@@ -12,6 +12,7 @@ import { generate } from '../runtime/engine.ts';
 import { createGpuDevice } from '../runtime/webgpu/device.ts';
 import { WebGpuEngine } from '../runtime/webgpu/engine.ts';
 import { RandomWeights } from '../runtime/weights/random.ts';
+import { runBench, writeResults } from './report.ts';
 
 const SPEC = process.argv[2] ?? process.env.INFER_BENCH_SPEC ?? 'examples/llama-20m.infer';
 const DECODE = Number(process.env.INFER_BENCH_TOKENS ?? 24);
@@ -96,15 +97,8 @@ async function main(): Promise<void> {
     '',
     'Wall time minus kernel time is what the host and the queue add per forward (submit, readback, dispatch overhead).',
   ].join('\n');
-  mkdirSync('bench/results', { recursive: true });
   const json = Object.fromEntries(Object.entries(sides).map(([k, s]) => [k, { wall_ms: s.wallMs, kernels_ms: s.profiledMs, by_kind: Object.fromEntries([...s.ms].map(([kk, v]) => [kk, { ms: v, dispatches: s.count.get(kk) }])) }]));
-  writeFileSync('bench/results/profile.json', JSON.stringify({ spec: SPEC, decode_tokens: DECODE, ...json }, null, 2) + '\n');
-  writeFileSync('bench/results/profile.md', md + '\n');
-  console.log(md);
+  writeResults('profile', { spec: SPEC, decode_tokens: DECODE, ...json }, md);
 }
 
-main().catch((e: unknown) => {
-  console.error(`profile failed: ${e instanceof Error ? e.message : String(e)}`);
-  if (process.env.INFER_DEBUG) console.error(e);
-  process.exit(1);
-});
+runBench('profile', main);

@@ -7,7 +7,7 @@
 // weight type on its own (the kernels' effect without the rest of a step).
 // Writes bench/results/quant.{json,md}; progress on stderr.
 //   node --no-opt --import tsx bench/quant.ts     (INFER_BENCH_TOKENS=n decode tokens per round, default 24)
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { wgslBackend } from '../backends/wgsl/render.ts';
@@ -24,6 +24,7 @@ import { GgufWeights } from '../runtime/weights/gguf.ts';
 import { gv, writeGguf } from '../runtime/weights/ggufWriter.ts';
 import { randomTensor } from '../runtime/weights/random.ts';
 import { measureStreaming } from './streaming.ts';
+import { runBench, writeResults } from './report.ts';
 
 /** mulberry32, for the GEMV's data. */
 function rng(seed: number): () => number {
@@ -168,10 +169,7 @@ async function main(): Promise<void> {
       'Lavapipe runs the kernels on the CPU, where the GEMVs are bound by instructions, not memory (see "of streaming"): fewer bytes',
       'only pay off as far as the dequantisation arithmetic stays cheaper than the loads it saves. On a GPU, decode is bandwidth-bound.',
     ].join('\n');
-    mkdirSync('bench/results', { recursive: true });
-    writeFileSync('bench/results/quant.json', JSON.stringify({ spec: SPEC, params, streaming, tokens: TOKENS, rounds: ROUNDS, rows, gemv: { K: GEMV_K, N: GEMV_N, rows: gemv } }, null, 2) + '\n');
-    writeFileSync('bench/results/quant.md', md + '\n');
-    console.log(md);
+    writeResults('quant', { spec: SPEC, params, streaming, tokens: TOKENS, rounds: ROUNDS, rows, gemv: { K: GEMV_K, N: GEMV_N, rows: gemv } }, md);
   } finally {
     for (const e of engines) e.engine.dispose();
     device.destroy();
@@ -179,8 +177,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(() => process.exit(0), (e: unknown) => {
-  console.error(`bench failed: ${e instanceof Error ? e.message : String(e)}`);
-  if (process.env.INFER_DEBUG) console.error(e);
-  process.exit(1);
-});
+runBench('quant', main);

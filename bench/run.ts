@@ -3,7 +3,7 @@
 // achieved bandwidth against the adapter's streaming-read ceiling; plus
 // dispatches and bytes read per token against the analytic minimum.
 // Writes bench/results/latest.{json,md}; progress goes to stderr.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { compileSpec } from '../compiler/compile.ts';
 import { decodeMinimumBytes, forwardCost } from '../compiler/cost.ts';
 import { FUSION_KEYS } from '../compiler/pipeline.ts';
@@ -14,6 +14,7 @@ import { createGpuDevice } from '../runtime/webgpu/device.ts';
 import { WebGpuEngine } from '../runtime/webgpu/engine.ts';
 import { RandomWeights } from '../runtime/weights/random.ts';
 import { measureStreaming } from './streaming.ts';
+import { runBench, writeResults } from './report.ts';
 
 const SPEC = process.env.INFER_BENCH_SPEC ?? 'examples/llama-20m.infer';
 const PROMPT = Array.from({ length: 16 }, (_, i) => (i * 37 + 11) % 4096);
@@ -99,14 +100,7 @@ async function main(): Promise<void> {
     `fused / unfused decode speed on WebGPU: ${ratio.toFixed(2)}x; WebGPU / CPU engine: ${vsCpu.toFixed(2)}x.`,
     'MB read/tok comes from the Program (compiler/cost.ts); min = every weight once (one embedding row) + the live KV once.',
   ].join('\n');
-  mkdirSync('bench/results', { recursive: true });
-  writeFileSync('bench/results/latest.json', JSON.stringify({ spec: SPEC, params, streaming, rows, fused_over_unfused: ratio, webgpu_over_cpu: vsCpu }, null, 2) + '\n');
-  writeFileSync('bench/results/latest.md', md + '\n');
-  console.log(md);
+  writeResults('latest', { spec: SPEC, params, streaming, rows, fused_over_unfused: ratio, webgpu_over_cpu: vsCpu }, md);
 }
 
-main().catch((e: unknown) => {
-  console.error(`bench failed: ${e instanceof Error ? e.message : String(e)}`);
-  if (process.env.INFER_DEBUG) console.error(e);
-  process.exit(1);
-});
+runBench('latest', main);

@@ -6,7 +6,6 @@
 // tokens it scores, which bounds what speculation can buy on this adapter.
 // Writes bench/results/spec.{json,md}; progress on stderr.
 // Run: XDG_RUNTIME_DIR=/tmp node --no-opt --import tsx bench/spec.ts  (INFER_BENCH_TOKENS, INFER_BENCH_REPS)
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { compileSpec, type Compiled } from '../compiler/compile.ts';
 import { wgslBackend } from '../backends/wgsl/render.ts';
 import { generate, type Engine } from '../runtime/engine.ts';
@@ -18,6 +17,7 @@ import { PagedSeqModel } from '../runtime/speculative/pagedSeqModel.ts';
 import { createGpuDevice } from '../runtime/webgpu/device.ts';
 import { WebGpuEngine } from '../runtime/webgpu/engine.ts';
 import { RandomWeights } from '../runtime/weights/random.ts';
+import { runBench, writeResults } from './report.ts';
 
 const TOKENS = Number(process.env.INFER_BENCH_TOKENS ?? 32);
 // Each timing is the best of REPS runs (token counts are deterministic); on a shared machine
@@ -174,11 +174,8 @@ Cost of one target pass by tokens scored (median of 5; the verify pass of K draf
 
 ${costTable}
 `;
-  mkdirSync('bench/results', { recursive: true });
-  writeFileSync('bench/results/spec.json', JSON.stringify({ adapter, tokens: TOKENS, rows, pass_cost: passCost }, null, 2) + '\n');
-  writeFileSync('bench/results/spec.md', md);
-  process.stdout.write(md);
+  writeResults('spec', { adapter, tokens: TOKENS, rows, pass_cost: passCost }, md);
   device.destroy();
 }
 
-main().then(() => process.exit(0), (e) => { log(String(e instanceof Error ? e.stack : e)); process.exit(1); });
+runBench('spec', main);
