@@ -42,6 +42,6 @@ export function progressBar(file: string, io: Io, tty: boolean): (p: GgufProgres
 
 /** Loads a spec's params from a GGUF file; `quiet` (e.g. --json) suppresses the progress output. */
 export function loadGgufWeights(file: string, params: readonly ParamInfo[], io: Io, quiet: boolean): GgufWeights {
-  const tty = Boolean((process.stderr as { isTTY?: boolean }).isTTY);
+  const tty = Boolean((process.stderr as { isTTY?: boolean }).isTTY) || process.env.INFER_STDERR_TTY === '1';
   return GgufWeights.load(file, params, quiet ? {} : { onProgress: progressBar(file, io, tty) });
 }

@@ -47,7 +47,7 @@ export function fileWeightTypes(path: string): Map<string, string> {
 /** Loads a program's params from either kind of file; `quiet` (e.g. --json) suppresses progress. */
 export function loadWeightFile(path: string, program: Program, io: Io, quiet: boolean): ShapedWeightSource {
   if (weightFormat(path) === 'gguf') return loadGgufWeights(path, program.params, io, quiet);
-  const tty = Boolean((process.stderr as { isTTY?: boolean }).isTTY);
+  const tty = Boolean((process.stderr as { isTTY?: boolean }).isTTY) || process.env.INFER_STDERR_TTY === '1';
   const m = program.model;
   return SafetensorsWeights.load(path, program.params, { heads: m.heads, kvHeads: m.kvHeads }, quiet ? {} : { onProgress: progressBar(path, io, tty) });
 }

@@ -131,4 +131,14 @@ describe('bin/infer.mjs', () => {
     expect(spawnSync(process.execPath, ['bin/infer.mjs', 'check', badSpec()], { encoding: 'utf8' }).status).toBe(1);
     expect(spawnSync(process.execPath, ['bin/infer.mjs', 'compile', SPEC, '--target', 'cuda', '--out', tmpdir()], { encoding: 'utf8' }).status).toBe(2);
   }, 60_000);
+
+  it('keeps stderr to what the run says: Dawn\'s start-up limit notices are dropped, the stats table and errors pass', () => {
+    const r = spawnSync(process.execPath, ['bin/infer.mjs', 'run', SPEC, '--max-tokens', '2'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/artificially reduced/);
+    expect(r.stderr).toMatch(/^device: .*\n/m);
+    expect(r.stderr).toMatch(/^ +tokens_per_s +[\d.]+$/m);
+    const bad = spawnSync(process.execPath, ['bin/infer.mjs', 'check', badSpec()], { encoding: 'utf8' });
+    expect(bad.stderr).toMatch(/:\d+:\d+: error: /);
+  }, 60_000);
 });
