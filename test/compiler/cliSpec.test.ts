@@ -57,6 +57,8 @@ describe('infer run: speculative decoding', () => {
     const def = JSON.parse((await cli(...base)).out);
     expect(def.stats.spec.proposer).toMatch(/^draft TinyDraft/);
     expect(def.stats.spec.lookahead).toBe(4);
+    // The example's draft is the target's first layer: some of its tokens are accepted.
+    expect(def.stats.spec.accepted).toBeGreaterThan(0);
     const plain = JSON.parse((await cli(...base, '--no-speculative')).out);
     expect(plain.stats.spec).toBeUndefined();
     expect(def.tokens).toEqual(plain.tokens);
