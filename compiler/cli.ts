@@ -155,26 +155,32 @@ async function compile(file: string, f: CompileFlags, io: Io): Promise<number> {
   const c = compileOrReport(file, { noFuse: f['no-fuse'], weightTypes }, io);
   if (!c) return 1;
   if (f['print-ir']) io.out(printGraph(c.graph));
-  if (f.target !== 'wgsl') throw new CliError(`target ${f.target} is not implemented yet in this version (wgsl is)`, 2);
-  const { wgslBackend } = await import('./cliBackend.ts');
-  const backend = await wgslBackend();
+  if (f.target === 'ts') throw new CliError('target ts is not implemented yet in this version (wgsl is; cuda renders matmul kernels only)', 2);
+  const { wgslBackend, cudaBackend } = await import('./cliBackend.ts');
+  const backend = f.target === 'cuda' ? await cudaBackend() : await wgslBackend();
+  if (f.target === 'cuda') {
+    // The CUDA backend covers some kernel kinds so far: say which this program lacks, write nothing.
+    const missing = [...new Set(c.program.kernels.map((k) => k.spec.kind))].filter((kind) => kind !== 'matmul');
+    if (missing.length) throw new CliError(`target cuda: this version renders matmul kernels only; ${file} also needs ${missing.join(', ')} (use --target wgsl)`, 2);
+  }
+  const ext = f.target === 'cuda' ? 'cu' : 'wgsl';
   mkdirSync(f.out, { recursive: true });
   const used = new Set<string>();
   const kernels = c.program.kernels.map(({ key, spec }) => {
     const variants = backend.render(key, spec).map((r) => {
       // Variant keys are unique in practice; the token bound disambiguates if a backend reuses one.
-      let fileName = `${r.key}.wgsl`;
-      if (used.has(fileName)) fileName = `${r.key}.t${r.minTokens}.wgsl`;
+      let fileName = `${r.key}.${ext}`;
+      if (used.has(fileName)) fileName = `${r.key}.t${r.minTokens}.${ext}`;
       used.add(fileName);
       writeFileSync(join(f.out!, fileName), r.source);
       return { file: fileName, entry: r.entry, bindings: r.bindings, workgroup: r.workgroup, grid: r.grid, minTokens: r.minTokens };
     });
     return { key, spec, variants };
   });
-  const manifest = { format: 'infer-manifest/1', target: 'wgsl', source: file, program: c.program, kernels };
+  const manifest = { format: 'infer-manifest/1', target: f.target, source: file, program: c.program, kernels };
   writeFileSync(join(f.out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   const files = kernels.reduce((n, k) => n + k.variants.length, 0);
-  io.err(`wrote ${files} .wgsl files (${kernels.length} kernels) and manifest.json to ${f.out}\n`);
+  io.err(`wrote ${files} .${ext} files (${kernels.length} kernels) and manifest.json to ${f.out}\n`);
   return 0;
 }
 

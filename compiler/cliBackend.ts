@@ -8,6 +8,10 @@ export async function wgslBackend(): Promise<Backend> {
   return mod.wgslBackend;
 }
 
+export async function cudaBackend(): Promise<Backend> {
+  return (await import('../backends/cuda/render.ts')).cudaBackend;
+}
+
 export interface OpenGpu { readonly device: GPUDevice; readonly description: string; close(): void }
 
 export async function openGpu(): Promise<OpenGpu> {

@@ -35,6 +35,14 @@ else
   have_lavapipe || { echo "setup: mesa-vulkan-drivers from backports did not install" >&2; exit 1; }
 fi
 
+# The CUDA tests compile kernels with nvcc (shipped with this machine image at /usr/local/bin)
+# and run them on the CPU with g++; g++ comes from Debian when missing.
+if ! command -v g++ >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null
+  else echo "setup: g++ is missing (apt-get install g++); the CUDA tests need it" >&2; exit 1; fi
+fi
+command -v "${NVCC:-/usr/local/bin/nvcc}" >/dev/null 2>&1 || echo "setup: warning: nvcc not found at ${NVCC:-/usr/local/bin/nvcc}; the CUDA compile test will fail" >&2
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages"
   # npm ci refuses this lock when the registry lacks an optional dependency it names (vite's

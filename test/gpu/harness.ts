@@ -6,6 +6,9 @@ import type { KernelSpec } from '../../compiler/program.ts';
 import { kernelKey } from '../../compiler/program.ts';
 import { GPU_TARGET, type RenderedKernel, type Target } from '../../backends/backend.ts';
 import { wgslBackend } from '../../backends/wgsl/render.ts';
+import type { QuantType } from '../../compiler/weightTypes.ts';
+import { dequantize, quantize } from '../../runtime/weights/ggufQuant.ts';
+import { packBlocks } from '../../runtime/weights/quantBlocks.ts';
 import { readBuffer, runKernel, storageBuffer, zeroBuffer } from '../../runtime/webgpu/device.ts';
 
 /** mulberry32: a small seeded PRNG, so a failing fast-check seed reproduces its data too. */
@@ -127,4 +130,10 @@ export function matmulCase(next: () => number, w: Float32Array, K: number, N: nu
     return b.node('fused_matmul', { prologue, eps, residual }, src);
   });
   return { inputs: t, want, eps };
+}
+
+/** Random weights quantised to `type`: the device layout (packBlocks) and the exact values it holds. */
+export function blockWeights(type: QuantType, next: () => number, elements: number, scale: number): { packed: Uint32Array; values: Float32Array } {
+  const raw = quantize(type, data(next, elements, scale));
+  return { packed: packBlocks(type, raw, elements), values: dequantize(type, raw, elements) };
 }

@@ -11,7 +11,7 @@ import type { QuantType } from '../../compiler/weightTypes.ts';
 import { createGpuDevice } from '../../runtime/webgpu/device.ts';
 import { dequantize, quantize } from '../../runtime/weights/ggufQuant.ts';
 import { packBlocks, unpackBlocks } from '../../runtime/weights/quantBlocks.ts';
-import { data, expectClose, matmulCase, oracle, rng, runOnGpu, variants } from './harness.ts';
+import { blockWeights, data, expectClose, matmulCase, oracle, rng, runOnGpu, variants } from './harness.ts';
 import { CPU_TARGET, GPU_TARGET } from '../../backends/backend.ts';
 
 const TOL = 1e-4;
@@ -28,11 +28,6 @@ const prop = <T>(arb: fc.Arbitrary<T>, body: (c: T) => Promise<void>, runs = RUN
 const seed = fc.integer({ min: 0, max: 2 ** 31 - 1 });
 
 /** Random weights as blocks: the device words and the exact values they stand for. */
-function blockWeights(type: QuantType, next: () => number, elements: number, scale: number): { packed: Uint32Array; values: Float32Array } {
-  const raw = quantize(type, data(next, elements, scale));
-  return { packed: packBlocks(type, raw, elements), values: dequantize(type, raw, elements) };
-}
-
 it('packBlocks round-trips and keeps the file size (34 / 18 bytes per 32 weights)', () => {
   fc.assert(fc.property(fc.constantFrom<QuantType>('q8_0', 'q4_0'), fc.integer({ min: 1, max: 40 }), seed, (type, blocks, s) => {
     const raw = quantize(type, data(rng(s), 32 * blocks));

@@ -1,0 +1,74 @@
+// The CUDA backend: KernelSpec -> CUDA C++ source, as the Backend interface asks, for the
+// kernel kinds it has templates for so far (matmul: the decode GEMV with its rmsnorm /
+// silu_mul prologues, residual epilogue and q8_0 / q4_0 block weights, which it reads in the
+// same device layout as the WGSL kernels). Other kinds throw CudaUnsupported, so a Program
+// renders only when every kernel is covered. Parameters are `const Step step` then the
+// spec's bindings in order (bindingNames) as typed pointers; the entry is `infer_kernel`.
+// Templates only fill compile-time constants (handlebars, strict, noEscape), numbers through
+// the safe literal helpers (backends/cstyle/literal.ts).
+import { readFileSync } from 'node:fs';
+import Handlebars from 'handlebars';
+import { GPU_TARGET, type Backend, type RenderedBinding, type RenderedKernel, type Target } from '../backend.ts';
+import { bindingNames, writtenBindings, type KernelSpec } from '../../compiler/program.ts';
+import { CUDA_DIALECT, unaryFormula } from '../cstyle/expr.ts';
+import { floatText, positiveInt, uintText } from '../cstyle/literal.ts';
+import { quantWords } from '../../compiler/weightTypes.ts';
+
+export class CudaUnsupported extends Error {}
+
+/** The kernel entry point's name (`main` is reserved in C++). */
+export const CUDA_ENTRY = 'infer_kernel';
+
+const hb = Handlebars.create();
+hb.registerHelper('u', (n: unknown) => uintText(n as number));
+hb.registerHelper('f', (x: unknown) => floatText(x as number, 'f'));
+const read = (name: string) => readFileSync(new URL(`./templates/${name}.cu.hbs`, import.meta.url), 'utf8');
+hb.registerPartial('header', hb.compile(read('header'), { noEscape: true, strict: true }));
+const templates = new Map<string, HandlebarsTemplateDelegate>();
+const fill = (name: string, context: Record<string, unknown>): string => {
+  let t = templates.get(name);
+  if (!t) templates.set(name, t = hb.compile(read(name), { noEscape: true, strict: true }));
+  return t(context).replace(/\n[ \t]*\n([ \t]*\n)+/g, '\n\n');
+};
+
+const INT_BINDINGS = new Set(['tokens', 'positions', 'kv_slot', 'kv_seq', 'kv_table']);
+
+/** The C type a binding's elements have: i32 inputs, u32 packed (block) data, else f32. */
+export function cudaElementType(spec: KernelSpec, binding: string): 'int' | 'unsigned' | 'float' {
+  if (INT_BINDINGS.has(binding)) return 'int';
+  if (spec.kind === 'matmul' && spec.wtype && binding === 'w') return 'unsigned';
+  return 'float';
+}
+
+function params(spec: KernelSpec): string {
+  const written = new Set(writtenBindings(spec));
+  return ['const Step step', ...bindingNames(spec).map((b) => `${written.has(b) ? '' : 'const '}${cudaElementType(spec, b)}* __restrict__ ${b}`)].join(', ');
+}
+
+export const cudaBackend: Backend = {
+  name: 'cuda',
+  render(key: string, spec: KernelSpec, _target: Target = GPU_TARGET): RenderedKernel[] {
+    if (!/^[A-Za-z0-9_.-]+$/.test(key)) throw new Error(`kernel key ${JSON.stringify(key)} has characters outside [A-Za-z0-9_.-]`);
+    if (spec.kind !== 'matmul') throw new CudaUnsupported(`the CUDA backend has no ${spec.kind} kernel yet (it renders matmul so far)`);
+    const K = positiveInt('K', spec.K), N = positiveInt('N', spec.N);
+    if (spec.wtype && K % 32) throw new Error(`matmul: ${spec.wtype} weights need K a multiple of 32, got ${K}`);
+    const written = new Set(writtenBindings(spec));
+    const bindings: RenderedBinding[] = [
+      ...bindingNames(spec).map((name): RenderedBinding => ({ name, access: written.has(name) ? 'read_write' : 'read' })),
+      { name: 'step', access: 'uniform' },
+    ];
+    const warps = 8;
+    const source = fill('matmul_gemv', {
+      kind: spec.kind, entry: CUDA_ENTRY, params: params(spec), K, N, warps, eps: spec.eps, residual: spec.residual,
+      vec4: K % 4 === 0, quant: !!spec.wtype, wq8: spec.wtype === 'q8_0', wq4: spec.wtype === 'q4_0',
+      soff: spec.wtype ? quantWords(spec.wtype, K * N) : 0, wtypeText: spec.wtype ?? 'f32',
+      proNone: spec.prologue === 'none', proRmsnorm: spec.prologue === 'rmsnorm', proSiluMul: spec.prologue === 'silu_mul',
+      prologueText: { none: 'x', rmsnorm: 'rmsnorm(x) * norm', silu_mul: 'silu(gate) * up' }[spec.prologue],
+      siluG: unaryFormula('silu', 'g', CUDA_DIALECT),
+    });
+    return [{
+      key, source, entry: CUDA_ENTRY, bindings, workgroup: [warps * 32, 1, 1],
+      grid: [{ tokensPerGroup: 0, groups: Math.ceil(N / warps) }, { tokensPerGroup: 1, groups: 1 }, { tokensPerGroup: 0, groups: 1 }], minTokens: 1,
+    }];
+  },
+};
