@@ -9,38 +9,20 @@
 // Workgroups stay within WebGPU's default limits (256 invocations, 16 KiB shared).
 import { MOE_ROWS_PER_PASS, type KernelSpec } from '../../compiler/program.ts';
 import { GPU_TARGET, type Target } from '../backend.ts';
-import type { GridDim } from '../backend.ts';
 import { unaryFormula, WGSL_DIALECT } from '../cstyle/expr.ts';
 import { positiveInt } from '../cstyle/literal.ts';
 import { QBLOCK, quantWords, type QuantType } from '../../compiler/weightTypes.ts';
 import type { TemplateName } from './templates.ts';
-import { hasScales, KV_BITS, KV_LEVELS, pageWords, rowWords } from '../../compiler/ir/kvStorage.ts';
-import type { KvDType } from '../../compiler/ir/graph.ts';
+import { attentionPlan, attentionUnfusedPlan, kvAppendPlan, ropeTables } from './kvPlans.ts';
+import { cdiv, clampPow2, ONE, PER_TOKEN, ROW_WG, type Plan } from './plan.ts';
 
-export interface Plan {
-  readonly template: TemplateName;
-  /** Suffix of the variant's key ('' for the only variant). */
-  readonly variant: string;
-  readonly minTokens: number;
-  readonly context: Record<string, unknown>;
-  readonly workgroup: [number, number, number];
-  readonly grid: [GridDim, GridDim, GridDim];
-  /** Bindings read as array<vec4<f32>> (the rest are array<f32>, or array<i32> for ids). */
-  readonly vec4Bindings: readonly string[];
-  /** Bindings read as array<u32>: packed KV pages (f16, int8, int4) or quantised weights (weightTypes.ts). */
-  readonly u32Bindings?: readonly string[];
-}
+export type { Plan };
+export { ropeTables };
 
 /** Prefill switches from the GEMV to the tiled matmul at this many tokens. */
 export const TILED_MIN_TOKENS = 8;
 /** Tokens per workgroup of the multi-token GEMV (steps of 2 .. TILED_MIN_TOKENS - 1 tokens). */
 export const GEMV_TOKENS = 4;
-
-const ROW_WG = 64;
-const ONE: GridDim = { tokensPerGroup: 0, groups: 1 };
-const PER_TOKEN: GridDim = { tokensPerGroup: 1, groups: 1 };
-const cdiv = (a: number, b: number) => Math.ceil(a / b);
-const clampPow2 = (n: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, 2 ** Math.ceil(Math.log2(Math.max(1, n)))));
 
 /** An elementwise-style plan: x covers `width` elements in groups of 64, y is the token. */
 function rowPlan(template: TemplateName, width: number, context: Record<string, unknown>): Plan {
@@ -81,25 +63,11 @@ export function plansFor(spec: KernelSpec, target: Target = GPU_TARGET): Plan[] 
       if (positiveInt('k', spec.k) > positiveInt('experts', spec.experts)) throw new Error(`moe_combine: k ${spec.k} exceeds ${spec.experts} experts`);
       return [rowPlan('moe_combine', positiveInt('width', spec.width), { experts: spec.experts, k: spec.k, width: spec.width })];
     }
+    case 'attn_scores': case 'attn_values': return [attentionUnfusedPlan(spec)];
     case 'softmax': {
       const wg = clampPow2(positiveInt('width', spec.width), 32, 256);
       const rows = positiveInt('rows', spec.rows ?? 1);
       return [{ template: 'softmax', variant: '', minTokens: 1, context: { width: spec.width, rows, wg }, workgroup: [wg, 1, 1], grid: [PER_TOKEN, { tokensPerGroup: 0, groups: rows }, ONE], vec4Bindings: [] }];
-    }
-    case 'attn_scores': case 'attn_values': {
-      const heads = positiveInt('heads', spec.heads), kvHeads = positiveInt('kvHeads', spec.kvHeads), headDim = positiveInt('headDim', spec.headDim);
-      if (heads % kvHeads) throw new Error(`${spec.kind}: heads ${heads} is not a multiple of kvHeads ${kvHeads}`);
-      if (spec.window !== null) positiveInt('window', spec.window);
-      const fmt = kvFormat(spec.dtype, headDim, kvHeads, positiveInt('pageSize', spec.pageSize));
-      const wg = spec.kind === 'attn_scores' ? 64 : clampPow2(headDim, 32, 256);
-      return [{
-        template: spec.kind, variant: '', minTokens: 1,
-        context: {
-          ...fmt, heads, kvHeads, headDim, group: heads / kvHeads, context: positiveInt('context', spec.context), wg, pageSize: spec.pageSize,
-          causal: spec.causal, windowed: spec.window !== null, window: spec.window ?? 0, ...(spec.kind === 'attn_scores' ? { scale: spec.scale } : {}),
-        },
-        workgroup: [wg, 1, 1], grid: [PER_TOKEN, { tokensPerGroup: 0, groups: heads }, ONE], vec4Bindings: [], u32Bindings: fmt.f32 ? [] : PACKED_KV,
-      }];
     }
   }
 }
@@ -222,92 +190,3 @@ function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
   return [gemv, gemvMulti, tiled];
 }
 
-/** Template flags and packing constants of a KV format. */
-function kvFormat(dtype: KvDType, headDim: number, kvHeads: number, pageSize: number) {
-  if (!(dtype in KV_BITS)) throw new Error(`unknown KV dtype ${String(dtype)}`);
-  const bits = KV_BITS[dtype];
-  if ((dtype === 'f16' || dtype === 'int4') && headDim % 2) throw new Error(`KV dtype ${dtype} needs an even headDim, got ${headDim}`);
-  return {
-    dtype, f32: dtype === 'f32', f16: dtype === 'f16', int8: dtype === 'int8', int4: dtype === 'int4', scaled: hasScales(dtype), bits, perWord: 32 / bits,
-    mask: bits === 32 ? 0xffffffff : (1 << bits) - 1, levels: KV_LEVELS[dtype] ?? 0, rowWords: rowWords({ headDim, dtype }),
-    pageWords: pageWords({ kvHeads, headDim, pageSize, dtype }), scaleOff: kvHeads * pageSize * rowWords({ headDim, dtype }),
-  };
-}
-
-const PACKED_KV = ['kcache', 'vcache'];
-
-function kvAppendPlan(spec: Extract<KernelSpec, { kind: 'kv_append' }>): Plan {
-  const kvHeads = positiveInt('kvHeads', spec.kvHeads), headDim = positiveInt('headDim', spec.headDim);
-  const fmt = kvFormat(spec.dtype, headDim, kvHeads, positiveInt('pageSize', spec.pageSize));
-  const rope = spec.rope !== null;
-  if (rope && headDim % 2) throw new Error(`rope needs an even headDim, got ${headDim}`);
-  const wg = clampPow2(kvHeads, 1, 64);
-  return {
-    template: 'kv_append', variant: '', minTokens: 1,
-    context: {
-      ...fmt, kvHeads, headDim, pageSize: positiveInt('pageSize', spec.pageSize), wg, rope,
-      ...(rope ? { half: headDim / 2, ...ropeTables(spec.rope!, headDim) } : {}),
-      rows: [{ elem: 'kelem', dst: 'kcache' }, { elem: 'velem', dst: 'vcache' }],
-    },
-    workgroup: [wg, 1, 1], grid: [{ tokensPerGroup: 0, groups: cdiv(kvHeads, wg) }, PER_TOKEN, ONE],
-    vec4Bindings: [], u32Bindings: fmt.f32 ? [] : PACKED_KV,
-  };
-}
-
-type AttentionSpec = Extract<KernelSpec, { kind: 'attention' }>;
-
-function attentionPlan(spec: AttentionSpec): Plan {
-  const heads = positiveInt('heads', spec.heads), kvHeads = positiveInt('kvHeads', spec.kvHeads);
-  const headDim = positiveInt('headDim', spec.headDim);
-  if (heads % kvHeads) throw new Error(`attention: heads ${heads} is not a multiple of kvHeads ${kvHeads}`);
-  if (headDim > 256) throw new Error(`attention supports headDim up to 256, got ${headDim}`);
-  if (spec.window !== null) positiveInt('window', spec.window);
-  const fmt = kvFormat(spec.dtype, headDim, kvHeads, positiveInt('pageSize', spec.pageSize));
-  const group = heads / kvHeads;
-  // When rows split into whole vec4s, queries are vec4s and every format dequantises a
-  // vec4 at a time (f32 reads, two unpack2x16float, unpack4x8snorm, or vector shifts for
-  // int4), so the score is a vec4 dot and each output slot is 4 dims; otherwise scalars.
-  // Query rows are padded with zeros to whole packed words.
-  const vec4 = headDim % 4 === 0;
-  const lanes = vec4 ? 4 : 1;
-  // The most query heads of a group one workgroup takes: a divisor of the group (so a
-  // workgroup never straddles two KV heads), at most 8, and one output slot (head, lanes
-  // dims) per invocation in a workgroup of at most 256 (WebGPU's default limit). With vec4
-  // slots a group of 8 at head_dim 128 (or 4 at 256) is one workgroup, reading K/V once.
-  const block = 64;
-  let qpw = 1;
-  for (let d = 1; d <= Math.min(group, 8); d++) if (group % d === 0 && (d * headDim) / lanes <= 256) qpw = d;
-  // Enough invocations for the output slots and for scoring a block's (head, key) pairs.
-  const wg = clampPow2(Math.max((qpw * headDim) / lanes, qpw * block), 64, 256);
-  const qstride = (fmt.f32 ? headDim : fmt.rowWords * fmt.perWord) / lanes;
-  const splits = positiveInt('splits', spec.splits);
-  return {
-    template: 'attention', variant: '', minTokens: 1,
-    context: {
-      ...fmt, heads, kvHeads, headDim, group, qpw, wg, block, pageSize: positiveInt('pageSize', spec.pageSize),
-      scale: spec.scale, causal: spec.causal, windowed: spec.window !== null, window: spec.window ?? 0,
-      vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', qstride, hdq: headDim / lanes, qsLen: qpw * qstride, pLen: qpw * block, split: splits > 1, splits,
-    },
-    workgroup: [wg, 1, 1], grid: [PER_TOKEN, { tokensPerGroup: 0, groups: heads / qpw }, { tokensPerGroup: 0, groups: splits }],
-    vec4Bindings: vec4 ? ['q', ...(fmt.f32 ? ['kcache', 'vcache'] : []), ...(splits > 1 ? [] : ['out'])] : [], u32Bindings: fmt.f32 ? [] : PACKED_KV,
-  };
-}
-
-/**
- * RoPE frequencies theta^(-2i/headDim) in float64, each split as hi + lo with hi carrying
- * 11 significant bits (so pos * hi is exact in f32 for pos < 8192), and 2*pi split for the
- * Cody-Waite reduction (see rope.hbs).
- */
-export function ropeTables(theta: number, headDim: number) {
-  if (!(theta > 0) || !Number.isFinite(theta)) throw new Error(`rope theta must be positive, got ${theta}`);
-  const freqHi: number[] = [], freqLo: number[] = [];
-  for (let i = 0; i < headDim / 2; i++) {
-    const f = Math.pow(theta, (-2 * i) / headDim);
-    const scale = 2 ** (10 - Math.floor(Math.log2(f)));
-    const hi = Math.round(f * scale) / scale;
-    freqHi.push(hi);
-    freqLo.push(Math.fround(f - hi));
-  }
-  const twoPiA = Math.round(2 * Math.PI * 1024) / 1024;
-  return { freqHi, freqLo, twoPiA, twoPiB: Math.fround(2 * Math.PI - twoPiA), invTwoPi: Math.fround(1 / (2 * Math.PI)) };
-}
