@@ -1,5 +1,6 @@
 // Helpers for the GPU kernel tests: seeded data, one-op graphs run on the IR
 // interpreter (the oracle), one kernel run on the device, and the comparison.
+import fc from 'fast-check';
 import { expect } from 'vitest';
 import { CpuKvCache, GraphBuilder, interpret, type ModelInfo, type Node } from '../../compiler/ir/index.ts';
 import type { KernelSpec } from '../../compiler/program.ts';
@@ -137,3 +138,9 @@ export function blockWeights(type: QuantType, next: () => number, elements: numb
   const raw = quantize(type, data(next, elements, scale));
   return { packed: packBlocks(type, raw, elements), values: dequantize(type, raw, elements) };
 }
+
+/** A property over GPU cases, `runs` of them (each run compiles pipelines: keep it small). */
+export const gpuProp = <T>(arb: fc.Arbitrary<T>, body: (c: T) => Promise<void>, runs: number) =>
+  fc.assert(fc.asyncProperty(arb, body), { numRuns: runs });
+/** Any 31-bit seed. */
+export const seedArb = fc.integer({ min: 0, max: 2 ** 31 - 1 });

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ElementwiseExpr, KernelSpec } from '../../compiler/program.ts';
 import { createGpuDevice } from '../../runtime/webgpu/device.ts';
-import { data, expectClose, expectCloseEach, matmulCase, oracle, rng, runOnGpu, variants } from './harness.ts';
+import { data, expectClose, expectCloseEach, matmulCase, oracle, rng, runOnGpu, variants, gpuProp, seedArb } from './harness.ts';
 import { exprArb, f32Conditioned, graphOfExpr } from './exprArb.ts';
 import { CPU_TARGET, GPU_TARGET } from '../../backends/backend.ts';
 
@@ -20,9 +20,8 @@ let device: GPUDevice;
 beforeAll(async () => { device = await createGpuDevice(); });
 afterAll(() => device?.destroy());
 
-const prop = <T>(arb: fc.Arbitrary<T>, body: (c: T) => Promise<void>, runs = RUNS) =>
-  fc.assert(fc.asyncProperty(arb, body), { numRuns: runs });
-const seed = fc.integer({ min: 0, max: 2 ** 31 - 1 });
+const prop = <T>(arb: fc.Arbitrary<T>, body: (c: T) => Promise<void>, runs = RUNS) => gpuProp(arb, body, runs);
+const seed = seedArb;
 
 it('runs under --no-opt (vitest.config.ts execArgv)', () => {
   expect(process.execArgv).toContain('--no-opt');

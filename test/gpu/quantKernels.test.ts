@@ -11,7 +11,7 @@ import type { QuantType } from '../../compiler/weightTypes.ts';
 import { createGpuDevice } from '../../runtime/webgpu/device.ts';
 import { dequantize, quantize } from '../../runtime/weights/ggufQuant.ts';
 import { packBlocks, unpackBlocks } from '../../runtime/weights/quantBlocks.ts';
-import { blockWeights, data, expectClose, matmulCase, oracle, rng, runOnGpu, variants } from './harness.ts';
+import { blockWeights, data, expectClose, matmulCase, oracle, rng, runOnGpu, variants, gpuProp, seedArb } from './harness.ts';
 import { CPU_TARGET, GPU_TARGET } from '../../backends/backend.ts';
 
 const TOL = 1e-4;
@@ -23,9 +23,8 @@ let device: GPUDevice;
 beforeAll(async () => { device = await createGpuDevice(); });
 afterAll(() => device?.destroy());
 
-const prop = <T>(arb: fc.Arbitrary<T>, body: (c: T) => Promise<void>, runs = RUNS) =>
-  fc.assert(fc.asyncProperty(arb, body), { numRuns: runs });
-const seed = fc.integer({ min: 0, max: 2 ** 31 - 1 });
+const prop = <T>(arb: fc.Arbitrary<T>, body: (c: T) => Promise<void>, runs = RUNS) => gpuProp(arb, body, runs);
+const seed = seedArb;
 
 /** Random weights as blocks: the device words and the exact values they stand for. */
 it('packBlocks round-trips and keeps the file size (34 / 18 bytes per 32 weights)', () => {
