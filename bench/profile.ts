@@ -3,16 +3,13 @@
 //   node --no-opt --import tsx bench/profile.ts [SPEC]
 // Writes bench/results/profile.{md,json}. Profiled forwards run one compute pass per dispatch,
 // so the per-kernel times add up to a little more than a normal forward's.
-import { readFileSync } from 'node:fs';
-import { compileSpec } from '../compiler/compile.ts';
-import { FUSION_KEYS } from '../compiler/pipeline.ts';
 import type { Program } from '../compiler/program.ts';
 import { wgslBackend } from '../backends/wgsl/render.ts';
 import { generate } from '../runtime/engine.ts';
 import { createGpuDevice } from '../runtime/webgpu/device.ts';
 import { WebGpuEngine } from '../runtime/webgpu/engine.ts';
 import { RandomWeights } from '../runtime/weights/random.ts';
-import { runBench, writeResults } from './report.ts';
+import { fusedAndUnfused, runBench, writeResults } from './report.ts';
 
 const SPEC = process.argv[2] ?? process.env.INFER_BENCH_SPEC ?? 'examples/llama-20m.infer';
 const DECODE = Number(process.env.INFER_BENCH_TOKENS ?? 24);
@@ -70,12 +67,8 @@ async function measure(device: GPUDevice, programs: Record<string, Program>, wei
 }
 
 async function main(): Promise<void> {
-  const text = readFileSync(SPEC, 'utf8');
-  const fused = compileSpec(text, SPEC);
-  const unfused = compileSpec(text, SPEC, { noFuse: new Set(FUSION_KEYS) });
-  if (!fused.program || !unfused.program || !fused.graph) throw new Error(`${SPEC} does not compile`);
-  const m = fused.program.model;
-  const weights = new RandomWeights(fused.graph.params, m.weights.binding === 'random' ? m.weights.seed : 0);
+  const { fused, unfused, model: m, seed } = fusedAndUnfused(SPEC);
+  const weights = new RandomWeights(fused.graph.params, seed);
   const prompt = Array.from({ length: 16 }, (_, i) => (i * 37 + 11) % m.vocab);
   const device = await createGpuDevice();
   log(`profile: ${m.name}, prompt ${prompt.length}, ${DECODE} decode tokens`);

@@ -3,10 +3,8 @@
 // achieved bandwidth against the adapter's streaming-read ceiling; plus
 // dispatches and bytes read per token against the analytic minimum.
 // Writes bench/results/latest.{json,md}; progress goes to stderr.
-import { readFileSync } from 'node:fs';
 import { compileSpec } from '../compiler/compile.ts';
 import { decodeMinimumBytes, forwardCost } from '../compiler/cost.ts';
-import { FUSION_KEYS } from '../compiler/pipeline.ts';
 import { wgslBackend } from '../backends/wgsl/render.ts';
 import { CpuEngine } from '../runtime/cpu/engine.ts';
 import { generate, type Engine } from '../runtime/engine.ts';
@@ -14,7 +12,7 @@ import { createGpuDevice } from '../runtime/webgpu/device.ts';
 import { WebGpuEngine } from '../runtime/webgpu/engine.ts';
 import { RandomWeights } from '../runtime/weights/random.ts';
 import { measureStreaming } from './streaming.ts';
-import { runBench, writeResults } from './report.ts';
+import { fusedAndUnfused, runBench, writeResults } from './report.ts';
 
 const SPEC = process.env.INFER_BENCH_SPEC ?? 'examples/llama-20m.infer';
 const PROMPT = Array.from({ length: 16 }, (_, i) => (i * 37 + 11) % 4096);
@@ -60,14 +58,9 @@ function table(rows: Row[]): string {
 }
 
 async function main(): Promise<void> {
-  const text = readFileSync(SPEC, 'utf8');
-  const fused = compileSpec(text, SPEC);
-  const unfused = compileSpec(text, SPEC, { noFuse: new Set(FUSION_KEYS) });
-  if (!fused.program || !unfused.program || !fused.graph) throw new Error(`${SPEC} does not compile`);
-  const m = fused.program.model;
+  const { fused, unfused, model: m, seed } = fusedAndUnfused(SPEC);
   const params = fused.graph.params.reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0);
   log(`bench: ${m.name} (${(params / 1e6).toFixed(1)}M params), prompt ${PROMPT.length}, decode ${GPU_TOKENS} on WebGPU, ${CPU_TOKENS} on CPU`);
-  const seed = m.weights.binding === 'random' ? m.weights.seed : 0;
   const weights = new RandomWeights(fused.graph.params, seed);
 
   const device = await createGpuDevice();

@@ -46,6 +46,9 @@ export function paramBytes(p: Program): number {
   return p.params.reduce((sum, q) => sum + weightBytes(paramType(p, q.name), q.shape.reduce((a, b) => a * b, 1)), 0);
 }
 
+/** Keys a step of T tokens ending at position context-1 reads: the whole context, or what the window reaches. */
+const keySpan = (window: number | null, T: number, context: number): number => (window === null ? context : Math.min(context, window + T - 1));
+
 /** Bytes one dispatch of `spec` reads and writes, and its FLOPs, for T tokens whose last position is context-1. */
 export function kernelCost(spec: KernelSpec, T: number, context: number): Omit<StepCost, 'label' | 'kind'> {
   switch (spec.kind) {
@@ -64,7 +67,7 @@ export function kernelCost(spec: KernelSpec, T: number, context: number): Omit<S
     case 'attention': {
       // Reads the K/V of the span once per KV head (the query heads of a group share it),
       // plus the block-table entries of its pages.
-      const span = spec.window === null ? context : Math.min(context, spec.window + T - 1);
+      const span = keySpan(spec.window, T, context);
       const q = T * spec.heads * spec.headDim;
       const tables = 4 * (Math.ceil(span / spec.pageSize) + 3);
       const written = spec.splits === 1 ? q : T * spec.heads * spec.splits * (spec.headDim + 2);
@@ -73,7 +76,7 @@ export function kernelCost(spec: KernelSpec, T: number, context: number): Omit<S
     case 'attn_scores': case 'attn_values': {
       // Unfused: each query head reads the span's K (or V) rows itself (no group sharing), and
       // the [T, heads, context] scores / probabilities go through memory.
-      const span = spec.window === null ? context : Math.min(context, spec.window + T - 1);
+      const span = keySpan(spec.window, T, context);
       const rows = span * (tokenBytesPerLayer(spec) / 2) * (spec.heads / spec.kvHeads);
       const tables = 4 * (Math.ceil(span / spec.pageSize) + 3) + T * 8;
       const q = T * spec.heads * spec.headDim, p = T * spec.heads * spec.context;

@@ -134,24 +134,18 @@ export class WebGpuEngine extends PagedEngine implements Engine {
           enc.copyBufferToBuffer(this.bufs.pageScratch, 0, b, c.to * bytes, bytes);
         }
       }
-      if (this.profiler) {
-        dispatches.forEach((d, i) => {
-          const pass = this.profiler!.pass(enc, i);
-          pass.setPipeline(d.pipeline);
-          pass.setBindGroup(0, d.group);
-          pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
-          pass.end();
-        });
-        this.profiler.finish(enc);
-      } else {
-        const pass = enc.beginComputePass();
-        for (const d of dispatches) {
-          pass.setPipeline(d.pipeline);
-          pass.setBindGroup(0, d.group);
-          pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
-        }
-        pass.end();
-      }
+      // One compute pass for the whole forward; when profiling, one timestamped pass per dispatch.
+      const profiler = this.profiler;
+      const shared = profiler ? null : enc.beginComputePass();
+      dispatches.forEach((d, i) => {
+        const pass = shared ?? profiler!.pass(enc, i);
+        pass.setPipeline(d.pipeline);
+        pass.setBindGroup(0, d.group);
+        pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
+        if (!shared) pass.end();
+      });
+      shared?.end();
+      profiler?.finish(enc);
       const V = m.vocab;
       const bytes = (rowTo - rowFrom) * V * 4;
       enc.copyBufferToBuffer(this.bufs.get(this.program.logits), rowFrom * V * 4, this.bufs.staging, 0, bytes);

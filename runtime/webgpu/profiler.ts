@@ -19,7 +19,7 @@ export class DispatchProfiler {
   private readonly ns: Float64Array;
   private readonly calls: Uint32Array;
 
-  constructor(private readonly device: GPUDevice, private readonly steps: readonly { label: string; kernel: string }[]) {
+  constructor(device: GPUDevice, private readonly steps: readonly { label: string; kernel: string }[]) {
     if (!device.features.has('timestamp-query')) {
       throw new ProfilerError("profiling needs the adapter's 'timestamp-query' feature, which this device lacks");
     }
