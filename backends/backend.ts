@@ -1,6 +1,6 @@
 // The backend interface: a small adapter from a backend-neutral KernelSpec to
 // source text. Everything here is JSON-serialisable so it can go in manifest.json.
-import type { KernelSpec } from '../compiler/program.ts';
+import type { KernelSpec } from '../program/kernels.ts';
 
 /**
  * One grid dimension: ceil(T / tokensPerGroup) * groups when tokensPerGroup > 0, else groups.

@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { compileSpec } from '../compiler/compile.ts';
 import { forwardCost } from '../compiler/cost.ts';
-import type { KvDType } from '../compiler/ir/graph.ts';
+import type { KvDType } from '../program/model.ts';
 import { wgslBackend } from '../backends/wgsl/render.ts';
 import { BatchGenerator } from '../runtime/batchGenerate.ts';
 import { generate } from '../runtime/engine.ts';

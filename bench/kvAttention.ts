@@ -3,9 +3,9 @@
 // Times N dispatches in one command buffer (after a warm-up) and reports ms per
 // dispatch, bytes read (compiler/cost.ts) and the bandwidth that implies.
 import { kernelCost } from '../compiler/cost.ts';
-import type { KvDType } from '../compiler/ir/graph.ts';
-import { packKvTable, pageWords } from '../compiler/ir/kvStorage.ts';
-import { kernelKey, type KernelSpec } from '../compiler/program.ts';
+import type { KvDType } from '../program/model.ts';
+import { packKvTable, pageWords } from '../program/kv.ts';
+import { kernelKey, type KernelSpec } from '../program/kernels.ts';
 import { attentionSplits } from '../compiler/schedule.ts';
 import { gridFor } from '../backends/backend.ts';
 import { wgslBackend } from '../backends/wgsl/render.ts';

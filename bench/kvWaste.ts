@@ -2,7 +2,7 @@
 // accounting (runtime/kv/sequences.ts): every sequence of the workload is live at
 // once, holding its prompt and its generated tokens; waste = (reserved - used) / used.
 // Contiguous = one max-context page per sequence (the reservation paging avoids).
-import { pageBytesPerLayer, tokenBytesPerLayer, type KvStorage } from '../compiler/ir/kvStorage.ts';
+import { pageBytesPerLayer, tokenBytesPerLayer, type KvStorage } from '../program/kv.ts';
 import { KvSequences } from '../runtime/kv/sequences.ts';
 
 export interface WasteRow {

@@ -3,7 +3,7 @@
 //   node --no-opt --import tsx bench/profile.ts [SPEC]
 // Writes bench/results/profile.{md,json}. Profiled forwards run one compute pass per dispatch,
 // so the per-kernel times add up to a little more than a normal forward's.
-import type { Program } from '../compiler/program.ts';
+import type { Program } from '../program/program.ts';
 import { wgslBackend } from '../backends/wgsl/render.ts';
 import { generate } from '../runtime/engine.ts';
 import { createGpuDevice } from '../runtime/webgpu/device.ts';

@@ -3,7 +3,8 @@
 // rope_theta) so specs stay short, and from the kv_cache section (window).
 import type { CallExpr, Loc } from '../dsl/ast.ts';
 import type { GraphBuilder, Node } from './ir/graph.ts';
-import type { Dim, UnaryFn } from './ir/ops.ts';
+import type { Dim } from './ir/ops.ts';
+import type { UnaryFn } from '../program/kernels.ts';
 import { UNARY_FNS } from './ir/ops.ts';
 import { at, describe, LowerError, tensor } from './lowerExpr.ts';
 import { lowerMoe, lowerSoftmax, lowerTopk, type ExpertValue } from './lowerMoe.ts';

@@ -9,7 +9,7 @@ import { formatDiagnostics, type Diagnostic } from '../dsl/index.ts';
 import { compileSpec, type Compiled } from './compile.ts';
 import { printGraph } from './ir/print.ts';
 import { FUSION_KEYS, parseNoFuse } from './pipeline.ts';
-import type { Program } from './program.ts';
+import type { Program } from '../program/program.ts';
 import { runCommand, type RunFlags } from './cliRun.ts';
 import { importCommand, type ImportFlags } from './cliGguf.ts';
 import { SPEC_OPTIONS, SPEC_USAGE } from './cliSpec.ts';

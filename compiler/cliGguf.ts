@@ -2,7 +2,7 @@
 // `weights gguf` spec's tensors for `infer run --weights FILE.gguf` with a
 // progress bar on stderr (redrawn in place on a terminal; one summary line otherwise).
 import { writeFileSync } from 'node:fs';
-import type { ParamInfo } from './ir/graph.ts';
+import type { ParamInfo } from '../program/model.ts';
 import { importGguf } from './import.ts';
 import { GgufWeights, type GgufProgress } from '../runtime/weights/gguf.ts';
 import type { Io } from './cli.ts';

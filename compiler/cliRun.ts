@@ -3,14 +3,14 @@
 // reads (progress, notices, the stats table) goes to stderr.
 import type { Model } from '../dsl/index.ts';
 import type { Graph } from './ir/graph.ts';
-import type { Program } from './program.ts';
+import type { Program } from '../program/program.ts';
 import { CpuEngine } from '../runtime/cpu/engine.ts';
 import { readFileSync } from 'node:fs';
 import { generate, type Engine } from '../runtime/engine.ts';
 import { generateBatch } from '../runtime/batchGenerate.ts';
 import type { PoolOptions } from '../runtime/pagedEngine.ts';
 import type { SamplingOptions, TokenLogprob } from '../runtime/sampling.ts';
-import type { WeightSource } from './ir/interpret.ts';
+import type { WeightSource } from '../program/weights.ts';
 import { RandomWeights } from '../runtime/weights/random.ts';
 import type { Io } from './cli.ts';
 import { formatMoeStats } from '../runtime/moeStats.ts';

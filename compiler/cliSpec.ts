@@ -17,10 +17,10 @@ import type { PoolOptions } from '../runtime/pagedEngine.ts';
 import { specTable } from '../runtime/speculative/stats.ts';
 import type { Io } from './cli.ts';
 import { loadWeights, logprobTable, RunError, type RunFlags } from './cliRun.ts';
-import type { WeightSource } from './ir/interpret.ts';
+import type { WeightSource } from '../program/weights.ts';
 import type { Graph } from './ir/graph.ts';
 import { parseNoFuse } from './pipeline.ts';
-import type { Program } from './program.ts';
+import type { Program } from '../program/program.ts';
 import { planSpeculative, SpecPlanError, type Ready, type SpecPlan } from './specDraft.ts';
 
 export interface SpecFlags {

@@ -2,7 +2,7 @@
 // the tensor types a GGUF header declares (so `infer run` can compile q8_0 / q4_0
 // matrices to stay quantised on the device), and loading with a progress bar.
 import { closeSync, openSync, readSync } from 'node:fs';
-import type { Program } from './program.ts';
+import type { Program } from '../program/program.ts';
 import { GgufFile } from '../runtime/weights/gguf.ts';
 import { SafetensorsWeights } from '../runtime/weights/hfLlama.ts';
 import { isCheckpointSet } from '../runtime/weights/safetensorsShards.ts';

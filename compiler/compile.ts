@@ -4,7 +4,7 @@ import { parseInfer, type Diagnostic, type Model } from '../dsl/index.ts';
 import type { Graph } from './ir/graph.ts';
 import { lower } from './lower.ts';
 import { runPipeline } from './pipeline.ts';
-import type { Program } from './program.ts';
+import type { Program } from '../program/program.ts';
 import { schedule } from './schedule.ts';
 
 export interface CompileOptions {

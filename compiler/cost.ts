@@ -2,9 +2,10 @@
 // FLOPs, the KV-cache formula, and the analytic minimum a decode step must read
 // (every weight once, the live KV once). Benchmarks report measured figures
 // against these numbers.
-import { MOE_ROWS_PER_PASS, type KernelSpec, type Program } from './program.ts';
-import { KV_BITS, tokenBytesPerLayer } from './ir/kvStorage.ts';
-import { weightBytes, type WeightType } from './weightTypes.ts';
+import { MOE_ROWS_PER_PASS, type KernelSpec } from '../program/kernels.ts';
+import { type Program } from '../program/program.ts';
+import { KV_BITS, tokenBytesPerLayer } from '../program/kv.ts';
+import { weightBytes, type WeightType } from '../program/quant.ts';
 
 export interface StepCost { readonly label: string; readonly kind: KernelSpec['kind']; readonly bytesRead: number; readonly bytesWritten: number; readonly flops: number }
 

@@ -6,7 +6,8 @@ import type { Assign, LayerDecl, Loc, Model, ParamDecl } from '../dsl/ast.ts';
 import { evaluateConfig, resolveKvCache } from '../dsl/config.ts';
 import { diagnosticAt, type Diagnostic } from '../dsl/diagnostics.ts';
 import type { Scope, Value } from './builtins.ts';
-import { GraphBuilder, type Graph, type ModelInfo, type Node } from './ir/graph.ts';
+import { GraphBuilder, type Graph, type Node } from './ir/graph.ts';
+import { type ModelInfo } from '../program/model.ts';
 import { sameShape, showShape } from './ir/shapes.ts';
 import { LowerError, lowerDim, lowerExpr, tensor } from './lowerExpr.ts';
 

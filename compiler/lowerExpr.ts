@@ -4,7 +4,8 @@
 // at the operator or call that caused them.
 import type { BinaryExpr, CallExpr, Expr, Loc } from '../dsl/ast.ts';
 import type { GraphBuilder, Node } from './ir/graph.ts';
-import type { BinaryFn, Dim } from './ir/ops.ts';
+import type { BinaryFn } from '../program/kernels.ts';
+import type { Dim } from './ir/ops.ts';
 import { ShapeError } from './ir/shapes.ts';
 import { BUILTINS, type Scope, type Value } from './builtins.ts';
 import { lowerMember } from './lowerMoe.ts';

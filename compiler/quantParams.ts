@@ -12,7 +12,7 @@
 // a 3-D param is repacked exactly like a 2-D one.
 import type { Graph, Node } from './ir/graph.ts';
 import type { OpArgs } from './ir/ops.ts';
-import { isQuantType, QBLOCK, type QuantType } from './weightTypes.ts';
+import { isQuantType, QBLOCK, type QuantType } from '../program/quant.ts';
 
 /** The operand indices at which an op reads block weights, and the weights' rank there. */
 function blockOperands(n: Node): { at: readonly number[]; rank: number } {

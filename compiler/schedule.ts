@@ -4,10 +4,12 @@
 import type { Graph, Node } from './ir/graph.ts';
 import type { OpArgs } from './ir/ops.ts';
 import { elementsPerToken } from './ir/shapes.ts';
-import type { BufferDecl, ElementwiseExpr, KernelSpec, Program, Step } from './program.ts';
-import { kernelKey, type KvPlan } from './program.ts';
-import type { ModelInfo } from './ir/graph.ts';
-import { kvTableElements, pageWords } from './ir/kvStorage.ts';
+import type { BufferDecl, Program, Step } from '../program/program.ts';
+import type { ElementwiseExpr, KernelSpec } from '../program/kernels.ts';
+import { kernelKey } from '../program/kernels.ts';
+import { type KvPlan } from '../program/program.ts';
+import type { ModelInfo } from '../program/model.ts';
+import { kvTableElements, pageWords } from '../program/kv.ts';
 
 /** The KV pool's storage and default size; contiguous = one maxContext-slot page per sequence. */
 export function kvPlan(m: ModelInfo, maxSequences: number): KvPlan {
@@ -19,7 +21,7 @@ export function kvPlan(m: ModelInfo, maxSequences: number): KvPlan {
   };
 }
 import { quantParams } from './quantParams.ts';
-import type { QuantType } from './weightTypes.ts';
+import type { QuantType } from '../program/quant.ts';
 import { expertsRoutingIndex } from './ir/moe.ts';
 
 export class ScheduleError extends Error {}

@@ -9,7 +9,7 @@ import { diagnosticAt, formatDiagnostic, formatDiagnostics, parseInfer, resolveS
 import { evaluateConfig } from '../dsl/config.ts';
 import { compileModel, compileSpec, type Compiled } from './compile.ts';
 import type { Graph } from './ir/graph.ts';
-import type { Program } from './program.ts';
+import type { Program } from '../program/program.ts';
 
 export type Ready = Compiled & { program: Program; graph: Graph; ast: Model };
 

@@ -1,7 +1,7 @@
 // The Engine interface both backends implement, and `generate`, the loop that
 // drives any engine: one prefill forward over the prompt, then one decode forward
 // per generated token, sampling on the host from the last logits row.
-import type { ModelInfo } from '../compiler/ir/graph.ts';
+import type { ModelInfo } from '../program/model.ts';
 import type { MoeStatsReport } from './moeStats.ts';
 import { Sampler, topLogprobs as topN, type SamplingOptions, type TokenLogprob } from './sampling.ts';
 import type { BatchItem } from './kv/batchStep.ts';

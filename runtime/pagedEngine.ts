@@ -3,9 +3,9 @@
 // step (one dispatch per kernel for the whole batch). The single-sequence `forward`
 // keeps the original contract on a default sequence: positions continue the sequence,
 // or restart inside it, which rolls it back (what speculative verification needs).
-import type { ModelInfo } from '../compiler/ir/graph.ts';
-import { pageBytesPerLayer, tokenBytesPerLayer } from '../compiler/ir/kvStorage.ts';
-import type { Program } from '../compiler/program.ts';
+import type { ModelInfo } from '../program/model.ts';
+import { pageBytesPerLayer, tokenBytesPerLayer } from '../program/kv.ts';
+import type { Program } from '../program/program.ts';
 import type { ForwardOptions } from './engine.ts';
 import { buildBatchStep, type BatchItem, type BatchStep } from './kv/batchStep.ts';
 import { KvSequences } from './kv/sequences.ts';

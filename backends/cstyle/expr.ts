@@ -3,8 +3,8 @@
 // each unary/binary function live here once, written to match UNARY_MEANING and
 // BINARY_MEANING in compiler/ir/ops.ts term for term, so every backend computes
 // what the interpreter computes (up to f32 rounding).
-import type { BinaryFn, UnaryFn } from '../../compiler/ir/ops.ts';
-import type { ElementwiseExpr } from '../../compiler/program.ts';
+import type { BinaryFn, UnaryFn } from '../../program/kernels.ts';
+import type { ElementwiseExpr } from '../../program/kernels.ts';
 import { floatText } from './literal.ts';
 
 export interface CDialect {

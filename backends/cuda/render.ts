@@ -9,10 +9,10 @@
 import { readFileSync } from 'node:fs';
 import Handlebars from 'handlebars';
 import { GPU_TARGET, type Backend, type RenderedBinding, type RenderedKernel, type Target } from '../backend.ts';
-import { bindingNames, writtenBindings, type KernelSpec } from '../../compiler/program.ts';
+import { bindingNames, writtenBindings, type KernelSpec } from '../../program/kernels.ts';
 import { CUDA_DIALECT, unaryFormula } from '../cstyle/expr.ts';
 import { floatText, positiveInt, uintText } from '../cstyle/literal.ts';
-import { quantWords } from '../../compiler/weightTypes.ts';
+import { quantWords } from '../../program/quant.ts';
 
 export class CudaUnsupported extends Error {}
 

@@ -7,11 +7,11 @@
 //     (minTokens TILED_MIN_TOKENS); see the templates for the algorithms.
 //   attention: one workgroup per (token, QPW query heads of one KV head).
 // Workgroups stay within WebGPU's default limits (256 invocations, 16 KiB shared).
-import { MOE_ROWS_PER_PASS, type KernelSpec } from '../../compiler/program.ts';
+import { MOE_ROWS_PER_PASS, type KernelSpec } from '../../program/kernels.ts';
 import { GPU_TARGET, type Target } from '../backend.ts';
 import { unaryFormula, WGSL_DIALECT } from '../cstyle/expr.ts';
 import { positiveInt } from '../cstyle/literal.ts';
-import { QBLOCK, quantWords, type QuantType } from '../../compiler/weightTypes.ts';
+import { QBLOCK, quantWords, type QuantType } from '../../program/quant.ts';
 import type { TemplateName } from './templates.ts';
 import { attentionPlan, attentionUnfusedPlan, kvAppendPlan, ropeTables } from './kvPlans.ts';
 import { cdiv, clampPow2, ONE, PER_TOKEN, ROW_WG, type Plan } from './plan.ts';

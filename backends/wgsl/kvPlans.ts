@@ -1,9 +1,9 @@
 // Plans of the kernels that touch the paged KV cache: the append (RoPE, quantisation,
 // scatter into pages), the fused PagedAttention and its split-K merge partner's layout, and
 // the unfused attention's scores and P.V; plus the formats' packing constants.
-import type { KernelSpec } from '../../compiler/program.ts';
-import { hasScales, KV_BITS, KV_LEVELS, pageWords, rowWords } from '../../compiler/ir/kvStorage.ts';
-import type { KvDType } from '../../compiler/ir/graph.ts';
+import type { KernelSpec } from '../../program/kernels.ts';
+import { hasScales, KV_BITS, KV_LEVELS, pageWords, rowWords } from '../../program/kv.ts';
+import type { KvDType } from '../../program/model.ts';
 import { positiveInt } from '../cstyle/literal.ts';
 import { cdiv, clampPow2, ONE, PER_TOKEN, type Plan } from './plan.ts';
 

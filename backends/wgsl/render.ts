@@ -3,8 +3,8 @@
 // step uniform `step`; the source declares exactly these, from the same list, so the
 // two can never disagree. Every variant's entry point is `main`.
 import { GPU_TARGET, type Backend, type RenderedBinding, type RenderedKernel, type Target } from '../backend.ts';
-import type { KernelSpec } from '../../compiler/program.ts';
-import { bindingNames, writtenBindings } from '../../compiler/program.ts';
+import type { KernelSpec } from '../../program/kernels.ts';
+import { bindingNames, writtenBindings } from '../../program/kernels.ts';
 import { renderExpr, WGSL_DIALECT, inputCount } from '../cstyle/expr.ts';
 import { plansFor, TILED_MIN_TOKENS } from './kernels.ts';
 import { fill, type BindingDecl } from './templates.ts';

@@ -7,7 +7,8 @@
 // and lo = pos[t] - window + 1 when windowed, else 0. Query head h reads KV head
 // floor(h / (H / KH)) (GQA; MQA is KH = 1).
 import type { GraphBuilder, Node } from './graph.ts';
-import type { CpuKvCache, KvTables, Values } from './interpret.ts';
+import type { CpuKvCache, Values } from './interpret.ts';
+import type { KvTables } from '../../program/kv.ts';
 import type { OpArgs } from './ops.ts';
 
 interface Mask { readonly causal: boolean; readonly window: number | null }

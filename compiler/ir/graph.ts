@@ -5,6 +5,7 @@
 import type { DType, Op, OpArgs, Shape } from './ops.ts';
 import { arity } from './ops.ts';
 import { inferType, ShapeError } from './shapes.ts';
+import type { ModelInfo, ParamInfo } from '../../program/model.ts';
 
 export interface Node<O extends Op = Op> {
   readonly id: number;
@@ -14,28 +15,6 @@ export interface Node<O extends Op = Op> {
   readonly src: readonly Node[];
   readonly arg: Readonly<OpArgs[O]>;
 }
-
-export type KvLayout = { kind: 'contiguous' } | { kind: 'paged'; pageSize: number };
-export type KvDType = 'f32' | 'f16' | 'int8' | 'int4';
-
-/** Model-level facts the runtime needs; everything else is in the nodes. */
-export interface ModelInfo {
-  readonly name: string;
-  readonly vocab: number;
-  readonly dim: number;
-  readonly layers: number;
-  readonly heads: number;
-  readonly kvHeads: number;
-  readonly headDim: number;
-  readonly maxContext: number;
-  readonly eos: number | null;
-  readonly kv: { readonly layout: KvLayout; readonly dtype: KvDType; readonly window: number | null };
-  readonly weights: { readonly binding: 'random'; readonly seed: number } | { readonly binding: 'gguf' };
-  /** Every evaluated config constant, for reports and generated code. */
-  readonly constants: Readonly<Record<string, number>>;
-}
-
-export interface ParamInfo { readonly name: string; readonly shape: readonly number[] }
 
 export interface Graph {
   readonly model: ModelInfo;

@@ -1,30 +1,17 @@
 // The CPU interpreter: the meaning of every IR op, computed in float64. It is the
 // oracle every backend is tested against, and the CPU engine's executor.
 import type { Node, Graph } from './graph.ts';
+import type { WeightSource } from '../../program/weights.ts';
 import type { OpArgs } from './ops.ts';
 import { BINARY_MEANING, UNARY_MEANING } from './ops.ts';
 import { elementsPerToken } from './shapes.ts';
-import type { KvDType } from './graph.ts';
-import { storeRow, type KvStorage, type KvTables } from './kvStorage.ts';
+import type { KvDType } from '../../program/model.ts';
+import { storeRow, type KvStorage, type KvTables } from '../../program/kv.ts';
 
-export type { KvTables };
 import { isMoeOp, moeValue } from './moe.ts';
 import { attention, attentionScores, attentionValues } from './attention.ts';
 
 export type Values = Float64Array | Float32Array;
-
-/** Weights in storage layout (2-D [K, N] params: element (k, n) at n*K + k). */
-export interface WeightSource {
-  get(name: string): Float32Array;
-  /**
-   * The tensor exactly as the file stores it (ggml type name and bytes), for devices that
-   * keep quantised weights in blocks (runtime/webgpu/setup.ts). Optional: sources without
-   * it (random weights) can only feed f32 programs.
-   */
-  getRaw?(name: string): { readonly type: string; readonly bytes: Uint8Array };
-  /** Drops host copies once a device holds the weights (a GGUF file would otherwise stay in memory twice). */
-  release?(): void;
-}
 
 /**
  * The CPU's KV page pool: per layer, K and V as [slot][kvHead][headDim] in float64,

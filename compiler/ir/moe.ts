@@ -24,7 +24,8 @@
 // last E mod width experts, so two experts with equal logits on opposite sides of
 // that boundary usually get scores 1 ulp apart in llama.cpp, equal scores here.
 import type { Node } from './graph.ts';
-import type { MoeGating, MoeScore, Op, OpArgs } from './ops.ts';
+import type { MoeGating, Op, OpArgs } from './ops.ts';
+import type { MoeScore } from '../../program/kernels.ts';
 import { UNARY_MEANING } from './ops.ts';
 import { sameShape, ShapeError, showShape, type Typed } from './shapes.ts';
 import { llamaArgsort } from './argsort.ts';

@@ -11,8 +11,7 @@ export type DType = 'f32' | 'i32' | 'cache';
 /** Ops without arguments. */
 export type NoArgs = Record<never, never>;
 
-export type UnaryFn = 'silu' | 'gelu' | 'relu' | 'exp' | 'neg' | 'sigmoid' | 'tanh' | 'sqrt';
-export type BinaryFn = 'add' | 'sub' | 'mul' | 'div';
+import type { BinaryFn, MoeExpertsArgs, MoeScore, UnaryFn } from '../../program/kernels.ts';
 
 /** Arguments per op. Sources are listed in the comment: their order is part of the op. */
 export interface OpArgs {
@@ -92,14 +91,12 @@ export interface OpArgs {
    * Row (t, j) uses expert routing[t, j].index. Without combine: -> [T, k, N]. With combine:
    * -> [T, N], the rows summed with their routing weights (+ res).
    */
-  moe_experts: { input: 'shared' | 'slot' | 'silu_mul' | 'swiglu'; combine: boolean; residual: boolean };
+  moe_experts: MoeExpertsArgs;
 }
 
 /** How routing weights are derived from the chosen scores (see `topk`). */
 export type MoeGating = { k: number; softmax: boolean; renorm: boolean; scale: number };
 export type MoeRouteArgs = { k: number; softmax: boolean; renorm: boolean; scale: number; score: MoeScore };
-/** The function from router logits to the scores top-k selects on. */
-export type MoeScore = 'softmax' | 'sigmoid' | 'none';
 
 export type Op = keyof OpArgs;
 

@@ -18,7 +18,8 @@
 // expert_matmul); anything else stays unfused, with its dense meaning (the CPU engine
 // runs it; the WebGPU scheduler refuses it with a message).
 import { rewrite, useCounts, type Graph, type GraphBuilder, type Node } from '../ir/graph.ts';
-import type { MoeScore, OpArgs } from '../ir/ops.ts';
+import type { MoeScore } from '../../program/kernels.ts';
+import type { OpArgs } from '../ir/ops.ts';
 import type { Pass } from './pass.ts';
 
 interface Plan {

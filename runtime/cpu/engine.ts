@@ -4,8 +4,9 @@
 // page pool laid out like the device's; the Program supplies the KV plan and the
 // dispatch count, so stats compare like for like with WebGPU.
 import type { Graph } from '../../compiler/ir/graph.ts';
-import { CpuKvCache, interpret, type WeightSource } from '../../compiler/ir/interpret.ts';
-import type { Program } from '../../compiler/program.ts';
+import { CpuKvCache, interpret } from '../../compiler/ir/interpret.ts';
+import { type WeightSource } from '../../program/weights.ts';
+import type { Program } from '../../program/program.ts';
 import type { Engine, EngineStats } from '../engine.ts';
 import type { BatchStep } from '../kv/batchStep.ts';
 import { PagedEngine, type PoolOptions } from '../pagedEngine.ts';

@@ -1,7 +1,7 @@
 // One forward step for a batch of sequences: their new tokens flattened in batch order
 // (sequence 0's tokens, then sequence 1's, ...), each token's position and pool slot,
 // and the batch's block tables in CSR form (what the kernels and the interpreter read).
-import type { KvTables } from '../../compiler/ir/interpret.ts';
+import type { KvTables } from '../../program/kv.ts';
 import { KvPoolExhausted, KvSequenceError, type KvSequences, type PageCopy } from './sequences.ts';
 
 export interface BatchItem {

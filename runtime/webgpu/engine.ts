@@ -3,12 +3,12 @@
 // uploads the weights, and compiles each kernel variant once. A forward writes
 // the step uniform and the token/position inputs, encodes every step into one
 // compute pass of one command encoder, and reads back only the logits rows asked for.
-import type { WeightSource } from '../../compiler/ir/interpret.ts';
-import type { Program } from '../../compiler/program.ts';
+import type { WeightSource } from '../../program/weights.ts';
+import type { Program } from '../../program/program.ts';
 import { gridFor, pickVariant, type Backend, type Target } from '../../backends/backend.ts';
 import type { Engine, EngineStats } from '../engine.ts';
 import type { BatchStep } from '../kv/batchStep.ts';
-import { packKvTable } from '../../compiler/ir/kvStorage.ts';
+import { packKvTable } from '../../program/kv.ts';
 import { PagedEngine, type PoolOptions } from '../pagedEngine.ts';
 import { uncapturedErrors } from './device.ts';
 import { MoeReadback } from './moeReadback.ts';

@@ -2,7 +2,7 @@
 // The routing buffers are tiny ([T, k, 2] floats per layer), so one copy into a
 // staging buffer, encoded in the forward's own command buffer, costs little; it is
 // still opt-in (WebGpuEngineOptions.moeStats) so benchmarks measure the plain forward.
-import type { Program } from '../../compiler/program.ts';
+import type { Program } from '../../program/program.ts';
 import { MoeStats } from '../moeStats.ts';
 import { USAGE, MAP_READ } from './setup.ts';
 

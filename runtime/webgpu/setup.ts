@@ -2,9 +2,10 @@
 // binding-size limit checked up front, so an oversized model fails with a clear
 // message rather than a validation error mid-forward), weights uploaded, and each
 // kernel variant compiled once with an explicit bind group layout (device.ts).
-import type { WeightSource } from '../../compiler/ir/interpret.ts';
-import { bufferBytes, type BufferDecl, type KernelSpec, type Program, type Sizing } from '../../compiler/program.ts';
-import { packBlocks } from '../weights/quantBlocks.ts';
+import type { WeightSource } from '../../program/weights.ts';
+import { bufferBytes, type BufferDecl, type Program, type Sizing } from '../../program/program.ts';
+import { type KernelSpec } from '../../program/kernels.ts';
+import { packBlocks } from '../../program/quant.ts';
 import type { Backend, RenderedKernel, Target } from '../../backends/backend.ts';
 import { compileKernel, targetOf } from './device.ts';
 

@@ -5,7 +5,7 @@
 // GGUF's names, validates all of them before reading any, and loads them with
 // a progress callback.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import type { ParamInfo } from '../../compiler/ir/graph.ts';
+import type { ParamInfo } from '../../program/model.ts';
 import { FileCursor } from './ggufCursor.ts';
 import { parseHeader } from './ggufFormat.ts';
 import { dequantize } from './ggufQuant.ts';

@@ -16,7 +16,7 @@
 // Mixtral's expert tensors map too (block_sparse_moe.gate -> ffn_gate_inp, expert
 // E's w1/w3/w2 -> ffn_gate.E / ffn_up.E / ffn_down.E, and ffn_{gate,up,down}_exps
 // stacks experts 0.. as slices, GGUF's merged layout) for the MoE work to bind.
-import type { ParamInfo } from '../../compiler/ir/graph.ts';
+import type { ParamInfo } from '../../program/model.ts';
 import type { ShapedWeightSource } from './random.ts';
 import { LOADABLE_DTYPES, SafetensorsError, type SafetensorsTensor } from './safetensors.ts';
 import { SafetensorsShards } from './safetensorsShards.ts';

@@ -8,8 +8,8 @@
 //   token_embd                      uniform, std 1 (rmsnorm rescales rows anyway)
 //   other 2-D [K, N] params         uniform, std 1/sqrt(K)  (output rows keep unit variance)
 //   1-D params (norm weights)       1 + uniform noise of std 0.1
-import type { ParamInfo } from '../../compiler/ir/graph.ts';
-import type { WeightSource } from '../../compiler/ir/interpret.ts';
+import type { ParamInfo } from '../../program/model.ts';
+import type { WeightSource } from '../../program/weights.ts';
 
 export class WeightShapeError extends Error {}
 

@@ -15,7 +15,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Llama, type Token } from 'node-llama-cpp';
 import { compileSpec } from '../../compiler/compile.ts';
 import type { Graph } from '../../compiler/ir/graph.ts';
-import type { Program } from '../../compiler/program.ts';
+import type { Program } from '../../program/program.ts';
 import { generate, type Engine } from '../../runtime/engine.ts';
 import { logSoftmax } from '../../runtime/sampling.ts';
 import { randomTensor } from '../../runtime/weights/random.ts';

@@ -9,7 +9,7 @@ import { floatText, uintText } from '../../backends/cstyle/literal.ts';
 import { renderAll, wgslBackend } from '../../backends/wgsl/render.ts';
 import { UNARY_FNS } from '../../compiler/ir/index.ts';
 import { runPipeline } from '../../compiler/pipeline.ts';
-import { bindingNames, kernelKey, type ElementwiseExpr, type KernelSpec } from '../../compiler/program.ts';
+import { bindingNames, kernelKey, type ElementwiseExpr, type KernelSpec } from '../../program/kernels.ts';
 import { schedule } from '../../compiler/schedule.ts';
 import { denseLlama } from '../fixtures/denseLlama.ts';
 

@@ -7,7 +7,8 @@
 // the cost model says the same); and the routing statistics.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CpuKvCache, interpret, type Graph, type Node, type OpArgs, type WeightSource } from '../../compiler/ir/index.ts';
+import { CpuKvCache, interpret, type Graph, type Node, type OpArgs } from '../../compiler/ir/index.ts';
+import { type WeightSource } from '../../program/weights.ts';
 import { llamaArgsort, topk } from '../../compiler/ir/moe.ts';
 import { forwardCost, unchosenExpertBytes, paramBytes } from '../../compiler/cost.ts';
 import { CpuEngine } from '../../runtime/cpu/engine.ts';

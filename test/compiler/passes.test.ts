@@ -3,7 +3,8 @@
 // random model shapes, seeds and prompt lengths).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CpuKvCache, GraphBuilder, interpret, type Graph, type KvDType, type Node, type OpArgs } from '../../compiler/ir/index.ts';
+import { CpuKvCache, GraphBuilder, interpret, type Graph, type Node, type OpArgs } from '../../compiler/ir/index.ts';
+import { type KvDType } from '../../program/model.ts';
 import { fuseAttention } from '../../compiler/passes/fuseAttention.ts';
 import { fuseKvAppend } from '../../compiler/passes/fuseKvAppend.ts';
 import { fuseNorm } from '../../compiler/passes/fuseNorm.ts';

@@ -10,8 +10,9 @@ import { fileWeightTypes } from '../../compiler/cliWeights.ts';
 import { compileSpec } from '../../compiler/compile.ts';
 import { decodeMinimumBytes, forwardCost, kernelCost, paramBytes, unchosenExpertBytes } from '../../compiler/cost.ts';
 import { importGguf } from '../../compiler/import.ts';
-import { bufferBytes, kernelKey, type KernelSpec, type Program } from '../../compiler/program.ts';
-import { weightBytes } from '../../compiler/weightTypes.ts';
+import { bufferBytes, type Program } from '../../program/program.ts';
+import { kernelKey, type KernelSpec } from '../../program/kernels.ts';
+import { weightBytes } from '../../program/quant.ts';
 import { writeLlamaGguf, type GgufLlama } from '../fixtures/ggufLlama.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'infer-quant-'));

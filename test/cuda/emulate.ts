@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gridFor, type RenderedKernel } from '../../backends/backend.ts';
 import { cudaElementType } from '../../backends/cuda/render.ts';
-import type { KernelSpec } from '../../compiler/program.ts';
+import type { KernelSpec } from '../../program/kernels.ts';
 
 const EMU = fileURLToPath(new URL('./emu', import.meta.url));
 export const NVCC = process.env.NVCC ?? '/usr/local/bin/nvcc';

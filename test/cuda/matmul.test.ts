@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { cudaBackend, CudaUnsupported } from '../../backends/cuda/render.ts';
-import { kernelKey, type KernelSpec } from '../../compiler/program.ts';
+import { kernelKey, type KernelSpec } from '../../program/kernels.ts';
 import { blockWeights, data, expectClose, matmulCase, rng } from '../gpu/harness.ts';
 import { nvccCompile, runOnCpu } from './emulate.ts';
 

@@ -5,7 +5,7 @@
 // engine computes. Every KV format and page size is drawn.
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { KvDType } from '../../compiler/ir/index.ts';
+import type { KvDType } from '../../program/model.ts';
 import { runPipeline } from '../../compiler/pipeline.ts';
 import { schedule } from '../../compiler/schedule.ts';
 import { wgslBackend } from '../../backends/wgsl/render.ts';

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Graph } from '../../compiler/ir/index.ts';
 import { runPipeline } from '../../compiler/pipeline.ts';
 import { schedule } from '../../compiler/schedule.ts';
-import type { Program } from '../../compiler/program.ts';
+import type { Program } from '../../program/program.ts';
 import { TILED_MIN_TOKENS } from '../../backends/wgsl/kernels.ts';
 import { wgslBackend } from '../../backends/wgsl/render.ts';
 import { CpuEngine } from '../../runtime/cpu/engine.ts';

@@ -3,7 +3,7 @@
 // tells well-conditioned cases from ones f32 itself cannot evaluate to a tolerance.
 import fc from 'fast-check';
 import { BINARY_FNS, BINARY_MEANING, UNARY_FNS, UNARY_MEANING, type GraphBuilder, type Node } from '../../compiler/ir/index.ts';
-import type { ElementwiseExpr } from '../../compiler/program.ts';
+import type { ElementwiseExpr } from '../../program/kernels.ts';
 
 /**
  * Expressions of depth <= 4 over `inputs` inputs using every unary and binary function.

@@ -2,14 +2,15 @@
 // interpreter (the oracle), one kernel run on the device, and the comparison.
 import fc from 'fast-check';
 import { expect } from 'vitest';
-import { CpuKvCache, GraphBuilder, interpret, type ModelInfo, type Node } from '../../compiler/ir/index.ts';
-import type { KernelSpec } from '../../compiler/program.ts';
-import { kernelKey } from '../../compiler/program.ts';
+import { CpuKvCache, GraphBuilder, interpret, type Node } from '../../compiler/ir/index.ts';
+import { type ModelInfo } from '../../program/model.ts';
+import type { KernelSpec } from '../../program/kernels.ts';
+import { kernelKey } from '../../program/kernels.ts';
 import { GPU_TARGET, type RenderedKernel, type Target } from '../../backends/backend.ts';
 import { wgslBackend } from '../../backends/wgsl/render.ts';
-import type { QuantType } from '../../compiler/weightTypes.ts';
+import type { QuantType } from '../../program/quant.ts';
 import { dequantize, quantize } from '../../runtime/weights/ggufQuant.ts';
-import { packBlocks } from '../../runtime/weights/quantBlocks.ts';
+import { packBlocks } from '../../program/quant.ts';
 import { readBuffer, runKernel, storageBuffer, zeroBuffer } from '../../runtime/webgpu/device.ts';
 
 /** mulberry32: a small seeded PRNG, so a failing fast-check seed reproduces its data too. */

@@ -6,7 +6,7 @@
 // (default 12, about 100 s here; elementwise gets twice as many).
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ElementwiseExpr, KernelSpec } from '../../compiler/program.ts';
+import type { ElementwiseExpr, KernelSpec } from '../../program/kernels.ts';
 import { createGpuDevice } from '../../runtime/webgpu/device.ts';
 import { data, expectClose, expectCloseEach, matmulCase, oracle, rng, runOnGpu, variants, gpuProp, seedArb } from './harness.ts';
 import { exprArb, f32Conditioned, graphOfExpr } from './exprArb.ts';

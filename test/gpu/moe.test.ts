@@ -10,8 +10,9 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Node } from '../../compiler/ir/index.ts';
-import type { MoeScore, OpArgs } from '../../compiler/ir/ops.ts';
-import type { KernelSpec } from '../../compiler/program.ts';
+import type { MoeScore } from '../../program/kernels.ts';
+import type { OpArgs } from '../../compiler/ir/ops.ts';
+import type { KernelSpec } from '../../program/kernels.ts';
 import { createGpuDevice } from '../../runtime/webgpu/device.ts';
 import { data, expectClose, oracle, rng, runOnGpu, variants } from './harness.ts';
 import { compileMoe, moeShapeArb, moeWeights, routerWithTies } from '../fixtures/moeFixtures.ts';

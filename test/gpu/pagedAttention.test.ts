@@ -14,9 +14,11 @@
 // to the implementation); int8/int4: max|row| / (2 * 127) or / (2 * 7).
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { CpuKvCache, GraphBuilder, interpret, type KvDType, type KvTables, type ModelInfo } from '../../compiler/ir/index.ts';
-import { storeErrorBound } from '../../compiler/ir/kvStorage.ts';
-import { packKvTable, pageWords } from '../../compiler/ir/kvStorage.ts';
+import { CpuKvCache, GraphBuilder, interpret } from '../../compiler/ir/index.ts';
+import { type KvDType, type ModelInfo } from '../../program/model.ts';
+import { type KvTables } from '../../program/kv.ts';
+import { storeErrorBound } from '../../program/kv.ts';
+import { packKvTable, pageWords } from '../../program/kv.ts';
 import { createGpuDevice } from '../../runtime/webgpu/device.ts';
 import type { RenderedKernel } from '../../backends/backend.ts';
 import { data, expectClose, rng, runOnGpu, variants } from './harness.ts';

@@ -17,7 +17,8 @@ import { CpuEngine } from '../../runtime/cpu/engine.ts';
 import { GgufWeights } from '../../runtime/weights/gguf.ts';
 import { createGpuDevice } from '../../runtime/webgpu/device.ts';
 import { WebGpuEngine } from '../../runtime/webgpu/engine.ts';
-import type { KernelSpec, Program } from '../../compiler/program.ts';
+import type { KernelSpec } from '../../program/kernels.ts';
+import type { Program } from '../../program/program.ts';
 import { writeLlamaGguf, type GgufLlama } from '../fixtures/ggufLlama.ts';
 import { expectClose } from './harness.ts';
 

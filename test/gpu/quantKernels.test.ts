@@ -6,11 +6,11 @@
 // Dequantisation is exact in f32, so the bound is the f32 one of kernels.test.ts.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { KernelSpec } from '../../compiler/program.ts';
-import type { QuantType } from '../../compiler/weightTypes.ts';
+import type { KernelSpec } from '../../program/kernels.ts';
+import type { QuantType } from '../../program/quant.ts';
 import { createGpuDevice } from '../../runtime/webgpu/device.ts';
 import { dequantize, quantize } from '../../runtime/weights/ggufQuant.ts';
-import { packBlocks, unpackBlocks } from '../../runtime/weights/quantBlocks.ts';
+import { packBlocks, unpackBlocks } from '../../program/quant.ts';
 import { blockWeights, data, expectClose, matmulCase, oracle, rng, runOnGpu, variants, gpuProp, seedArb } from './harness.ts';
 import { CPU_TARGET, GPU_TARGET } from '../../backends/backend.ts';
 

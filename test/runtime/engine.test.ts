@@ -3,7 +3,8 @@
 // bookkeeping, checked with a scripted fake engine where the rule is the point.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CpuKvCache, interpret, type ModelInfo } from '../../compiler/ir/index.ts';
+import { CpuKvCache, interpret } from '../../compiler/ir/index.ts';
+import { type ModelInfo } from '../../program/model.ts';
 import { schedule } from '../../compiler/schedule.ts';
 import { runPipeline } from '../../compiler/pipeline.ts';
 import { CpuEngine } from '../../runtime/cpu/engine.ts';

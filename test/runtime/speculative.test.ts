@@ -9,7 +9,7 @@
 // and verification batches whose token totals exceed maxTokensPerForward, run
 // as several forwards and still equal plain decoding.
 import type { Graph } from '../../compiler/ir/index.ts';
-import type { Program } from '../../compiler/program.ts';
+import type { Program } from '../../program/program.ts';
 import { schedule } from '../../compiler/schedule.ts';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';

@@ -10,7 +10,7 @@
 // paged append into shared, possibly read-only pages needs; symmetric (no zero point)
 // keeps the dequantisation in the attention inner loop to one multiply.
 // f16 rounds to nearest even (IEEE binary16), as WGSL's pack2x16float does.
-import type { KvDType } from './graph.ts';
+import type { KvDType } from './model.ts';
 
 export interface KvStorage {
   readonly kvHeads: number;

@@ -1,11 +1,16 @@
-// The Program: what `schedule` produces and every backend and runtime consumes.
-// It is plain JSON data (kernels, buffers, the per-step dispatch list, KV layout),
-// so the runtime never re-derives the model, and byte and dispatch counts can be
-// computed from it alone (see cost.ts).
-import type { KvDType, ModelInfo, ParamInfo } from './ir/graph.ts';
-import type { KvStorage } from './ir/kvStorage.ts';
-import type { BinaryFn, MoeScore, OpArgs, UnaryFn } from './ir/ops.ts';
-import { deviceWords, type QuantType } from './weightTypes.ts';
+// Kernels: the backend-neutral description of each kernel kind (what to compute, with
+// every compile-time constant), its bindings in order with their element types, and the
+// deterministic key identical kernels share. Every renderer (WGSL, CUDA) and the runtime's
+// binder read the binding lists and element types from here, so they cannot disagree.
+import type { KvDType } from './model.ts';
+import type { QuantType } from './quant.ts';
+
+export type UnaryFn = 'silu' | 'gelu' | 'relu' | 'exp' | 'neg' | 'sigmoid' | 'tanh' | 'sqrt';
+export type BinaryFn = 'add' | 'sub' | 'mul' | 'div';
+/** The function from router logits to the scores top-k selects on. */
+export type MoeScore = 'softmax' | 'sigmoid' | 'none';
+/** What a moe_experts kernel reads and whether it combines the chosen experts' rows (ir/ops.ts has the meaning). */
+export type MoeExpertsArgs = { input: 'shared' | 'slot' | 'silu_mul' | 'swiglu'; combine: boolean; residual: boolean };
 
 /** An elementwise expression over a kernel's inputs (per element), constants inlined. */
 export type ElementwiseExpr =
@@ -59,7 +64,7 @@ export type KernelSpec =
   | { kind: 'attention_merge'; heads: number; headDim: number; splits: number }
   | { kind: 'elementwise'; width: number; inputs: number; expr: ElementwiseExpr }
   | { kind: 'moe_route'; K: number; experts: number; k: number; score: MoeScore; softmax: boolean; renorm: boolean; scale: number; direct: boolean }
-  | ({ kind: 'moe_experts'; K: number; N: number; experts: number; k: number; dense: boolean; wtype?: QuantType } & OpArgs['moe_experts'])
+  | ({ kind: 'moe_experts'; K: number; N: number; experts: number; k: number; dense: boolean; wtype?: QuantType } & MoeExpertsArgs)
   | { kind: 'moe_combine'; experts: number; k: number; width: number }
   /** Softmax of `rows` rows of `width` per token (rows absent: 1). */
   | { kind: 'softmax'; width: number; rows?: number }
@@ -93,75 +98,6 @@ export function bindingNames(spec: KernelSpec): string[] {
 /** The binding a kernel writes; every other binding is only read. */
 export function writtenBindings(spec: KernelSpec): string[] {
   return spec.kind === 'kv_append' ? ['kcache', 'vcache'] : ['out'];
-}
-
-/** input: tokens, positions and the KV block tables, written by the runtime before each forward. */
-export type BufferKind = 'input' | 'param' | 'activation' | 'kv' | 'logits';
-
-/**
- * A buffer's size is linear in three runtime choices: elements + perToken x tokens per
- * forward + perPage x KV pool pages + perSeq x sequences per batch (missing terms are 0).
- */
-export interface BufferDecl {
-  readonly name: string;
-  readonly kind: BufferKind;
-  /** u32: packed KV values (f16 pairs, int8 quads, int4 octets); q8_0 / q4_0: a param kept in blocks (weightTypes.ts), `elements` still counts weights. */
-  readonly dtype: 'f32' | 'i32' | 'u32' | QuantType;
-  readonly perToken: number;
-  readonly elements: number;
-  readonly perPage?: number;
-  readonly perSeq?: number;
-}
-
-/** The runtime choices a buffer's size depends on. */
-export interface Sizing { readonly maxTokens: number; readonly pages: number; readonly maxSeqs: number }
-
-export function bufferElements(d: BufferDecl, s: Sizing): number {
-  return d.elements + d.perToken * s.maxTokens + (d.perPage ?? 0) * s.pages + (d.perSeq ?? 0) * s.maxSeqs;
-}
-
-/**
- * The KV cache's storage and the pool's default size. Contiguous layout is the paged
- * machinery with one page of maxContext slots per sequence: the same kernels, and the
- * max-length reservation that paging exists to avoid.
- */
-export interface KvPlan extends KvStorage {
-  readonly layout: 'contiguous' | 'paged';
-  readonly window: number | null;
-  /** Pages one sequence of maxContext tokens needs (the block table's row capacity). */
-  readonly pagesPerSequence: number;
-  /** Default batch capacity and pool size the runtime uses unless told otherwise. */
-  readonly maxSequences: number;
-  readonly pages: number;
-}
-
-/** Bytes of a buffer's device allocation (per-token buffers for `maxTokens` tokens). */
-/** Device bytes of a buffer: block params by their packed words, everything else 4 bytes per element. */
-export function bufferBytes(d: BufferDecl, s: Sizing): number {
-  if (d.dtype === 'q8_0' || d.dtype === 'q4_0') return 4 * deviceWords(d.dtype, d.elements);
-  return bufferElements(d, s) * 4;
-}
-
-export interface Step {
-  readonly kernel: string;
-  /** Binding name -> buffer name. */
-  readonly args: Readonly<Record<string, string>>;
-  /** Which IR node(s) this dispatch computes, for traces and reports. */
-  readonly label: string;
-}
-
-export interface Program {
-  readonly format: 'infer-program/2';
-  readonly model: ModelInfo;
-  readonly params: readonly ParamInfo[];
-  readonly buffers: readonly BufferDecl[];
-  readonly kv: KvPlan;
-  readonly kernels: readonly { readonly key: string; readonly spec: KernelSpec }[];
-  /** The dispatches of one forward step over T tokens, in order. */
-  readonly steps: readonly Step[];
-  readonly logits: string;
-  /** Passes that ran, in order (the pipeline's record). */
-  readonly passes: readonly string[];
 }
 
 /** A deterministic key from every parameter of a kernel: identical kernels share it and are emitted once. */

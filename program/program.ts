@@ -1,0 +1,77 @@
+// The Program: what `schedule` produces and every backend and runtime consumes.
+// It is plain JSON data (kernels, buffers, the per-step dispatch list, KV layout),
+// so the runtime never re-derives the model, and byte and dispatch counts can be
+// computed from it alone (compiler/cost.ts).
+import type { KernelSpec } from './kernels.ts';
+import type { KvStorage } from './kv.ts';
+import type { ModelInfo, ParamInfo } from './model.ts';
+import { deviceWords, isQuantType, type QuantType } from './quant.ts';
+
+/** input: tokens, positions and the KV block tables, written by the runtime before each forward. */
+export type BufferKind = 'input' | 'param' | 'activation' | 'kv' | 'logits';
+
+/**
+ * A buffer's size is linear in three runtime choices: elements + perToken x tokens per
+ * forward + perPage x KV pool pages + perSeq x sequences per batch (missing terms are 0).
+ */
+export interface BufferDecl {
+  readonly name: string;
+  readonly kind: BufferKind;
+  /** u32: packed KV values (f16 pairs, int8 quads, int4 octets); q8_0 / q4_0: a param kept in blocks (weightTypes.ts), `elements` still counts weights. */
+  readonly dtype: 'f32' | 'i32' | 'u32' | QuantType;
+  readonly perToken: number;
+  readonly elements: number;
+  readonly perPage?: number;
+  readonly perSeq?: number;
+}
+
+/** The runtime choices a buffer's size depends on. */
+export interface Sizing { readonly maxTokens: number; readonly pages: number; readonly maxSeqs: number }
+
+export function bufferElements(d: BufferDecl, s: Sizing): number {
+  return d.elements + d.perToken * s.maxTokens + (d.perPage ?? 0) * s.pages + (d.perSeq ?? 0) * s.maxSeqs;
+}
+
+/**
+ * The KV cache's storage and the pool's default size. Contiguous layout is the paged
+ * machinery with one page of maxContext slots per sequence: the same kernels, and the
+ * max-length reservation that paging exists to avoid.
+ */
+export interface KvPlan extends KvStorage {
+  readonly layout: 'contiguous' | 'paged';
+  readonly window: number | null;
+  /** Pages one sequence of maxContext tokens needs (the block table's row capacity). */
+  readonly pagesPerSequence: number;
+  /** Default batch capacity and pool size the runtime uses unless told otherwise. */
+  readonly maxSequences: number;
+  readonly pages: number;
+}
+
+/** Device bytes of a buffer: block params by their packed words, everything else 4 bytes per element. */
+export function bufferBytes(d: BufferDecl, s: Sizing): number {
+  if (isQuantType(d.dtype)) return 4 * deviceWords(d.dtype, d.elements);
+  return bufferElements(d, s) * 4;
+}
+
+export interface Step {
+  readonly kernel: string;
+  /** Binding name -> buffer name. */
+  readonly args: Readonly<Record<string, string>>;
+  /** Which IR node(s) this dispatch computes, for traces and reports. */
+  readonly label: string;
+}
+
+export interface Program {
+  readonly format: 'infer-program/2';
+  readonly model: ModelInfo;
+  readonly params: readonly ParamInfo[];
+  readonly buffers: readonly BufferDecl[];
+  readonly kv: KvPlan;
+  readonly kernels: readonly { readonly key: string; readonly spec: KernelSpec }[];
+  /** The dispatches of one forward step over T tokens, in order. */
+  readonly steps: readonly Step[];
+  readonly logits: string;
+  /** Passes that ran, in order (the pipeline's record). */
+  readonly passes: readonly string[];
+}
+
