@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { getLlama, LlamaLogLevel, type Token } from 'node-llama-cpp';
 import { wgslBackend } from '../backends/wgsl/render.ts';
 import { compileSpec } from '../compiler/compile.ts';
-import { importGguf } from '../compiler/import.ts';
+import { importGguf } from '../cli/importSpec.ts';
 import { generate } from '../runtime/engine.ts';
 import { createGpuDevice } from '../runtime/webgpu/device.ts';
 import { WebGpuEngine } from '../runtime/webgpu/engine.ts';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const cli = fileURLToPath(new URL('../compiler/cli.ts', import.meta.url));
+const cli = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
 
 // Mesa warns on every start without a writable XDG_RUNTIME_DIR.
 if (!process.env.XDG_RUNTIME_DIR) {

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wgslBackend } from '../../backends/wgsl/render.ts';
-import { importGguf } from '../../compiler/import.ts';
+import { importGguf } from '../../cli/importSpec.ts';
 import { CpuKvCache, interpret, type Graph } from '../../compiler/ir/index.ts';
 import { llamaArgsort } from '../../compiler/ir/moe.ts';
 import { CpuEngine } from '../../runtime/cpu/engine.ts';

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wgslBackend } from '../../backends/wgsl/render.ts';
-import { importGguf } from '../../compiler/import.ts';
+import { importGguf } from '../../cli/importSpec.ts';
 import { CpuEngine } from '../../runtime/cpu/engine.ts';
 import type { Engine } from '../../runtime/engine.ts';
 import { GgufWeights } from '../../runtime/weights/gguf.ts';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wgslBackend } from '../../backends/wgsl/render.ts';
 import { compileSpec } from '../../compiler/compile.ts';
-import { importGguf } from '../../compiler/import.ts';
+import { importGguf } from '../../cli/importSpec.ts';
 import { CpuEngine } from '../../runtime/cpu/engine.ts';
 import { GgufWeights } from '../../runtime/weights/gguf.ts';
 import { createGpuDevice } from '../../runtime/webgpu/device.ts';

@@ -7,8 +7,8 @@ import { GgufFile } from '../runtime/weights/gguf.ts';
 import { SafetensorsWeights } from '../runtime/weights/hfLlama.ts';
 import { isCheckpointSet } from '../runtime/weights/safetensorsShards.ts';
 import type { ShapedWeightSource } from '../runtime/weights/random.ts';
-import type { Io } from './cli.ts';
-import { loadGgufWeights, progressBar } from './cliGguf.ts';
+import type { Io } from './main.ts';
+import { loadGgufWeights, progressBar } from './import.ts';
 
 export class WeightFileError extends Error {}
 

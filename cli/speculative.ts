@@ -15,13 +15,13 @@ import type { Proposer } from '../runtime/speculative/proposer.ts';
 import { PagedSeqModel } from '../runtime/speculative/pagedSeqModel.ts';
 import type { PoolOptions } from '../runtime/pagedEngine.ts';
 import { specTable } from '../runtime/speculative/stats.ts';
-import type { Io } from './cli.ts';
-import { loadWeights, logprobTable, RunError, type RunFlags } from './cliRun.ts';
+import type { Io } from './main.ts';
+import { loadWeights, logprobTable, RunError, type RunFlags } from './run.ts';
 import type { WeightSource } from '../program/weights.ts';
-import type { Graph } from './ir/graph.ts';
-import { parseNoFuse } from './pipeline.ts';
+import type { Graph } from '../compiler/ir/graph.ts';
+import { parseNoFuse } from '../compiler/pipeline.ts';
 import type { Program } from '../program/program.ts';
-import { planSpeculative, SpecPlanError, type Ready, type SpecPlan } from './specDraft.ts';
+import { planSpeculative, SpecPlanError, type Ready, type SpecPlan } from '../compiler/specDraft.ts';
 
 export interface SpecFlags {
   draft?: string; 'draft-weights'?: string; lookahead?: string; ngram?: string; 'self-draft-layers'?: string;
@@ -75,7 +75,7 @@ async function makeEngines(backend: string, target: Built, tw: WeightSource, dra
     const d = draft ? new CpuEngine(draft.graph, dw!, draft.program, pool) : null;
     return { target: t, draft: d, close: () => { t.dispose(); d?.dispose(); } };
   }
-  const { openGpu, wgslBackend } = await import('./cliBackend.ts');
+  const { openGpu, wgslBackend } = await import('./backend.ts');
   const { WebGpuEngine } = await import('../runtime/webgpu/engine.ts');
   const gpu = await openGpu();
   const made: Engine[] = [];

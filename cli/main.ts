@@ -6,14 +6,14 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { formatDiagnostics, type Diagnostic } from '../dsl/index.ts';
-import { compileSpec, type Compiled } from './compile.ts';
-import { printGraph } from './ir/print.ts';
-import { FUSION_KEYS, parseNoFuse } from './pipeline.ts';
+import { compileSpec, type Compiled } from '../compiler/compile.ts';
+import { printGraph } from '../compiler/ir/print.ts';
+import { FUSION_KEYS, parseNoFuse } from '../compiler/pipeline.ts';
 import type { Program } from '../program/program.ts';
-import { runCommand, type RunFlags } from './cliRun.ts';
-import { importCommand, type ImportFlags } from './cliGguf.ts';
-import { SPEC_OPTIONS, SPEC_USAGE } from './cliSpec.ts';
-import { planSpeculative, SpecPlanError, type Ready } from './specDraft.ts';
+import { runCommand, type RunFlags } from './run.ts';
+import { importCommand, type ImportFlags } from './import.ts';
+import { SPEC_OPTIONS, SPEC_USAGE } from './speculative.ts';
+import { planSpeculative, SpecPlanError, type Ready } from '../compiler/specDraft.ts';
 
 /** A failure the user can fix; printed as `infer: message`, exit status `code`. */
 export class CliError extends Error {
@@ -72,7 +72,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         // A file-bound spec compiles again with the file's tensor types, so q8_0 / q4_0
         // matrices stay quantised on the device (schedule.ts / quantParams.ts).
         if (compiled && compiled.program.model.weights.binding === 'gguf' && rf.weights && !rf['f32-weights']) {
-          const { fileWeightTypes } = await import('./cliWeights.ts');
+          const { fileWeightTypes } = await import('./weights.ts');
           const weightTypes = fileWeightTypes(rf.weights);
           if ([...weightTypes.values()].some((t) => t === 'q8_0' || t === 'q4_0')) compiled = compileOrReport(file, { noFuse: rf['no-fuse'], weightTypes }, io);
         }
@@ -151,12 +151,12 @@ async function compile(file: string, f: CompileFlags, io: Io): Promise<number> {
   if (!['wgsl', 'cuda', 'ts'].includes(f.target)) throw new CliError(`unknown target '${f.target}': use wgsl, cuda or ts`);
   if (!f.out) throw new CliError('compile needs --out DIR');
   // With --weights, the kernels are those `infer run` would use for that file (q8_0 / q4_0 matrices kept as blocks).
-  const weightTypes = f.weights ? (await import('./cliWeights.ts')).fileWeightTypes(f.weights) : undefined;
+  const weightTypes = f.weights ? (await import('./weights.ts')).fileWeightTypes(f.weights) : undefined;
   const c = compileOrReport(file, { noFuse: f['no-fuse'], weightTypes }, io);
   if (!c) return 1;
   if (f['print-ir']) io.out(printGraph(c.graph));
   if (f.target === 'ts') throw new CliError('target ts is not implemented yet in this version (wgsl is; cuda renders matmul kernels only)', 2);
-  const { wgslBackend, cudaBackend } = await import('./cliBackend.ts');
+  const { wgslBackend, cudaBackend } = await import('./backend.ts');
   const backend = f.target === 'cuda' ? await cudaBackend() : await wgslBackend();
   if (f.target === 'cuda') {
     // The CUDA backend covers some kernel kinds so far: say which this program lacks, write nothing.
@@ -185,7 +185,7 @@ async function compile(file: string, f: CompileFlags, io: Io): Promise<number> {
 }
 
 // Run as a script (bin/infer.mjs imports this file with the CLI arguments in INFER_ARGV or process.argv).
-if (process.argv[1] && /compiler[\\/]cli\.ts$/.test(process.argv[1])) {
+if (process.argv[1] && /cli[\\/]main\.ts$/.test(process.argv[1])) {
   main(process.argv.slice(2)).then((code) => {
     // Dawn can keep the event loop alive after its last device is destroyed: exit explicitly once output has drained.
     process.stdout.write('', () => process.exit(code));

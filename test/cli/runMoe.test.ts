@@ -3,7 +3,7 @@
 // --no-fuse moe (the dense definition) generates the same tokens. CPU backend,
 // in-process through main().
 import { describe, expect, it } from 'vitest';
-import { main } from '../../compiler/cli.ts';
+import { main } from '../../cli/main.ts';
 
 const SPEC = 'examples/tiny-mixtral.infer';
 

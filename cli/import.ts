@@ -3,9 +3,9 @@
 // progress bar on stderr (redrawn in place on a terminal; one summary line otherwise).
 import { writeFileSync } from 'node:fs';
 import type { ParamInfo } from '../program/model.ts';
-import { importGguf } from './import.ts';
+import { importGguf } from './importSpec.ts';
 import { GgufWeights, type GgufProgress } from '../runtime/weights/gguf.ts';
-import type { Io } from './cli.ts';
+import type { Io } from './main.ts';
 
 export interface ImportFlags { output?: string; 'max-context'?: string }
 

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main } from '../../compiler/cli.ts';
+import { main } from '../../cli/main.ts';
 import { writeLlamaGguf, type GgufLlama } from '../fixtures/ggufLlama.ts';
 
 const SPEC = 'examples/tiny-llama.infer';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compileSpec } from '../../compiler/compile.ts';
-import { f32Literal, importGguf, ImportError, sanitizeName } from '../../compiler/import.ts';
+import { f32Literal, importGguf, ImportError, sanitizeName } from '../../cli/importSpec.ts';
 import { CpuEngine } from '../../runtime/cpu/engine.ts';
 import { GgufWeights } from '../../runtime/weights/gguf.ts';
 import { gv, writeGguf } from '../../runtime/weights/ggufWriter.ts';

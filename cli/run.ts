@@ -2,7 +2,7 @@
 // With --json the only thing on stdout is one JSON object; everything a person
 // reads (progress, notices, the stats table) goes to stderr.
 import type { Model } from '../dsl/index.ts';
-import type { Graph } from './ir/graph.ts';
+import type { Graph } from '../compiler/ir/graph.ts';
 import type { Program } from '../program/program.ts';
 import { CpuEngine } from '../runtime/cpu/engine.ts';
 import { readFileSync } from 'node:fs';
@@ -12,9 +12,9 @@ import type { PoolOptions } from '../runtime/pagedEngine.ts';
 import type { SamplingOptions, TokenLogprob } from '../runtime/sampling.ts';
 import type { WeightSource } from '../program/weights.ts';
 import { RandomWeights } from '../runtime/weights/random.ts';
-import type { Io } from './cli.ts';
+import type { Io } from './main.ts';
 import { formatMoeStats } from '../runtime/moeStats.ts';
-import type { SpecFlags } from './cliSpec.ts';
+import type { SpecFlags } from './speculative.ts';
 
 export interface RunFlags extends SpecFlags {
   weights?: string; backend?: string; tokens?: string[]; 'batch-file'?: string; 'kv-pages'?: string; 'max-tokens'?: string; temperature?: string; 'top-k'?: string;
@@ -59,7 +59,7 @@ export async function loadWeights(program: Program, file: string | undefined, fl
   const m = program.model;
   if (m.weights.binding === 'gguf') {
     if (!file) throw new RunError(`${m.name} binds GGUF weights ('weights gguf'): give the model file with ${flag} FILE.gguf (or a Hugging Face llama FILE.safetensors)`);
-    const { loadWeightFile } = await import('./cliWeights.ts');
+    const { loadWeightFile } = await import('./weights.ts');
     return loadWeightFile(file, program, io, json);
   }
   if (file) io.err(`note: ${flag} ${file} ignored: ${m.name} binds random(seed = ${m.weights.seed}) weights (write 'weights gguf' in the spec to load a file)\n`);
@@ -69,7 +69,7 @@ export async function loadWeights(program: Program, file: string | undefined, fl
 /** Builds the engine the flags ask for; the caller disposes it. */
 async function makeEngine(kind: string, program: Program, graph: Graph, weights: WeightSource, pool: PoolOptions): Promise<{ engine: Engine; close: () => void; device?: string }> {
   if (kind === 'cpu') { const e = new CpuEngine(graph, weights, program, pool); return { engine: e, close: () => e.dispose() }; }
-  const { openGpu, wgslBackend } = await import('./cliBackend.ts');
+  const { openGpu, wgslBackend } = await import('./backend.ts');
   const { WebGpuEngine } = await import('../runtime/webgpu/engine.ts');
   const gpu = await openGpu();
   try {
@@ -103,8 +103,8 @@ export async function runCommand(c: { program: Program; graph: Graph; ast?: Mode
     ...(f['kv-pages'] !== undefined ? { kvPages: num('kv-pages', f['kv-pages'], 0, true, 1) } : {}),
   };
 
-  // Speculative decoding when the spec's `speculative` section or a flag asks for it (compiler/cliSpec.ts).
-  const { specPlanFor, runSpeculative } = await import('./cliSpec.ts');
+  // Speculative decoding when the spec's `speculative` section or a flag asks for it (cli/speculative.ts).
+  const { specPlanFor, runSpeculative } = await import('./speculative.ts');
   const plan = specPlanFor(c, f);
   const weights = await loadWeights(program, f.weights, '--weights', io, f.json ?? false);
   if (plan) return runSpeculative({ target: c, plan, flags: f, io, backend, sampling, prompts, pool, maxTokens, weights, topLogprobs });
