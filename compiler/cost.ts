@@ -4,7 +4,7 @@
 // against these numbers.
 import { MOE_ROWS_PER_PASS, type KernelSpec } from '../program/kernels.ts';
 import { type Program } from '../program/program.ts';
-import { KV_BITS, tokenBytesPerLayer } from '../program/kv.ts';
+import { tokenBytesPerLayer } from '../program/kv.ts';
 import { weightBytes, type WeightType } from '../program/quant.ts';
 
 export interface StepCost { readonly label: string; readonly kind: KernelSpec['kind']; readonly bytesRead: number; readonly bytesWritten: number; readonly flops: number }
@@ -28,12 +28,6 @@ const F32 = 4;
  */
 export function kvCacheBytes(p: Program, seqLen: number, batch = 1): number {
   return p.model.layers * tokenBytesPerLayer(p.kv) * seqLen * batch;
-}
-
-/** The textbook formula with a given bytes_per_value, for reports that show it. */
-export function kvFormulaBytes(p: Program, seqLen: number, batch = 1): number {
-  const m = p.model;
-  return 2 * m.layers * m.kvHeads * m.headDim * seqLen * batch * (KV_BITS[p.kv.dtype] / 8);
 }
 
 /** A param's device type (q8_0 / q4_0 when the Program keeps it quantised). */

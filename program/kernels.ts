@@ -113,3 +113,22 @@ function shortHash(text: string): string {
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619);
   return (h >>> 0).toString(16).padStart(8, '0');
 }
+
+/** Element type of a binding as every backend declares it: the Program's one answer. */
+export type ElementType = 'i32' | 'u32' | 'f32';
+
+/** Bindings the runtime fills with token ids, positions, slots and the packed block tables. */
+const INDEX_BINDINGS: ReadonlySet<string> = new Set(['tokens', 'positions', 'kv_slot', 'kv_seq', 'kv_table']);
+/** Bindings that hold a weight in block format when the kernel's `wtype` is set. */
+const BLOCK_WEIGHT_BINDINGS: ReadonlySet<string> = new Set(['table', 'w', 'w2']);
+
+/**
+ * i32 for indices; u32 for packed data: KV pages in f16 / int8 / int4 (program/kv.ts) and
+ * weights kept in blocks (program/quant.ts); f32 for everything else.
+ */
+export function bindingElementType(spec: KernelSpec, binding: string): ElementType {
+  if (INDEX_BINDINGS.has(binding)) return 'i32';
+  if ((binding === 'kcache' || binding === 'vcache') && 'dtype' in spec && spec.dtype !== 'f32') return 'u32';
+  if (BLOCK_WEIGHT_BINDINGS.has(binding) && 'wtype' in spec && spec.wtype) return 'u32';
+  return 'f32';
+}

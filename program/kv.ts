@@ -35,6 +35,20 @@ export const pageScales = (s: KvStorage): number => (hasScales(s.dtype) ? s.kvHe
  * per-stage limit is 8), and a page copy (copy-on-write) moves a page's scales with it.
  */
 export const pageWords = (s: KvStorage): number => s.kvHeads * s.pageSize * rowWords(s) + pageScales(s);
+/** Word where a page's scale section starts: after its rows. */
+export const scaleOffsetWords = (s: KvStorage): number => s.kvHeads * s.pageSize * rowWords(s);
+
+/**
+ * The page address, defined once: the first word of KV head `head`'s row in slot `slot`
+ * (0 .. pageSize-1) of page `page` of one layer's K (or V) pool. The kernels compute the
+ * same through the kv_addr partial, whose constants come from this file.
+ */
+export const kvRowWord = (s: KvStorage, page: number, head: number, slot: number): number =>
+  page * pageWords(s) + (head * s.pageSize + slot) * rowWords(s);
+/** The word of that row's f32 scale (int8 / int4 only). */
+export const kvScaleWord = (s: KvStorage, page: number, head: number, slot: number): number =>
+  page * pageWords(s) + scaleOffsetWords(s) + head * s.pageSize + slot;
+
 /** Bytes one page occupies across K and V of one layer, scales included. */
 export const pageBytesPerLayer = (s: KvStorage): number => 2 * 4 * pageWords(s);
 

@@ -4,7 +4,7 @@
 // pages. When the pool cannot hold a step, new prompts wait; if decoding alone
 // cannot fit, the most recently admitted sequence stops with stop_reason
 // 'kv_exhausted' (its pages free the others) rather than failing the whole batch.
-import type { Engine, GenerateOptions, StopReason } from './engine.ts';
+import type { Engine, EngineBackend, GenerateOptions, StopReason } from './engine.ts';
 import type { BatchItem } from './kv/batchStep.ts';
 import { KvPoolExhausted } from './kv/sequences.ts';
 import { Sampler, topLogprobs as topN, type TokenLogprob } from './sampling.ts';
@@ -20,7 +20,7 @@ export interface SequenceResult {
 }
 
 export interface BatchStats {
-  readonly backend: 'cpu' | 'webgpu';
+  readonly backend: EngineBackend;
   readonly sequences: number;
   readonly prompt_tokens: number;
   readonly generated_tokens: number;

@@ -8,8 +8,11 @@ import type { BatchItem } from './kv/batchStep.ts';
 import type { KvSequences } from './kv/sequences.ts';
 import type { KvStats } from './pagedEngine.ts';
 
+/** Which engine ran: the interpreter, or a ProgramRunner's device. */
+export type EngineBackend = 'cpu' | 'webgpu' | 'cuda';
+
 export interface EngineStats {
-  readonly backend: 'cpu' | 'webgpu';
+  readonly backend: EngineBackend;
   /** Forward calls since creation. */
   readonly forwards: number;
   /** Tokens processed by those forwards. */
@@ -32,7 +35,7 @@ export interface ForwardOptions {
 }
 
 export interface Engine {
-  readonly backend: 'cpu' | 'webgpu';
+  readonly backend: EngineBackend;
   readonly model: ModelInfo;
   /** The most tokens one forward accepts (prefills longer than this are split). */
   readonly maxTokensPerForward: number;
@@ -73,7 +76,7 @@ export interface GenerateOptions {
 export type StopReason = 'max_tokens' | 'eos' | 'max_context';
 
 export interface GenerateStats {
-  readonly backend: 'cpu' | 'webgpu';
+  readonly backend: EngineBackend;
   readonly prompt_tokens: number;
   readonly generated_tokens: number;
   /** Wall time of the prompt's forward(s) and the first token's sampling. */

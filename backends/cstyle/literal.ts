@@ -27,6 +27,12 @@ export function uintText(n: number, suffix = 'u'): string {
   return `${n}${suffix}`;
 }
 
+/** A signed integer that fits 32 bits, for offsets that may be negative. */
+export function intText(n: number, suffix = ''): string {
+  if (!Number.isInteger(n) || Math.abs(n) > 0x7fffffff) throw new LiteralError(`not an i32 literal: ${String(n)}`);
+  return n < 0 ? `(${n}${suffix})` : `${n}${suffix}`;
+}
+
 /** A positive integer, checked; used by the backends to validate spec fields before rendering. */
 export function positiveInt(what: string, n: unknown): number {
   if (typeof n !== 'number' || !Number.isInteger(n) || n <= 0 || n > 0x7fffffff) throw new LiteralError(`${what} must be a positive integer, got ${String(n)}`);

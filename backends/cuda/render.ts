@@ -6,12 +6,12 @@
 // spec's bindings in order (bindingNames) as typed pointers; the entry is `infer_kernel`.
 // Templates only fill compile-time constants (handlebars, strict, noEscape), numbers through
 // the safe literal helpers (backends/cstyle/literal.ts).
-import { readFileSync } from 'node:fs';
-import Handlebars from 'handlebars';
 import { GPU_TARGET, type Backend, type RenderedBinding, type RenderedKernel, type Target } from '../backend.ts';
-import { bindingNames, writtenBindings, type KernelSpec } from '../../program/kernels.ts';
+import { bindingElementType, bindingNames, writtenBindings, type KernelSpec } from '../../program/kernels.ts';
 import { CUDA_DIALECT, unaryFormula } from '../cstyle/expr.ts';
-import { floatText, positiveInt, uintText } from '../cstyle/literal.ts';
+import { positiveInt } from '../cstyle/literal.ts';
+import { templateEnv } from '../cstyle/templateEnv.ts';
+import { STEP_BINDING, STEP_UNIFORM_FIELDS } from '../../program/stepUniform.ts';
 import { quantWords } from '../../program/quant.ts';
 
 export class CudaUnsupported extends Error {}
@@ -19,25 +19,15 @@ export class CudaUnsupported extends Error {}
 /** The kernel entry point's name (`main` is reserved in C++). */
 export const CUDA_ENTRY = 'infer_kernel';
 
-const hb = Handlebars.create();
-hb.registerHelper('u', (n: unknown) => uintText(n as number));
-hb.registerHelper('f', (x: unknown) => floatText(x as number, 'f'));
-const read = (name: string) => readFileSync(new URL(`./templates/${name}.cu.hbs`, import.meta.url), 'utf8');
-hb.registerPartial('header', hb.compile(read('header'), { noEscape: true, strict: true }));
-const templates = new Map<string, HandlebarsTemplateDelegate>();
-const fill = (name: string, context: Record<string, unknown>): string => {
-  let t = templates.get(name);
-  if (!t) templates.set(name, t = hb.compile(read(name), { noEscape: true, strict: true }));
-  return t(context).replace(/\n[ \t]*\n([ \t]*\n)+/g, '\n\n');
-};
+const env = templateEnv({
+  dir: new URL('./templates/', import.meta.url), ext: '.cu.hbs', uintSuffix: 'u', intSuffix: '', floatSuffix: 'f', partials: ['header'],
+});
 
-const INT_BINDINGS = new Set(['tokens', 'positions', 'kv_slot', 'kv_seq', 'kv_table']);
+const C_TYPES = { i32: 'int', u32: 'unsigned', f32: 'float' } as const;
 
-/** The C type a binding's elements have: i32 inputs, u32 packed (block) data, else f32. */
+/** The C type of a binding's elements (program/kernels.ts bindingElementType). */
 export function cudaElementType(spec: KernelSpec, binding: string): 'int' | 'unsigned' | 'float' {
-  if (INT_BINDINGS.has(binding)) return 'int';
-  if (spec.kind === 'matmul' && spec.wtype && binding === 'w') return 'unsigned';
-  return 'float';
+  return C_TYPES[bindingElementType(spec, binding)];
 }
 
 function params(spec: KernelSpec): string {
@@ -55,11 +45,11 @@ export const cudaBackend: Backend = {
     const written = new Set(writtenBindings(spec));
     const bindings: RenderedBinding[] = [
       ...bindingNames(spec).map((name): RenderedBinding => ({ name, access: written.has(name) ? 'read_write' : 'read' })),
-      { name: 'step', access: 'uniform' },
+      { name: STEP_BINDING, access: 'uniform' },
     ];
     const warps = 8;
-    const source = fill('matmul_gemv', {
-      kind: spec.kind, entry: CUDA_ENTRY, params: params(spec), K, N, warps, eps: spec.eps, residual: spec.residual,
+    const source = env.fill('matmul_gemv', {
+      kind: spec.kind, stepFields: STEP_UNIFORM_FIELDS, entry: CUDA_ENTRY, params: params(spec), K, N, warps, eps: spec.eps, residual: spec.residual,
       vec4: K % 4 === 0, quant: !!spec.wtype, wq8: spec.wtype === 'q8_0', wq4: spec.wtype === 'q4_0',
       soff: spec.wtype ? quantWords(spec.wtype, K * N) : 0, wtypeText: spec.wtype ?? 'f32',
       proNone: spec.prologue === 'none', proRmsnorm: spec.prologue === 'rmsnorm', proSiluMul: spec.prologue === 'silu_mul',

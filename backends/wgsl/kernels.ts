@@ -34,10 +34,8 @@ function rowPlan(template: TemplateName, width: number, context: Record<string, 
 
 export function plansFor(spec: KernelSpec, target: Target = GPU_TARGET): Plan[] {
   switch (spec.kind) {
-    case 'embed': {
-      const plan = rowPlan('embed', positiveInt('dim', spec.dim), { dim: spec.dim, vocab: positiveInt('vocab', spec.vocab), ...quantContext(spec.wtype, 'table', spec.dim, spec.vocab) });
-      return [spec.wtype ? { ...plan, u32Bindings: ['table'] } : plan];
-    }
+    case 'embed':
+      return [rowPlan('embed', positiveInt('dim', spec.dim), { dim: spec.dim, vocab: positiveInt('vocab', spec.vocab), ...quantContext(spec.wtype, 'table', spec.dim, spec.vocab) })];
     case 'rmsnorm': {
       const wg = clampPow2(cdiv(positiveInt('dim', spec.dim), 4), 32, 256);
       return [{ template: 'rmsnorm', variant: '', minTokens: 1, context: { dim: spec.dim, eps: spec.eps, wg },
@@ -124,7 +122,6 @@ function moeExpertsPlan(spec: MoeExpertsSpec): Plan {
     workgroup: [wg, 1, 1],
     grid: [{ tokensPerGroup: 0, groups: cdiv(N, wg) }, spec.combine ? ONE : { tokensPerGroup: 0, groups: experts }, ONE],
     vec4Bindings: vec4 ? ['x', 'gate', 'up', ...(spec.wtype ? [] : ['w', 'w2'])] : [],
-    u32Bindings: spec.wtype ? ['w', 'w2'] : [],
   };
 }
 
@@ -151,7 +148,6 @@ function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
     siluG: unaryFormula('silu', 'g', WGSL_DIALECT),
     ...quantContext(spec.wtype, 'w', K, N),
   };
-  const u32Bindings = spec.wtype ? ['w'] : [];
   // GEMV: vec4 reads when rows split into whole vec4s. On a GPU 8 lanes per column read 128
   // contiguous bytes per step (a full cache line / coalesced segment), 4 for rows shorter
   // than 32 vec4s; columns fill a 256-invocation workgroup. On a CPU target each invocation
@@ -172,7 +168,7 @@ function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
       template: 'matmul_gemv', variant, minTokens,
       context: { ...common, vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', KV, lanes, cols, wg, chunk, tpw, tileLen: chunk * tpw, redLen: wg * tpw, rsumLen: 16 * tpw },
       workgroup: [wg, 1, 1], grid: [{ tokensPerGroup: 0, groups: cdiv(N, cols) }, { tokensPerGroup: tpw, groups: 1 }, ONE],
-      vec4Bindings: vec4 ? ['x', 'norm', 'gate', 'up', ...(spec.wtype ? [] : ['w'])] : [], u32Bindings,
+      vec4Bindings: vec4 ? ['x', 'norm', 'gate', 'up', ...(spec.wtype ? [] : ['w'])] : [],
     };
   };
   const gemv = gemvPlan(1, 1, 'gemv');
@@ -185,7 +181,7 @@ function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
   const tiled: Plan = {
     template: 'matmul_tiled', variant: 'tiled', minTokens: target.kind === 'cpu' ? 2 * TILED_MIN_TOKENS : TILED_MIN_TOKENS,
     context: { ...common, ...tile }, workgroup: [tile.tx, tile.ty, 1],
-    grid: [{ tokensPerGroup: 0, groups: cdiv(N, tile.bn) }, { tokensPerGroup: tile.bt, groups: 1 }, ONE], vec4Bindings: [], u32Bindings,
+    grid: [{ tokensPerGroup: 0, groups: cdiv(N, tile.bn) }, { tokensPerGroup: tile.bt, groups: 1 }, ONE], vec4Bindings: [],
   };
   return [gemv, gemvMulti, tiled];
 }

@@ -2,7 +2,7 @@
 // scatter into pages), the fused PagedAttention and its split-K merge partner's layout, and
 // the unfused attention's scores and P.V; plus the formats' packing constants.
 import type { KernelSpec } from '../../program/kernels.ts';
-import { hasScales, KV_BITS, KV_LEVELS, pageWords, rowWords } from '../../program/kv.ts';
+import { hasScales, KV_BITS, KV_LEVELS, pageWords, rowWords, scaleOffsetWords } from '../../program/kv.ts';
 import type { KvDType } from '../../program/model.ts';
 import { positiveInt } from '../cstyle/literal.ts';
 import { cdiv, clampPow2, ONE, PER_TOKEN, type Plan } from './plan.ts';
@@ -15,11 +15,9 @@ export function kvFormat(dtype: KvDType, headDim: number, kvHeads: number, pageS
   return {
     dtype, f32: dtype === 'f32', f16: dtype === 'f16', int8: dtype === 'int8', int4: dtype === 'int4', scaled: hasScales(dtype), bits, perWord: 32 / bits,
     mask: bits === 32 ? 0xffffffff : (1 << bits) - 1, levels: KV_LEVELS[dtype] ?? 0, rowWords: rowWords({ headDim, dtype }),
-    pageWords: pageWords({ kvHeads, headDim, pageSize, dtype }), scaleOff: kvHeads * pageSize * rowWords({ headDim, dtype }),
+    pageWords: pageWords({ kvHeads, headDim, pageSize, dtype }), scaleOff: scaleOffsetWords({ kvHeads, headDim, pageSize, dtype }),
   };
 }
-
-export const PACKED_KV = ['kcache', 'vcache'];
 
 export function kvAppendPlan(spec: Extract<KernelSpec, { kind: 'kv_append' }>): Plan {
   const kvHeads = positiveInt('kvHeads', spec.kvHeads), headDim = positiveInt('headDim', spec.headDim);
@@ -35,7 +33,7 @@ export function kvAppendPlan(spec: Extract<KernelSpec, { kind: 'kv_append' }>): 
       rows: [{ elem: 'kelem', dst: 'kcache' }, { elem: 'velem', dst: 'vcache' }],
     },
     workgroup: [wg, 1, 1], grid: [{ tokensPerGroup: 0, groups: cdiv(kvHeads, wg) }, PER_TOKEN, ONE],
-    vec4Bindings: [], u32Bindings: fmt.f32 ? [] : PACKED_KV,
+    vec4Bindings: [],
   };
 }
 
@@ -74,7 +72,7 @@ export function attentionPlan(spec: AttentionSpec): Plan {
       vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', qstride, hdq: headDim / lanes, qsLen: qpw * qstride, pLen: qpw * block, split: splits > 1, splits,
     },
     workgroup: [wg, 1, 1], grid: [PER_TOKEN, { tokensPerGroup: 0, groups: heads / qpw }, { tokensPerGroup: 0, groups: splits }],
-    vec4Bindings: vec4 ? ['q', ...(fmt.f32 ? ['kcache', 'vcache'] : []), ...(splits > 1 ? [] : ['out'])] : [], u32Bindings: fmt.f32 ? [] : PACKED_KV,
+    vec4Bindings: vec4 ? ['q', ...(fmt.f32 ? ['kcache', 'vcache'] : []), ...(splits > 1 ? [] : ['out'])] : [],
   };
 }
 
@@ -112,6 +110,6 @@ export function attentionUnfusedPlan(spec: UnfusedSpec): Plan {
         ...fmt, heads, kvHeads, headDim, group: heads / kvHeads, context: positiveInt('context', spec.context), wg, pageSize: spec.pageSize,
         causal: spec.causal, windowed: spec.window !== null, window: spec.window ?? 0, ...(spec.kind === 'attn_scores' ? { scale: spec.scale } : {}),
       },
-      workgroup: [wg, 1, 1], grid: [PER_TOKEN, { tokensPerGroup: 0, groups: heads }, ONE], vec4Bindings: [], u32Bindings: fmt.f32 ? [] : PACKED_KV,
+      workgroup: [wg, 1, 1], grid: [PER_TOKEN, { tokensPerGroup: 0, groups: heads }, ONE], vec4Bindings: [],
     };
 }

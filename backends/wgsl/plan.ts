@@ -11,10 +11,8 @@ export interface Plan {
   readonly context: Record<string, unknown>;
   readonly workgroup: [number, number, number];
   readonly grid: [GridDim, GridDim, GridDim];
-  /** Bindings read as array<vec4<f32>> (the rest are array<f32>, or array<i32> for ids). */
+  /** f32 bindings read as array<vec4<f32>>; every other binding's type is the Program's (bindingElementType). */
   readonly vec4Bindings: readonly string[];
-  /** Bindings read as array<u32>: packed KV pages (f16, int8, int4) or quantised weights (weightTypes.ts). */
-  readonly u32Bindings?: readonly string[];
 }
 
 export const ROW_WG = 64;

@@ -4,19 +4,14 @@
 // two can never disagree. Every variant's entry point is `main`.
 import { GPU_TARGET, type Backend, type RenderedBinding, type RenderedKernel, type Target } from '../backend.ts';
 import type { KernelSpec } from '../../program/kernels.ts';
-import { bindingNames, writtenBindings } from '../../program/kernels.ts';
+import { bindingElementType, bindingNames, writtenBindings } from '../../program/kernels.ts';
+import { STEP_BINDING, STEP_UNIFORM_FIELDS } from '../../program/stepUniform.ts';
 import { renderExpr, WGSL_DIALECT, inputCount } from '../cstyle/expr.ts';
 import { plansFor, TILED_MIN_TOKENS } from './kernels.ts';
 import { fill, type BindingDecl } from './templates.ts';
 
 export { TILED_MIN_TOKENS };
 
-/** The step uniform's binding name; the runtime fills it with `struct Step { tokens: u32, 3 x pad }`. */
-export const STEP_BINDING = 'step';
-/** Bytes of the step uniform (uniform buffers are 16-byte aligned). */
-export const STEP_UNIFORM_BYTES = 16;
-
-const INT_BINDINGS = new Set(['tokens', 'positions', 'kv_slot', 'kv_seq', 'kv_table']);
 
 export const wgslBackend: Backend = {
   name: 'wgsl',
@@ -31,14 +26,13 @@ export const wgslBackend: Backend = {
     const exprContext = spec.kind === 'elementwise' ? elementwiseContext(spec) : {};
     return plansFor(spec, target).map((plan) => {
       const vec4 = new Set(plan.vec4Bindings);
-      const u32 = new Set(plan.u32Bindings ?? []);
       const decls: BindingDecl[] = bindings.map((b) => b.access === 'uniform'
         ? { name: b.name, space: 'uniform', type: 'Step' }
         : {
             name: b.name, space: `storage, ${b.access}`,
-            type: `array<${INT_BINDINGS.has(b.name) ? 'i32' : u32.has(b.name) ? 'u32' : vec4.has(b.name) ? 'vec4<f32>' : 'f32'}>`,
+            type: `array<${elementDecl(spec, b.name, vec4)}>`,
           });
-      const source = fill(plan.template, { ...plan.context, ...exprContext, kind: spec.kind, bindings: decls });
+      const source = fill(plan.template, { ...plan.context, ...exprContext, kind: spec.kind, bindings: decls, stepFields: STEP_UNIFORM_FIELDS });
       return {
         key: plan.variant ? `${key}.${plan.variant}` : key,
         source, entry: 'main', bindings, workgroup: plan.workgroup, grid: plan.grid, minTokens: plan.minTokens,
@@ -56,4 +50,10 @@ function elementwiseContext(spec: Extract<KernelSpec, { kind: 'elementwise' }>) 
   if (inputCount(spec.expr) > spec.inputs) throw new Error(`elementwise expression reads input ${inputCount(spec.expr) - 1} of ${spec.inputs}`);
   const { lines, result } = renderExpr(spec.expr, WGSL_DIALECT, (i) => `in${i}[i]`);
   return { lines, result };
+}
+
+/** A binding's WGSL element type: the Program's (i32, u32, f32), read as vec4<f32> where the plan vectorises an f32 binding. */
+function elementDecl(spec: KernelSpec, name: string, vec4: ReadonlySet<string>): string {
+  const t = bindingElementType(spec, name);
+  return t === 'f32' && vec4.has(name) ? 'vec4<f32>' : t;
 }

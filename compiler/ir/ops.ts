@@ -100,12 +100,6 @@ export type MoeRouteArgs = { k: number; softmax: boolean; renorm: boolean; scale
 
 export type Op = keyof OpArgs;
 
-export const OP_GROUPS: Record<'input' | 'plain' | 'fused', readonly Op[]> = {
-  input: ['tokens', 'positions', 'param', 'const'],
-  plain: ['embed', 'rmsnorm', 'matmul', 'reshape', 'rope', 'kv_store', 'attn_scores', 'attn_values', 'unary', 'binary', 'softmax', 'topk', 'expert_matmul', 'moe'],
-  fused: ['fused_matmul', 'attention', 'moe_route', 'moe_experts'],
-};
-
 /** Number of sources each op takes (a [min, max] range where optional sources exist). */
 export function arity(op: Op, arg: OpArgs[Op]): [number, number] {
   switch (op) {

@@ -3,6 +3,8 @@
 // writer takes, and GgufError. No I/O here, so the reader, the writer, the
 // importer and tests share one definition of what is in a file.
 
+import { QBLOCK, QUANT_BLOCK_BYTES } from '../../program/quant.ts';
+
 /** Every failure to read a GGUF file: names the file, the byte offset and, when known, the tensor. */
 export class GgufError extends Error {
   constructor(readonly file: string, readonly offset: number, readonly detail: string, readonly tensor?: string) {
@@ -14,7 +16,6 @@ export class GgufError extends Error {
 /** Metadata value types by their on-disk id (gguf_type). */
 export const VALUE_TYPES = ['u8', 'i8', 'u16', 'i16', 'u32', 'i32', 'f32', 'bool', 'string', 'array', 'u64', 'i64', 'f64'] as const;
 export type GgufValueType = (typeof VALUE_TYPES)[number];
-export type GgufScalarType = Exclude<GgufValueType, 'array'>;
 export type NumberType = 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'f32' | 'f64';
 export type BigType = 'u64' | 'i64';
 
@@ -56,11 +57,11 @@ export interface TensorType { readonly id: number; readonly name: string; readon
 const TYPES: readonly TensorType[] = [
   { id: 0, name: 'f32', blockSize: 1, blockBytes: 4 },
   { id: 1, name: 'f16', blockSize: 1, blockBytes: 2 },
-  { id: 2, name: 'q4_0', blockSize: 32, blockBytes: 18 },
+  { id: 2, name: 'q4_0', blockSize: QBLOCK, blockBytes: QUANT_BLOCK_BYTES.q4_0 },
   { id: 3, name: 'q4_1', blockSize: 32, blockBytes: 20 },
   { id: 6, name: 'q5_0', blockSize: 32, blockBytes: 22 },
   { id: 7, name: 'q5_1', blockSize: 32, blockBytes: 24 },
-  { id: 8, name: 'q8_0', blockSize: 32, blockBytes: 34 },
+  { id: 8, name: 'q8_0', blockSize: QBLOCK, blockBytes: QUANT_BLOCK_BYTES.q8_0 },
   { id: 9, name: 'q8_1', blockSize: 32, blockBytes: 36 },
   { id: 10, name: 'q2_K', blockSize: 256, blockBytes: 84 },
   { id: 11, name: 'q3_K', blockSize: 256, blockBytes: 110 },

@@ -21,7 +21,6 @@ export const DTYPE_BYTES: Readonly<Record<string, number>> = {
 };
 /** The dtypes infer loads (as f32). */
 export const LOADABLE_DTYPES = ['F32', 'F16', 'BF16'] as const;
-export type LoadableDtype = (typeof LOADABLE_DTYPES)[number];
 
 export interface SafetensorsTensor {
   readonly name: string;

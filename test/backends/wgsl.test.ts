@@ -87,7 +87,7 @@ describe('wgsl render', () => {
     expect(wgslBackend.render('embed_dim4_vocab3', { kind: 'embed', dim: 4, vocab: 3 })[0].source).toMatchInlineSnapshot(`
       "// embed kernel, rendered by infer's WGSL backend.
       // The runtime's per-step uniform: the number of tokens in this step.
-      struct Step { tokens: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
+      struct Step { tokens: u32, pad0: u32, pad1: u32, pad2: u32 }
       @group(0) @binding(0) var<storage, read> tokens: array<i32>;
       @group(0) @binding(1) var<storage, read> table: array<f32>;
       @group(0) @binding(2) var<storage, read_write> out: array<f32>;
