@@ -16,7 +16,7 @@ import { generate } from '../runtime/engine.ts';
 import { createGpuDevice } from '../runtime/webgpu/device.ts';
 import { WebGpuEngine } from '../runtime/webgpu/engine.ts';
 import { GgufWeights } from '../runtime/weights/gguf.ts';
-import { writeLlamaGguf, type GgufLlama } from '../test/fixtures/ggufLlama.ts';
+import { writeLlamaGguf, type GgufLlama } from '../runtime/weights/randomLlamaGguf.ts';
 import { runBench, writeResults } from './report.ts';
 
 const TOKENS = Number(process.env.INFER_BENCH_TOKENS ?? 32);

@@ -2,12 +2,13 @@
 // starts this file under `node --no-opt --import tsx`. Every failure becomes a
 // one-line message and exit status 1 (2 for targets not built yet); stack traces
 // only with INFER_DEBUG=1. With `run --json`, stdout carries exactly one JSON object.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { formatDiagnostics, type Diagnostic } from '../dsl/index.ts';
 import { compileSpec, type Compiled } from '../compiler/compile.ts';
 import { printGraph } from '../compiler/ir/print.ts';
+import { backendEntry, missingKinds } from '../backends/registry.ts';
+import { writeCompiled } from './writeCompiled.ts';
 import { FUSION_KEYS, parseNoFuse } from '../compiler/pipeline.ts';
 import type { Program } from '../program/program.ts';
 import { runCommand, type RunFlags } from './run.ts';
@@ -156,31 +157,12 @@ async function compile(file: string, f: CompileFlags, io: Io): Promise<number> {
   if (!c) return 1;
   if (f['print-ir']) io.out(printGraph(c.graph));
   if (f.target === 'ts') throw new CliError('target ts is not implemented yet in this version (wgsl is; cuda renders matmul kernels only)', 2);
-  const { wgslBackend, cudaBackend } = await import('./backend.ts');
-  const backend = f.target === 'cuda' ? await cudaBackend() : await wgslBackend();
-  if (f.target === 'cuda') {
-    // The CUDA backend covers some kernel kinds so far: say which this program lacks, write nothing.
-    const missing = [...new Set(c.program.kernels.map((k) => k.spec.kind))].filter((kind) => kind !== 'matmul');
-    if (missing.length) throw new CliError(`target cuda: this version renders matmul kernels only; ${file} also needs ${missing.join(', ')} (use --target wgsl)`, 2);
-  }
-  const ext = f.target === 'cuda' ? 'cu' : 'wgsl';
-  mkdirSync(f.out, { recursive: true });
-  const used = new Set<string>();
-  const kernels = c.program.kernels.map(({ key, spec }) => {
-    const variants = backend.render(key, spec).map((r) => {
-      // Variant keys are unique in practice; the token bound disambiguates if a backend reuses one.
-      let fileName = `${r.key}.${ext}`;
-      if (used.has(fileName)) fileName = `${r.key}.t${r.minTokens}.${ext}`;
-      used.add(fileName);
-      writeFileSync(join(f.out!, fileName), r.source);
-      return { file: fileName, entry: r.entry, bindings: r.bindings, workgroup: r.workgroup, grid: r.grid, minTokens: r.minTokens };
-    });
-    return { key, spec, variants };
-  });
-  const manifest = { format: 'infer-manifest/1', target: f.target, source: file, program: c.program, kernels };
-  writeFileSync(join(f.out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
-  const files = kernels.reduce((n, k) => n + k.variants.length, 0);
-  io.err(`wrote ${files} .${ext} files (${kernels.length} kernels) and manifest.json to ${f.out}\n`);
+  const entry = backendEntry(f.target);
+  // A backend that lacks some kernel kinds says which this program needs, and writes nothing.
+  const missing = missingKinds(entry, c.program);
+  if (missing.length) throw new CliError(`target ${f.target}: this version renders ${[...entry.kinds].join(', ')} kernels only; ${file} also needs ${missing.join(', ')} (use --target wgsl)`, 2);
+  const w = writeCompiled(f.out, file, c.program, await entry.load(), entry.ext);
+  io.err(`wrote ${w.files} .${entry.ext} files (${w.kernels} kernels) and manifest.json to ${f.out}\n`);
   return 0;
 }
 

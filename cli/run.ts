@@ -4,9 +4,9 @@
 import type { Model } from '../dsl/index.ts';
 import type { Graph } from '../compiler/ir/graph.ts';
 import type { Program } from '../program/program.ts';
-import { CpuEngine } from '../runtime/cpu/engine.ts';
 import { readFileSync } from 'node:fs';
-import { generate, type Engine } from '../runtime/engine.ts';
+import { generate } from '../runtime/engine.ts';
+import { ENGINE_BACKENDS, openEngines } from './openEngine.ts';
 import { generateBatch } from '../runtime/batchGenerate.ts';
 import type { PoolOptions } from '../runtime/pagedEngine.ts';
 import type { SamplingOptions, TokenLogprob } from '../runtime/sampling.ts';
@@ -66,28 +66,11 @@ export async function loadWeights(program: Program, file: string | undefined, fl
   return new RandomWeights(program.params, m.weights.seed);
 }
 
-/** Builds the engine the flags ask for; the caller disposes it. */
-async function makeEngine(kind: string, program: Program, graph: Graph, weights: WeightSource, pool: PoolOptions): Promise<{ engine: Engine; close: () => void; device?: string }> {
-  if (kind === 'cpu') { const e = new CpuEngine(graph, weights, program, pool); return { engine: e, close: () => e.dispose() }; }
-  const { openGpu, wgslBackend } = await import('./backend.ts');
-  const { WebGpuEngine } = await import('../runtime/webgpu/engine.ts');
-  const gpu = await openGpu();
-  try {
-    const engine = await WebGpuEngine.create({ device: gpu.device, program, backend: await wgslBackend(), weights, ...pool, moeStats: true });
-    // The device holds the weights now: drop the host copies (raw blocks and f32 tensors).
-    weights.release?.();
-    return { engine, device: gpu.description, close: () => { engine.dispose(); gpu.close(); } };
-  } catch (e) {
-    gpu.close();
-    throw e;
-  }
-}
-
 export async function runCommand(c: { program: Program; graph: Graph; ast?: Model | null }, f: RunFlags, io: Io): Promise<number> {
   const { program, graph } = c;
   const m = program.model;
   const backend = f.backend ?? 'webgpu';
-  if (backend !== 'webgpu' && backend !== 'cpu') throw new RunError(`unknown backend '${backend}': use webgpu or cpu`);
+  if (backend !== 'webgpu' && backend !== 'cpu') throw new RunError(`unknown backend '${backend}': use ${ENGINE_BACKENDS.join(' or ')}`);
   const maxTokens = num('max-tokens', f['max-tokens'], 32, true, 0);
   const sampling: SamplingOptions = {
     temperature: num('temperature', f.temperature, 0, false, 0),
@@ -111,7 +94,7 @@ export async function runCommand(c: { program: Program; graph: Graph; ast?: Mode
 
   const say = (t: string) => { if (!f.json) io.err(t); };
   say(`${m.name}: ${program.params.length} params, ${program.kernels.length} kernels, ${program.steps.length} dispatches per token; backend ${backend}\n`);
-  const { engine, close, device } = await makeEngine(backend, program, graph, weights, pool);
+  const { engines: [engine], close, device } = await openEngines(backend, [{ program, graph, weights, moeStats: true }], pool);
   try {
     if (device) say(`device: ${device}\n`);
     const options = { maxTokens, sampling, ignoreEos: f['ignore-eos'] ?? false, topLogprobs };

@@ -5,8 +5,6 @@
 // table on stderr otherwise.
 import { readFileSync } from 'node:fs';
 import type { Model } from '../dsl/index.ts';
-import { CpuEngine } from '../runtime/cpu/engine.ts';
-import type { Engine } from '../runtime/engine.ts';
 import type { SamplingOptions } from '../runtime/sampling.ts';
 import { speculativeGenerate } from '../runtime/speculative/decode.ts';
 import { DraftProposer } from '../runtime/speculative/draft.ts';
@@ -16,6 +14,7 @@ import { PagedSeqModel } from '../runtime/speculative/pagedSeqModel.ts';
 import type { PoolOptions } from '../runtime/pagedEngine.ts';
 import { specTable } from '../runtime/speculative/stats.ts';
 import type { Io } from './main.ts';
+import { openEngines, type EngineBackendName } from './openEngine.ts';
 import { loadWeights, logprobTable, RunError, type RunFlags } from './run.ts';
 import type { WeightSource } from '../program/weights.ts';
 import type { Graph } from '../compiler/ir/graph.ts';
@@ -65,40 +64,10 @@ export function specPlanFor(c: { program: Program; graph: Graph; ast?: Model | n
   }
 }
 
-interface Engines { target: Engine; draft: Engine | null; device?: string; close(): void }
-
 type Built = { readonly program: Program; readonly graph: Graph };
 
-async function makeEngines(backend: string, target: Built, tw: WeightSource, draft: Built | null, dw: WeightSource | null, pool: PoolOptions): Promise<Engines> {
-  if (backend === 'cpu') {
-    const t = new CpuEngine(target.graph, tw, target.program, pool);
-    const d = draft ? new CpuEngine(draft.graph, dw!, draft.program, pool) : null;
-    return { target: t, draft: d, close: () => { t.dispose(); d?.dispose(); } };
-  }
-  const { openGpu, wgslBackend } = await import('./backend.ts');
-  const { WebGpuEngine } = await import('../runtime/webgpu/engine.ts');
-  const gpu = await openGpu();
-  const made: Engine[] = [];
-  try {
-    const backendImpl = await wgslBackend();
-    const t = await WebGpuEngine.create({ device: gpu.device, program: target.program, backend: backendImpl, weights: tw, ...pool });
-    made.push(t);
-    // A self-draft (the target's own weights) binds the target's weight buffers instead of a second copy.
-    const d = draft ? await WebGpuEngine.create({ device: gpu.device, program: draft.program, backend: backendImpl, weights: dw!, ...pool, ...(dw === tw ? { shareWeightsWith: t } : {}) }) : null;
-    if (d) made.push(d);
-    // Both engines hold their weights on the device now (a self-draft shares tw): drop host copies.
-    tw.release?.();
-    dw?.release?.();
-    return { target: t, draft: d, device: gpu.description, close: () => { for (const e of made) e.dispose(); gpu.close(); } };
-  } catch (e) {
-    for (const x of made) x.dispose();
-    gpu.close();
-    throw e;
-  }
-}
-
 export interface SpecRun {
-  target: Built; plan: SpecPlan; flags: RunFlags; io: Io; backend: string; sampling: SamplingOptions;
+  target: Built; plan: SpecPlan; flags: RunFlags; io: Io; backend: EngineBackendName; sampling: SamplingOptions;
   prompts: number[][]; pool: PoolOptions; maxTokens: number; weights: WeightSource; topLogprobs: number;
 }
 
@@ -114,9 +83,10 @@ export async function runSpeculative(r: SpecRun): Promise<number> {
     : p.kind === 'self-draft' ? `self-draft (${p.layers} of ${m.layers} layers)`
     : `draft ${p.draft.program.model.name} (${p.draft.program.model.layers} layer${p.draft.program.model.layers === 1 ? "" : "s"}, ${p.file})`;
   say(`${m.name}: ${target.program.steps.length} dispatches per token; backend ${r.backend}; speculative: ${label}, lookahead ${plan.lookahead}${plan.adaptive ? ' (adaptive)' : ''}\n`);
-  const engines = await makeEngines(r.backend, target, r.weights, draft, dw, r.pool);
+  const opened = await openEngines(r.backend, [{ ...target, weights: r.weights }, ...(draft ? [{ ...draft, weights: dw! }] : [])], r.pool);
+  const engines = { target: opened.engines[0], draft: opened.engines[1] ?? null };
   try {
-    if (engines.device) say(`device: ${engines.device}\n`);
+    if (opened.device) say(`device: ${opened.device}\n`);
     // Every sequence of the batch lives in the engines' page pools: one target pass per step for the whole batch.
     const targetModel = new PagedSeqModel(engines.target);
     const proposer: Proposer = engines.draft
@@ -152,7 +122,7 @@ export async function runSpeculative(r: SpecRun): Promise<number> {
       }
     }
   } finally {
-    engines.close();
+    opened.close();
   }
   return 0;
 }

@@ -19,7 +19,7 @@
 //     q4_K is dequantised at load). Measured rel 1e-2 to 1.5e-2.
 // The error grows with |logprob| because these roundings are relative errors of the
 // logits: the tied files have logits of std ~8 and tails near logprob -70.
-import type { GgufLlama } from '../fixtures/ggufLlama.ts';
+import type { GgufLlama } from '../../runtime/weights/randomLlamaGguf.ts';
 
 export interface Tolerance { readonly abs: number; readonly rel: number }
 

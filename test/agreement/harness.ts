@@ -19,7 +19,7 @@ import type { Program } from '../../program/program.ts';
 import { generate, type Engine } from '../../runtime/engine.ts';
 import { logSoftmax } from '../../runtime/sampling.ts';
 import { randomTensor } from '../../runtime/weights/random.ts';
-import { writeLlamaGguf } from '../fixtures/ggufLlama.ts';
+import { writeLlamaGguf } from '../../runtime/weights/randomLlamaGguf.ts';
 import type { TiedRouterCase } from './cases.ts';
 
 let shared: Promise<Llama> | undefined;

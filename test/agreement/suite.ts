@@ -19,7 +19,7 @@ import type { Engine } from '../../runtime/engine.ts';
 import { GgufWeights } from '../../runtime/weights/gguf.ts';
 import { createGpuDevice } from '../../runtime/webgpu/device.ts';
 import { WebGpuEngine } from '../../runtime/webgpu/engine.ts';
-import { FIRST_PLAIN_TOKEN, writeLlamaGguf } from '../fixtures/ggufLlama.ts';
+import { FIRST_PLAIN_TOKEN, writeLlamaGguf } from '../../runtime/weights/randomLlamaGguf.ts';
 import type { AgreementCase } from './cases.ts';
 import { compileImported, greedyAgreement, logprobDiff, runInfer, runLlamaCpp, type Run } from './harness.ts';
 

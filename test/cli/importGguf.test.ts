@@ -11,7 +11,7 @@ import { main } from '../../cli/main.ts';
 import { progressBar } from '../../cli/import.ts';
 import { gv, writeGguf } from '../../runtime/weights/ggufWriter.ts';
 import { runLlamaCpp } from '../agreement/harness.ts';
-import { writeLlamaGguf, type GgufLlama } from '../fixtures/ggufLlama.ts';
+import { writeLlamaGguf, type GgufLlama } from '../../runtime/weights/randomLlamaGguf.ts';
 
 async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '', err = '';

@@ -13,7 +13,7 @@ import { CpuEngine } from '../../runtime/cpu/engine.ts';
 import { GgufWeights } from '../../runtime/weights/gguf.ts';
 import { gv, writeGguf } from '../../runtime/weights/ggufWriter.ts';
 import { RandomWeights } from '../../runtime/weights/random.ts';
-import { writeLlamaGguf, type GgufLlama } from '../fixtures/ggufLlama.ts';
+import { writeLlamaGguf, type GgufLlama } from '../../runtime/weights/randomLlamaGguf.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'infer-import-'));
 let n = 0;

@@ -13,7 +13,7 @@ import { importGguf } from '../../cli/importSpec.ts';
 import { bufferBytes, type Program } from '../../program/program.ts';
 import { kernelKey, type KernelSpec } from '../../program/kernels.ts';
 import { weightBytes } from '../../program/quant.ts';
-import { writeLlamaGguf, type GgufLlama } from '../fixtures/ggufLlama.ts';
+import { writeLlamaGguf, type GgufLlama } from '../../runtime/weights/randomLlamaGguf.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'infer-quant-'));
 

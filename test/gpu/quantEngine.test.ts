@@ -19,7 +19,7 @@ import { createGpuDevice } from '../../runtime/webgpu/device.ts';
 import { WebGpuEngine } from '../../runtime/webgpu/engine.ts';
 import type { KernelSpec } from '../../program/kernels.ts';
 import type { Program } from '../../program/program.ts';
-import { writeLlamaGguf, type GgufLlama } from '../fixtures/ggufLlama.ts';
+import { writeLlamaGguf, type GgufLlama } from '../../runtime/weights/randomLlamaGguf.ts';
 import { expectClose } from './harness.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'infer-quant-engine-'));

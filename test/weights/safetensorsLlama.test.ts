@@ -16,7 +16,7 @@ import { GgufWeights } from '../../runtime/weights/gguf.ts';
 import { SafetensorsWeights } from '../../runtime/weights/hfLlama.ts';
 import { createGpuDevice } from '../../runtime/webgpu/device.ts';
 import { WebGpuEngine } from '../../runtime/webgpu/engine.ts';
-import { writeLlamaGguf, type GgufLlama } from '../fixtures/ggufLlama.ts';
+import { writeLlamaGguf, type GgufLlama } from '../../runtime/weights/randomLlamaGguf.ts';
 import { writeLlamaSafetensors } from '../fixtures/hfLlama.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'infer-st-llama-'));

@@ -15,7 +15,7 @@ import { SafetensorsWeights } from '../../runtime/weights/hfLlama.ts';
 import { SafetensorsError } from '../../runtime/weights/safetensors.ts';
 import { SafetensorsShards } from '../../runtime/weights/safetensorsShards.ts';
 import { writeSafetensors } from '../../runtime/weights/safetensorsWriter.ts';
-import { writeLlamaGguf, type GgufLlama } from '../fixtures/ggufLlama.ts';
+import { writeLlamaGguf, type GgufLlama } from '../../runtime/weights/randomLlamaGguf.ts';
 import { writeLlamaSafetensors, writeShardedLlamaSafetensors } from '../fixtures/hfLlama.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'infer-shards-'));

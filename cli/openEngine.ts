@@ -1,0 +1,59 @@
+// The one place the CLI opens engines: the CPU interpreter, or the ProgramRunner on a
+// WebGPU device. Several programs (a target and its draft) share one device, and a
+// self-draft binds the target's weight buffers. WebGPU pieces load lazily, so `infer
+// check` and `--backend cpu` never load Dawn's native module.
+import type { Graph } from '../compiler/ir/graph.ts';
+import type { Program } from '../program/program.ts';
+import type { WeightSource } from '../program/weights.ts';
+import { backendEntry } from '../backends/registry.ts';
+import { CpuEngine } from '../runtime/cpu/engine.ts';
+import type { Engine } from '../runtime/engine.ts';
+import type { PoolOptions } from '../runtime/pagedEngine.ts';
+
+export const ENGINE_BACKENDS = ['webgpu', 'cpu'] as const;
+export type EngineBackendName = (typeof ENGINE_BACKENDS)[number];
+
+export interface EngineRequest {
+  readonly program: Program;
+  readonly graph: Graph;
+  readonly weights: WeightSource;
+  /** Collect MoE routing counts (moeStats()). */
+  readonly moeStats?: boolean;
+}
+
+export interface OpenEngines {
+  /** One per request, in order. */
+  readonly engines: Engine[];
+  /** The device, in words (WebGPU). */
+  readonly device?: string;
+  close(): void;
+}
+
+/** Opens an engine per request on `backend`; requests with the same weights object share the weight buffers. */
+export async function openEngines(backend: EngineBackendName, requests: readonly EngineRequest[], pool: PoolOptions): Promise<OpenEngines> {
+  if (backend === 'cpu') {
+    const engines = requests.map((r) => new CpuEngine(r.graph, r.weights, r.program, pool));
+    return { engines, close: () => { for (const e of engines) e.dispose(); } };
+  }
+  const { createGpuDevice } = await import('../runtime/webgpu/device.ts');
+  const { WebGpuEngine } = await import('../runtime/webgpu/engine.ts');
+  const device = await createGpuDevice();
+  const made: import('../runtime/webgpu/engine.ts').WebGpuEngine[] = [];
+  const close = () => { for (const e of made) e.dispose(); device.destroy(); };
+  try {
+    const wgsl = await backendEntry('wgsl').load();
+    for (const r of requests) {
+      const owner = requests.findIndex((o) => o.weights === r.weights);
+      made.push(await WebGpuEngine.create({
+        device, program: r.program, backend: wgsl, weights: r.weights, ...pool, moeStats: r.moeStats ?? false,
+        ...(owner < made.length ? { shareWeightsWith: made[owner] } : {}),
+      }));
+    }
+    // The device holds the weights now: drop the host copies (raw blocks and f32 tensors).
+    for (const r of new Set(requests.map((q) => q.weights))) r.release?.();
+    return { engines: made, device: made[0]?.device.description, close };
+  } catch (e) {
+    close();
+    throw e;
+  }
+}

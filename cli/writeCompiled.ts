@@ -1,0 +1,29 @@
+// The one place compiled output is written: each kernel variant's source as a file named
+// by its key, and manifest.json (the Program and, per kernel, its variants' files, entry
+// points, bindings, workgroup and grid). Keys are [A-Za-z0-9_.-] only (the backends check),
+// so no user text reaches a file name.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Backend } from '../backends/backend.ts';
+import type { Program } from '../program/program.ts';
+
+export interface WrittenOutput { readonly files: number; readonly kernels: number }
+
+export function writeCompiled(out: string, source: string, program: Program, backend: Backend, ext: string): WrittenOutput {
+  mkdirSync(out, { recursive: true });
+  const used = new Set<string>();
+  const kernels = program.kernels.map(({ key, spec }) => {
+    const variants = backend.render(key, spec).map((r) => {
+      // Variant keys are unique in practice; the token bound disambiguates if a backend reuses one.
+      let fileName = `${r.key}.${ext}`;
+      if (used.has(fileName)) fileName = `${r.key}.t${r.minTokens}.${ext}`;
+      used.add(fileName);
+      writeFileSync(join(out, fileName), r.source);
+      return { file: fileName, entry: r.entry, bindings: r.bindings, workgroup: r.workgroup, grid: r.grid, minTokens: r.minTokens };
+    });
+    return { key, spec, variants };
+  });
+  const manifest = { format: 'infer-manifest/1', target: backend.name, source, program, kernels };
+  writeFileSync(join(out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+  return { files: kernels.reduce((n, k) => n + k.variants.length, 0), kernels: kernels.length };
+}
