@@ -25,6 +25,15 @@
 //            a stress worker (fixed forward counts) and the repro loop; wall-time ratios.
 // --quick shrinks every phase (a smoke test of the script itself).
 // Logs and the summary go to .tmp/stress/ (summary.json, <job>.out, <job>.err).
+//
+// Measured (webgpu 0.6.2, Mesa 25.0.7 lavapipe, node 20.20, 2 cores at load average 15-23
+// from other users; --phases=engines,repro,compare --jobs=2 --rounds=2, 836 s): 13 processes,
+// 0 unexpected failures; 2822 engine forwards (12725 tokens), 128 gc() calls, 6 devices,
+// 24 engines, checksums identical everywhere; 4 held-object GEMV repro runs (12000
+// dispatches, 120 gc()) clean; the REPRO_MODE=temp control crashed (SIGSEGV) as expected.
+// The vitest phase (run separately at the suite's own INFER_GPU_RUNS, 36 min): 93 of 97
+// tests passed, no worker crashed, 0 of 9 workers had --no-opt; the 4 failures were 3
+// timeouts under that load and kernels.test.ts's check that workers run under --no-opt.
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
