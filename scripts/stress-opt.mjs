@@ -28,9 +28,12 @@
 //
 // Measured (webgpu 0.6.2, Mesa 25.0.7 lavapipe, node 20.20, 2 cores at load average 15-23
 // from other users; --phases=engines,repro,compare --jobs=2 --rounds=2, 836 s): 13 processes,
-// 0 unexpected failures; 2822 engine forwards (12725 tokens), 128 gc() calls, 6 devices,
-// 24 engines, checksums identical everywhere; 4 held-object GEMV repro runs (12000
-// dispatches, 120 gc()) clean; the REPRO_MODE=temp control crashed (SIGSEGV) as expected.
+// 0 unexpected failures. Opt on: 5 engine workers, 2182 forwards (781 decode steps, 259
+// prefills, 1025 batch steps, 97 rollbacks; 10006 tokens), 100 gc() calls, 5 devices, 20
+// engines, logit checksums identical in every engine (opt and --no-opt alike); 5 held-object
+// GEMV repro runs (15000 dispatches, 150 gc()) clean; the REPRO_MODE=temp control crashed
+// (SIGSEGV) as expected. --no-opt / opt wall time: 1.62x for the stress worker (engine setup
+// 92 s vs 27 s), 0.77x for the GPU-bound GEMV loop (noise of a loaded machine).
 // The vitest phase (run separately at the suite's own INFER_GPU_RUNS, 36 min): 93 of 97
 // tests passed, no worker crashed, 0 of 9 workers had --no-opt; the 4 failures were 3
 // timeouts under that load and kernels.test.ts's check that workers run under --no-opt.
