@@ -8,6 +8,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Fixes fast-check's seed (INFER_TEST_SEED overrides it) and prints it when a test fails.
+    setupFiles: ['test/setup.ts'],
     pool: 'forks',
     execArgv: ['--no-opt'],
     maxWorkers: 2,

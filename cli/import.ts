@@ -15,7 +15,7 @@ export function importCommand(file: string, f: ImportFlags, io: Io): number {
     maxContext = Number(f['max-context']);
     if (!Number.isInteger(maxContext) || maxContext < 1) throw new Error(`--max-context needs an integer >= 1, got '${f['max-context']}'`);
   }
-  const spec = importGguf(file, { maxContext });
+  const spec = importGguf(file, { maxContext, onNote: (note) => io.err(`note: ${note}\n`) });
   if (f.output === undefined || f.output === '-') { io.out(spec); return 0; }
   writeFileSync(f.output, spec);
   io.err(`wrote ${f.output} (run it with: infer run ${f.output} --weights ${file})\n`);

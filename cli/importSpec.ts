@@ -22,7 +22,16 @@ export const SUPPORTED = "'llama' (dense or Mixtral-style MoE, with MHA/GQA/MQA 
 export interface ImportOptions {
   /** Cap the spec's max_context below the file's context_length (the KV cache is sized by it). */
   readonly maxContext?: number;
+  /** Told what the import changed from the file (e.g. a capped context); the spec says it too. */
+  readonly onNote?: (note: string) => void;
 }
+
+/**
+ * max_context when the file's context_length is larger and no maxContext was asked for:
+ * Llama 3.1's 128k. The contiguous f32 KV cache a spec gets is sized by it (2^31, which
+ * a corrupt file can claim, is past what the kernels' i32 positions address).
+ */
+export const IMPORT_CONTEXT_CAP = 131072;
 
 const KEYWORDS = new Set(['model', 'config', 'kv_cache', 'weights', 'params', 'layer', 'return']);
 
@@ -79,6 +88,7 @@ export function specFromGguf(g: GgufFile, opts: ImportOptions = {}): string {
   };
 
   const experts = int('llama.expert_count', 0);
+  if (experts === 0 && g.tensor('blk.0.ffn_gate_exps.weight')) fail(`tensor blk.0.ffn_gate_exps.weight holds merged experts, but 'llama.expert_count' is missing or 0`);
   const expertsUsed = experts > 0 ? int('llama.expert_used_count') : 0;
   if (experts > 0) {
     if (expertsUsed < 1 || expertsUsed > experts) fail(`'llama.expert_used_count' must be in 1..${experts} (expert_count), got ${expertsUsed}`);
@@ -96,38 +106,67 @@ export function specFromGguf(g: GgufFile, opts: ImportOptions = {}): string {
   for (const [k, v] of [['block_count', layers], ['embedding_length', dim], ['feed_forward_length', ffn], ['attention.head_count', heads], ['attention.head_count_kv', kvHeads]] as const) {
     if (v < 1) fail(`'llama.${k}' must be at least 1, got ${v}`);
   }
-  if (heads % kvHeads !== 0) fail(`head_count ${heads} is not a multiple of head_count_kv ${kvHeads}`);
+  const embd = g.tensor('token_embd.weight');
+  if (embd && (embd.dims.length !== 2 || embd.dims[0] !== dim)) fail(`'llama.embedding_length' is ${dim}, but token_embd.weight has dims [${embd!.dims.join(', ')}] (expected [${dim}, vocab])`);
+  if (heads % kvHeads !== 0) fail(`'llama.attention.head_count' (${heads}) is not a multiple of 'llama.attention.head_count_kv' (${kvHeads})`);
   const headDim = int('llama.attention.key_length', dim % heads === 0 ? dim / heads : 0);
-  if (headDim < 1) fail(`embedding_length ${dim} is not a multiple of head_count ${heads}, and there is no attention.key_length`);
-  if (int('llama.attention.value_length', headDim) !== headDim) fail(`attention.value_length differs from key_length ${headDim}; infer needs them equal`);
-  if (headDim % 2 !== 0) fail(`head size ${headDim} is odd; RoPE needs it even`);
+  if (headDim < 1) fail(`'llama.embedding_length' (${dim}) is not a multiple of 'llama.attention.head_count' (${heads}), and there is no 'llama.attention.key_length'`);
+  if (int('llama.attention.value_length', headDim) !== headDim) fail(`'llama.attention.value_length' differs from the key length ${headDim}; infer needs them equal`);
+  if (headDim % 2 !== 0) fail(`the head size ${headDim} ('llama.attention.key_length', or embedding_length / head_count) is odd; RoPE needs it even`);
   const ropeDims = int('llama.rope.dimension_count', headDim);
-  if (ropeDims !== headDim) fail(`rope.dimension_count ${ropeDims} differs from the head size ${headDim} (partial RoPE is not supported)`);
+  if (ropeDims !== headDim) fail(`'llama.rope.dimension_count' (${ropeDims}) differs from the head size ${headDim} (partial RoPE is not supported)`);
   const theta = float('llama.rope.freq_base', 10000);
   const eps = float('llama.attention.layer_norm_rms_epsilon');
   let maxContext = int('llama.context_length', 2048);
-  if (maxContext < 1) fail(`context_length must be at least 1, got ${maxContext}`);
+  if (maxContext < 1) fail(`'llama.context_length' must be at least 1, got ${maxContext}`);
+  const notes: string[] = [];
   if (opts.maxContext !== undefined) maxContext = Math.min(maxContext, opts.maxContext);
+  else if (maxContext > IMPORT_CONTEXT_CAP) {
+    notes.push(`'llama.context_length' is ${maxContext}: max_context capped at ${IMPORT_CONTEXT_CAP} (infer import --max-context N for another)`);
+    maxContext = IMPORT_CONTEXT_CAP;
+  }
 
-  const embd = g.tensor('token_embd.weight');
   if (!embd) fail(`no tensor token_embd.weight: a llama file needs its token embeddings`);
-  if (embd!.dims.length !== 2 || embd!.dims[0] !== dim) fail(`token_embd.weight has dims [${embd!.dims.join(', ')}]; expected [${dim}, vocab]`);
   const vocab = embd!.dims[1];
   const tied = !g.tensor('output.weight');
-  const bound = new Set(llamaTensorNames(layers, tied, experts > 0));
-  const extra = g.tensors.map((t) => t.name).filter((n) => !bound.has(n));
+  const perLayer = experts > 0 ? MOE_LAYER_TENSORS : LAYER_TENSORS;
+  // Bound names by pattern, not by listing block_count layers (the file may claim 1e9).
+  const layerName = new RegExp(`^blk\\.(0|[1-9][0-9]{0,8})\\.(${perLayer.join('|')})\\.weight$`);
+  const isBound = (n: string) => (n === 'token_embd.weight' || n === 'output_norm.weight' || (!tied && n === 'output.weight')
+    || Number(layerName.exec(n)?.[1] ?? Infinity) < layers);
+  const extra = g.tensors.map((t) => t.name).filter((n) => !isBound(n));
   if (extra.length) {
     const list = extra.slice(0, 4).map((n) => JSON.stringify(n.slice(0, 60))).join(', ') + (extra.length > 4 ? ` and ${extra.length - 4} more` : '');
     fail(`tensor${extra.length > 1 ? 's' : ''} ${list} ${extra.length > 1 ? 'are' : 'is'} not part of the dense llama that infer imports (biases, rope factors and other extras are not supported)`);
   }
+  // Every config number must agree with the tensors (which lie inside the file), so an absurd
+  // count or size is refused here, naming its key, rather than written into the spec.
+  if (layers * perLayer.length > g.tensors.length) {
+    fail(`'llama.block_count' is ${layers}, but the file has ${g.tensors.length} tensors and a layer needs ${perLayer.length} (${perLayer.join(', ')})`);
+  }
+  const missing = llamaTensorNames(layers, tied, experts > 0).filter((n) => !g.tensor(n));
+  if (missing.length) fail(`'llama.block_count' is ${layers}, but tensor ${missing[0]} is missing${missing.length > 1 ? ` (and ${missing.length - 1} more)` : ''}`);
+  const dimsOf = (name: string, want: number[], keys: string) => {
+    const t = g.tensor(name)!;
+    if (t.dims.join() !== want.join()) fail(`with ${keys}, ${name} would be [${want.join(', ')}], but the file's has dims [${t.dims.join(', ')}]`);
+  };
+  dimsOf('output_norm.weight', [dim], `'llama.embedding_length' (${dim})`);
+  dimsOf('blk.0.attn_q.weight', [dim, heads * headDim], `'llama.attention.head_count' (${heads}) and the head size ${headDim}`);
+  dimsOf('blk.0.attn_k.weight', [dim, kvHeads * headDim], `'llama.attention.head_count_kv' (${kvHeads}) and the head size ${headDim}`);
+  if (experts > 0) {
+    dimsOf('blk.0.ffn_gate_inp.weight', [dim, experts], `'llama.expert_count' (${experts})`);
+    dimsOf('blk.0.ffn_gate_exps.weight', [dim, ffn, experts], `'llama.feed_forward_length' (${ffn}) and 'llama.expert_count' (${experts})`);
+  } else dimsOf('blk.0.ffn_gate.weight', [dim, ffn], `'llama.feed_forward_length' (${ffn})`);
   const eosId = g.get('tokenizer.ggml.eos_token_id') ? g.number('tokenizer.ggml.eos_token_id') : undefined;
   const eos = eosId !== undefined && Number.isInteger(eosId) && eosId >= 0 && eosId < vocab ? eosId : undefined;
 
-  return renderSpec({
+  const spec = renderSpec({
     name: sanitizeName(g.string('general.name') ?? basename(g.path).replace(/\.gguf$/i, '')),
     source: basename(g.path).replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 120),
-    vocab, dim, layers, heads, kvHeads, headDim, ffn, theta, eps, maxContext, eos, tied, experts, expertsUsed,
+    vocab, dim, layers, heads, kvHeads, headDim, ffn, theta, eps, maxContext, eos, tied, experts, expertsUsed, notes,
   });
+  for (const note of notes) opts.onNote?.(`${g.path}: ${note}`);
+  return spec;
 }
 
 const LAYER_TENSORS = ['attn_norm', 'attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_norm', 'ffn_gate', 'ffn_up', 'ffn_down'];
@@ -143,7 +182,7 @@ export function llamaTensorNames(layers: number, tied: boolean, moe = false): st
 interface SpecFacts {
   name: string; source: string; vocab: number; dim: number; layers: number; heads: number; kvHeads: number;
   headDim: number; ffn: number; theta: number; eps: number; maxContext: number; eos: number | undefined; tied: boolean;
-  experts: number; expertsUsed: number;
+  experts: number; expertsUsed: number; notes: readonly string[];
 }
 
 function renderSpec(s: SpecFacts): string {
@@ -165,7 +204,7 @@ function renderSpec(s: SpecFacts): string {
   return `# Imported from ${s.source} by \`infer import\`: llama architecture, ${attn} attention,${moe ? ` ${s.experts} experts (top-${s.expertsUsed}),` : ''}
 # ${s.tied ? 'output tied to the token embeddings' : 'separate output matrix'}. Run it with: infer run SPEC --weights ${s.source}
 # Parameter shapes are in ggml order [in, out]; tensors bind by GGUF name (blk.N.attn_q -> blk.N.attn_q.weight).
-
+${s.notes.map((n) => `# Note: ${n}.\n`).join('')}
 model ${s.name} {
   config {
     vocab = ${s.vocab}; dim = ${s.dim}; layers = ${s.layers}; heads = ${s.heads}; kv_heads = ${s.kvHeads}

@@ -11,7 +11,7 @@
 // used, and tensors are checked to lie inside the file without overlapping.
 import type { FileCursor } from './ggufCursor.ts';
 import {
-  alignUp, ARRAY_CTORS, DEFAULT_ALIGNMENT, GGUF_MAGIC, SCALAR_BYTES, TENSOR_TYPES, VALUE_TYPES,
+  alignUp, ARRAY_CTORS, DEFAULT_ALIGNMENT, GGUF_MAGIC, printable, SCALAR_BYTES, TENSOR_TYPES, VALUE_TYPES,
   type GgufArray, type GgufTensorInfo, type GgufValue, type GgufValueType,
 } from './ggufTypes.ts';
 
@@ -47,8 +47,8 @@ export function parseHeader(c: FileCursor): GgufHeader {
     const at = c.pos;
     c.what = `metadata entry ${i}`;
     const key = c.string('its key');
-    c.what = `metadata '${key}'`;
-    if (metadata.has(key)) c.fail(`duplicate metadata key '${key}'`, at);
+    c.what = `metadata '${printable(key)}'`;
+    if (metadata.has(key)) c.fail(`duplicate metadata key '${printable(key)}'`, at);
     metadata.set(key, readValue(c, valueType(c), 0));
   }
 
@@ -67,7 +67,7 @@ export function parseHeader(c: FileCursor): GgufHeader {
     const infoOffset = c.pos;
     c.what = `tensor info ${i}`;
     const name = c.string('its name');
-    c.what = `tensor info ${i} (${name})`;
+    c.what = `tensor info ${i} (${printable(name)})`;
     if (names.has(name)) c.fail(`duplicate tensor name`, infoOffset, name);
     names.add(name);
     const nd = c.u32('n_dims');

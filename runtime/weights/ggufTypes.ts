@@ -8,9 +8,18 @@ import { QBLOCK, QUANT_BLOCK_BYTES } from '../../program/quant.ts';
 /** Every failure to read a GGUF file: names the file, the byte offset and, when known, the tensor. */
 export class GgufError extends Error {
   constructor(readonly file: string, readonly offset: number, readonly detail: string, readonly tensor?: string) {
-    super(`${file}: byte ${offset}: ${tensor !== undefined ? `tensor ${tensor}: ` : ''}${detail}`);
+    super(`${file}: byte ${offset}: ${tensor !== undefined ? `tensor ${printable(tensor)}: ` : ''}${detail}`);
     this.name = 'GgufError';
   }
+}
+
+/**
+ * A name read from a file, fit for a one-line message: control characters escaped
+ * (a corrupt length can make a name swallow binary data), at most `max` characters.
+ */
+export function printable(s: string, max = 80): string {
+  const esc = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return esc.length > max ? `${esc.slice(0, max)}... (${s.length} characters)` : esc;
 }
 
 /** Metadata value types by their on-disk id (gguf_type). */

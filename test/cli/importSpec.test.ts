@@ -125,7 +125,7 @@ describe('infer import refuses what it cannot reproduce', () => {
     writeGguf(noEps, [['general.architecture', gv.str('llama')], ['llama.block_count', gv.u32(1)], ['llama.embedding_length', gv.u32(8)], ['llama.feed_forward_length', gv.u32(8)], ['llama.attention.head_count', gv.u32(2)]], []);
     refuse(noEps, /needs metadata 'llama.attention.layer_norm_rms_epsilon', which is missing/);
     refuse(file({ extra: [['llama.rope.scaling.type', gv.str('yarn')]] }), /rope scaling "yarn" is not supported/);
-    refuse(file({ extra: [['llama.rope.dimension_count', gv.u32(4)]] }), /rope.dimension_count 4 differs from the head size 8/);
+    refuse(file({ extra: [['llama.rope.dimension_count', gv.u32(4)]] }), /'llama.rope.dimension_count' \(4\) differs from the head size 8/);
     const biased = join(dir, `bias${n++}.gguf`);
     writeGguf(biased, [['general.architecture', gv.str('llama')], ['llama.block_count', gv.u32(1)], ['llama.embedding_length', gv.u32(8)], ['llama.feed_forward_length', gv.u32(8)],
       ['llama.attention.head_count', gv.u32(2)], ['llama.attention.layer_norm_rms_epsilon', gv.f32(1e-5)]],

@@ -101,7 +101,7 @@ describe('CPU engine under random KV operations', () => {
         for (let i = 0; i < want.length; i++) if (!(Math.abs(got[i] - want[i]) <= 1e-5 * (1 + Math.abs(want[i])))) throw new Error(`${what}: logit ${i}: ${got[i]} vs fresh ${want[i]}`);
       });
       seen.checks += r.checks; seen.shared += r.shared; seen.exhausted += r.exhausted;
-    }), { numRuns: 40, seed: 20261128 });
+    }), { numRuns: 40 });
     // The runs exercised what they claim to: decoding checks, prefix sharing, exhaustion.
     expect(seen.checks).toBeGreaterThan(100);
     expect(seen.shared).toBeGreaterThan(5);
