@@ -62,14 +62,14 @@ export class VocabTokenizer implements Tokenizer {
       this.append(id, options.special ?? false, strip, bytes);
       strip = false;
     }
-    const text = new TextDecoder().decode(Uint8Array.from(bytes));
+    const text = new TextDecoder('utf-8', { ignoreBOM: true }).decode(Uint8Array.from(bytes));
     return options.cleanSpaces ?? this.vocab.cleanSpaces ? cleanSpaces(text) : text;
   }
 
   createStreamDecoder(options: Omit<DecodeOptions, 'cleanSpaces'> = {}): StreamDecoder {
     // TextDecoder's stream mode holds back an unfinished UTF-8 sequence and turns an
     // invalid one into U+FFFD exactly as a one-shot decode would.
-    const td = new TextDecoder();
+    const td = new TextDecoder('utf-8', { ignoreBOM: true });
     let strip = (options.stripPrefixSpace ?? true) && this.vocab.addSpacePrefix;
     return {
       push: (id: number) => {
@@ -115,9 +115,10 @@ export class VocabTokenizer implements Tokenizer {
 }
 
 /** llama.cpp's clean_spaces: " ?", " !", " .", " ," lose the space; " ' " -> "'"; " 's", " 'm",
- *  " 'll", " 're", " 've" lose the space (three passes, each over the previous one's output). */
+ *  " 're", " 've" lose the space (" 't", " 'd", " 'll" keep it); three passes, each over the
+ *  previous one's output. */
 export function cleanSpaces(s: string): string {
   let t = s.replace(/ ([?!.,])/g, '$1');
   t = t.replace(/ ' /g, "'");
-  return t.replace(/ '(s|m|ll|re|ve)/g, "'$1");
+  return t.replace(/ '(s|m|re|ve)/g, "'$1");
 }

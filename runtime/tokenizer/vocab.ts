@@ -32,8 +32,11 @@ const FIM_TEXTS = ['<|fim_prefix|>', '<fim-prefix>', '<fim_prefix>', '<｜fim▁
   '<|fim_middle|>', '<fim-middle>', '<fim_middle>', '<｜fim▁end｜>', '<MID>', '▁<MID>',
   '<|fim_pad|>', '<fim-pad>', '<fim_pad>', '<PAD>', '<|fim_repo|>', '<|repo_name|>', '<fim-repo>', '<REPO>', '<reponame>',
   '<|file_sep|>'];
-const EOG_TEXTS = ['<|eot_id|>', '<|im_end|>', '<|end|>', '<end_of_turn>', '<|endoftext|>', '<|eom_id|>', '<EOT>',
-  '_<EOT>', '<|end_of_text|>', '<end_of_utterance>'];
+const EOG_TEXTS = ['<|eot_id|>', '<|im_end|>', '<|end|>', '<|return|>', '<|call|>', '<|flush|>', '<|calls|>',
+  '<end_of_turn>', '<|endoftext|>', '</s>', '<|eom_id|>', '<EOT>', '_<EOT>', '[EOT]', '[EOS]', '<|end_of_text|>',
+  '<end_of_utterance>', '<eos>', '<turn|>', '<|tool_response>', '<｜end▁of▁sentence｜>', '[e~['];
+// gpt-oss: always rendered, never split as control.
+const USER_TEXTS = ['<|channel|>', '<|message|>', '<|start|>', '<|constrain|>'];
 const EOG_FIM = ['<|fim_pad|>', '<fim-pad>', '<fim_pad>', '<PAD>', '<|fim_repo|>', '<|repo_name|>', '<fim-repo>', '<REPO>', '<reponame>', '<|file_sep|>'];
 
 function attrOf(type: number | undefined): number {
@@ -87,10 +90,11 @@ export class Vocab {
     }
     this.preKind = spm ? 'none' : preTokenizerKind(this.pre);
     const llama3 = this.preKind === 'llama3';
-    // Defaults per model (llama: 1/2/0; gpt2: 11/11, as llama.cpp), then the file's ids.
+    // SentencePiece defaults 1/2/0 as llama.cpp. llama.cpp's gpt2 default of 11 for BOS and EOS
+    // (GPT-2's ",") is left out: without ids in the file there are none.
     const inRange = (id: number | undefined) => (id !== undefined && id >= 0 && id < n ? id : undefined);
-    this.bos = inRange(d.bos ?? (spm ? 1 : 11));
-    this.eos = inRange(d.eos ?? (spm ? 2 : 11));
+    this.bos = inRange(d.bos ?? (spm ? 1 : undefined));
+    this.eos = inRange(d.eos ?? (spm ? 2 : undefined));
     this.unk = inRange(d.unk ?? (spm ? 0 : undefined));
     this.pad = inRange(d.pad);
     this.addBos = d.addBos ?? (spm || llama3);
@@ -107,7 +111,14 @@ export class Vocab {
     for (const id of [this.eot, this.eom]) if (id !== undefined && d.eot !== id && d.eom !== id) control(id);
     byText(FIM_TEXTS).forEach(control);
     for (const id of [...byText(EOG_TEXTS), ...byText(EOG_FIM)]) { this.eog.add(id); control(id); }
+    for (const id of byText(USER_TEXTS)) this.attrs[id] = Attr.userDefined;
     for (const id of [this.eos, this.eot, this.eom]) if (id !== undefined) this.eog.add(id);
+    // llama.cpp's exceptions to its own list: with <|return|> and <|call|> (or <|calls|> and
+    // <|flush|>), <|end|> is no end; with <|tool_response>, </s> is a plain token.
+    const has = (t: string) => { const id = this.ids.get(t); return id !== undefined && this.eog.has(id); };
+    const demote = (t: string, attr: number) => { const id = this.ids.get(t)!; this.eog.delete(id); this.attrs[id] = attr; };
+    if (has('<|end|>') && ((has('<|return|>') && has('<|call|>')) || (has('<|calls|>') && has('<|flush|>')))) demote('<|end|>', Attr.userDefined);
+    if (has('<|tool_response>') && has('</s>')) demote('</s>', Attr.normal);
 
     const SPLIT = Attr.control | Attr.userDefined | Attr.unknown;
     this.specials = [];
