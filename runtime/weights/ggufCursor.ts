@@ -6,7 +6,8 @@ import { readSync } from 'node:fs';
 import { GgufError } from './ggufTypes.ts';
 
 const CHUNK = 1 << 20;
-const utf8 = new TextDecoder('utf-8');
+// ignoreBOM: a string that starts with U+FEFF (a real vocabulary token) keeps it.
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
 export class FileCursor {
   pos = 0;
