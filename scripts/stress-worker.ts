@@ -11,7 +11,7 @@
 // the parent compares checksums across processes and flag sets.
 import { readFileSync } from 'node:fs';
 import { compileSpec } from '../compiler/compile.ts';
-import type { Program } from '../compiler/program.ts';
+import type { Program } from '../program/program.ts';
 import type { Graph } from '../compiler/ir/index.ts';
 import { wgslBackend } from '../backends/wgsl/render.ts';
 import { RandomWeights } from '../runtime/weights/random.ts';

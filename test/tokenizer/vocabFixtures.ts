@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { writeGguf, gv } from '../../runtime/weights/ggufWriter.ts';
 import type { GgufValue } from '../../runtime/weights/ggufTypes.ts';
 import { randomTensor } from '../../runtime/weights/random.ts';
-import { llamaTensors } from '../fixtures/ggufLlama.ts';
+import { llamaTensors } from '../../runtime/weights/randomLlamaGguf.ts';
 
 const require = createRequire(import.meta.url);
 

@@ -13,12 +13,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compileSpec } from '../../compiler/compile.ts';
-import { IMPORT_CONTEXT_CAP, importGguf } from '../../compiler/import.ts';
-import type { ParamInfo } from '../../compiler/ir/graph.ts';
+import { IMPORT_CONTEXT_CAP, importGguf } from '../../cli/importSpec.ts';
+import type { ParamInfo } from '../../program/model.ts';
 import { GgufFile, GgufWeights } from '../../runtime/weights/gguf.ts';
 import type { GgufValue } from '../../runtime/weights/ggufTypes.ts';
 import { writeGguf, type GgufLayout } from '../../runtime/weights/ggufWriter.ts';
-import { writeLlamaGguf, type GgufLlama } from '../fixtures/ggufLlama.ts';
+import { writeLlamaGguf, type GgufLlama } from '../../runtime/weights/randomLlamaGguf.ts';
 
 const TIME_MS = 2000;
 const MEMORY_BYTES = 200 * 2 ** 20;
