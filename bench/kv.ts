@@ -5,7 +5,7 @@
 //      model), one sequence and a batch of 4 mixed-length sequences;
 //   3. attention time against context length (1k..32k) per KV format, with and
 //      without the flash-decoding split.
-// Run: node --no-opt --import tsx bench/kv.ts  (writes bench/results/kv.{md,json}).
+// Run: node --import tsx bench/kv.ts  (writes bench/results/kv.{md,json}).
 import { readFileSync } from 'node:fs';
 import { compileSpec } from '../compiler/compile.ts';
 import { forwardCost } from '../compiler/cost.ts';

@@ -4,7 +4,7 @@
 // infer (`infer import` spec; WebGPU on this machine's adapter, q8_0 / q4_0 kept as blocks;
 // and the CPU reference engine), side by side in one run, with the greedy tokens compared.
 // Writes bench/results/llamacpp.{json,md}; progress on stderr.
-//   node --no-opt --import tsx bench/llamacpp.ts     (INFER_BENCH_TOKENS=n decode tokens, default 32)
+//   node --import tsx bench/llamacpp.ts     (INFER_BENCH_TOKENS=n decode tokens, default 32)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -4,7 +4,7 @@
 // what the dense-active one does, far less than dense-total: it reads only the chosen
 // experts. Bytes per token come from the Program (compiler/cost.ts: for a one-token
 // step a moe_experts kernel reads exactly top_k experts); times are measured.
-//   node --no-opt --import tsx bench/moe.ts     (writes bench/results/moe.{md,json})
+//   node --import tsx bench/moe.ts     (writes bench/results/moe.{md,json})
 import { compileSpec } from '../compiler/compile.ts';
 import { decodeMinimumBytes, forwardCost, paramBytes } from '../compiler/cost.ts';
 import { wgslBackend } from '../backends/wgsl/render.ts';

@@ -1,6 +1,6 @@
 // Where decode time goes on WebGPU: GPU time per kernel kind (timestamp queries around every
 // dispatch), fused vs unfused, for one spec. `npm run bench` includes it; alone:
-//   node --no-opt --import tsx bench/profile.ts [SPEC]
+//   node --import tsx bench/profile.ts [SPEC]
 // Writes bench/results/profile.{md,json}. Profiled forwards run one compute pass per dispatch,
 // so the per-kernel times add up to a little more than a normal forward's.
 import type { Program } from '../program/program.ts';

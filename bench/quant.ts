@@ -6,7 +6,7 @@
 // q8_0 / q4_0 weights) and the device bytes of the weights, plus one large GEMV per
 // weight type on its own (the kernels' effect without the rest of a step).
 // Writes bench/results/quant.{json,md}; progress on stderr.
-//   node --no-opt --import tsx bench/quant.ts     (INFER_BENCH_TOKENS=n decode tokens per round, default 24)
+//   node --import tsx bench/quant.ts     (INFER_BENCH_TOKENS=n decode tokens per round, default 24)
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -5,7 +5,7 @@
 // repetitive context), plus the cost of one target pass as a function of the
 // tokens it scores, which bounds what speculation can buy on this adapter.
 // Writes bench/results/spec.{json,md}; progress on stderr.
-// Run: XDG_RUNTIME_DIR=/tmp node --no-opt --import tsx bench/spec.ts  (INFER_BENCH_TOKENS, INFER_BENCH_REPS)
+// Run: XDG_RUNTIME_DIR=/tmp node --import tsx bench/spec.ts  (INFER_BENCH_TOKENS, INFER_BENCH_REPS)
 import { compileSpec, type Compiled } from '../compiler/compile.ts';
 import { wgslBackend } from '../backends/wgsl/render.ts';
 import { generate, type Engine } from '../runtime/engine.ts';

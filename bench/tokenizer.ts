@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { getLlama, LlamaLogLevel, type LlamaModel } from 'node-llama-cpp';
 import { tokenizerFromGguf, type Tokenizer } from '../runtime/tokenizer/index.ts';
 import { GgufFile } from '../runtime/weights/gguf.ts';
-import { CORPUS } from '../test/tokenizer/corpus.ts';
-import { ggufTokenizerMeta, hfFiles, writeVocabGguf, type VocabName } from '../test/tokenizer/vocabFixtures.ts';
+import { CORPUS } from './fixtures/tokenizerCorpus.ts';
+import { ggufTokenizerMeta, hfFiles, writeVocabGguf, type VocabName } from './fixtures/vocabGguf.ts';
 import { runBench, writeResults } from './report.ts';
 
 interface Row { vocab: VocabName; input: string; impl: string; mbPerS: number; tokensPerS: number; tokens: number }

@@ -1,15 +1,18 @@
 #!/usr/bin/env node
-// The `infer` executable. Dawn (WebGPU) crashes under V8's optimising compiler,
-// so the CLI must run under `node --no-opt`; TypeScript sources load through tsx.
-// When this process lacks --no-opt, re-execute node with both and pass through
-// stdio, the exit status and signals; otherwise load the CLI in this process.
+// The `infer` executable. Runs the CLI from dist/infer.mjs (one bundle built by `npm run
+// build`, which scripts/setup.sh runs) when it is newer than every source file, else from
+// the TypeScript sources through tsx. Commands that open a WebGPU device (run without
+// --backend cpu) run in a child process whose stderr passes through a filter that drops
+// the two limit notices Dawn's Vulkan backend prints on every start (Dawn writes them
+// from native code, so only another process can filter them); everything else runs here.
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const cli = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+const root = fileURLToPath(new URL('..', import.meta.url));
+const SOURCES = ['program', 'dsl', 'compiler', 'backends', 'runtime', 'cli'];
 
 // Mesa warns on every start without a writable XDG_RUNTIME_DIR.
 if (!process.env.XDG_RUNTIME_DIR) {
@@ -17,22 +20,39 @@ if (!process.env.XDG_RUNTIME_DIR) {
   try { mkdirSync(dir, { recursive: true, mode: 0o700 }); process.env.XDG_RUNTIME_DIR = dir; } catch { /* warnings only */ }
 }
 
-const hasNoOpt = process.execArgv.includes('--no-opt') || process.execArgv.includes('--jitless');
+/** The newest modification time under `dir` (files only), or 0. */
+function newest(dir) {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
 
-if (hasNoOpt) {
-  // Already safe for Dawn: register tsx here and run the CLI in-process.
-  const { register } = await import('tsx/esm/api');
-  register();
-  process.argv = [process.argv[0], cli, ...process.argv.slice(2)];
-  await import(pathToFileURL(cli).href);
+function builtEntry() {
+  try {
+    const bundle = join(root, 'dist', 'infer.mjs');
+    const stamp = statSync(bundle).mtimeMs;
+    if (process.env.INFER_FROM_SOURCE !== '1' && SOURCES.every((d) => newest(join(root, d)) <= stamp)) return bundle;
+  } catch { /* no build */ }
+  return null;
+}
+
+const args = process.argv.slice(2);
+const opensGpu = ['run', 'chat', 'serve'].includes(args[0]) && !args.some((a, i) => (a === '--backend' && args[i + 1] === 'cpu') || a === '--backend=cpu')
+  && !args.includes('--help') && !args.includes('-h');
+const built = builtEntry();
+const entry = built ?? join(root, 'cli', 'main.ts');
+
+if (!opensGpu || process.env.INFER_CHILD === '1') {
+  if (!built) (await import('tsx/esm/api')).register();
+  const { runCli } = await import(pathToFileURL(entry).href);
+  await runCli(args);
 } else {
-  // tsx resolved from this package, so the command works from any directory.
-  const tsx = import.meta.resolve('tsx');
-  // stderr passes through a filter that drops the two limit notices Dawn's Vulkan backend
-  // prints on every start (they say nothing about this run); the child is told whether
-  // stderr is a terminal, so progress bars still draw in place.
-  const env = { ...process.env, ...(process.stderr.isTTY ? { INFER_STDERR_TTY: '1' } : {}) };
-  const child = spawn(process.execPath, ['--no-opt', '--import', tsx, cli, ...process.argv.slice(2)], { stdio: ['inherit', 'inherit', 'pipe'], env });
+  const loader = built ? [] : ['--import', import.meta.resolve('tsx')];
+  const env = { ...process.env, INFER_CHILD: '1', ...(process.stderr.isTTY ? { INFER_STDERR_TTY: '1' } : {}) };
+  const child = spawn(process.execPath, [...loader, fileURLToPath(import.meta.url), ...args], { stdio: ['inherit', 'inherit', 'pipe'], env });
   filterStderr(child.stderr);
   const forward = (sig) => () => { try { child.kill(sig); } catch { /* already gone */ } };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, forward(sig));

@@ -1,5 +1,5 @@
 // The `infer` command line: check, compile and run .infer specs; import GGUF files. bin/infer.mjs
-// starts this file under `node --no-opt --import tsx`. Every failure becomes a
+// calls runCli (from dist/ when built, else through tsx). Every failure becomes a
 // one-line message and exit status 1 (2 for targets not built yet); stack traces
 // only with INFER_DEBUG=1. With `run --json`, stdout carries exactly one JSON object.
 import { readFileSync } from 'node:fs';
@@ -166,10 +166,15 @@ async function compile(file: string, f: CompileFlags, io: Io): Promise<number> {
   return 0;
 }
 
-// Run as a script (bin/infer.mjs imports this file with the CLI arguments in INFER_ARGV or process.argv).
-if (process.argv[1] && /cli[\\/]main\.ts$/.test(process.argv[1])) {
-  main(process.argv.slice(2)).then((code) => {
-    // Dawn can keep the event loop alive after its last device is destroyed: exit explicitly once output has drained.
-    process.stdout.write('', () => process.exit(code));
-  }, (e) => { process.exitCode = reportError(e, stdio); });
+/**
+ * Runs the CLI as a process (bin/infer.mjs): exits with main's status once stdout and stderr
+ * have drained (Dawn can keep the event loop alive after its last device is destroyed, and
+ * a piped stderr cut at exit would lose the diagnostics' summary line).
+ */
+export async function runCli(args: readonly string[]): Promise<void> {
+  let code: number;
+  try { code = await main(args); } catch (e) { code = reportError(e, stdio); }
+  await new Promise<void>((done) => process.stdout.write('', () => done()));
+  await new Promise<void>((done) => process.stderr.write('', () => done()));
+  process.exit(code);
 }

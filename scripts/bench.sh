@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm run bench`: every benchmark, one after another, each writing its own table to
 # bench/results/<name>.md (and .json), then bench/results/README.md gathering them.
-# Each driver runs Dawn, so each runs under node --no-opt. INFER_BENCH_ONLY=kv,moe
+# INFER_BENCH_ONLY=kv,moe
 # picks some of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ for entry in "${all[@]}"; do
   if [[ -n "$only" && ",$only," != *",$name,"* && ",$only," != *",${entry##*:},"* ]]; then continue; fi
   [[ -f "$file" ]] || continue
   echo "== bench: $file" >&2
-  node --no-opt --import tsx "$file" > /dev/null
+  node --import tsx "$file" > /dev/null
   ran+=("$name")
 done
 {

@@ -10,46 +10,23 @@
 //   stepUniform(device, tokens)       -> the (cached) `Step { tokens }` uniform buffer
 //   compileKernel(device, rendered)   -> the (cached) pipeline of a RenderedKernel
 //   runKernel(device, rendered, buffers, tokens) -> one dispatch, validated, awaited
-//   assertNoOpt()                     -> throws NoOptError unless node runs with --no-opt
 import { CPU_TARGET, GPU_TARGET, gridFor, type RenderedKernel, type Target } from '../../backends/backend.ts';
 
 export class NoAdapterError extends Error {}
-export class NoOptError extends Error {}
 export class GpuError extends Error {}
 
 const STORAGE = 0x80, COPY_SRC = 0x4, COPY_DST = 0x8, MAP_READ = 0x1, UNIFORM = 0x40, COMPUTE = 0x4;
 
-type Proc = { execArgv: string[]; env: Record<string, string | undefined> };
-const proc = (globalThis as { process?: Proc }).process;
-
-/**
- * True when V8's optimising compiler is off (--no-opt or --jitless). Dawn + lavapipe
- * crash in a hot dispatch loop once TurboFan optimises it (test/gpu/repro-noopt.mjs).
- */
-export function runsWithoutOpt(): boolean {
-  if (!proc) return true; // not node: the crash is specific to Dawn's node bindings
-  const flags = [...proc.execArgv, ...(proc.env.NODE_OPTIONS ?? '').split(/\s+/)];
-  return flags.includes('--no-opt') || flags.includes('--jitless');
-}
-
-/** Throws unless the process runs with --no-opt; INFER_ALLOW_OPT=1 overrides (for the crash repro). */
-export function assertNoOpt(): void {
-  if (runsWithoutOpt() || proc?.env.INFER_ALLOW_OPT === '1') return;
-  throw new NoOptError(
-    'Dawn (WebGPU in node) must run under `node --no-opt`: with V8\'s optimising compiler on, a hot ' +
-    'dispatch loop segfaults (see test/gpu/repro-noopt.mjs). Run `node --no-opt ...`, or set ' +
-    'INFER_ALLOW_OPT=1 to try without it.');
-}
-
 export interface GpuDeviceOptions {
   /** A GPU to use (e.g. navigator.gpu); default: Dawn's node bindings. */
   readonly gpu?: GPU;
-  /** Skip the --no-opt check (default false). */
-  readonly allowOpt?: boolean;
 }
 
-// Held for the life of the process: if Dawn's GPU object is garbage-collected while a
-// device made from it is in use, Dawn crashes (test/gpu/repro-noopt.mjs, REPRO_MODE=temp).
+// Held for the life of the process: if Dawn's GPU object (what webgpu's create() returns) is
+// garbage-collected while a device made from it is in use, Dawn crashes in
+// InstanceBase::ProcessEvents, with or without V8's optimising compiler
+// (scripts/repro-dawn-gc.mjs). Holding it is what makes `node --no-opt` unnecessary: the
+// stress test (scripts/stress-opt.mjs) ran thousands of forwards with forced GC, clean.
 let dawn: GPU | undefined;
 
 async function nodeGpu(): Promise<GPU> {
@@ -70,7 +47,6 @@ const errorLog = new WeakMap<GPUDevice, string[]>();
  * workgroup limits. Never falls back silently: no adapter is a NoAdapterError.
  */
 export async function createGpuDevice(opts: GpuDeviceOptions = {}): Promise<GPUDevice> {
-  if (!opts.allowOpt && !opts.gpu) assertNoOpt();
   const gpu = opts.gpu ?? await nodeGpu();
   const adapter = await gpu.requestAdapter();
   if (!adapter) {

@@ -11,8 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tokenizerFromGguf, tokenizerFromHf, type Tokenizer } from '../../runtime/tokenizer/index.ts';
 import { GgufFile } from '../../runtime/weights/gguf.ts';
 import { llamaCpp } from '../agreement/harness.ts';
-import { CORPUS, SEED, textArb } from './corpus.ts';
-import { ggufTokenizerMeta, hfFiles, writeVocabGguf, type VocabName } from './vocabFixtures.ts';
+import { CORPUS, SEED, textArb } from '../../bench/fixtures/tokenizerCorpus.ts';
+import { ggufTokenizerMeta, hfFiles, writeVocabGguf, type VocabName } from '../../bench/fixtures/vocabGguf.ts';
 
 export function streamDecode(tok: Tokenizer, ids: readonly number[], special: boolean): string[] {
   const d = tok.createStreamDecoder({ special });
