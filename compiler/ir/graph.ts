@@ -76,13 +76,14 @@ export class GraphBuilder {
 
   /** Keeps only the nodes the logits depend on, in topological order. */
   finish(model: ModelInfo, logits: Node): Graph {
-    const live = new Set<Node>();
-    const visit = (n: Node): void => {
-      if (live.has(n)) return;
-      live.add(n);
-      n.src.forEach(visit);
-    };
-    visit(logits);
+    // An explicit stack: a 500-layer model is thousands of nodes deep.
+    const live = new Set<Node>([logits]);
+    const stack: Node[] = [logits];
+    while (stack.length) {
+      for (const s of stack.pop()!.src) {
+        if (!live.has(s)) { live.add(s); stack.push(s); }
+      }
+    }
     const nodes = this.nodes.filter((n) => live.has(n));
     const params = nodes.filter((n): n is Node<'param'> => n.op === 'param')
       .map((n) => ({ name: n.arg.name, shape: n.shape as number[] }));

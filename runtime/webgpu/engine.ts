@@ -104,7 +104,7 @@ export class WebGpuEngine extends PagedEngine implements Engine {
     try {
       const q = this.device.queue;
       const tb = step.tables;
-      const write = (name: string, data: Int32Array) => { if (data.length) q.writeBuffer(this.bufs.get(name), 0, data as Int32Array<ArrayBuffer>); };
+      const write = (name: string, data: Int32Array) => { if (data.length && this.bufs.has(name)) q.writeBuffer(this.bufs.get(name), 0, data as Int32Array<ArrayBuffer>); };
       write('tokens', step.tokens);
       write('positions', step.positions);
       write('kv_slot', tb.slots);

@@ -22,6 +22,8 @@ export interface SharedParams { param(d: BufferDecl): GPUBuffer | undefined }
 
 export interface GpuBuffers extends SharedParams {
   get(name: string): GPUBuffer;
+  /** Whether the program declares the buffer (one without attention has no positions or KV tables). */
+  has(name: string): boolean;
   readonly uniform: GPUBuffer;
   /** Host-readable copy target for the logits rows. */
   readonly staging: GPUBuffer;
@@ -49,6 +51,11 @@ export function allocateBuffers(device: GPUDevice, program: Program, weights: We
   // Per-token buffers scale with the tokens per forward; fit them under the binding limit.
   const widest = Math.max(1, ...program.buffers.filter((b) => b.perToken > 0).map((b) => b.perToken * 4));
   const fit = Math.floor(limit / widest);
+  if (fit < 1 && maxTokensWanted === undefined) {
+    // Not even one token's row fits: say which buffer, rather than "0 tokens per forward".
+    const d = program.buffers.find((b) => b.perToken * 4 === widest)!;
+    throw new GpuSetupError(`buffer ${d.name} needs ${mib(widest)} for a single token (${d.perToken} values), over this device's storage binding limit of ${mib(limit)}; this model is too wide for this device`);
+  }
   const maxTokens = maxTokensWanted ?? Math.min(m.maxContext, fit);
   if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new GpuSetupError(`tokens per forward must be an integer >= 1, got ${maxTokens}`);
   if (!Number.isInteger(want.pages) || want.pages < 1) throw new GpuSetupError(`the KV pool needs an integer >= 1 of pages, got ${want.pages}`);
@@ -88,7 +95,9 @@ export function allocateBuffers(device: GPUDevice, program: Program, weights: We
         device.queue.writeBuffer(buf, 0, data as Float32Array<ArrayBuffer>);
       }
     }
-    for (const need of ['tokens', 'positions', program.logits]) {
+    // Only the logits are always there: a model without attention has no positions or
+    // KV tables, one that ignores its tokens no token buffer; the forward skips what is absent.
+    for (const need of [program.logits]) {
       if (!byName.has(need)) throw new GpuSetupError(`the program has no '${need}' buffer`);
     }
     const uniform = make('step-uniform', 16, USAGE.UNIFORM | USAGE.COPY_DST);
@@ -100,6 +109,7 @@ export function allocateBuffers(device: GPUDevice, program: Program, weights: We
         if (!b) throw new GpuSetupError(`the program refers to an undeclared buffer ${name}`);
         return b;
       },
+      has: (name: string) => byName.has(name),
       param(d: BufferDecl): GPUBuffer | undefined {
         const mine = program.buffers.find((b) => b.kind === 'param' && b.name === d.name);
         return mine && mine.dtype === d.dtype && mine.elements === d.elements ? byName.get(d.name) : undefined;
