@@ -7,8 +7,9 @@ import { evaluateConfig, resolveKvCache } from '../dsl/config.ts';
 import { diagnosticAt, type Diagnostic } from '../dsl/diagnostics.ts';
 import type { Scope, Value } from './builtins.ts';
 import { GraphBuilder, type Graph, type ModelInfo, type Node } from './ir/graph.ts';
-import { sameShape, showShape } from './ir/shapes.ts';
+import { sameShape, ShapeError, showShape } from './ir/shapes.ts';
 import { LowerError, lowerDim, lowerExpr, tensor } from './lowerExpr.ts';
+import { checkConfigLimits, checkParamLimits } from './limits.ts';
 
 const REQUIRED = ['vocab', 'dim', 'layers', 'heads', 'kv_heads', 'head_dim'] as const;
 
@@ -36,6 +37,10 @@ export function lower(ast: Model, options: LowerOptions = {}): Lowered {
     const v = c.get(k);
     if (v !== undefined && !(Number.isInteger(v) && v > 0)) err(entryLoc(k), `config '${k}' must be a positive integer, got ${v}`);
   }
+  // Sizes against the language's limits, before anything is unrolled or allocated.
+  const kvEntryLoc = (key: string) => ast.kvCache?.find((e) => e.key === key)?.loc ?? ast.sections.kvCache ?? ast.nameLoc;
+  checkConfigLimits(c, kvr.kv, kvEntryLoc, entryLoc, err);
+  if (diagnostics.length === 0) checkParamLimits(ast, c, entryLoc, err);
   const eos = c.get('eos');
   if (eos !== undefined && !(Number.isInteger(eos) && eos >= 0 && eos < c.get('vocab')!)) err(entryLoc('eos'), `config 'eos' must be a token id below vocab (${c.get('vocab')}), got ${eos}`);
   if (options.layers !== undefined) {
@@ -64,6 +69,8 @@ export function lower(ast: Model, options: LowerOptions = {}): Lowered {
     return { graph: lowerModel(ast, model, c), diagnostics };
   } catch (e) {
     if (e instanceof LowerError) return { graph: null, diagnostics: [diagnosticAt(ast.file, e.loc, e.message)] };
+    // A shape rule broken outside any located builder call: still a diagnostic, at the model.
+    if (e instanceof ShapeError) return { graph: null, diagnostics: [diagnosticAt(ast.file, ast.nameLoc, e.message)] };
     throw e;
   }
 }

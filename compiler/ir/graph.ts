@@ -5,6 +5,7 @@
 import type { DType, Op, OpArgs, Shape } from './ops.ts';
 import { arity } from './ops.ts';
 import { inferType, ShapeError } from './shapes.ts';
+import { activationTooLarge } from '../limits.ts';
 
 export interface Node<O extends Op = Op> {
   readonly id: number;
@@ -57,6 +58,8 @@ export class GraphBuilder {
     const found = this.byKey.get(key);
     if (found) return found as Node<O>;
     const t = typed ?? inferType(op, arg, src);
+    const tooLarge = typed ? null : activationTooLarge(t.shape);
+    if (tooLarge) throw new ShapeError(tooLarge);
     const n: Node<O> = Object.freeze({ id: this.nodes.length, op, dtype: t.dtype, shape: Object.freeze([...t.shape]), src: Object.freeze([...src]), arg: Object.freeze({ ...arg }) });
     this.nodes.push(n);
     this.byKey.set(key, n);
