@@ -134,7 +134,8 @@ export function lex(text: string, file: string): LexResult {
   // '.' in a member chain: refuse absurd nesting with a diagnostic at the token that
   // goes too deep rather than a stack overflow. Long flat chains (`a + b + ...`) are fine.
   let braces = 0;
-  let run = 0;
+  let minuses = 0;
+  let dots = 0;
   let prev: IToken | undefined;
   const nest = (tok: IToken, level: number, what: string) => {
     if (level <= MAX_NESTING || tooDeep) return;
@@ -143,9 +144,11 @@ export function lex(text: string, file: string): LexResult {
   };
   for (const tok of result.tokens) {
     const type = tok.tokenType;
-    run = (type === Minus && prev?.tokenType === Minus) || (type === Dot && prev?.tokenType === Identifier) || (type === Identifier && prev?.tokenType === Dot) ? run + 1 : 0;
+    minuses = type === Minus ? (prev?.tokenType === Minus ? minuses + 1 : 1) : 0;
+    dots = type === Dot ? dots + 1 : type === Identifier && prev?.tokenType === Dot ? dots : 0;
     prev = tok;
-    nest(tok, Math.ceil(run / (type === Minus ? 1 : 2)), type === Minus ? "unary '-'" : 'member accesses');
+    nest(tok, minuses, "unary '-'");
+    nest(tok, dots, 'member accesses');
     if (type === LParen || type === LBracket) nest(tok, ++depth + braces, 'brackets');
     else if (type === RParen || type === RBracket) depth = Math.max(0, depth - 1);
     else if (type === LCurly || type === RCurly) {
