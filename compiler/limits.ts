@@ -33,6 +33,11 @@ export const LIMITS = {
    * [heads, max_context] scores row per token must stay well inside u32 indexes.
    */
   maxContext: 1 << 20,
+  /**
+   * Graph nodes after unrolling: compile time grows with them (~0.1 ms a node per pass
+   * without V8's optimiser, as the CLI runs). 2^16 is 500 layers of a Llama block 4x over.
+   */
+  nodes: 1 << 16,
   /** Any one axis of a parameter or activation. */
   axis: 1 << 24,
   /**

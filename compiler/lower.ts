@@ -9,7 +9,7 @@ import type { Scope, Value } from './builtins.ts';
 import { GraphBuilder, type Graph, type ModelInfo, type Node } from './ir/graph.ts';
 import { sameShape, ShapeError, showShape } from './ir/shapes.ts';
 import { LowerError, lowerDim, lowerExpr, tensor } from './lowerExpr.ts';
-import { checkConfigLimits, checkParamLimits } from './limits.ts';
+import { checkConfigLimits, checkParamLimits, LIMITS, showLimit } from './limits.ts';
 
 const REQUIRED = ['vocab', 'dim', 'layers', 'heads', 'kv_heads', 'head_dim'] as const;
 
@@ -127,11 +127,12 @@ function checkShape(v: Value, want: readonly (number | 'T')[], loc: Loc, what: s
   return n;
 }
 
-function applyLayer(env: Env, layer: LayerDecl, model: ModelInfo, globalNames: Map<string, Loc>): void {
+function applyLayer(env: Env, layer: LayerDecl, model: ModelInfo, globalNames: Map<string, Loc>, layersLoc: Loc): void {
   if (layer.inputs.length !== 1) throw new LowerError(`a layer takes exactly one input for now, got ${layer.inputs.length}`, layer.nameLoc);
   const input = layer.inputs[0];
   const inShape = input.shape.map((d) => lowerDim(d, env));
   const outShape = layer.output.map((d) => lowerDim(d, env));
+  const before = env.b.size;
   for (let l = 0; l < model.layers; l++) {
     const x = env.lookup(input.name);
     if (!x) throw new LowerError(`layer input '${input.name}' is not defined before the layer`, input.nameLoc);
@@ -141,6 +142,14 @@ function applyLayer(env: Env, layer: LayerDecl, model: ModelInfo, globalNames: M
     for (const s of layer.body) assign(inner, s);
     const out = checkShape(lowerExpr(layer.result, inner), outShape, layer.result.loc, 'the layer result');
     env.set(input.name, { kind: 'tensor', node: out });
+    // The first layer tells what unrolling all of them will cost: answer now, at the
+    // layers line, rather than after building most of an oversized graph.
+    if (l === 0) {
+      const perLayer = env.b.size - before;
+      if (before + perLayer * model.layers > LIMITS.nodes) {
+        throw new LowerError(`the layer body lowers to ${perLayer} graph nodes; ${model.layers} layers of it exceed the limit of ${showLimit(LIMITS.nodes)} nodes (compile time grows with them)`, layersLoc);
+      }
+    }
   }
 }
 
@@ -151,7 +160,7 @@ function lowerModel(ast: Model, model: ModelInfo, config: ReadonlyMap<string, nu
   const globals = new Map<string, Loc>();
   declareParams(root, ast.params, '', globals);
   for (const s of ast.statements) {
-    if (s.kind === 'layer') applyLayer(root, s, model, globals);
+    if (s.kind === 'layer') applyLayer(root, s, model, globals, ast.config.find((e) => e.name === 'layers')?.loc ?? s.nameLoc);
     else assign(root, s);
   }
   const logits = checkShape(root.lookup('logits') ?? { kind: 'num', value: 0 }, ['T', model.vocab], ast.logits.value.loc, 'logits');

@@ -5,7 +5,7 @@
 import type { DType, Op, OpArgs, Shape } from './ops.ts';
 import { arity } from './ops.ts';
 import { inferType, ShapeError } from './shapes.ts';
-import { activationTooLarge } from '../limits.ts';
+import { activationTooLarge, LIMITS } from '../limits.ts';
 
 export interface Node<O extends Op = Op> {
   readonly id: number;
@@ -57,6 +57,7 @@ export class GraphBuilder {
     const key = `${op}|${JSON.stringify(arg)}|${src.map((s) => s.id).join(',')}`;
     const found = this.byKey.get(key);
     if (found) return found as Node<O>;
+    if (this.nodes.length >= LIMITS.nodes) throw new ShapeError(`the graph has more than ${LIMITS.nodes} nodes, the limit (compile time grows with them)`);
     const t = typed ?? inferType(op, arg, src);
     const tooLarge = typed ? null : activationTooLarge(t.shape);
     if (tooLarge) throw new ShapeError(tooLarge);
@@ -72,6 +73,9 @@ export class GraphBuilder {
     this.paramShapes.set(name, shape);
     return this.node('param', { name }, [], { shape, dtype: 'f32' });
   }
+
+  /** Nodes built so far (the lowering predicts the unrolled size from the first layer). */
+  get size(): number { return this.nodes.length; }
 
   tokens(): Node<'tokens'> { return this.node('tokens', {}); }
   positions(): Node<'positions'> { return this.node('positions', {}); }
