@@ -9,6 +9,7 @@ import { UNARY_FNS } from './ir/ops.ts';
 import { at, describe, LowerError, tensor } from './lowerExpr.ts';
 import { lowerMoe, lowerSoftmax, lowerTopk, type ExpertValue } from './lowerMoe.ts';
 import { attentionOverCache } from './ir/attention.ts';
+import { LIMITS, showLimit } from './limits.ts';
 
 export type Value =
   | { kind: 'tensor'; node: Node }
@@ -106,6 +107,7 @@ export const BUILTINS: Record<string, Builtin> = {
       let window = c.scope.window;
       if (w) {
         if (w.value.kind !== 'num' || !Number.isInteger(w.value.value) || w.value.value <= 0) throw new LowerError('window must be a positive integer', w.loc);
+        if (w.value.value > LIMITS.maxContext) throw new LowerError(`window ${w.value.value} is over the limit of ${showLimit(LIMITS.maxContext)} (the longest context)`, w.loc);
         window = w.value.value;
       }
       const scale = c.named.has('scale') ? num(c, 'scale', '', 0) : typeof headDim === 'number' ? 1 / Math.sqrt(headDim) : 1;

@@ -7,9 +7,10 @@ import { evaluateConfig, resolveKvCache } from '../dsl/config.ts';
 import { diagnosticAt, type Diagnostic } from '../dsl/diagnostics.ts';
 import type { Scope, Value } from './builtins.ts';
 import { GraphBuilder, type Graph, type Node } from './ir/graph.ts';
-import { type ModelInfo } from '../program/model.ts';
-import { sameShape, showShape } from './ir/shapes.ts';
+import type { ModelInfo } from '../program/model.ts';
+import { sameShape, ShapeError, showShape } from './ir/shapes.ts';
 import { LowerError, lowerDim, lowerExpr, tensor } from './lowerExpr.ts';
+import { checkConfigLimits, checkParamLimits, LIMITS, showLimit } from './limits.ts';
 
 const REQUIRED = ['vocab', 'dim', 'layers', 'heads', 'kv_heads', 'head_dim'] as const;
 
@@ -37,6 +38,10 @@ export function lower(ast: Model, options: LowerOptions = {}): Lowered {
     const v = c.get(k);
     if (v !== undefined && !(Number.isInteger(v) && v > 0)) err(entryLoc(k), `config '${k}' must be a positive integer, got ${v}`);
   }
+  // Sizes against the language's limits, before anything is unrolled or allocated.
+  const kvEntryLoc = (key: string) => ast.kvCache?.find((e) => e.key === key)?.loc ?? ast.sections.kvCache ?? ast.nameLoc;
+  checkConfigLimits(c, kvr.kv, kvEntryLoc, entryLoc, err);
+  if (diagnostics.length === 0) checkParamLimits(ast, c, entryLoc, err);
   const eos = c.get('eos');
   if (eos !== undefined && !(Number.isInteger(eos) && eos >= 0 && eos < c.get('vocab')!)) err(entryLoc('eos'), `config 'eos' must be a token id below vocab (${c.get('vocab')}), got ${eos}`);
   if (options.layers !== undefined) {
@@ -65,6 +70,8 @@ export function lower(ast: Model, options: LowerOptions = {}): Lowered {
     return { graph: lowerModel(ast, model, c), diagnostics };
   } catch (e) {
     if (e instanceof LowerError) return { graph: null, diagnostics: [diagnosticAt(ast.file, e.loc, e.message)] };
+    // A shape rule broken outside any located builder call: still a diagnostic, at the model.
+    if (e instanceof ShapeError) return { graph: null, diagnostics: [diagnosticAt(ast.file, ast.nameLoc, e.message)] };
     throw e;
   }
 }
@@ -121,11 +128,12 @@ function checkShape(v: Value, want: readonly (number | 'T')[], loc: Loc, what: s
   return n;
 }
 
-function applyLayer(env: Env, layer: LayerDecl, model: ModelInfo, globalNames: Map<string, Loc>): void {
+function applyLayer(env: Env, layer: LayerDecl, model: ModelInfo, globalNames: Map<string, Loc>, layersLoc: Loc): void {
   if (layer.inputs.length !== 1) throw new LowerError(`a layer takes exactly one input for now, got ${layer.inputs.length}`, layer.nameLoc);
   const input = layer.inputs[0];
   const inShape = input.shape.map((d) => lowerDim(d, env));
   const outShape = layer.output.map((d) => lowerDim(d, env));
+  const before = env.b.size;
   for (let l = 0; l < model.layers; l++) {
     const x = env.lookup(input.name);
     if (!x) throw new LowerError(`layer input '${input.name}' is not defined before the layer`, input.nameLoc);
@@ -135,6 +143,14 @@ function applyLayer(env: Env, layer: LayerDecl, model: ModelInfo, globalNames: M
     for (const s of layer.body) assign(inner, s);
     const out = checkShape(lowerExpr(layer.result, inner), outShape, layer.result.loc, 'the layer result');
     env.set(input.name, { kind: 'tensor', node: out });
+    // The first layer tells what unrolling all of them will cost: answer now, at the
+    // layers line, rather than after building most of an oversized graph.
+    if (l === 0) {
+      const perLayer = env.b.size - before;
+      if (before + perLayer * model.layers > LIMITS.nodes) {
+        throw new LowerError(`the layer body lowers to ${perLayer} graph nodes; ${model.layers} layers of it exceed the limit of ${showLimit(LIMITS.nodes)} nodes (compile time grows with them)`, layersLoc);
+      }
+    }
   }
 }
 
@@ -145,7 +161,7 @@ function lowerModel(ast: Model, model: ModelInfo, config: ReadonlyMap<string, nu
   const globals = new Map<string, Loc>();
   declareParams(root, ast.params, '', globals);
   for (const s of ast.statements) {
-    if (s.kind === 'layer') applyLayer(root, s, model, globals);
+    if (s.kind === 'layer') applyLayer(root, s, model, globals, ast.config.find((e) => e.name === 'layers')?.loc ?? s.nameLoc);
     else assign(root, s);
   }
   const logits = checkShape(root.lookup('logits') ?? { kind: 'num', value: 0 }, ['T', model.vocab], ast.logits.value.loc, 'logits');

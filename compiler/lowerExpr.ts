@@ -88,9 +88,19 @@ export function lowerDim(e: Expr, scope: Scope): Dim {
 
 function constNode(b: GraphBuilder, value: number): Node { return b.constant(value); }
 
-function lowerBinary(e: BinaryExpr, scope: Scope): Value {
-  const l = lowerExpr(e.left, scope);
-  const r = lowerExpr(e.right, scope);
+// `a + b + c + ...` parses left-deep, so a long sum is as deep as it is long:
+// walk its left spine with a loop (the right operands are as shallow as the
+// lexer's nesting cap allows) instead of recursing once per term.
+function lowerBinary(top: BinaryExpr, scope: Scope): Value {
+  const spine: BinaryExpr[] = [];
+  let leftmost: Expr = top;
+  for (; leftmost.kind === 'binary'; leftmost = leftmost.left) spine.push(leftmost);
+  let acc = lowerExpr(leftmost, scope);
+  for (let i = spine.length - 1; i >= 0; i--) acc = lowerBinaryStep(spine[i], acc, lowerExpr(spine[i].right, scope), scope);
+  return acc;
+}
+
+function lowerBinaryStep(e: BinaryExpr, l: Value, r: Value, scope: Scope): Value {
   if (l.kind === 'num' && r.kind === 'num') {
     if ((e.op === '/' || e.op === '%') && r.value === 0) throw new LowerError('division by zero', e.opLoc);
     const v = e.op === '+' ? l.value + r.value : e.op === '-' ? l.value - r.value : e.op === '*' ? l.value * r.value

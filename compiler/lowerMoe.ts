@@ -11,6 +11,7 @@
 // ordinary expression; `@` with an expert weight lowers to expert_matmul, whose dense
 // meaning computes every expert ([T, experts, N]), so the unfused graph is the plain
 // definition and fuseMoe is what makes it sparse.
+import { LIMITS } from './limits.ts';
 import type { CallExpr, Loc } from '../dsl/ast.ts';
 import type { Node } from './ir/graph.ts';
 import type { MoeGating, OpArgs } from './ir/ops.ts';
@@ -44,6 +45,8 @@ export function lowerTopk(c: CallCtx): Value {
   const experts = scores.shape[1];
   if (scores.shape.length !== 2) throw new LowerError(`topk takes router scores [T, experts], got ${showShape(scores.shape)}`, c.args[0].loc);
   if (!Number.isInteger(k) || k < 1 || (typeof experts === 'number' && k > experts)) throw new LowerError(`k must be an integer in 1..${experts} (the experts), got ${k}`, kArg?.loc ?? c.call.loc);
+  if (typeof experts === 'number' && experts > LIMITS.experts) throw new LowerError(`topk chooses among ${experts} experts, over the limit of ${LIMITS.experts}`, c.args[0].loc);
+  if (k > LIMITS.topK) throw new LowerError(`k is ${k}, over the limit of ${LIMITS.topK} experts per token`, kArg?.loc ?? c.call.loc);
   const s = c.named.get('scale');
   if (s && (s.value.kind !== 'num' || !Number.isFinite(s.value.value))) throw new LowerError(`scale must be a number, got ${describe(s.value)}`, s.loc);
   const arg: MoeGating = { k, softmax: false, renorm: bool(c.named.get('renorm'), true), scale: s?.value.kind === 'num' ? s.value.value : 1 };
@@ -72,6 +75,7 @@ export function lowerMoe(c: CallCtx): Value {
   const ex = c.args[2];
   if (ex.value.kind !== 'num' || !Number.isInteger(ex.value.value) || ex.value.value < 1) throw new LowerError(`moe's third argument is the number of experts, got ${describe(ex.value)}`, ex.loc);
   const E = ex.value.value;
+  if (E > LIMITS.experts) throw new LowerError(`moe is given ${E} experts, over the limit of ${LIMITS.experts}`, ex.loc);
   if (routing.src[0].shape[1] !== E) throw new LowerError(`the routing chooses among ${routing.src[0].shape[1]} experts, but moe was given ${E}`, ex.loc);
   const block = call.block;
   const expert = {

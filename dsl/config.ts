@@ -1,7 +1,7 @@
 // Compile-time values: config constants and kv_cache settings. Both are
 // plain arithmetic over numbers and earlier constants, evaluated here so the
 // lowering receives numbers, and every mistake points at its own token.
-import type { Expr, KvCacheSpec, KvDtype, Model } from './ast.ts';
+import type { BinaryExpr, Expr, KvCacheSpec, KvDtype, Model } from './ast.ts';
 import { DEFAULT_KV_CACHE, KV_DTYPES } from './ast.ts';
 import { type Diagnostic, diagnosticAt } from './diagnostics.ts';
 import { type Loc, where } from './loc.ts';
@@ -31,20 +31,14 @@ export function evalConstExpr(e: Expr, lookup: (name: string) => number | null |
       return a && a.ok ? { ok: true, value: -a.value } : a;
     }
     case 'binary': {
-      if (e.op === '@') return { ok: false, message: `'@' (matrix product) is not allowed in ${context} expressions`, loc: e.opLoc };
-      const l = evalConstExpr(e.left, lookup, context);
-      if (!l || !l.ok) return l;
-      const r = evalConstExpr(e.right, lookup, context);
-      if (!r || !r.ok) return r;
-      if ((e.op === '/' || e.op === '%') && r.value === 0) return { ok: false, message: 'division by zero', loc: e.opLoc };
-      const value =
-        e.op === '+' ? l.value + r.value
-        : e.op === '-' ? l.value - r.value
-        : e.op === '*' ? l.value * r.value
-        : e.op === '/' ? l.value / r.value
-        : l.value % r.value;
-      if (!Number.isFinite(value)) return { ok: false, message: 'result is too large', loc: e.opLoc };
-      return { ok: true, value };
+      // A long sum parses left-deep: fold its left spine with a loop so its
+      // length cannot exhaust the stack (right operands are shallow).
+      const spine: BinaryExpr[] = [];
+      let leftmost: Expr = e;
+      for (; leftmost.kind === 'binary'; leftmost = leftmost.left) spine.push(leftmost);
+      let l = evalConstExpr(leftmost, lookup, context);
+      for (let i = spine.length - 1; i >= 0 && l && l.ok; i--) l = evalBinary(spine[i], l.value, lookup, context);
+      return l;
     }
     case 'call':
       return { ok: false, message: `function call '${e.callee}(...)' is not allowed in ${context} expressions`, loc: e.calleeLoc };
@@ -53,6 +47,21 @@ export function evalConstExpr(e: Expr, lookup: (name: string) => number | null |
     case 'list':
       return { ok: false, message: `a list is not allowed in ${context} expressions`, loc: e.loc };
   }
+}
+
+function evalBinary(e: BinaryExpr, left: number, lookup: (name: string) => number | null | undefined, context: string): ConstResult | null {
+  if (e.op === '@') return { ok: false, message: `'@' (matrix product) is not allowed in ${context} expressions`, loc: e.opLoc };
+  const r = evalConstExpr(e.right, lookup, context);
+  if (!r || !r.ok) return r;
+  if ((e.op === '/' || e.op === '%') && r.value === 0) return { ok: false, message: 'division by zero', loc: e.opLoc };
+  const value =
+    e.op === '+' ? left + r.value
+    : e.op === '-' ? left - r.value
+    : e.op === '*' ? left * r.value
+    : e.op === '/' ? left / r.value
+    : left % r.value;
+  if (!Number.isFinite(value)) return { ok: false, message: 'result is too large', loc: e.opLoc };
+  return { ok: true, value };
 }
 
 export interface ConfigValues {

@@ -28,8 +28,13 @@ export function sortDiagnostics(ds: Diagnostic[]): Diagnostic[] {
   return [...ds].sort((a, b) => a.line - b.line || a.col - b.col);
 }
 
+/** The text without a leading UTF-8 byte-order mark (the parser drops it, so columns skip it). */
+export function stripBom(text: string): string {
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
 function sourceLine(text: string, line: number): string | undefined {
-  return text.split(/\r\n|\r|\n/)[line - 1];
+  return stripBom(text).split(/\r\n|\r|\n/)[line - 1];
 }
 
 /**

@@ -3,7 +3,7 @@
 import type { IToken } from 'chevrotain';
 import type { Model } from './ast.ts';
 import { evaluateConfig, resolveKvCache } from './config.ts';
-import { type Diagnostic, sortDiagnostics } from './diagnostics.ts';
+import { type Diagnostic, sortDiagnostics, stripBom } from './diagnostics.ts';
 import { tokenLoc } from './loc.ts';
 import { parseTokens } from './parser.ts';
 import { buildAst } from './toAst.ts';
@@ -14,7 +14,7 @@ export * from './ast.ts';
 export { evalConstExpr, evaluateConfig, resolveKvCache } from './config.ts';
 export type { ConfigValues, ConstResult, KvCacheResult } from './config.ts';
 export { resolveSpeculative, type DraftRef, type SpecSettings } from './speculative.ts';
-export { type Diagnostic, diagnosticAt, formatDiagnostic, formatDiagnostics } from './diagnostics.ts';
+export { type Diagnostic, diagnosticAt, formatDiagnostic, formatDiagnostics, stripBom } from './diagnostics.ts';
 export { type Loc, where } from './loc.ts';
 
 export interface ParseOutput {
@@ -72,7 +72,9 @@ function parseUnsafe(text: string, file: string): ParseOutput {
 /** Parses and checks a .infer spec. Never throws. */
 export function parseInfer(text: string, file: string): ParseOutput {
   try {
-    return parseUnsafe(String(text), file);
+    // Editors may save a UTF-8 byte-order mark; it is not part of the text (and is
+    // invisible), so it is dropped: line 1's columns then count as the editor shows them.
+    return parseUnsafe(stripBom(String(text)), file);
   } catch (err) {
     // Deep recursion (e.g. thousands of unary '-') is the one failure we expect.
     const message =

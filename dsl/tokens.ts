@@ -129,18 +129,33 @@ export function lex(text: string, file: string): LexResult {
   // that confines the damage of an unclosed '(' to the statement it is in.
   let depth = 0;
   let tooDeep = false;
+  // The parser (and the AST walks after it) recurse once per level of brackets, of
+  // braces (moe bodies nest through them), per unary '-' in a row (`- - - x`) and per
+  // '.' in a member chain: refuse absurd nesting with a diagnostic at the token that
+  // goes too deep rather than a stack overflow. Long flat chains (`a + b + ...`) are fine.
+  let braces = 0;
+  let minuses = 0;
+  let dots = 0;
+  let prev: IToken | undefined;
+  const nest = (tok: IToken, level: number, what: string) => {
+    if (level <= MAX_NESTING || tooDeep) return;
+    tooDeep = true;
+    diagnostics.push(diagnosticAt(file, tokenLoc(tok), `${what} nested more than ${MAX_NESTING} levels deep`));
+  };
   for (const tok of result.tokens) {
     const type = tok.tokenType;
-    if (type === LParen || type === LBracket) {
-      // The parser recurses per level; refuse absurd nesting with a
-      // diagnostic rather than a stack overflow.
-      if (++depth > MAX_NESTING && !tooDeep) {
-        tooDeep = true;
-        diagnostics.push(diagnosticAt(file, tokenLoc(tok), `brackets nested more than ${MAX_NESTING} levels deep`));
-      }
-    }
+    minuses = type === Minus ? (prev?.tokenType === Minus ? minuses + 1 : 1) : 0;
+    dots = type === Dot ? dots + 1 : type === Identifier && prev?.tokenType === Dot ? dots : 0;
+    prev = tok;
+    nest(tok, minuses, "unary '-'");
+    nest(tok, dots, 'member accesses');
+    if (type === LParen || type === LBracket) nest(tok, ++depth + braces, 'brackets');
     else if (type === RParen || type === RBracket) depth = Math.max(0, depth - 1);
-    else if (type === LCurly || type === RCurly) depth = 0;
+    else if (type === LCurly || type === RCurly) {
+      depth = 0;
+      braces = Math.max(0, braces + (type === LCurly ? 1 : -1));
+      nest(tok, braces, 'braces');
+    }
     else if (type === Newline && depth > 0) continue;
     else if (type === NumberLiteral) {
       const problem = validateNumber(tok.image);

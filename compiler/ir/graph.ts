@@ -6,6 +6,7 @@ import type { DType, Op, OpArgs, Shape } from './ops.ts';
 import { arity } from './ops.ts';
 import { inferType, ShapeError } from './shapes.ts';
 import type { ModelInfo, ParamInfo } from '../../program/model.ts';
+import { activationTooLarge, LIMITS } from '../limits.ts';
 
 export interface Node<O extends Op = Op> {
   readonly id: number;
@@ -35,7 +36,10 @@ export class GraphBuilder {
     const key = `${op}|${JSON.stringify(arg)}|${src.map((s) => s.id).join(',')}`;
     const found = this.byKey.get(key);
     if (found) return found as Node<O>;
+    if (this.nodes.length >= LIMITS.nodes) throw new ShapeError(`the graph has more than ${LIMITS.nodes} nodes, the limit (compile time grows with them)`);
     const t = typed ?? inferType(op, arg, src);
+    const tooLarge = typed ? null : activationTooLarge(t.shape);
+    if (tooLarge) throw new ShapeError(tooLarge);
     const n: Node<O> = Object.freeze({ id: this.nodes.length, op, dtype: t.dtype, shape: Object.freeze([...t.shape]), src: Object.freeze([...src]), arg: Object.freeze({ ...arg }) });
     this.nodes.push(n);
     this.byKey.set(key, n);
@@ -49,19 +53,23 @@ export class GraphBuilder {
     return this.node('param', { name }, [], { shape, dtype: 'f32' });
   }
 
+  /** Nodes built so far (the lowering predicts the unrolled size from the first layer). */
+  get size(): number { return this.nodes.length; }
+
   tokens(): Node<'tokens'> { return this.node('tokens', {}); }
   positions(): Node<'positions'> { return this.node('positions', {}); }
   constant(value: number): Node<'const'> { return this.node('const', { value }); }
 
   /** Keeps only the nodes the logits depend on, in topological order. */
   finish(model: ModelInfo, logits: Node): Graph {
-    const live = new Set<Node>();
-    const visit = (n: Node): void => {
-      if (live.has(n)) return;
-      live.add(n);
-      n.src.forEach(visit);
-    };
-    visit(logits);
+    // An explicit stack: a 500-layer model is thousands of nodes deep.
+    const live = new Set<Node>([logits]);
+    const stack: Node[] = [logits];
+    while (stack.length) {
+      for (const s of stack.pop()!.src) {
+        if (!live.has(s)) { live.add(s); stack.push(s); }
+      }
+    }
     const nodes = this.nodes.filter((n) => live.has(n));
     const params = nodes.filter((n): n is Node<'param'> => n.op === 'param')
       .map((n) => ({ name: n.arg.name, shape: n.shape as number[] }));
