@@ -54,7 +54,7 @@ describe('infer compile', () => {
     const files = readdirSync(out).filter((f) => f.endsWith('.wgsl')).sort();
     const listed = manifest.kernels.flatMap((k: { variants: { file: string }[] }) => k.variants.map((v) => v.file)).sort();
     expect(files).toEqual(listed);
-    expect(manifest.program.format).toBe('infer-program/2');
+    expect(manifest.program.format).toBe('infer-program/3');
     expect(readFileSync(join(out, files[0]), 'utf8')).toMatch(/@compute/);
   });
 
