@@ -7,6 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { formatDiagnostics, type Diagnostic } from '../dsl/index.ts';
 import { compileSpec, type Compiled } from '../compiler/compile.ts';
 import { printGraph } from '../compiler/ir/print.ts';
+import { memorySummary, printMemoryPlan } from '../compiler/planMemory.ts';
 import { backendEntry, missingKinds } from '../backends/registry.ts';
 import { writeCompiled } from './writeCompiled.ts';
 import { FUSION_KEYS, parseNoFuse } from '../compiler/pipeline.ts';
@@ -155,14 +156,14 @@ async function compile(file: string, f: CompileFlags, io: Io): Promise<number> {
   const weightTypes = f.weights ? (await import('./weights.ts')).fileWeightTypes(f.weights) : undefined;
   const c = compileOrReport(file, { noFuse: f['no-fuse'], weightTypes }, io);
   if (!c) return 1;
-  if (f['print-ir']) io.out(printGraph(c.graph));
+  if (f['print-ir']) io.out(printGraph(c.graph) + printMemoryPlan(c.program));
   if (f.target === 'ts') throw new CliError('target ts is not implemented yet in this version (wgsl is; cuda renders matmul kernels only)', 2);
   const entry = backendEntry(f.target);
   // A backend that lacks some kernel kinds says which this program needs, and writes nothing.
   const missing = missingKinds(entry, c.program);
   if (missing.length) throw new CliError(`target ${f.target}: this version renders ${[...entry.kinds].join(', ')} kernels only; ${file} also needs ${missing.join(', ')} (use --target wgsl)`, 2);
   const w = writeCompiled(f.out, file, c.program, await entry.load(), entry.ext);
-  io.err(`wrote ${w.files} .${entry.ext} files (${w.kernels} kernels) and manifest.json to ${f.out}\n`);
+  io.err(`wrote ${w.files} .${entry.ext} files (${w.kernels} kernels) and manifest.json to ${f.out}; ${memorySummary(c.program)}\n`);
   return 0;
 }
 

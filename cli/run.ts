@@ -103,7 +103,7 @@ export async function runCommand(c: { program: Program; graph: Graph; ast?: Mode
       const result = await generate(engine, prompts[0], options);
       // KV figures at the end of generation, before the sequence is released.
       const moe = engine.moeStats?.() ?? null;
-      const stats = { ...result.stats, setup_ms: s().setupMs, bytes_allocated: s().bytesAllocated, kv: engine.kvStats(), ...(moe ? { moe } : {}) };
+      const stats = { ...result.stats, setup_ms: s().setupMs, bytes_allocated: s().bytesAllocated, activation_bytes: s().activationBytes ?? 0, kv: engine.kvStats(), ...(moe ? { moe } : {}) };
       if (result.notice) io.err(`note: ${result.notice}\n`);
       if (f.json) {
         io.out(JSON.stringify({ tokens: result.tokens, top_logprobs: result.topLogprobs, stats, ...(result.notice ? { notice: result.notice } : {}) }) + '\n');
@@ -117,7 +117,7 @@ export async function runCommand(c: { program: Program; graph: Graph; ast?: Mode
       let peak = engine.kvStats();
       const r = await generateBatch(engine, prompts, { ...options, onToken: () => { const k = engine.kvStats(); if (k.pages_used >= peak.pages_used) peak = k; } });
       const moe = engine.moeStats?.() ?? null;
-      const stats = { ...r.stats, dispatches_per_step: s().dispatchesPerForward, setup_ms: s().setupMs, bytes_allocated: s().bytesAllocated, kv: peak, ...(moe ? { moe } : {}) };
+      const stats = { ...r.stats, dispatches_per_step: s().dispatchesPerForward, setup_ms: s().setupMs, bytes_allocated: s().bytesAllocated, activation_bytes: s().activationBytes ?? 0, kv: peak, ...(moe ? { moe } : {}) };
       if (f.json) {
         io.out(JSON.stringify({ sequences: r.sequences.map((q) => ({ tokens: q.tokens, top_logprobs: q.topLogprobs, stop_reason: q.stop_reason })), stats }) + '\n');
       } else {

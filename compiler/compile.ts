@@ -14,6 +14,8 @@ export interface CompileOptions {
   readonly weightTypes?: ReadonlyMap<string, string>;
   /** Keep only the first N layers (a layer-skipping self-draft; see lower.ts). */
   readonly layers?: number;
+  /** Share activation storage by liveness (default true; schedule.ts ScheduleOptions.planMemory). */
+  readonly planMemory?: boolean;
 }
 
 export interface Compiled {
@@ -37,5 +39,5 @@ export function compileModel(ast: Model, options: CompileOptions = {}): Compiled
   const lowered = lower(ast, { layers: options.layers });
   if (!lowered.graph || lowered.diagnostics.length) return { ast, unfused: null, graph: null, program: null, diagnostics: lowered.diagnostics };
   const { graph, applied } = runPipeline(lowered.graph, options.noFuse);
-  return { ast, unfused: lowered.graph, graph, program: schedule(graph, applied, { weightTypes: options.weightTypes }), diagnostics: [] };
+  return { ast, unfused: lowered.graph, graph, program: schedule(graph, applied, { weightTypes: options.weightTypes, planMemory: options.planMemory }), diagnostics: [] };
 }

@@ -4,6 +4,7 @@
 // against these numbers.
 import { MOE_ROWS_PER_PASS, type KernelSpec } from '../program/kernels.ts';
 import { type Program } from '../program/program.ts';
+import { activationPerToken } from './planMemory.ts';
 import { tokenBytesPerLayer } from '../program/kv.ts';
 import { weightBytes, type WeightType } from '../program/quant.ts';
 
@@ -28,6 +29,15 @@ const F32 = 4;
  */
 export function kvCacheBytes(p: Program, seqLen: number, batch = 1): number {
   return p.model.layers * tokenBytesPerLayer(p.kv) * seqLen * batch;
+}
+
+/**
+ * Device bytes of the activations at `tokens` tokens per forward: every arena (shared by
+ * buffers never live together, planMemory.ts) and every activation with its own storage,
+ * 4 bytes per value. The logits, KV pool and inputs are not activations.
+ */
+export function activationBytes(p: Program, tokens: number): number {
+  return activationPerToken(p) * tokens * F32;
 }
 
 /** A param's device type (q8_0 / q4_0 when the Program keeps it quantised). */

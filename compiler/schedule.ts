@@ -1,13 +1,14 @@
 // IR -> Program: one dispatch per computing node, a buffer per value (reshapes
 // alias their source, constants are inlined into elementwise kernels), and one
-// deduplicated kernel per distinct parameter set.
+// deduplicated kernel per distinct parameter set; then activations share storage by
+// liveness (planMemory.ts).
 import type { Graph, Node } from './ir/graph.ts';
 import type { OpArgs } from './ir/ops.ts';
 import { elementsPerToken } from './ir/shapes.ts';
 import type { BufferDecl, Program, Step } from '../program/program.ts';
 import type { ElementwiseExpr, KernelSpec } from '../program/kernels.ts';
 import { kernelKey } from '../program/kernels.ts';
-import { type KvPlan } from '../program/program.ts';
+import { PROGRAM_FORMAT, type KvPlan } from '../program/program.ts';
 import type { ModelInfo } from '../program/model.ts';
 import { kvTableElements, pageWords } from '../program/kv.ts';
 
@@ -23,6 +24,7 @@ export function kvPlan(m: ModelInfo, maxSequences: number): KvPlan {
 import { quantParams } from './quantParams.ts';
 import type { QuantType } from '../program/quant.ts';
 import { expertsRoutingIndex } from './ir/moe.ts';
+import { planMemory } from './planMemory.ts';
 
 export class ScheduleError extends Error {}
 
@@ -37,6 +39,12 @@ export interface ScheduleOptions {
    * (quantParams.ts decides); everything else is f32 (dequantised at load).
    */
   readonly weightTypes?: ReadonlyMap<string, string>;
+  /**
+   * Share activation storage between buffers whose live ranges do not overlap
+   * (planMemory.ts; default true). false gives every activation a buffer of its own:
+   * the baseline the planner is tested against.
+   */
+  readonly planMemory?: boolean;
 }
 
 /**
@@ -218,9 +226,13 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
       }
     }
   }
+  const kernelList = [...kernels].map(([key, spec]) => ({ key, spec }));
+  const logits = bufOf.get(g.logits)!;
+  // Last: activations share storage by liveness over the finished dispatch list.
+  const memory = opts.planMemory === false ? { buffers, arenas: [] } : planMemory({ buffers, kernels: kernelList, steps, logits });
   return {
-    format: 'infer-program/2', model: m, params: g.params, buffers, kv,
-    kernels: [...kernels].map(([key, spec]) => ({ key, spec })), steps, logits: bufOf.get(g.logits)!, passes,
+    format: PROGRAM_FORMAT, model: m, params: g.params, buffers: memory.buffers, arenas: memory.arenas, kv,
+    kernels: kernelList, steps, logits, passes,
   };
 }
 

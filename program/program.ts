@@ -23,6 +23,13 @@ export interface BufferDecl {
   readonly elements: number;
   readonly perPage?: number;
   readonly perSeq?: number;
+  /**
+   * Activations only: the arena (Program.arenas) this buffer's values live in. Buffers
+   * share an arena only when no step of the forward needs both (compiler/planMemory.ts),
+   * so every backend and runtime binds the arena's storage under this buffer's name.
+   * Absent: the buffer has storage of its own.
+   */
+  readonly storage?: string;
 }
 
 /** The runtime choices a buffer's size depends on. */
@@ -61,11 +68,19 @@ export interface Step {
   readonly label: string;
 }
 
+/** The Program format every backend and runtime checks: /3 added arenas and `storage`. */
+export const PROGRAM_FORMAT = 'infer-program/3';
+
 export interface Program {
-  readonly format: 'infer-program/2';
+  readonly format: typeof PROGRAM_FORMAT;
   readonly model: ModelInfo;
   readonly params: readonly ParamInfo[];
   readonly buffers: readonly BufferDecl[];
+  /**
+   * Shared storage for activations (kind 'activation', per-token f32), each sized for its
+   * largest member; a buffer names its arena in `storage`.
+   */
+  readonly arenas: readonly BufferDecl[];
   readonly kv: KvPlan;
   readonly kernels: readonly { readonly key: string; readonly spec: KernelSpec }[];
   /** The dispatches of one forward step over T tokens, in order. */

@@ -27,6 +27,8 @@ export interface EngineStats {
   readonly setupMs: number;
   /** Device bytes allocated (0 for the CPU engine). */
   readonly bytesAllocated: number;
+  /** Of bytesAllocated: activation storage (shared arenas, compiler/planMemory.ts); absent on the CPU engine. */
+  readonly activationBytes?: number;
 }
 
 export interface ForwardOptions {

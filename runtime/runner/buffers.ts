@@ -2,6 +2,8 @@
 // forward, pool pages and batch size (with every size checked against the device's limits
 // before anything is allocated, so an oversized model fails with a clear message rather
 // than a device error mid-forward), params filled from the weights, everything else zeroed.
+// Activations that share an arena (Program.arenas, compiler/planMemory.ts) are one device
+// buffer bound under each member's name, so steps keep binding by name.
 import { bufferBytes, type BufferDecl, type Program, type Sizing } from '../../program/program.ts';
 import { isQuantType, packBlocks, type QuantType } from '../../program/quant.ts';
 import { STEP_UNIFORM_BYTES } from '../../program/stepUniform.ts';
@@ -22,6 +24,8 @@ export interface ProgramBuffers extends SharedParams {
   readonly uniform: DeviceBuffer;
   readonly sizing: Sizing;
   readonly bytes: number;
+  /** Of `bytes`: the activations (arenas and unshared activation buffers). */
+  readonly activationBytes: number;
   destroy(): void;
 }
 
@@ -51,7 +55,14 @@ export function chooseSizing(program: Program, device: Device, want: SizingWante
 export function allocateProgramBuffers(device: Device, program: Program, weights: WeightSource, sizing: Sizing, shared?: SharedParams): ProgramBuffers {
   const limit = device.limits.maxBindingBytes;
   // Every size first: nothing is allocated for a program that cannot fit.
+  const arenas = new Map(program.arenas.map((a) => [a.name, a]));
   for (const d of program.buffers) {
+    const arena = d.storage === undefined ? undefined : arenas.get(d.storage);
+    if (d.storage !== undefined && (!arena || arena.perToken < d.perToken)) {
+      throw new BufferSetupError(`buffer ${d.name} is stored in ${d.storage}, which the program ${arena ? `sizes for ${arena.perToken} values per token, under its ${d.perToken}` : 'does not declare'}`);
+    }
+  }
+  for (const d of [...program.arenas, ...program.buffers]) {
     const size = bufferBytes(d, sizing);
     if (size > limit) {
       const why = d.perToken > 0 ? ` (${sizing.maxTokens} tokens x ${d.perToken} values); use fewer tokens per forward`
@@ -61,21 +72,29 @@ export function allocateProgramBuffers(device: Device, program: Program, weights
   }
   const created: DeviceBuffer[] = [];
   const byName = new Map<string, DeviceBuffer>();
-  let bytes = 0;
+  let bytes = 0, activationBytes = 0;
   const make = (label: string, size: number, use: 'storage' | 'uniform'): DeviceBuffer => {
     const b = device.allocate(label, size, use);
     created.push(b);
     bytes += b.bytes;
     return b;
   };
+  const arenaBufs = new Map<string, DeviceBuffer>();
   const destroy = () => { for (const b of created) device.free(b); };
   try {
+    for (const a of program.arenas) {
+      const buf = make(a.name, bufferBytes(a, sizing), 'storage');
+      arenaBufs.set(a.name, buf);
+      activationBytes += buf.bytes;
+    }
     for (const d of program.buffers) {
+      if (d.storage !== undefined) { byName.set(d.name, arenaBufs.get(d.storage)!); continue; }
       // A param another runner already holds (same name, type and size): bound, not copied.
       const other = d.kind === 'param' ? shared?.param(d) : undefined;
       if (other) { byName.set(d.name, other); continue; }
       const buf = make(d.name, bufferBytes(d, sizing), 'storage');
       byName.set(d.name, buf);
+      if (d.kind === 'activation') activationBytes += buf.bytes;
       if (d.kind === 'param') device.upload(buf, 0, paramData(d, weights));
     }
     if (!byName.has(program.logits)) throw new BufferSetupError(`the program has no '${program.logits}' buffer for its logits`);
@@ -91,7 +110,7 @@ export function allocateProgramBuffers(device: Device, program: Program, weights
         const mine = program.buffers.find((b) => b.kind === 'param' && b.name === d.name);
         return mine && mine.dtype === d.dtype && mine.elements === d.elements ? byName.get(d.name) : undefined;
       },
-      uniform, sizing, bytes, destroy,
+      uniform, sizing, bytes, activationBytes, destroy,
     };
   } catch (e) {
     destroy();

@@ -1,12 +1,12 @@
 // The ProgramRunner: runs a Program's dispatch list on any Device. Setup allocates every
-// buffer once (per-token buffers hold maxTokensPerForward rows), uploads the weights and
+// buffer once (per-token buffers and activation arenas hold maxTokensPerForward rows), uploads the weights and
 // compiles each kernel variant once. A forward writes the step uniform and the token,
 // position and block-table inputs, picks each step's variant and grid for T tokens, binds
 // buffers by name (cached per step and variant), and submits the page copies, the
 // dispatches and the logits readback as one unit of work.
 import type { Backend, Target } from '../../backends/backend.ts';
 import { packKvTable } from '../../program/kv.ts';
-import type { Program } from '../../program/program.ts';
+import { PROGRAM_FORMAT, type Program } from '../../program/program.ts';
 import { packStepUniform } from '../../program/stepUniform.ts';
 import type { WeightSource } from '../../program/weights.ts';
 import type { Engine, EngineStats } from '../engine.ts';
@@ -82,7 +82,7 @@ export class ProgramRunner extends PagedEngine implements Engine {
   }
 
   protected static async prepare(o: RunnerOptions): Promise<{ bufs: ProgramBuffers; kernels: Map<string, CompiledKernel>; setupMs: number }> {
-    if (o.program.format !== 'infer-program/2') throw new RunnerError(`unsupported program format ${String(o.program.format)}`);
+    if (o.program.format !== PROGRAM_FORMAT) throw new RunnerError(`unsupported program format ${String(o.program.format)}`);
     if (o.shareWeightsWith && o.shareWeightsWith.device !== o.device) throw new RunnerError('shareWeightsWith: a runner on another device');
     const t0 = performance.now();
     const k = o.program.kv;
@@ -173,6 +173,7 @@ export class ProgramRunner extends PagedEngine implements Engine {
     return {
       backend: this.backend, forwards: this.forwards, tokens: this.tokens, dispatches: this.forwards * d,
       dispatchesPerForward: d, lastForwardMs: this.lastForwardMs, setupMs: this.setupMs, bytesAllocated: this.bufs.bytes,
+      activationBytes: this.bufs.activationBytes,
     };
   }
 }

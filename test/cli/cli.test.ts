@@ -54,7 +54,10 @@ describe('infer compile', () => {
     const files = readdirSync(out).filter((f) => f.endsWith('.wgsl')).sort();
     const listed = manifest.kernels.flatMap((k: { variants: { file: string }[] }) => k.variants.map((v) => v.file)).sort();
     expect(files).toEqual(listed);
-    expect(manifest.program.format).toBe('infer-program/2');
+    expect(manifest.program.format).toBe('infer-program/3');
+    // Activations share arenas (compiler/planMemory.ts); the summary line says how much that saves.
+    expect(manifest.program.arenas.length).toBeGreaterThan(0);
+    expect(r.err).toMatch(/activations: \d+ buffers \(\d+ in \d+ shared arenas\), \d+ bytes per token, [\d.]+ MiB at \d+ tokens per forward \([\d.]+ MiB unshared\)/);
     expect(readFileSync(join(out, files[0]), 'utf8')).toMatch(/@compute/);
   });
 
@@ -67,6 +70,7 @@ describe('infer compile', () => {
     const ir = await cli('compile', SPEC, '--target', 'wgsl', '--out', out, '--print-ir', '--no-fuse', 'all');
     expect(ir.out).toMatch(/^graph TinyLlama/);
     expect(ir.out).not.toMatch(/fused_matmul/);
+    expect(ir.out).toMatch(/^# activations: .*\n# arena0 \[T, \d+\]: t\d+/m);
     expect((await cli('compile', SPEC, '--target', 'wgsl', '--out', out, '--no-fuse', 'bogus')).err).toMatch(/unknown fusion 'bogus'/);
   });
 });
