@@ -11,7 +11,7 @@ import { MOE_ROWS_PER_PASS, type KernelSpec } from '../../program/kernels.ts';
 import { GPU_TARGET, type Target } from '../backend.ts';
 import { unaryFormula, WGSL_DIALECT } from '../cstyle/expr.ts';
 import { positiveInt } from '../cstyle/literal.ts';
-import { QBLOCK, quantWords, type QuantType } from '../../program/quant.ts';
+import { QBLOCK, QUANT_WORDS_PER_BLOCK, quantWords, type QuantType } from '../../program/quant.ts';
 import type { TemplateName } from './templates.ts';
 import { attentionPlan, attentionUnfusedPlan, kvAppendPlan, ropeTables } from './kvPlans.ts';
 import { cdiv, clampPow2, ONE, PER_TOKEN, ROW_WG, type Plan } from './plan.ts';
@@ -135,7 +135,7 @@ function quantContext(wtype: QuantType | undefined, binding: string, K: number, 
   if (!wtype) return { quant: false, wq8: false, wq4: false };
   if (wtype !== 'q8_0' && wtype !== 'q4_0') throw new Error(`unknown weight type ${String(wtype)}`);
   if (K % QBLOCK !== 0) throw new Error(`${wtype} weights need K (dim 0) to be a multiple of ${QBLOCK}, got ${K}`);
-  return { quant: true, wq8: wtype === 'q8_0', wq4: wtype === 'q4_0', qbinding: binding, soff: quantWords(wtype, K * N) };
+  return { quant: true, wq8: wtype === 'q8_0', wq4: wtype === 'q4_0', qbinding: binding, soff: quantWords(wtype, K * N), qblock: QBLOCK, qwords: QUANT_WORDS_PER_BLOCK[wtype] };
 }
 
 function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
