@@ -44,8 +44,11 @@ ${SPEC_USAGE}
   Writes a spec for a GGUF file (llama dense or Mixtral-style MoE) to SPEC, or stdout.`,
 } as const;
 
+/** A command's synopsis: its usage up to the first line of prose (option lines start with '['). */
+const synopsis = (u: string): string[] => { const [first, ...rest] = u.split('\n'); const n = rest.findIndex((l) => !/^\s+\[/.test(l)); return [first, ...rest.slice(0, n < 0 ? rest.length : n)]; };
+
 const USAGE = `usage:
-${Object.values(COMMAND_USAGE).map((u) => '  ' + u.split('\n')[0] + (u.startsWith('infer run') ? '\n' + u.split('\n').slice(1, 4).map((l) => '  ' + l).join('\n') : '')).join('\n')}
+${Object.values(COMMAND_USAGE).flatMap(synopsis).map((l) => '  ' + l).join('\n')}
   infer --version
 Run 'infer COMMAND --help' for a command's options.`;
 
