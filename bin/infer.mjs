@@ -52,7 +52,10 @@ if (!opensGpu || process.env.INFER_CHILD === '1') {
 } else {
   const loader = built ? [] : ['--import', import.meta.resolve('tsx')];
   const env = { ...process.env, INFER_CHILD: '1', ...(process.stderr.isTTY ? { INFER_STDERR_TTY: '1' } : {}) };
-  const child = spawn(process.execPath, [...loader, fileURLToPath(import.meta.url), ...args], { stdio: ['inherit', 'inherit', 'pipe'], env });
+  // detached: the child gets its own process group, so a terminal's Ctrl-C reaches it once
+  // (forwarded from here), not twice (the group's SIGINT and ours): its first SIGINT stops
+  // generation and prints what there is, a second one exits at once (cli/outcome.ts).
+  const child = spawn(process.execPath, [...loader, fileURLToPath(import.meta.url), ...args], { stdio: ['inherit', 'inherit', 'pipe'], env, detached: true });
   filterStderr(child.stderr);
   const forward = (sig) => () => { try { child.kill(sig); } catch { /* already gone */ } };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, forward(sig));

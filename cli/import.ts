@@ -6,19 +6,16 @@ import type { ParamInfo } from '../program/model.ts';
 import { importGguf } from './importSpec.ts';
 import { GgufWeights, type GgufProgress } from '../runtime/weights/gguf.ts';
 import type { Io } from './main.ts';
+import { parseInteger, selfCommand } from './args.ts';
 
 export interface ImportFlags { output?: string; 'max-context'?: string }
 
 export function importCommand(file: string, f: ImportFlags, io: Io): number {
-  let maxContext: number | undefined;
-  if (f['max-context'] !== undefined) {
-    maxContext = Number(f['max-context']);
-    if (!Number.isInteger(maxContext) || maxContext < 1) throw new Error(`--max-context needs an integer >= 1, got '${f['max-context']}'`);
-  }
+  const maxContext = f['max-context'] === undefined ? undefined : parseInteger('max-context', f['max-context'], 0, 1);
   const spec = importGguf(file, { maxContext, onNote: (note) => io.err(`note: ${note}\n`) });
   if (f.output === undefined || f.output === '-') { io.out(spec); return 0; }
   writeFileSync(f.output, spec);
-  io.err(`wrote ${f.output} (run it with: infer run ${f.output} --weights ${file})\n`);
+  io.err(`wrote ${f.output} (run it with: ${selfCommand()} run ${f.output} --weights ${file})\n`);
   return 0;
 }
 

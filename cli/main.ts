@@ -16,35 +16,56 @@ import { runCommand, type RunFlags } from './run.ts';
 import { importCommand, type ImportFlags } from './import.ts';
 import { SPEC_OPTIONS, SPEC_USAGE } from './speculative.ts';
 import { planSpeculative, SpecPlanError, type Ready } from '../compiler/specDraft.ts';
+import { didYouMean } from './args.ts';
+import { paramSummary } from './outcome.ts';
 
 /** A failure the user can fix; printed as `infer: message`, exit status `code`. */
 export class CliError extends Error {
   constructor(message: string, readonly code = 1) { super(message); }
 }
 
-const USAGE = `usage:
-  infer check SPEC
-  infer compile SPEC --target wgsl|cuda|ts --out DIR [--no-fuse LIST] [--print-ir] [--weights FILE]
-  infer run SPEC [--weights FILE] [--backend webgpu|cpu] [--tokens 1,2,3 [--tokens 4,5 ...] | --batch-file FILE]
+const COMMAND_USAGE = {
+  check: `infer check SPEC
+  Parses and compiles SPEC; exit 0 when clean, else exit 1 with file:line:col errors on stderr.`,
+  compile: `infer compile SPEC --target wgsl|cuda|ts --out DIR [--no-fuse LIST] [--print-ir] [--weights FILE]
+  Writes every kernel and manifest.json to DIR (--weights: the kernels that file's tensor types need).
+  --no-fuse takes a comma-separated list of fusions (${FUSION_KEYS.join(', ')}) or 'all'.`,
+  run: `infer run SPEC [--weights FILE] [--backend webgpu|cpu] [--tokens 1,2,3 [--tokens 4,5 ...] | --batch-file FILE]
                  [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--top-logprobs N]
-                 [--ignore-eos] [--json] [--no-fuse LIST] [--kv-pages N] [--f32-weights]
+                 [--ignore-eos] [--json] [--verbose] [--no-fuse LIST] [--kv-pages N] [--f32-weights]
 ${SPEC_USAGE}
-  infer import FILE.gguf [-o SPEC] [--max-context N]
---no-fuse takes a comma-separated list of fusions (${FUSION_KEYS.join(', ')}) or 'all'.
-Several prompts (--tokens repeated, or --batch-file with one comma-separated prompt per line) decode as one batch.
---weights takes a .gguf file or a Hugging Face llama checkpoint (.safetensors, or a sharded one's index or directory); q8_0 / q4_0 GGUF matrices
-stay quantised on WebGPU unless --f32-weights (dequantise everything at load).`;
+  Several prompts (--tokens repeated, or --batch-file with one comma-separated prompt per line) decode as one batch.
+  Token ids and seeds are decimal integers (a seed in 0..4294967295).
+  --weights takes a .gguf file or a Hugging Face llama checkpoint (.safetensors, or a sharded one's index or directory);
+  q8_0 / q4_0 GGUF matrices stay quantised on WebGPU unless --f32-weights (dequantise everything at load).
+  --verbose prints every stat (--json always carries them all). Ctrl-C stops generating and prints what there is.
+  Exit status: 0 every sequence ended by --max-tokens or eos; 3 some sequence was cut short (KV pool full,
+  context full, prompt too large); 1 an error; 130 interrupted.`,
+  import: `infer import FILE.gguf [-o SPEC] [--max-context N]
+  Writes a spec for a GGUF file (llama dense or Mixtral-style MoE) to SPEC, or stdout.`,
+} as const;
+
+/** A command's synopsis: its usage up to the first line of prose (option lines start with '['). */
+const synopsis = (u: string): string[] => { const [first, ...rest] = u.split('\n'); const n = rest.findIndex((l) => !/^\s+\[/.test(l)); return [first, ...rest.slice(0, n < 0 ? rest.length : n)]; };
+
+const USAGE = `usage:
+${Object.values(COMMAND_USAGE).flatMap(synopsis).map((l) => '  ' + l).join('\n')}
+  infer --version
+Run 'infer COMMAND --help' for a command's options.`;
+
+const HELP = { help: { type: 'boolean', short: 'h' } } as const;
 
 const OPTIONS = {
-  check: {},
-  import: { output: { type: 'string', short: 'o' }, 'max-context': { type: 'string' } },
-  compile: { target: { type: 'string' }, out: { type: 'string' }, 'no-fuse': { type: 'string' }, 'print-ir': { type: 'boolean' }, weights: { type: 'string' } },
+  check: { ...HELP },
+  import: { ...HELP, output: { type: 'string', short: 'o' }, 'max-context': { type: 'string' } },
+  compile: { ...HELP, target: { type: 'string' }, out: { type: 'string' }, 'no-fuse': { type: 'string' }, 'print-ir': { type: 'boolean' }, weights: { type: 'string' } },
   run: {
+    ...HELP,
     weights: { type: 'string' }, backend: { type: 'string' }, tokens: { type: 'string', multiple: true }, 'batch-file': { type: 'string' },
     'kv-pages': { type: 'string' }, 'max-tokens': { type: 'string' },
     temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' },
-    'top-logprobs': { type: 'string' }, 'ignore-eos': { type: 'boolean' }, json: { type: 'boolean' }, 'no-fuse': { type: 'string' },
-    'f32-weights': { type: 'boolean' },
+    'top-logprobs': { type: 'string' }, 'ignore-eos': { type: 'boolean' }, json: { type: 'boolean' }, verbose: { type: 'boolean', short: 'v' },
+    'no-fuse': { type: 'string' }, 'f32-weights': { type: 'boolean' },
     ...SPEC_OPTIONS,
   },
 } satisfies Record<string, ParseArgsConfig['options']>;
@@ -59,10 +80,18 @@ const stdio: Io = { out: (t) => process.stdout.write(t), err: (t) => process.std
 export async function main(argv: readonly string[], io: Io = stdio): Promise<number> {
   try {
     const [cmd, ...rest] = argv;
-    if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') { io.err(USAGE + '\n'); return cmd === undefined ? 1 : 0; }
-    if (!(cmd in OPTIONS)) throw new CliError(`unknown command '${cmd}'\n${USAGE}`);
+    if (cmd === undefined) { io.err(USAGE + '\n'); return 1; }
+    if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
+      const topic = rest[0];
+      if (topic !== undefined && !(topic in OPTIONS)) throw new CliError(`no command '${topic}'${didYouMean(topic, Object.keys(OPTIONS))}\n${USAGE}`);
+      io.out((topic !== undefined ? `usage: ${COMMAND_USAGE[topic as Command]}` : USAGE) + '\n');
+      return 0;
+    }
+    if (cmd === '--version' || cmd === '-V') { io.out(`${packageInfo().name} ${packageInfo().version}\n`); return 0; }
+    if (!(cmd in OPTIONS)) throw new CliError(`unknown command '${cmd}'${didYouMean(cmd, [...Object.keys(OPTIONS), '--help', '--version'])}\n${USAGE}`);
     const { values, positionals } = parse(cmd as Command, rest);
-    if (positionals.length !== 1) throw new CliError(`${cmd} takes exactly one ${cmd === 'import' ? 'GGUF' : 'SPEC'} file, got ${positionals.length}\n${USAGE}`);
+    if (values.help) { io.out(`usage: ${COMMAND_USAGE[cmd as Command]}\n`); return 0; }
+    if (positionals.length !== 1) throw new CliError(`${cmd} takes exactly one ${cmd === 'import' ? 'GGUF' : 'SPEC'} file, got ${positionals.length}\nusage: ${COMMAND_USAGE[cmd as Command]}`);
     const file = positionals[0];
     switch (cmd as Command) {
       case 'check': return check(file, io);
@@ -87,12 +116,22 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
   return 0;
 }
 
+/** package.json's name and version (read next to cli/ and next to dist/, both one level down). */
+export function packageInfo(): { name: string; version: string } {
+  return JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { name: string; version: string };
+}
+
 function parse(cmd: Command, args: string[]): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   try {
     const r = parseArgs({ args, options: OPTIONS[cmd], allowPositionals: true, strict: true });
     return { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals };
   } catch (e) {
-    throw new CliError(`${cmd}: ${e instanceof Error ? e.message : String(e)}\n${USAGE}`);
+    const msg = e instanceof Error ? e.message : String(e);
+    // parseArgs says "Unknown option '--tokns'..."; add the closest real flag.
+    const unknown = /^Unknown option '(--?[^']+)'/.exec(msg)?.[1];
+    const flags = Object.entries(OPTIONS[cmd]).flatMap(([k, o]) => ['--' + k, ...('short' in o ? ['-' + o.short] : [])]);
+    const hint = unknown?.startsWith('--') ? didYouMean(unknown, flags) : '';
+    throw new CliError(`${cmd}: ${msg.split('. To specify a positional')[0]}${hint}\nusage: ${COMMAND_USAGE[cmd]}`);
   }
 }
 
@@ -112,10 +151,14 @@ function readSpec(file: string): string {
   }
 }
 
+/** At most MAX_DIAGNOSTICS of them (a binary file gives hundreds), then how many were left out. */
 function printDiagnostics(ds: Diagnostic[], text: string, io: Io): void {
-  io.err(formatDiagnostics(ds, text) + '\n');
+  io.err(formatDiagnostics(ds.slice(0, MAX_DIAGNOSTICS), text) + '\n');
+  if (ds.length > MAX_DIAGNOSTICS) io.err(`... and ${ds.length - MAX_DIAGNOSTICS} more error${ds.length - MAX_DIAGNOSTICS === 1 ? '' : 's'}\n`);
   io.err(`${ds.length} error${ds.length === 1 ? '' : 's'}\n`);
 }
+
+export const MAX_DIAGNOSTICS = 20;
 
 /** Compiles a spec; on diagnostics prints them and returns null. */
 export function compileOrReport(file: string, o: { noFuse?: string; weightTypes?: ReadonlyMap<string, string> }, io: Io): (Compiled & { program: Program; graph: NonNullable<Compiled['graph']> }) | null {
@@ -142,7 +185,7 @@ function check(file: string, io: Io): number {
       return 1;
     }
   }
-  io.err(`${file}: ok (model ${p.model.name}: ${p.params.length} params, ${p.kernels.length} kernels, ${p.steps.length} dispatches per step)\n`);
+  io.err(`${file}: ok (model ${p.model.name}: ${paramSummary(p.params)}, ${p.kernels.length} kernels, ${p.steps.length} dispatches per step)\n`);
   return 0;
 }
 

@@ -10,6 +10,9 @@ import { CpuEngine } from '../runtime/cpu/engine.ts';
 import type { Engine } from '../runtime/engine.ts';
 import type { PoolOptions } from '../runtime/pagedEngine.ts';
 
+/** No GPU to run on: the message suggests --backend cpu. */
+export class NoGpuError extends Error {}
+
 export const ENGINE_BACKENDS = ['webgpu', 'cpu'] as const;
 export type EngineBackendName = (typeof ENGINE_BACKENDS)[number];
 
@@ -35,9 +38,14 @@ export async function openEngines(backend: EngineBackendName, requests: readonly
     const engines = requests.map((r) => new CpuEngine(r.graph, r.weights, r.program, pool));
     return { engines, close: () => { for (const e of engines) e.dispose(); } };
   }
-  const { createGpuDevice } = await import('../runtime/webgpu/device.ts');
+  const { createGpuDevice, NoAdapterError } = await import('../runtime/webgpu/device.ts');
   const { WebGpuEngine } = await import('../runtime/webgpu/engine.ts');
-  const device = await createGpuDevice();
+  let device: GPUDevice;
+  try { device = await createGpuDevice(); } catch (e) {
+    // One line a user can act on; the driver details stay one flag away (INFER_DEBUG=1).
+    if (e instanceof NoAdapterError) throw new NoGpuError(`no WebGPU adapter found: run on the CPU with --backend cpu${process.env.INFER_DEBUG === '1' ? ` (${e.message})` : ' (INFER_DEBUG=1 says why)'}`);
+    throw e;
+  }
   const made: import('../runtime/webgpu/engine.ts').WebGpuEngine[] = [];
   const close = () => { for (const e of made) e.dispose(); device.destroy(); };
   try {

@@ -15,7 +15,9 @@ import type { PoolOptions } from '../runtime/pagedEngine.ts';
 import { specTable } from '../runtime/speculative/stats.ts';
 import type { Io } from './main.ts';
 import { openEngines, type EngineBackendName } from './openEngine.ts';
-import { loadWeights, logprobTable, RunError, type RunFlags } from './run.ts';
+import { loadWeights, RunError, type RunFlags } from './run.ts';
+import { parseInteger } from './args.ts';
+import { printReport, type SeqOutcome } from './outcome.ts';
 import type { WeightSource } from '../program/weights.ts';
 import type { Graph } from '../compiler/ir/graph.ts';
 import { parseNoFuse } from '../compiler/pipeline.ts';
@@ -36,10 +38,7 @@ export const SPEC_USAGE = `                 [--draft SPEC [--draft-weights FILE]
                  [--lookahead K] [--adaptive] [--no-speculative]`;
 
 function int(flag: string, text: string | undefined, min: number): number | undefined {
-  if (text === undefined) return undefined;
-  const v = Number(text);
-  if (text.trim() === '' || !Number.isInteger(v) || v < min) throw new RunError(`--${flag} needs an integer >= ${min}, got '${text}'`);
-  return v;
+  return text === undefined ? undefined : parseInteger(flag, text, 0, min);
 }
 
 /** The speculative plan for this run, or null for plain decoding. */
@@ -69,6 +68,8 @@ type Built = { readonly program: Program; readonly graph: Graph };
 export interface SpecRun {
   target: Built; plan: SpecPlan; flags: RunFlags; io: Io; backend: EngineBackendName; sampling: SamplingOptions;
   prompts: number[][]; pool: PoolOptions; maxTokens: number; weights: WeightSource; topLogprobs: number;
+  /** Ctrl-C: stop generating and report what there is. */
+  signal?: AbortSignal;
 }
 
 export async function runSpeculative(r: SpecRun): Promise<number> {
@@ -86,7 +87,7 @@ export async function runSpeculative(r: SpecRun): Promise<number> {
   const opened = await openEngines(r.backend, [{ ...target, weights: r.weights }, ...(draft ? [{ ...draft, weights: dw! }] : [])], r.pool);
   const engines = { target: opened.engines[0], draft: opened.engines[1] ?? null };
   try {
-    if (opened.device) say(`device: ${opened.device}\n`);
+    if (opened.device && f.verbose) say(`device: ${opened.device}\n`);
     // Every sequence of the batch lives in the engines' page pools: one target pass per step for the whole batch.
     const targetModel = new PagedSeqModel(engines.target);
     const proposer: Proposer = engines.draft
@@ -94,41 +95,15 @@ export async function runSpeculative(r: SpecRun): Promise<number> {
       : new NgramProposer((p as { n: number }).n);
     const res = await speculativeGenerate(targetModel, proposer, r.prompts, {
       maxTokens: r.maxTokens, lookahead: plan.lookahead, adaptive: plan.adaptive, sampling: r.sampling, eos: m.eos, ignoreEos: f['ignore-eos'] ?? false,
-      topLogprobs: r.topLogprobs,
+      topLogprobs: r.topLogprobs, signal: r.signal,
     });
     const { spec, ...rest } = res.stats;
     const setup_ms = engines.target.stats().setupMs + (engines.draft?.stats().setupMs ?? 0);
-    for (const seq of res.sequences) if (seq.notice) io.err(`note: ${seq.notice}\n`);
-    if (res.sequences.length === 1) {
-      const seq = res.sequences[0];
-      const stats = { backend: r.backend, ...rest, stop_reason: seq.stop, setup_ms };
-      if (f.json) {
-        io.out(JSON.stringify({ tokens: seq.tokens, top_logprobs: seq.topLogprobs, stats: { ...stats, spec }, ...(seq.notice ? { notice: seq.notice } : {}) }) + '\n');
-      } else {
-        io.out(seq.tokens.join(' ') + '\n');
-        if (r.topLogprobs > 0) io.out(logprobTable(seq.tokens, seq.topLogprobs));
-        io.err(table(stats) + specTable(spec));
-      }
-    } else {
-      const stats = { backend: r.backend, sequences: res.sequences.length, ...rest, setup_ms };
-      if (f.json) {
-        io.out(JSON.stringify({ sequences: res.sequences.map((q) => ({ tokens: q.tokens, top_logprobs: q.topLogprobs, stop_reason: q.stop })), stats: { ...stats, spec } }) + '\n');
-      } else {
-        res.sequences.forEach((q, i) => {
-          io.out(`[${i}] ${q.tokens.join(' ')}\n`);
-          if (r.topLogprobs > 0) io.out(logprobTable(q.tokens, q.topLogprobs));
-        });
-        io.err(table(stats) + specTable(spec));
-      }
-    }
+    const seqs: SeqOutcome[] = res.sequences.map((q) => ({ tokens: q.tokens, topLogprobs: q.topLogprobs, stop: q.stop, ...(q.notice ? { message: q.notice } : {}) }));
+    const single = seqs.length === 1;
+    const stats = { backend: r.backend, ...(single ? {} : { sequences: seqs.length }), ...rest, setup_ms, spec };
+    return printReport({ sequences: seqs, stats, tables: specTable(spec), single }, { json: f.json, verbose: f.verbose, topLogprobs: r.topLogprobs }, io);
   } finally {
     opened.close();
   }
-  return 0;
-}
-
-function table(s: Record<string, number | string>): string {
-  const rows = Object.entries(s).map(([k, v]) => [k, typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) : v]);
-  const w = Math.max(...rows.map(([k]) => k.length));
-  return rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n') + '\n';
 }

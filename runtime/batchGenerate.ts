@@ -4,17 +4,25 @@
 // pages. When the pool cannot hold a step, new prompts wait; if decoding alone
 // cannot fit, the most recently admitted sequence stops with stop_reason
 // 'kv_exhausted' (its pages free the others) rather than failing the whole batch.
-import type { Engine, EngineBackend, GenerateOptions, StopReason } from './engine.ts';
+// Nothing ends the whole batch: a prompt that can never be held (over the context,
+// or over the whole pool) stops alone with 'prompt_too_large', a failing forward
+// stops the sequences it carried with 'error', and a fired AbortSignal stops every
+// sequence with 'cancelled'; each keeps the tokens it generated. A prompt longer
+// than one forward takes prefills in chunks over several steps.
+import type { Engine, EngineBackend, GenerateOptions } from './engine.ts';
+import { cancelledMessage, stopForError, yieldToEvents, type StopReason } from './stop.ts';
 import type { BatchItem } from './kv/batchStep.ts';
 import { KvPoolExhausted } from './kv/sequences.ts';
 import { Sampler, topLogprobs as topN, type TokenLogprob } from './sampling.ts';
 
-export type BatchStopReason = StopReason | 'kv_exhausted';
+export type BatchStopReason = StopReason;
 
 export interface SequenceResult {
   readonly tokens: number[];
   readonly topLogprobs: TokenLogprob[][];
   readonly stop_reason: BatchStopReason;
+  /** Why the sequence ended early, in words (absent for max_tokens and eos). */
+  readonly message?: string;
   /** Prompt tokens whose KV came from another sequence's pages. */
   readonly prefix_reused: number;
 }
@@ -43,6 +51,7 @@ interface Request {
   readonly logprobs: TokenLogprob[][];
   readonly sampler: Sampler;
   stop: BatchStopReason | null;
+  message?: string;
   reused: number;
 }
 
@@ -57,11 +66,13 @@ export class BatchGenerator {
   add(prompt: readonly number[]): number {
     const m = this.engine.model;
     if (prompt.length === 0) throw new Error('a prompt is empty: give at least one token');
-    if (prompt.length > m.maxContext) throw new Error(`a prompt has ${prompt.length} tokens but the model's context holds ${m.maxContext}`);
     for (const id of prompt) if (!Number.isInteger(id) || id < 0 || id >= m.vocab) throw new Error(`prompt token ${id} is outside the vocabulary of ${m.vocab}`);
     const id = this.requests.length;
     const seed = (this.opts.sampling?.seed ?? 0) + id;
-    this.requests.push({ id, prompt, seq: null, pending: [...prompt], out: [], logprobs: [], sampler: new Sampler({ ...this.opts.sampling, seed }), stop: this.opts.maxTokens > 0 ? null : 'max_tokens', reused: 0 });
+    const r: Request = { id, prompt, seq: null, pending: [...prompt], out: [], logprobs: [], sampler: new Sampler({ ...this.opts.sampling, seed }), stop: this.opts.maxTokens > 0 ? null : 'max_tokens', reused: 0 };
+    // Too long for the context: this prompt alone can never run; the others still do.
+    if (r.stop === null && prompt.length > m.maxContext) this.end(r, 'prompt_too_large', `the prompt has ${prompt.length} tokens but the model's context holds ${m.maxContext}`);
+    this.requests.push(r);
     return id;
   }
 
@@ -70,9 +81,23 @@ export class BatchGenerator {
   /** One batched forward over every active sequence, plus admissions that fit. */
   async step(): Promise<void> {
     const kv = this.engine.kv;
+    if (this.opts.signal) {
+      await yieldToEvents();
+      if (this.opts.signal.aborted) {
+        for (const r of this.requests) if (r.stop === null) this.end(r, 'cancelled', cancelledMessage(r.out.length));
+        return;
+      }
+    }
     const running = this.requests.filter((r) => r.stop === null && r.seq !== null);
     const waiting = this.requests.filter((r) => r.stop === null && r.seq === null);
-    let budget = this.engine.maxTokensPerForward - running.reduce((a, r) => a + r.pending.length, 0);
+    // Tokens each sequence feeds this step: decoders one, then prompts still prefilling
+    // as many as the per-forward budget leaves.
+    const feed = new Map<Request, number>();
+    let budget = this.engine.maxTokensPerForward;
+    for (const r of [...running].sort((a, b) => a.pending.length - b.pending.length)) {
+      const n = Math.min(r.pending.length, budget);
+      if (n > 0) { feed.set(r, n); budget -= n; }
+    }
     const admitted: Request[] = [];
     for (const r of waiting) {
       if (running.length + admitted.length >= this.engine.maxSequences) break;
@@ -82,34 +107,59 @@ export class BatchGenerator {
       const lcp = Math.max(0, ...admitted.map((a) => commonPrefix(a.prompt, r.prompt, r.prompt.length - 1)));
       if (lcp >= kv.pageSize && lcp > (share?.prefix ?? 0)) continue;
       const need = r.prompt.length - (share?.prefix ?? 0);
-      if (need > budget) break;
+      // A prompt that fits one forward waits for room for all of it; a longer one goes in chunks.
+      const n = Math.min(need, budget);
+      if (n === 0 || (n < need && need <= this.engine.maxTokensPerForward)) break;
       r.seq = kv.join(share ?? undefined);
       r.reused = share?.prefix ?? 0;
       r.pending = r.prompt.slice(r.reused);
-      budget -= need;
+      feed.set(r, n);
+      budget -= n;
       admitted.push(r);
     }
-    let batch = [...running, ...admitted];
+    let batch = [...running.filter((r) => feed.has(r)), ...admitted];
     for (;;) {
       if (batch.length === 0) return;
       try {
-        const items: BatchItem[] = batch.map((r) => ({ seq: r.seq!, tokens: r.pending }));
+        const items: BatchItem[] = batch.map((r) => ({ seq: r.seq!, tokens: r.pending.slice(0, feed.get(r)) }));
         const rows = await this.engine.forwardBatch(items, { rows: 'last' });
         this.steps++;
         this.maxBatch = Math.max(this.maxBatch, batch.length);
-        batch.forEach((r, i) => this.take(r, rows[i]));
+        batch.forEach((r, i) => {
+          r.pending = r.pending.slice(feed.get(r));
+          if (r.pending.length === 0) this.take(r, rows[i]);
+        });
         return;
       } catch (e) {
-        if (!(e instanceof KvPoolExhausted)) throw e;
+        if (!(e instanceof KvPoolExhausted)) {
+          // The forward changed nothing (forwardBatch's contract): its sequences end with what they have.
+          const s = stopForError(e);
+          for (const r of batch) this.end(r, s.stop, `stopped after ${r.out.length} tokens: ${s.message}`);
+          return;
+        }
         // New prompts wait for pages; then the newest running sequence gives its pages up.
         const newest = admitted.pop() ?? batch.filter((r) => !admitted.includes(r)).at(-1)!;
-        if (running.includes(newest)) newest.stop = 'kv_exhausted';
-        kv.free(newest.seq!);
-        if (newest.stop === null) { newest.seq = null; newest.pending = [...newest.prompt]; newest.reused = 0; }
         batch = batch.filter((r) => r !== newest);
-        if (batch.length === 0 && newest.stop === null && running.length === 0) throw e;
+        kv.free(newest.seq!);
+        newest.seq = null;
+        if (newest.out.length > 0) {
+          this.end(newest, 'kv_exhausted', `stopped after ${newest.out.length} tokens: ${e.message}`);
+        } else if (batch.length === 0 && kv.pool.used === 0) {
+          // Alone in an empty pool and still not held: it never will be.
+          this.end(newest, 'prompt_too_large', `the prompt's ${newest.prompt.length} tokens do not fit the KV pool (${e.message})`);
+        } else {
+          // Still prefilling: back to the queue, to start again when pages free up.
+          newest.pending = [...newest.prompt];
+          newest.reused = 0;
+        }
       }
     }
+  }
+
+  private end(r: Request, stop: BatchStopReason, message: string): void {
+    r.stop = stop;
+    r.message = message;
+    if (r.seq !== null) { this.engine.kv.free(r.seq); r.seq = null; }
   }
 
   private take(r: Request, row: Float32Array): void {
@@ -119,15 +169,15 @@ export class BatchGenerator {
     r.logprobs.push(topN(row, this.opts.topLogprobs ?? 0));
     this.opts.onToken?.(id, r.out.length - 1);
     const length = this.engine.kv.length(r.seq!);
+    r.pending = [id];
     if (!this.opts.ignoreEos && m.eos !== null && id === m.eos) r.stop = 'eos';
     else if (r.out.length >= this.opts.maxTokens) r.stop = 'max_tokens';
-    else if (length >= m.maxContext) r.stop = 'max_context';
-    r.pending = [id];
-    if (r.stop !== null) { this.engine.kv.free(r.seq!); }
+    else if (length >= m.maxContext) this.end(r, 'max_context', `stopped after ${r.out.length} tokens: the context of ${m.maxContext} is full`);
+    if (r.stop !== null && r.seq !== null) { this.engine.kv.free(r.seq); r.seq = null; }
   }
 
   results(): SequenceResult[] {
-    return this.requests.map((r) => ({ tokens: r.out, topLogprobs: r.logprobs, stop_reason: r.stop ?? 'max_tokens', prefix_reused: r.reused }));
+    return this.requests.map((r) => ({ tokens: r.out, topLogprobs: r.logprobs, stop_reason: r.stop ?? 'max_tokens', ...(r.message ? { message: r.message } : {}), prefix_reused: r.reused }));
   }
 
   counters(): { steps: number; maxBatch: number } { return { steps: this.steps, maxBatch: this.maxBatch }; }

@@ -7,6 +7,10 @@ import { Sampler, topLogprobs as topN, type SamplingOptions, type TokenLogprob }
 import type { BatchItem } from './kv/batchStep.ts';
 import type { KvSequences } from './kv/sequences.ts';
 import type { KvStats } from './pagedEngine.ts';
+import { cancelledMessage, stopForError, yieldToEvents, type StopReason } from './stop.ts';
+import { KvPoolExhausted } from './kv/pagePool.ts';
+
+export type { StopReason } from './stop.ts';
 
 /** Which engine ran: the interpreter, or a ProgramRunner's device. */
 export type EngineBackend = 'cpu' | 'webgpu' | 'cuda';
@@ -73,9 +77,9 @@ export interface GenerateOptions {
   /** Log-probabilities of the N most likely tokens at each generated position (temperature 1). */
   readonly topLogprobs?: number;
   readonly onToken?: (id: number, index: number) => void;
+  /** Cancels generation between forwards; what was generated comes back with stop 'cancelled'. */
+  readonly signal?: AbortSignal;
 }
-
-export type StopReason = 'max_tokens' | 'eos' | 'max_context';
 
 export interface GenerateStats {
   readonly backend: EngineBackend;
@@ -96,7 +100,7 @@ export interface GenerateResult {
   readonly tokens: number[];
   readonly topLogprobs: TokenLogprob[][];
   readonly stats: GenerateStats;
-  /** Set when generation ended early for a reason the caller should see (context full). */
+  /** Set when generation ended early (context or pool full, cancelled, a forward failed): why, in words. */
   readonly notice?: string;
 }
 
@@ -127,6 +131,7 @@ export async function generate(engine: SingleSequenceEngine, prompt: ArrayLike<n
   engine.reset();
 
   let stop: StopReason = 'max_tokens';
+  let notice: string | undefined;
   const take = (row: Float32Array): boolean => {
     const id = sampler.sample(row);
     tokens.push(id);
@@ -135,35 +140,64 @@ export async function generate(engine: SingleSequenceEngine, prompt: ArrayLike<n
     if (!opts.ignoreEos && m.eos !== null && id === m.eos) { stop = 'eos'; return false; }
     return true;
   };
+  /** False (and stop 'cancelled') when the caller's signal has fired. */
+  const live = async (): Promise<boolean> => {
+    if (!opts.signal) return true;
+    await yieldToEvents();
+    if (!opts.signal.aborted) return true;
+    stop = 'cancelled';
+    notice = cancelledMessage(tokens.length);
+    return false;
+  };
 
-  // Prefill: the whole prompt in one forward when it fits the engine's per-forward limit.
+  // A failing forward ends the run with what it produced: a full pool during prefill
+  // means this prompt can never be held (the pool holds nothing else), later it is
+  // 'kv_exhausted'; any other failure is 'error' with its message.
   const t0 = now();
-  let going = opts.maxTokens > 0;
-  if (going) {
-    let last: Float32Array | undefined;
-    for (let start = 0; start < P; start += engine.maxTokensPerForward) {
-      const end = Math.min(P, start + engine.maxTokensPerForward);
-      const ids = Int32Array.from({ length: end - start }, (_, i) => prompt[start + i]);
-      const pos = Int32Array.from({ length: end - start }, (_, i) => start + i);
-      last = await engine.forward(ids, pos, { rows: 'last' });
-    }
-    going = take(last!);
-  }
-  const t1 = now();
-
-  // Decode: one token per forward at the next position, until a stop rule fires.
+  let t1 = t0;
   let decodeSteps = 0;
-  let notice: string | undefined;
-  while (going && tokens.length < opts.maxTokens) {
-    const pos = P + tokens.length - 1;
-    if (pos >= m.maxContext) {
-      stop = 'max_context';
-      notice = `stopped after ${tokens.length} tokens: the next forward would run at position ${pos}, past the model's context of ${m.maxContext}`;
-      break;
+  try {
+    // Prefill: the whole prompt in one forward when it fits the engine's per-forward limit.
+    let going = opts.maxTokens > 0;
+    if (going) {
+      let last: Float32Array | undefined;
+      for (let start = 0; start < P && going; start += engine.maxTokensPerForward) {
+        const end = Math.min(P, start + engine.maxTokensPerForward);
+        const ids = Int32Array.from({ length: end - start }, (_, i) => prompt[start + i]);
+        const pos = Int32Array.from({ length: end - start }, (_, i) => start + i);
+        going = await live();
+        if (!going) break;
+        try {
+          last = await engine.forward(ids, pos, { rows: 'last' });
+        } catch (e) {
+          if (!(e instanceof KvPoolExhausted)) throw e;
+          stop = 'prompt_too_large';
+          notice = `the prompt's ${P} tokens do not fit the KV pool (${e.message})`;
+          going = false;
+        }
+      }
+      if (going) going = take(last!);
     }
-    const row = await engine.forward(Int32Array.of(tokens[tokens.length - 1]), Int32Array.of(pos), { rows: 'last' });
-    decodeSteps++;
-    going = take(row);
+    t1 = now();
+
+    // Decode: one token per forward at the next position, until a stop rule fires.
+    while (going && tokens.length < opts.maxTokens) {
+      const pos = P + tokens.length - 1;
+      if (pos >= m.maxContext) {
+        stop = 'max_context';
+        notice = `stopped after ${tokens.length} tokens: the next forward would run at position ${pos}, past the model's context of ${m.maxContext}`;
+        break;
+      }
+      if (!(await live())) break;
+      const row = await engine.forward(Int32Array.of(tokens[tokens.length - 1]), Int32Array.of(pos), { rows: 'last' });
+      decodeSteps++;
+      going = take(row);
+    }
+  } catch (e) {
+    if (t1 === t0) t1 = now();
+    const s = stopForError(e);
+    stop = s.stop;
+    notice = `stopped after ${tokens.length} tokens: ${s.message}`;
   }
   const t2 = now();
 

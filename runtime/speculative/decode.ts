@@ -13,7 +13,14 @@
 //      eos / max tokens), and let the proposer roll its own state back.
 // Sequences accept different numbers of tokens in the same step; each carries
 // on from its own length.
-import { GenerateError, type StopReason } from '../engine.ts';
+// Nothing generated is lost: a fired AbortSignal ends every sequence with
+// 'cancelled'; a full KV pool (target's or draft's) ends the newest sequence of
+// the step with 'kv_exhausted' ('prompt_too_large' when it is alone and has no
+// output yet), rolls the others back to where the step began and retries; any
+// other failure ends the step's sequences with 'error' and its message.
+import { GenerateError } from '../engine.ts';
+import { KvPoolExhausted } from '../kv/pagePool.ts';
+import { cancelledMessage, stopForError, yieldToEvents, type StopReason } from '../stop.ts';
 import { Rng, Sampler, topLogprobs, type SamplingOptions, type TokenLogprob } from '../sampling.ts';
 import { AdaptiveLookahead } from './adaptive.ts';
 import type { Proposal, Proposer } from './proposer.ts';
@@ -36,6 +43,8 @@ export interface SpecOptions {
   readonly topLogprobs?: number;
   /** Called after each step with every active sequence's accepted-draft count (tests, progress). */
   readonly onStep?: (accepted: readonly number[]) => void;
+  /** Cancels between steps; what was generated comes back with stop 'cancelled'. */
+  readonly signal?: AbortSignal;
   /** For tests only: replace the acceptance/residual rules (to show a broken rule is caught). */
   readonly rules?: SampleVerifyRules;
 }
@@ -71,6 +80,8 @@ interface State {
   readonly rng: Rng;
   stop: StopReason | null;
   notice?: string;
+  /** Its target and proposer sequences are closed (it stopped early and freed its pages). */
+  closed: boolean;
 }
 
 export async function speculativeGenerate(target: SeqModel, proposer: Proposer, prompts: readonly (readonly number[])[], o: SpecOptions): Promise<SpecResult> {
@@ -98,7 +109,7 @@ export async function speculativeGenerate(target: SeqModel, proposer: Proposer, 
     const seq = target.open();
     proposer.open(seq, index);
     // Sequence 0 samples its first token exactly as `generate` would with the same seed.
-    return { index, seq, context: [...p], out: [], logprobs: [], rng: new Rng(((sampling.seed ?? 0) + index) ^ 0x2545f491), stop: null };
+    return { index, seq, context: [...p], out: [], logprobs: [], rng: new Rng(((sampling.seed ?? 0) + index) ^ 0x2545f491), stop: null, closed: false };
   });
   const firstSamplers = states.map((s) => (s.index === 0 ? first : new Sampler({ ...sampling, seed: (sampling.seed ?? 0) + s.index })));
   const nLog = o.topLogprobs ?? 0;
@@ -112,6 +123,35 @@ export async function speculativeGenerate(target: SeqModel, proposer: Proposer, 
     else if (s.out.length >= o.maxTokens) s.stop = 'max_tokens';
     return s.stop === null;
   };
+  const end = (s: State, stop: StopReason, notice: string): void => {
+    s.stop = stop;
+    s.notice = notice;
+    if (!s.closed) { s.closed = true; proposer.close(s.seq); target.close(s.seq); }
+  };
+  /** Ends every unfinished sequence when the signal has fired; true if it has. */
+  const cancelled = async (): Promise<boolean> => {
+    if (!o.signal) return false;
+    await yieldToEvents();
+    if (!o.signal.aborted) return false;
+    for (const s of states) if (s.stop === null) end(s, 'cancelled', cancelledMessage(s.out.length));
+    return true;
+  };
+  /**
+   * After a failed step over `live`: a full pool ends the newest sequence (its pages free the
+   * others' next try), restoring the others' caches to `lengths` and their proposer state;
+   * any other failure ends them all. PagedSeqModel.forward undoes its own partial writes.
+   */
+  const recover = (e: unknown, live: readonly State[], lengths: readonly number[]): void => {
+    if (!(e instanceof KvPoolExhausted)) {
+      const f = stopForError(e);
+      for (const s of live) end(s, f.stop, `stopped after ${s.out.length} tokens: ${f.message}`);
+      return;
+    }
+    live.forEach((s, i) => { if (target.length(s.seq) > lengths[i]) target.rollback(s.seq, lengths[i]); proposer.sync(s.seq, s.context); });
+    const victim = live[live.length - 1];
+    if (victim.out.length === 0 && live.length === 1) end(victim, 'prompt_too_large', `the prompt's ${victim.context.length} tokens do not fit the KV pool (${e.message})`);
+    else end(victim, 'kv_exhausted', `stopped after ${victim.out.length} tokens: ${e.message}`);
+  };
 
   try {
     // Prefill every prompt (each chunked by the per-forward limit; the model splits the batch
@@ -120,8 +160,14 @@ export async function speculativeGenerate(target: SeqModel, proposer: Proposer, 
     if (o.maxTokens === 0) for (const s of states) s.stop = 'max_tokens';
     let filling = states.filter((s) => s.stop === null);
     while (filling.length) {
+      if (await cancelled()) break;
       const items = filling.map((s) => ({ seq: s.seq, tokens: s.context.slice(target.length(s.seq), target.length(s.seq) + target.maxTokensPerForward) }));
-      const rows = await target.forward(items);
+      let rows: Float32Array[];
+      try { rows = await target.forward(items); } catch (e) {
+        recover(e, filling, filling.map((s) => target.length(s.seq)));
+        filling = filling.filter((s) => s.stop === null);
+        continue;
+      }
       filling.forEach((s, j) => {
         const last = rows[j].subarray(rows[j].length - V);
         if (target.length(s.seq) === s.context.length) emit(s, firstSamplers[s.index].sample(last), last);
@@ -132,6 +178,7 @@ export async function speculativeGenerate(target: SeqModel, proposer: Proposer, 
 
     let active = states.filter((s) => s.stop === null);
     while (active.length) {
+      if (await cancelled()) break;
       // 1. K per sequence.
       const ks = active.map((s) => {
         const L = s.context.length;
@@ -150,7 +197,13 @@ export async function speculativeGenerate(target: SeqModel, proposer: Proposer, 
       // 2. Propose.
       const askers = liveK.filter(([, k]) => k > 0);
       const pms = proposer.stats().ms;
-      const got = askers.length ? await proposer.propose(askers.map(([s, k]) => ({ seq: s.seq, context: s.context, k }))) : [];
+      const lengths = live.map((s) => target.length(s.seq));
+      let got: Proposal[];
+      try { got = askers.length ? await proposer.propose(askers.map(([s, k]) => ({ seq: s.seq, context: s.context, k }))) : []; } catch (e) {
+        recover(e, live, lengths);
+        active = live.filter((s) => s.stop === null);
+        continue;
+      }
       const proposals = new Map<State, Proposal>(askers.map(([s], i) => [s, got[i]]));
       const drafted = got.reduce((a, p) => a + p.tokens.length, 0);
       adaptive?.observeDraft(proposer.stats().ms - pms, drafted);
@@ -161,7 +214,12 @@ export async function speculativeGenerate(target: SeqModel, proposer: Proposer, 
         return { s, before: target.length(s.seq), pend: tail.length, drafts: p?.tokens ?? [], q: p?.q ?? [], tokens: [...tail, ...(p?.tokens ?? [])] };
       });
       const tv = performance.now();
-      const rows = await target.forward(items.map((it) => ({ seq: it.s.seq, tokens: it.tokens })));
+      let rows: Float32Array[];
+      try { rows = await target.forward(items.map((it) => ({ seq: it.s.seq, tokens: it.tokens }))); } catch (e) {
+        recover(e, live, lengths);
+        active = live.filter((s) => s.stop === null);
+        continue;
+      }
       const ms = performance.now() - tv;
       verifyMs += ms;
       for (const it of items) adaptive?.observeVerify(ms / items.length, it.tokens.length);
@@ -204,6 +262,6 @@ export async function speculativeGenerate(target: SeqModel, proposer: Proposer, 
       },
     };
   } finally {
-    for (const s of states) { proposer.close(s.seq); target.close(s.seq); }
+    for (const s of states) if (!s.closed) { proposer.close(s.seq); target.close(s.seq); }
   }
 }

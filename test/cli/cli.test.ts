@@ -112,7 +112,7 @@ describe('infer run (CPU backend)', () => {
     const bad = await cli('run', PAGED, '--backend', 'cpu', '--batch-file', join(dir, 'bad.txt'));
     expect(bad.code).toBe(1);
     expect(bad.err).toContain(`${join(dir, 'bad.txt')}:2: 'zz' is not a token id`);
-    expect((await cli('run', PAGED, '--backend', 'cpu', '--kv-pages', '0')).err).toMatch(/--kv-pages needs an integer >= 1/);
+    expect((await cli('run', PAGED, '--backend', 'cpu', '--kv-pages', '0')).err).toMatch(/--kv-pages needs a decimal integer >= 1, got '0'/);
   });
 
   it('is reproducible for a seed and validates its flags', async () => {
@@ -138,7 +138,7 @@ describe('bin/infer.mjs', () => {
   }, 60_000);
 
   it('keeps stderr to what the run says: Dawn\'s start-up limit notices are dropped, the stats table and errors pass', () => {
-    const r = spawnSync(process.execPath, ['bin/infer.mjs', 'run', SPEC, '--max-tokens', '2'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['bin/infer.mjs', 'run', SPEC, '--max-tokens', '2', '--verbose'], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).not.toMatch(/artificially reduced/);
     expect(r.stderr).toMatch(/^device: .*\n/m);

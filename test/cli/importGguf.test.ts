@@ -92,6 +92,6 @@ describe('infer import + run --weights', () => {
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/^infer: .*gpt2\.gguf: architecture "gpt2" is not supported; infer imports 'llama'/);
     expect(r.err).not.toMatch(/\n\s+at /);
-    expect((await cli('import', gguf, '--max-context', 'x')).err).toMatch(/--max-context needs an integer >= 1, got 'x'/);
+    expect((await cli('import', gguf, '--max-context', 'x')).err).toMatch(/--max-context needs a decimal integer >= 1, got 'x'/);
   });
 });

@@ -14,7 +14,7 @@ async function cli(...argv: string[]): Promise<{ code: number; out: string; err:
 }
 
 describe('infer run with a mixture of experts', () => {
-  it('--json reports stats.moe; without it a table goes to stderr; --no-fuse moe agrees', async () => {
+  it('--json reports stats.moe; --verbose prints a table on stderr; --no-fuse moe agrees', async () => {
     const args = ['run', SPEC, '--backend', 'cpu', '--tokens', '1,2,3', '--max-tokens', '6', '--ignore-eos'];
     const j = await cli(...args, '--json');
     expect(j.code).toBe(0);
@@ -27,7 +27,8 @@ describe('infer run with a mixture of experts', () => {
       expect(l.counts.reduce((a, b) => a + b, 0)).toBe(moe.tokens * 2);
       expect(l.imbalance).toBeCloseTo(Math.max(...l.counts) / (moe.tokens * 2 / 8), 12);
     }
-    const plain = await cli(...args);
+    expect((await cli(...args)).err).not.toMatch(/moe routing/);
+    const plain = await cli(...args, '--verbose');
     expect(plain.out.trim()).toBe(r.tokens.join(' '));
     expect(plain.err).toMatch(/moe routing: tokens per expert \(8 tokens, top-2\)/);
     expect(plain.err).toMatch(new RegExp(`^ +0 +${moe.layers[0].counts.join(' +')} +${moe.layers[0].imbalance.toFixed(2)}$`, 'm'));

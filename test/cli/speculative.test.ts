@@ -63,8 +63,12 @@ describe('infer run: speculative decoding', () => {
     expect(plain.stats.spec).toBeUndefined();
     expect(def.tokens).toEqual(plain.tokens);
     expect(JSON.parse((await cli(...base, '--ngram', '1')).out).stats.spec.proposer).toMatch(/prompt lookup/);
-    const table = await cli('run', PAIR, '--backend', 'cpu', '--max-tokens', '4');
+    // The speculative table under --verbose; by default one summary line with the acceptance rate.
+    const table = await cli('run', PAIR, '--backend', 'cpu', '--max-tokens', '4', '--verbose');
     expect(table.err).toMatch(/speculative decoding:\n(.|\n)*acceptance_rate/);
+    const short = await cli('run', PAIR, '--backend', 'cpu', '--max-tokens', '4');
+    expect(short.err).toMatch(/^4 tokens in [\d.]+ s \([\d.]+ tok\/s, \d+% of drafts accepted\); stop: max_tokens/m);
+    expect(short.err).not.toMatch(/acceptance_rate/);
   });
 
   it('a draft given by file reference in the spec resolves relative to it; a vocabulary mismatch names both, at file:line:col', async () => {
@@ -95,7 +99,7 @@ describe('infer run: speculative decoding', () => {
     const cases: [string[], RegExp][] = [
       [['--ngram', '2', '--self-draft-layers', '1'], /--ngram and --self-draft-layers each choose a proposer/],
       [['--self-draft-layers', '3'], /--self-draft-layers 3 exceeds the 2 layers/],
-      [['--lookahead', '0', '--ngram', '1'], /--lookahead needs an integer >= 1, got '0'/],
+      [['--lookahead', '0', '--ngram', '1'], /--lookahead needs a decimal integer >= 1, got '0'/],
       [['--lookahead', '3'], /--lookahead and --adaptive need a proposer/],
       [['--draft', 'nope.infer'], /cannot read draft spec nope\.infer: no such file/],
       [['--draft-weights', 'x.gguf'], /--draft-weights needs a draft model/],
