@@ -52,10 +52,10 @@ if (!opensGpu || process.env.INFER_CHILD === '1') {
 } else {
   const loader = built ? [] : ['--import', import.meta.resolve('tsx')];
   const env = { ...process.env, INFER_CHILD: '1', ...(process.stderr.isTTY ? { INFER_STDERR_TTY: '1' } : {}) };
-  // detached: the child gets its own process group, so a terminal's Ctrl-C reaches it once
-  // (forwarded from here), not twice (the group's SIGINT and ours): its first SIGINT stops
-  // generation and prints what there is, a second one exits at once (cli/outcome.ts).
-  const child = spawn(process.execPath, [...loader, fileURLToPath(import.meta.url), ...args], { stdio: ['inherit', 'inherit', 'pipe'], env, detached: true });
+  // The child stays in the terminal's foreground group (it may read stdin: `infer chat`), so a
+  // Ctrl-C reaches it both from the terminal and forwarded from here; it counts SIGINTs that
+  // close together as one (cli/outcome.ts), so a person's second Ctrl-C still quits at once.
+  const child = spawn(process.execPath, [...loader, fileURLToPath(import.meta.url), ...args], { stdio: ['inherit', 'inherit', 'pipe'], env });
   filterStderr(child.stderr);
   const forward = (sig) => () => { try { child.kill(sig); } catch { /* already gone */ } };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, forward(sig));

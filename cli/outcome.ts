@@ -31,10 +31,18 @@ export function exitStatus(stops: readonly StopReason[]): number {
  * Cancels generation on the first Ctrl-C (the run prints what it has and exits 130) and
  * exits at once on the second. `dispose` removes the handler (main() also runs in-process).
  */
+/** SIGINTs closer than this to the first are one Ctrl-C delivered twice (group and parent). */
+const DUPLICATE_MS = 250;
+
 export function interruptOnSigint(io: Io): { signal: AbortSignal; dispose(): void } {
   const ac = new AbortController();
+  let first = 0;
   const handler = (): void => {
-    if (ac.signal.aborted) process.exit(EXIT_INTERRUPTED);
+    // A terminal's Ctrl-C reaches the whole foreground group: under bin/infer.mjs's WebGPU
+    // child this process gets it directly and again forwarded by its parent, milliseconds
+    // apart. A person's second Ctrl-C comes later: only that one quits at once.
+    if (ac.signal.aborted) { if (performance.now() - first > DUPLICATE_MS) process.exit(EXIT_INTERRUPTED); return; }
+    first = performance.now();
     io.err('\ninfer: interrupted: stopping after this step (Ctrl-C again to quit at once)\n');
     ac.abort();
   };

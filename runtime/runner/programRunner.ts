@@ -52,7 +52,7 @@ export class ProgramRunner extends PagedEngine implements Engine {
   private tokens = 0;
   private lastForwardMs = 0;
   private busy = false;
-  private disposed = false;
+  protected disposed = false;
   /** Pool buffers, copied page by page for copy-on-write: [name, bytes per page]. */
   private readonly pagedBuffers: [string, number][];
   private readonly moe: MoeRouting | null;

@@ -16,14 +16,16 @@ export class WebGpuEngine extends ProgramRunner {
     const device = o.shareWeightsWith?.gpuDevice.gpu === o.device ? o.shareWeightsWith.gpuDevice : new WebGpuDevice(o.device);
     const ro: RunnerOptions = { ...o, device };
     const { bufs, kernels, setupMs } = await ProgramRunner.prepare(ro);
+    device.users++;
     return new WebGpuEngine(ro, device, bufs, kernels, setupMs);
   }
 
   private get gpuDevice(): WebGpuDevice { return this.device as WebGpuDevice; }
 
   override dispose(): void {
+    const first = !this.disposed;
     super.dispose();
-    // A device shared with a self-draft keeps its staging buffers until its last user goes;
-    // they are small and freed with the GPUDevice.
+    // The device's readback, scratch and timing buffers go with its last engine (a self-draft shares it).
+    if (first && --this.gpuDevice.users === 0) this.gpuDevice.dispose();
   }
 }

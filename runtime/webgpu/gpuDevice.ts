@@ -22,6 +22,8 @@ export class WebGpuDevice implements Device {
   readonly limits;
   readonly target;
   readonly canTime: boolean;
+  /** Engines using this device (runtime/webgpu/engine.ts): its own buffers go with the last. */
+  users = 0;
   private staging: GPUBuffer | null = null;
   private scratch: GPUBuffer | null = null;
   private timer: DispatchTimer | null = null;
