@@ -70,6 +70,8 @@ export interface SpecRun {
   prompts: number[][]; pool: PoolOptions; maxTokens: number; weights: WeightSource; topLogprobs: number;
   /** Ctrl-C: stop generating and report what there is. */
   signal?: AbortSignal;
+  /** Text prompts: sequences are reported as text too (cli/text.ts). */
+  text?: (ids: readonly number[]) => string;
 }
 
 export async function runSpeculative(r: SpecRun): Promise<number> {
@@ -102,7 +104,7 @@ export async function runSpeculative(r: SpecRun): Promise<number> {
     const seqs: SeqOutcome[] = res.sequences.map((q) => ({ tokens: q.tokens, topLogprobs: q.topLogprobs, stop: q.stop, ...(q.notice ? { message: q.notice } : {}) }));
     const single = seqs.length === 1;
     const stats = { backend: r.backend, ...(single ? {} : { sequences: seqs.length }), ...rest, setup_ms, spec };
-    return printReport({ sequences: seqs, stats, tables: specTable(spec), single }, { json: f.json, verbose: f.verbose, topLogprobs: r.topLogprobs }, io);
+    return printReport({ sequences: seqs, stats, tables: specTable(spec), single }, { json: f.json, verbose: f.verbose, topLogprobs: r.topLogprobs, ...(r.text ? { text: r.text } : {}) }, io);
   } finally {
     opened.close();
   }
