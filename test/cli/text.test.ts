@@ -145,3 +145,42 @@ describe('infer tokenize / detokenize', () => {
     expect(r.err).toMatch(/tokenize needs --weights FILE/);
   });
 });
+
+describe('infer tokenize against llama.cpp', () => {
+  it('the CLI gives the ids node-llama-cpp gives for the same file (plain and --special)', async () => {
+    const { llamaCpp } = await import('../agreement/harness.ts');
+    const lm = await (await llamaCpp()).loadModel({ modelPath: model.gguf, gpuLayers: 0 });
+    try {
+      const texts = ['Hello world', 'Ünïcödé 🦙 日本語', '<s>[INST] hi [/INST] </s>', '  two  spaces\ttab\nline'];
+      const file = join(dir, 'agree.json');
+      writeFileSync(file, JSON.stringify(texts));
+      const plain = JSON.parse((await cli(['tokenize', '--weights', model.gguf, '--text-file', file, '--json'])).out) as { results: { ids: number[] }[] };
+      expect(plain.results.map((r) => r.ids)).toEqual(texts.map((t) => lm.tokenize(t, false).map(Number)));
+      const special = JSON.parse((await cli(['tokenize', '--weights', model.gguf, '--text-file', file, '--special', '--json'])).out) as { results: { ids: number[] }[] };
+      // --special adds BOS as llama-tokenize does; node-llama-cpp's tokenize leaves it out.
+      expect(special.results.map((r) => r.ids)).toEqual(texts.map((t) => [tok.bos, ...lm.tokenize(t, true).map(Number)]));
+    } finally {
+      await lm.dispose();
+    }
+  }, 60_000);
+});
+
+describe('a safetensors checkpoint', () => {
+  it("takes the tokenizer.json (and tokenizer_config.json) beside it", async () => {
+    const { hfFiles } = await import('../../bench/fixtures/vocabGguf.ts');
+    const { tokenizerFromHf } = await import('../../runtime/tokenizer/index.ts');
+    const { mkdirSync } = await import('node:fs');
+    const ck = join(dir, 'llama3-ck');
+    mkdirSync(ck, { recursive: true });
+    const hf = hfFiles('llama3');
+    writeFileSync(join(ck, 'tokenizer.json'), JSON.stringify(hf.tokenizer));
+    writeFileSync(join(ck, 'tokenizer_config.json'), JSON.stringify(hf.config));
+    const ref = tokenizerFromHf(hf.tokenizer, hf.config);
+    const loaded = loadTokenizer(join(ck, 'model.safetensors')).tokenizer;
+    expect(loaded.encode('Hello 🦙 world')).toEqual(ref.encode('Hello 🦙 world'));
+    expect(loaded.chatTemplate).toBe(hf.config.chat_template);
+    const r = await cli(['tokenize', '--weights', join(ck, 'model.safetensors'), '--text', 'Hello', '--special', '--json']);
+    expect(JSON.parse(r.out)).toEqual({ ids: ref.encode('Hello', { addSpecial: true, parseSpecial: true }) });
+    expect(() => loadTokenizer(join(dir, 'nowhere', 'model.safetensors'))).toThrow(/no tokenizer\.json beside/);
+  });
+});
