@@ -84,7 +84,7 @@ export async function runCommand(c: { program: Program; graph: Graph; ast?: Mode
   const interrupt = interruptOnSigint(io);
   try {
     const text = tok ? (ids: readonly number[]) => decodeText(tok, ids) : undefined;
-    if (plan) return await runSpeculative({ target: c, plan, flags: f, io, backend, sampling, prompts, pool, maxTokens, weights, topLogprobs, signal: interrupt.signal, text });
+    if (plan) return await runSpeculative({ target: c, plan, flags: f, io, backend, sampling, prompts, pool, maxTokens, weights, topLogprobs, signal: interrupt.signal, text, ...(tok ? { stopIds: tok.eog } : {}) });
     return await runPlain({ program, graph }, f, io, { backend, sampling, prompts, pool, maxTokens, weights, topLogprobs, signal: interrupt.signal, tokenizer: tok });
   } finally {
     interrupt.dispose();

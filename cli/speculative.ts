@@ -72,6 +72,8 @@ export interface SpecRun {
   signal?: AbortSignal;
   /** Text prompts: sequences are reported as text too (cli/text.ts). */
   text?: (ids: readonly number[]) => string;
+  /** The tokenizer's end-of-generation ids (text prompts). */
+  stopIds?: ReadonlySet<number>;
 }
 
 export async function runSpeculative(r: SpecRun): Promise<number> {
@@ -96,7 +98,7 @@ export async function runSpeculative(r: SpecRun): Promise<number> {
       ? new DraftProposer(new PagedSeqModel(engines.draft), p.kind === 'self-draft' ? 'self-draft' : 'draft', label)
       : new NgramProposer((p as { n: number }).n);
     const res = await speculativeGenerate(targetModel, proposer, r.prompts, {
-      maxTokens: r.maxTokens, lookahead: plan.lookahead, adaptive: plan.adaptive, sampling: r.sampling, eos: m.eos, ignoreEos: f['ignore-eos'] ?? false,
+      maxTokens: r.maxTokens, lookahead: plan.lookahead, adaptive: plan.adaptive, sampling: r.sampling, eos: m.eos, ...(r.stopIds ? { stopIds: r.stopIds } : {}), ignoreEos: f['ignore-eos'] ?? false,
       topLogprobs: r.topLogprobs, signal: r.signal,
     });
     const { spec, ...rest } = res.stats;

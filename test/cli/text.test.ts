@@ -63,6 +63,14 @@ describe('infer run with text', () => {
     for (const c of plain.chunks) expect(c).not.toMatch(/\uFFFD|[\uD800-\uDBFF](?![\uDC00-\uDFFF])/);
   }, 60_000);
 
+  it('a speculative run (prompt lookup) reports text too, and agrees with the plain run', async () => {
+    const spec = await run('--prompt', 'la la la la', '--max-tokens', '8', '--ngram', '2', '--json');
+    expect(spec.code, spec.err).toBe(0);
+    const o = JSON.parse(spec.out) as { tokens: number[]; text: string };
+    expect(o.text).toBe(decodeText(tok, o.tokens));
+    expect(o.tokens).toEqual((JSON.parse((await run('--prompt', 'la la la la', '--max-tokens', '8', '--json')).out) as { tokens: number[] }).tokens);
+  }, 60_000);
+
   it('a prompt for a model without a tokenizer is a clear error', async () => {
     const r = await cli(['run', 'examples/tiny-llama.infer', '--backend', 'cpu', '--prompt', 'hi']);
     expect(r.code).toBe(1);
