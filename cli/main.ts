@@ -32,15 +32,28 @@ const COMMAND_USAGE = {
   --no-fuse takes a comma-separated list of fusions (${FUSION_KEYS.join(', ')}) or 'all'.`,
   run: `infer run SPEC [--weights FILE] [--backend webgpu|cpu] [--tokens 1,2,3 [--tokens 4,5 ...] | --batch-file FILE]
                  [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--top-logprobs N]
+                 [--prompt TEXT [--prompt TEXT ...] | --prompt-file FILE]
                  [--ignore-eos] [--json] [--verbose] [--no-fuse LIST] [--kv-pages N] [--f32-weights]
 ${SPEC_USAGE}
   Several prompts (--tokens repeated, or --batch-file with one comma-separated prompt per line) decode as one batch.
+  --prompt / --prompt-file (one prompt per line, or a .json array of strings) give text, tokenised by the weight file's
+  tokenizer (GGUF metadata, or tokenizer.json beside a safetensors checkpoint); the reply streams as text, --json adds
+  "text", and generation stops at the vocabulary's end-of-generation ids (eos, eot).
   Token ids and seeds are decimal integers (a seed in 0..4294967295).
   --weights takes a .gguf file or a Hugging Face llama checkpoint (.safetensors, or a sharded one's index or directory);
   q8_0 / q4_0 GGUF matrices stay quantised on WebGPU unless --f32-weights (dequantise everything at load).
   --verbose prints every stat (--json always carries them all). Ctrl-C stops generating and prints what there is.
   Exit status: 0 every sequence ended by --max-tokens or eos; 3 some sequence was cut short (KV pool full,
   context full, prompt too large); 1 an error; 130 interrupted.`,
+  tokenize: `infer tokenize --weights FILE (--text TEXT | --text-file FILE.json) [--special] [--json]
+  Token ids of TEXT (one line, space-separated), or of each string of a JSON array (one line each);
+  --json prints {"ids": [...]} or {"results": [{"ids": [...]}, ...]}. --special adds BOS/EOS and parses special-token texts.`,
+  detokenize: `infer detokenize --weights FILE --ids 1,2,3 [--special] [--json]
+  The text of the ids (--special renders control tokens); --json prints {"text": "..."}.`,
+  chat: `infer chat SPEC --weights FILE [--backend webgpu|cpu] [--system TEXT] [--max-tokens N] [--temperature T]
+                  [--top-k K] [--top-p P] [--seed S] [--f32-weights]
+  A terminal chat through the file's chat template; the conversation stays in the KV cache across turns.
+  Ctrl-C stops a reply; an empty line or /exit ends the chat.`,
   import: `infer import FILE.gguf [-o SPEC] [--max-context N]
   Writes a spec for a GGUF file (llama dense or Mixtral-style MoE) to SPEC, or stdout.`,
 } as const;
@@ -66,7 +79,14 @@ const OPTIONS = {
     temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' },
     'top-logprobs': { type: 'string' }, 'ignore-eos': { type: 'boolean' }, json: { type: 'boolean' }, verbose: { type: 'boolean', short: 'v' },
     'no-fuse': { type: 'string' }, 'f32-weights': { type: 'boolean' },
+    prompt: { type: 'string', multiple: true }, 'prompt-file': { type: 'string' },
     ...SPEC_OPTIONS,
+  },
+  tokenize: { ...HELP, weights: { type: 'string' }, text: { type: 'string' }, 'text-file': { type: 'string' }, special: { type: 'boolean' }, json: { type: 'boolean' } },
+  detokenize: { ...HELP, weights: { type: 'string' }, ids: { type: 'string' }, special: { type: 'boolean' }, json: { type: 'boolean' } },
+  chat: {
+    ...HELP, weights: { type: 'string' }, backend: { type: 'string' }, system: { type: 'string' }, 'max-tokens': { type: 'string' },
+    temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' }, 'f32-weights': { type: 'boolean' },
   },
 } satisfies Record<string, ParseArgsConfig['options']>;
 
@@ -91,12 +111,21 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     if (!(cmd in OPTIONS)) throw new CliError(`unknown command '${cmd}'${didYouMean(cmd, [...Object.keys(OPTIONS), '--help', '--version'])}\n${USAGE}`);
     const { values, positionals } = parse(cmd as Command, rest);
     if (values.help) { io.out(`usage: ${COMMAND_USAGE[cmd as Command]}\n`); return 0; }
+    if (cmd === 'tokenize' || cmd === 'detokenize') {
+      if (positionals.length) throw new CliError(`${cmd} takes no positional argument, got '${positionals[0]}'\nusage: ${COMMAND_USAGE[cmd]}`);
+      const t = await import('./text.ts');
+      return (cmd === 'tokenize' ? t.tokenizeCommand : t.detokenizeCommand)(values as import('./text.ts').TokenizeFlags, io);
+    }
     if (positionals.length !== 1) throw new CliError(`${cmd} takes exactly one ${cmd === 'import' ? 'GGUF' : 'SPEC'} file, got ${positionals.length}\nusage: ${COMMAND_USAGE[cmd as Command]}`);
     const file = positionals[0];
     switch (cmd as Command) {
       case 'check': return check(file, io);
       case 'import': return importCommand(file, values as ImportFlags, io);
       case 'compile': return await compile(file, values as CompileFlags, io);
+      case 'chat': {
+        const compiled = compileOrReport(file, {}, io);
+        return compiled ? await (await import('./chat.ts')).chatCommand(compiled, values as import('./chat.ts').ChatFlags, io) : 1;
+      }
       case 'run': {
         const rf = values as RunFlags;
         let compiled = compileOrReport(file, { noFuse: rf['no-fuse'] }, io);

@@ -69,7 +69,11 @@ export interface Report {
   readonly streamed?: boolean;
 }
 
-export interface ReportFlags { readonly json?: boolean; readonly verbose?: boolean; readonly topLogprobs: number }
+export interface ReportFlags {
+  readonly json?: boolean; readonly verbose?: boolean; readonly topLogprobs: number;
+  /** The prompts were text: --json adds each sequence's `text`, and plain output prints text instead of ids. */
+  readonly text?: (ids: readonly number[]) => string;
+}
 
 /** Prints the outcome; returns the exit status. */
 export function printReport(r: Report, f: ReportFlags, io: Io): number {
@@ -78,14 +82,14 @@ export function printReport(r: Report, f: ReportFlags, io: Io): number {
     if (!NORMAL_STOPS.has(q.stop)) io.err(`infer: ${r.single ? '' : `[${i}] `}${q.stop}: ${q.message ?? q.stop}\n`);
   });
   if (f.json) {
-    const one = (q: SeqOutcome) => ({ tokens: q.tokens, top_logprobs: q.topLogprobs, stop_reason: q.stop, ...(q.message ? { message: q.message } : {}) });
+    const one = (q: SeqOutcome) => ({ tokens: q.tokens, ...(f.text ? { text: f.text(q.tokens) } : {}), top_logprobs: q.topLogprobs, stop_reason: q.stop, ...(q.message ? { message: q.message } : {}) });
     const body = r.single
       ? { ...one(seqs[0]), stats: { ...stats, stop_reason: seqs[0].stop }, ...(seqs[0].message ? { notice: seqs[0].message } : {}) }
       : { sequences: seqs.map(one), stats };
     io.out(JSON.stringify(body) + '\n');
   } else {
     seqs.forEach((q, i) => {
-      if (!(r.single && r.streamed)) io.out(`${r.single ? '' : `[${i}] `}${q.tokens.join(' ')}\n`);
+      if (!(r.single && r.streamed)) io.out(`${r.single ? '' : `[${i}] `}${f.text ? f.text(q.tokens) : q.tokens.join(' ')}\n`);
       if (f.topLogprobs > 0) io.out(logprobTable(q.tokens, q.topLogprobs));
     });
     if (f.verbose) io.err(statsTable(flatten(stats)) + (r.tables ?? ''));

@@ -17,11 +17,13 @@ import { formatMoeStats } from '../runtime/moeStats.ts';
 import type { SpecFlags } from './speculative.ts';
 import { MAX_SEED, parseDecimal, parseInteger, parseTokenIds } from './args.ts';
 import { interruptOnSigint, paramSummary, printReport, type SeqOutcome } from './outcome.ts';
+import { decodeText, encodePrompt, readTextFile, textStreamer, tokenizerForRun } from './text.ts';
+import type { Tokenizer } from '../runtime/tokenizer/index.ts';
 
 export interface RunFlags extends SpecFlags {
   weights?: string; backend?: string; tokens?: string[]; 'batch-file'?: string; 'kv-pages'?: string; 'max-tokens'?: string; temperature?: string; 'top-k'?: string;
   'top-p'?: string; seed?: string; 'top-logprobs'?: string; 'ignore-eos'?: boolean; json?: boolean; 'no-fuse'?: string; 'f32-weights'?: boolean;
-  verbose?: boolean;
+  verbose?: boolean; prompt?: string[]; 'prompt-file'?: string;
 }
 
 export class RunError extends Error {}
@@ -66,7 +68,9 @@ export async function runCommand(c: { program: Program; graph: Graph; ast?: Mode
   };
   if (sampling.topP === 0 || sampling.topP! > 1) throw new RunError(`--top-p needs a number in (0, 1], got '${f['top-p']}'`);
   const topLogprobs = parseInteger('top-logprobs', f['top-logprobs'], 0, 0);
-  const prompts = parsePrompts(f, m.vocab);
+  // Text prompts (--prompt, --prompt-file) go through the weight file's tokenizer; ids stay ids.
+  const tok = textTokenizer(f, m.name, m.vocab);
+  const prompts = tok ? textPrompts(f, tok) : parsePrompts(f, m.vocab);
   const pool: PoolOptions = {
     maxSequences: Math.max(prompts.length === 1 ? 1 : 2, Math.min(prompts.length, 64)),
     ...(f['kv-pages'] !== undefined ? { kvPages: parseInteger('kv-pages', f['kv-pages'], 0, 1) } : {}),
@@ -79,8 +83,9 @@ export async function runCommand(c: { program: Program; graph: Graph; ast?: Mode
   // From here on Ctrl-C stops generation and the run reports what it has (cli/outcome.ts).
   const interrupt = interruptOnSigint(io);
   try {
-    if (plan) return await runSpeculative({ target: c, plan, flags: f, io, backend, sampling, prompts, pool, maxTokens, weights, topLogprobs, signal: interrupt.signal });
-    return await runPlain({ program, graph }, f, io, { backend, sampling, prompts, pool, maxTokens, weights, topLogprobs, signal: interrupt.signal });
+    const text = tok ? (ids: readonly number[]) => decodeText(tok, ids) : undefined;
+    if (plan) return await runSpeculative({ target: c, plan, flags: f, io, backend, sampling, prompts, pool, maxTokens, weights, topLogprobs, signal: interrupt.signal, text, ...(tok ? { stopIds: tok.eog } : {}) });
+    return await runPlain({ program, graph }, f, io, { backend, sampling, prompts, pool, maxTokens, weights, topLogprobs, signal: interrupt.signal, tokenizer: tok });
   } finally {
     interrupt.dispose();
   }
@@ -89,6 +94,23 @@ export async function runCommand(c: { program: Program; graph: Graph; ast?: Mode
 interface PlainRun {
   backend: 'webgpu' | 'cpu'; sampling: SamplingOptions; prompts: number[][]; pool: PoolOptions; maxTokens: number;
   weights: WeightSource; topLogprobs: number; signal: AbortSignal;
+  /** Set when the prompts were text: output is text too, and the tokenizer's end-of-generation ids stop. */
+  tokenizer?: Tokenizer | null;
+}
+
+/** The tokenizer when the prompts are text; null for --tokens / --batch-file. */
+function textTokenizer(f: RunFlags, model: string, vocab: number): Tokenizer | null {
+  if (!f.prompt?.length && f['prompt-file'] === undefined) return null;
+  if (f.tokens?.length || f['batch-file'] !== undefined) throw new RunError('give prompts as text (--prompt, --prompt-file) or as ids (--tokens, --batch-file), not both');
+  if (f.prompt?.length && f['prompt-file'] !== undefined) throw new RunError('give prompts with --prompt or --prompt-file, not both');
+  const { tokenizer, source } = tokenizerForRun(f.weights, f.prompt?.length ? '--prompt' : '--prompt-file', model);
+  if (tokenizer.vocabSize > vocab) throw new RunError(`the tokenizer of ${source} has ${tokenizer.vocabSize} tokens but ${model}'s vocabulary is ${vocab}`);
+  return tokenizer;
+}
+
+function textPrompts(f: RunFlags, tok: Tokenizer): number[][] {
+  const texts = f['prompt-file'] !== undefined ? readTextFile(f['prompt-file'], '--prompt-file') : f.prompt!;
+  return texts.map((t) => encodePrompt(tok, t));
 }
 
 async function runPlain({ program, graph }: { program: Program; graph: Graph }, f: RunFlags, io: Io, r: PlainRun): Promise<number> {
@@ -99,15 +121,19 @@ async function runPlain({ program, graph }: { program: Program; graph: Graph }, 
   const { engines: [engine], close, device } = await openEngines(r.backend, [{ program, graph, weights: r.weights, moeStats: true }], r.pool);
   try {
     if (device && f.verbose) say(`device: ${device}\n`);
-    const options = { maxTokens: r.maxTokens, sampling: r.sampling, ignoreEos: f['ignore-eos'] ?? false, topLogprobs: r.topLogprobs, signal: r.signal };
+    const tok = r.tokenizer ?? null;
+    const options = { maxTokens: r.maxTokens, sampling: r.sampling, ignoreEos: f['ignore-eos'] ?? false, topLogprobs: r.topLogprobs, signal: r.signal, ...(tok ? { stopIds: tok.eog } : {}) };
     const s = () => engine.stats();
-    const flags = { json: f.json, verbose: f.verbose, topLogprobs: r.topLogprobs };
+    const flags = { json: f.json, verbose: f.verbose, topLogprobs: r.topLogprobs, ...(tok ? { text: (ids: readonly number[]) => decodeText(tok, ids) } : {}) };
     if (r.prompts.length === 1) {
       // One prompt, plain text: tokens go to stdout as they come, so an interrupted run has shown them.
       const stream = !f.json && r.topLogprobs === 0;
       let shown = 0;
-      const result = await generate(engine, r.prompts[0], { ...options, ...(stream ? { onToken: (id: number) => { io.out(`${shown++ ? ' ' : ''}${id}`); } } : {}) });
-      if (stream) io.out('\n');
+      // Text streams through the decoder (no character split across writes); ids space-separated.
+      const streamer = tok ? textStreamer(tok, io.out) : null;
+      const onToken = streamer ? (id: number) => streamer.push(id) : (id: number) => { io.out(`${shown++ ? ' ' : ''}${id}`); };
+      const result = await generate(engine, r.prompts[0], { ...options, ...(stream ? { onToken } : {}) });
+      if (stream) { streamer?.end(); io.out('\n'); }
       // KV figures at the end of generation, before the sequence is released.
       const moe = engine.moeStats?.() ?? null;
       const stats = { ...result.stats, setup_ms: s().setupMs, bytes_allocated: s().bytesAllocated, activation_bytes: s().activationBytes ?? 0, kv: engine.kvStats(), ...(moe ? { moe } : {}) };

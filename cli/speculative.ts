@@ -70,6 +70,10 @@ export interface SpecRun {
   prompts: number[][]; pool: PoolOptions; maxTokens: number; weights: WeightSource; topLogprobs: number;
   /** Ctrl-C: stop generating and report what there is. */
   signal?: AbortSignal;
+  /** Text prompts: sequences are reported as text too (cli/text.ts). */
+  text?: (ids: readonly number[]) => string;
+  /** The tokenizer's end-of-generation ids (text prompts). */
+  stopIds?: ReadonlySet<number>;
 }
 
 export async function runSpeculative(r: SpecRun): Promise<number> {
@@ -94,7 +98,7 @@ export async function runSpeculative(r: SpecRun): Promise<number> {
       ? new DraftProposer(new PagedSeqModel(engines.draft), p.kind === 'self-draft' ? 'self-draft' : 'draft', label)
       : new NgramProposer((p as { n: number }).n);
     const res = await speculativeGenerate(targetModel, proposer, r.prompts, {
-      maxTokens: r.maxTokens, lookahead: plan.lookahead, adaptive: plan.adaptive, sampling: r.sampling, eos: m.eos, ignoreEos: f['ignore-eos'] ?? false,
+      maxTokens: r.maxTokens, lookahead: plan.lookahead, adaptive: plan.adaptive, sampling: r.sampling, eos: m.eos, ...(r.stopIds ? { stopIds: r.stopIds } : {}), ignoreEos: f['ignore-eos'] ?? false,
       topLogprobs: r.topLogprobs, signal: r.signal,
     });
     const { spec, ...rest } = res.stats;
@@ -102,7 +106,7 @@ export async function runSpeculative(r: SpecRun): Promise<number> {
     const seqs: SeqOutcome[] = res.sequences.map((q) => ({ tokens: q.tokens, topLogprobs: q.topLogprobs, stop: q.stop, ...(q.notice ? { message: q.notice } : {}) }));
     const single = seqs.length === 1;
     const stats = { backend: r.backend, ...(single ? {} : { sequences: seqs.length }), ...rest, setup_ms, spec };
-    return printReport({ sequences: seqs, stats, tables: specTable(spec), single }, { json: f.json, verbose: f.verbose, topLogprobs: r.topLogprobs }, io);
+    return printReport({ sequences: seqs, stats, tables: specTable(spec), single }, { json: f.json, verbose: f.verbose, topLogprobs: r.topLogprobs, ...(r.text ? { text: r.text } : {}) }, io);
   } finally {
     opened.close();
   }

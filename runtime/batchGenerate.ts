@@ -170,7 +170,7 @@ export class BatchGenerator {
     this.opts.onToken?.(id, r.out.length - 1);
     const length = this.engine.kv.length(r.seq!);
     r.pending = [id];
-    if (!this.opts.ignoreEos && m.eos !== null && id === m.eos) r.stop = 'eos';
+    if (!this.opts.ignoreEos && ((m.eos !== null && id === m.eos) || this.opts.stopIds?.has(id))) r.stop = 'eos';
     else if (r.out.length >= this.opts.maxTokens) r.stop = 'max_tokens';
     else if (length >= m.maxContext) this.end(r, 'max_context', `stopped after ${r.out.length} tokens: the context of ${m.maxContext} is full`);
     if (r.stop !== null && r.seq !== null) { this.engine.kv.free(r.seq); r.seq = null; }

@@ -74,6 +74,8 @@ export interface GenerateOptions {
   readonly sampling?: SamplingOptions;
   /** Keep going past the model's end-of-sequence token. */
   readonly ignoreEos?: boolean;
+  /** More ids that end generation like eos (a tokenizer's end-of-turn ids: <|eot_id|>, <|im_end|>). */
+  readonly stopIds?: ReadonlySet<number>;
   /** Log-probabilities of the N most likely tokens at each generated position (temperature 1). */
   readonly topLogprobs?: number;
   readonly onToken?: (id: number, index: number) => void;
@@ -137,7 +139,7 @@ export async function generate(engine: SingleSequenceEngine, prompt: ArrayLike<n
     tokens.push(id);
     logprobs.push(topN(row, nLog));
     opts.onToken?.(id, tokens.length - 1);
-    if (!opts.ignoreEos && m.eos !== null && id === m.eos) { stop = 'eos'; return false; }
+    if (!opts.ignoreEos && ((m.eos !== null && id === m.eos) || opts.stopIds?.has(id))) { stop = 'eos'; return false; }
     return true;
   };
   /** False (and stop 'cancelled') when the caller's signal has fired. */

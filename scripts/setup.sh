@@ -33,6 +33,9 @@ if ! node scripts/check-llamacpp.mjs; then
 fi
 # The CLI runs from one bundled file (scripts/build.mjs): ~0.4 s to start instead of ~3 s.
 npm run --silent build
+# The README's text example: a random-weight llama around the Llama 2 vocabulary, written
+# here (about 5 MB under .tmp/example/, never committed).
+npx tsx scripts/make-example-model.ts
 
 if have_lavapipe; then
   echo "setup: Mesa lavapipe from bookworm-backports already installed"

@@ -37,6 +37,8 @@ export interface SpecOptions {
   readonly calibration?: readonly (readonly [number, number])[];
   readonly sampling?: SamplingOptions;
   readonly eos?: number | null;
+  /** More ids that end a sequence like eos (a tokenizer's end-of-turn ids). */
+  readonly stopIds?: ReadonlySet<number>;
   readonly ignoreEos?: boolean;
   readonly onToken?: (sequence: number, id: number, index: number) => void;
   /** Log-probabilities of the N most likely tokens at each generated position (temperature 1), from the target's rows. */
@@ -119,7 +121,7 @@ export async function speculativeGenerate(target: SeqModel, proposer: Proposer, 
     s.logprobs.push(topLogprobs(row, nLog));
     s.context.push(id);
     o.onToken?.(s.index, id, s.out.length - 1);
-    if (!o.ignoreEos && o.eos !== null && o.eos !== undefined && id === o.eos) s.stop = 'eos';
+    if (!o.ignoreEos && ((o.eos !== null && o.eos !== undefined && id === o.eos) || o.stopIds?.has(id))) s.stop = 'eos';
     else if (s.out.length >= o.maxTokens) s.stop = 'max_tokens';
     return s.stop === null;
   };

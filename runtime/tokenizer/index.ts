@@ -6,3 +6,5 @@ export { VocabTokenizer, cleanSpaces } from './tokenizer.ts';
 export type { VocabData } from './vocab.ts';
 export { Attr, TokenType } from './types.ts';
 export type { DecodeOptions, EncodeOptions, StreamDecoder, Tokenizer } from './types.ts';
+export { ChatTemplate, ChatTemplateError, chatTemplateFor, renderChatTemplate } from './chatTemplate.ts';
+export type { ChatMessage, ChatRenderOptions } from './chatTemplate.ts';
