@@ -18,6 +18,7 @@ import { SPEC_OPTIONS, SPEC_USAGE } from './speculative.ts';
 import { planSpeculative, SpecPlanError, type Ready } from '../compiler/specDraft.ts';
 import { didYouMean } from './args.ts';
 import { paramSummary } from './outcome.ts';
+import { SERVE_OPTIONS, SERVE_USAGE, type ServeFlags } from './serve/command.ts';
 
 /** A failure the user can fix; printed as `infer: message`, exit status `code`. */
 export class CliError extends Error {
@@ -43,6 +44,7 @@ ${SPEC_USAGE}
   context full, prompt too large); 1 an error; 130 interrupted.`,
   import: `infer import FILE.gguf [-o SPEC] [--max-context N]
   Writes a spec for a GGUF file (llama dense or Mixtral-style MoE) to SPEC, or stdout.`,
+  serve: SERVE_USAGE,
 } as const;
 
 /** A command's synopsis: its usage up to the first line of prose (option lines start with '['). */
@@ -68,6 +70,7 @@ const OPTIONS = {
     'no-fuse': { type: 'string' }, 'f32-weights': { type: 'boolean' },
     ...SPEC_OPTIONS,
   },
+  serve: { ...HELP, ...SERVE_OPTIONS },
 } satisfies Record<string, ParseArgsConfig['options']>;
 
 type Command = keyof typeof OPTIONS;
@@ -108,6 +111,10 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
           if ([...weightTypes.values()].some((t) => t === 'q8_0' || t === 'q4_0')) compiled = compileOrReport(file, { noFuse: rf['no-fuse'], weightTypes }, io);
         }
         return compiled ? await runCommand(compiled, rf, io) : 1;
+      }
+      case 'serve': {
+        const compiled = compileOrReport(file, {}, io);
+        return compiled ? await (await import('./serve/command.ts')).serveCommand(compiled, values as ServeFlags, io) : 1;
       }
     }
   } catch (e) {
