@@ -1,7 +1,7 @@
 // Which sequences one step of the serving loop feeds, and which waiting requests join
 // it. As in runtime/batchGenerate.ts: decoders feed one token each, prompts still
 // prefilling take what the per-forward token budget leaves (long prompts in chunks), and
-// a waiting prompt sharing a prefix with a live sequence starts from its pages.
+// a waiting prompt sharing whole pages of prefix with a live sequence starts from them.
 //
 // Unlike the batch CLI, a server cannot end a running request because a newcomer took
 // the pages it needs next: a request joins only when the pages it may ever hold (prompt
@@ -40,7 +40,19 @@ export interface StepPlan {
   readonly admitted: Slot[];
 }
 
-export function admit(engine: Engine, running: readonly Slot[], waiting: readonly Slot[]): StepPlan {
+/**
+ * Only whole pages are shared: the owner writes past them and so does the newcomer, so no
+ * one ever copies a shared page. (A shared partial page would be copied by both writers in
+ * the same step, taking pages beyond the reservation for a moment.)
+ */
+function wholePages(share: { seq: number; prefix: number } | null, pageSize: number): { seq: number; prefix: number } | null {
+  if (!share) return null;
+  const prefix = Math.floor(share.prefix / pageSize) * pageSize;
+  return prefix > 0 ? { seq: share.seq, prefix } : null;
+}
+
+/** Plans one step; `admitNew` false feeds the running sequences only. */
+export function admit(engine: Engine, running: readonly Slot[], waiting: readonly Slot[], admitNew = true): StepPlan {
   const kv = engine.kv;
   const feed = new Map<Slot, number>();
   let budget = engine.maxTokensPerForward;
@@ -51,10 +63,10 @@ export function admit(engine: Engine, running: readonly Slot[], waiting: readonl
   }
   let committed = running.reduce((a, r) => a + r.commit, 0);
   const admitted: Slot[] = [];
-  for (const r of waiting) {
+  for (const r of admitNew ? waiting : []) {
     if (running.length + admitted.length >= engine.maxSequences) break;
     if (committed + r.commit > kv.pool.total) break;
-    const share = kv.longestPrefix(r.prompt, r.prompt.length - 1);
+    const share = wholePages(kv.longestPrefix(r.prompt, r.prompt.length - 1), kv.pageSize);
     // A prompt admitted this step has no KV yet: one sharing a longer prefix with it waits a
     // step and then reuses its pages instead of computing them again.
     const lcp = Math.max(0, ...admitted.map((a) => commonPrefix(a.prompt, r.prompt, r.prompt.length - 1)));

@@ -71,6 +71,8 @@ export class Scheduler {
   private inStep = false;
   private stopping = false;
   private lastBatch = 0;
+  /** Set when a newcomer was sent back for want of pages: the next step only decodes. */
+  private holdAdmission = false;
   private idle: (() => void)[] = [];
   private readonly now: () => number;
 
@@ -162,7 +164,8 @@ export class Scheduler {
   }
 
   private async step(): Promise<void> {
-    const { batch, feed, admitted } = admit(this.engine, this.running, this.waiting);
+    const { batch, feed, admitted } = admit(this.engine, this.running, this.waiting, !this.holdAdmission);
+    this.holdAdmission = false;
     for (const r of admitted) {
       this.waiting.splice(this.waiting.indexOf(r), 1);
       this.running.push(r);
@@ -189,6 +192,7 @@ export class Scheduler {
       newest.pending = [...newest.prompt];
       this.running.splice(this.running.indexOf(newest), 1);
       this.waiting.unshift(newest);
+      this.holdAdmission = true;
     }
   }
 

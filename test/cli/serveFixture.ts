@@ -15,7 +15,7 @@ const file = new URL('../../examples/tiny-llama.infer', import.meta.url).pathnam
 const c = compileSpec(readFileSync(file, 'utf8'), file);
 if (!c.program || !c.graph) throw new Error('tiny-llama does not compile');
 export const program = c.program, graph = c.graph;
-const weights = new RandomWeights(program.params, program.model.weights.seed);
+const weights = new RandomWeights(program.params, (program.model.weights as { seed: number }).seed);
 export const MODEL = program.model.name;
 export const SPEC = file;
 
