@@ -3,7 +3,7 @@
 // ending with `data: [DONE]`. Besides OpenAI's fields every choice carries `token_ids`
 // (the generated ids: without a tokenizer the text is those ids, space-separated).
 // A client that disconnects cancels its tickets, which frees their KV pages.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Tokenizer } from '../../runtime/tokenizer/index.ts';
 import { QueueFullError, RequestTooLargeError, ShuttingDownError, type Completion, type GeneratedToken, type Scheduler, type Ticket } from '../../runtime/serve/scheduler.ts';
 import { ApiError, parseCompletion, type CompletionParams } from './protocol.ts';
@@ -32,7 +32,7 @@ function finishReason(c: Completion, choice: Choice): string {
   return c.finish;
 }
 
-export async function completions(ctx: CompletionContext, body: unknown, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function completions(ctx: CompletionContext, body: unknown, res: ServerResponse): Promise<void> {
   const vocab = ctx.scheduler.engine.model.vocab;
   const p = parseCompletion(body, vocab, ctx.tokenizer);
   const model = (body as { model?: unknown }).model;
@@ -113,7 +113,6 @@ export async function completions(ctx: CompletionContext, body: unknown, req: In
     id, object: 'text_completion', created, model: ctx.modelId, usage,
     choices: choices.map((c, i) => ({ index: c.index, text: c.text.text, finish_reason: finishReason(done[i], c), token_ids: c.ids, logprobs: p.logprobs === undefined ? null : c.lp })),
   });
-  void req;
 }
 
 export function json(res: ServerResponse, status: number, o: unknown): void {

@@ -76,7 +76,7 @@ export function createHandler(o: ServerOptions, state: { draining: boolean }): (
         ? 'chat completions are not implemented yet (the chat template is not rendered by this version): use POST /v1/completions'
         : 'chat completions need a tokenizer and chat template in the weights, and this model has none: use POST /v1/completions with token ids', null, 'not_implemented');
     }
-    return completions(o, body, req, res);
+    return completions(o, body, res);
   };
   return (req, res) => {
     route(req, res).catch((e: unknown) => {
@@ -92,6 +92,10 @@ export function createHandler(o: ServerOptions, state: { draining: boolean }): (
 export async function startServer(o: ServerOptions & { host: string; port: number }): Promise<RunningServer> {
   const state = { draining: false };
   const server = createServer(createHandler(o, state));
+  // Clients pool connections: a socket the server closes as idle just as a client reuses it
+  // resets that request. Idle sockets stay well past the few seconds clients keep them.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port, o.host, () => { server.off('error', reject); resolve(); });

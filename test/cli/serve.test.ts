@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MODEL, SPEC, serve, settled, single, type Served, type WithIds } from './serveFixture.ts';
+import { TextOut } from '../../cli/serve/textOut.ts';
 
 let s: Served;
 beforeAll(async () => { s = await serve(); });
@@ -99,11 +100,11 @@ describe('infer serve', () => {
       const wrong = new OpenAI({ baseURL: `${k.srv.url}/v1`, apiKey: 'nope', maxRetries: 0 });
       await expect(wrong.models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
       // One running, one waiting: the rest of a burst of six is refused with 429.
-      const burst = await Promise.allSettled(Array.from({ length: 6 }, () => k.client.completions.create({ model: MODEL, prompt: [1, 2], max_tokens: 40, temperature: 0 })));
+      const burst = await Promise.allSettled(Array.from({ length: 6 }, () => k.client.completions.create({ model: MODEL, prompt: [1, 2], max_tokens: 200, temperature: 0 })));
       const refused = burst.filter((b) => b.status === 'rejected');
       expect(refused.length).toBeGreaterThan(0);
       for (const b of refused) expect((b as PromiseRejectedResult).reason).toBeInstanceOf(OpenAI.RateLimitError);
-      for (const b of burst) if (b.status === 'fulfilled') expect((b.value.choices[0] as unknown as WithIds).token_ids).toEqual(await single([1, 2], 40));
+      for (const b of burst) if (b.status === 'fulfilled') expect((b.value.choices[0] as unknown as WithIds).token_ids).toEqual(await single([1, 2], 200));
       expect(await (await fetch(`${k.srv.url}/metrics`)).text()).toMatch(/infer_requests_rejected_total [1-9]/);
       await settled(k);
     } finally { await k.srv.close(1000); }
@@ -135,5 +136,14 @@ describe('infer serve', () => {
     expect(finish).not.toBeNull();
     expect(await exited).toBe(0);
     expect(err).toMatch(/SIGTERM/);
+  });
+
+  it('cuts text at the first stop string, holding back what may start one', () => {
+    const t = new TextOut(null, [' 7 9', ' 8']);
+    expect([t.push(5), t.push(7)]).toEqual(['', '']); // the last 3 characters may begin ' 7 9': held back
+    expect(t.push(9)).toBe('5');
+    expect([t.text, t.stopped]).toEqual(['5', true]);
+    const u = new TextOut(null, ['x']);
+    expect([u.push(1), u.push(2), u.flush()]).toEqual(['1', ' 2', '']);
   });
 });
