@@ -18,6 +18,7 @@ import { SPEC_OPTIONS, SPEC_USAGE } from './speculative.ts';
 import { planSpeculative, SpecPlanError, type Ready } from '../compiler/specDraft.ts';
 import { didYouMean } from './args.ts';
 import { paramSummary } from './outcome.ts';
+import { SERVE_OPTIONS, SERVE_USAGE, type ServeFlags } from './serve/command.ts';
 
 /** A failure the user can fix; printed as `infer: message`, exit status `code`. */
 export class CliError extends Error {
@@ -56,6 +57,7 @@ ${SPEC_USAGE}
   Ctrl-C stops a reply; an empty line or /exit ends the chat.`,
   import: `infer import FILE.gguf [-o SPEC] [--max-context N]
   Writes a spec for a GGUF file (llama dense or Mixtral-style MoE) to SPEC, or stdout.`,
+  serve: SERVE_USAGE,
 } as const;
 
 /** A command's synopsis: its usage up to the first line of prose (option lines start with '['). */
@@ -88,6 +90,7 @@ const OPTIONS = {
     ...HELP, weights: { type: 'string' }, backend: { type: 'string' }, system: { type: 'string' }, 'max-tokens': { type: 'string' },
     temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' }, 'f32-weights': { type: 'boolean' },
   },
+  serve: { ...HELP, ...SERVE_OPTIONS },
 } satisfies Record<string, ParseArgsConfig['options']>;
 
 type Command = keyof typeof OPTIONS;
@@ -137,6 +140,10 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
           if ([...weightTypes.values()].some((t) => t === 'q8_0' || t === 'q4_0')) compiled = compileOrReport(file, { noFuse: rf['no-fuse'], weightTypes }, io);
         }
         return compiled ? await runCommand(compiled, rf, io) : 1;
+      }
+      case 'serve': {
+        const compiled = compileOrReport(file, {}, io);
+        return compiled ? await (await import('./serve/command.ts')).serveCommand(compiled, values as ServeFlags, io) : 1;
       }
     }
   } catch (e) {
