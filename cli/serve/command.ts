@@ -22,19 +22,19 @@ export const SERVE_OPTIONS = {
 
 export const SERVE_USAGE = `infer serve SPEC [--weights FILE] [--backend webgpu|cpu] [--host 127.0.0.1] [--port 8080]
                    [--max-batch N] [--kv-pages N] [--queue N] [--api-key KEY]
-  Serves the OpenAI API: POST /v1/completions (token-id prompts; text with a GGUF tokenizer), GET /v1/models,
+  Serves the OpenAI API: POST /v1/completions (token-id prompts; text when the weights carry a tokenizer),
+  POST /v1/chat/completions (when they also carry a chat template), GET /v1/models,
   GET /health, GET /metrics (Prometheus). --max-batch: sequences per step (default 8); --kv-pages: the KV pool
   (default: max-batch full contexts); --queue: requests that may wait (default 64; more get 429).
   --api-key (or INFER_API_KEY): /v1/ routes need Authorization: Bearer KEY. SIGTERM drains (up to 30 s) and exits 0.`;
 
 const DRAIN_MS = 30_000;
 
-/** The tokenizer a GGUF weights file carries, or null (random weights, safetensors, no vocabulary). */
+/** The tokenizer the weights carry (GGUF metadata, or tokenizer.json beside safetensors), or null (random weights, no vocabulary). */
 async function tokenizerFor(file: string | undefined, io: Io): Promise<Tokenizer | null> {
-  if (!file?.endsWith('.gguf')) return null;
-  const { GgufFile } = await import('../../runtime/weights/gguf.ts');
-  const { tokenizerFromGguf } = await import('../../runtime/tokenizer/index.ts');
-  try { return GgufFile.with(file, (g) => tokenizerFromGguf(g.metadata)); } catch (e) {
+  if (!file) return null;
+  const { loadTokenizer } = await import('../text.ts');
+  try { return loadTokenizer(file).tokenizer; } catch (e) {
     io.err(`note: no tokenizer from ${file} (${(e as Error).message}): prompts must be token ids\n`);
     return null;
   }
@@ -55,7 +55,7 @@ export async function serveCommand(c: { program: Program; graph: Graph }, f: Ser
   try {
     const scheduler = new Scheduler(engine, { maxQueue });
     const srv = await startServer({ scheduler, modelId: m.name, tokenizer, host: f.host ?? '127.0.0.1', port, ...(apiKey ? { apiKey } : {}) });
-    io.err(`infer: serving ${m.name} on ${srv.url} (backend ${backend}, max batch ${maxBatch}, ${engine.kv.pool.total} KV pages of ${engine.kv.pageSize} tokens, ${tokenizer ? 'tokenizer from the weights' : 'token-id prompts only'})\n`);
+    io.err(`infer: serving ${m.name} on ${srv.url} (backend ${backend}, max batch ${maxBatch}, ${engine.kv.pool.total} KV pages of ${engine.kv.pageSize} tokens, ${tokenizer ? `tokenizer from the weights${tokenizer.chatTemplate !== undefined ? ' with a chat template' : ', no chat template'}` : 'token-id prompts only'})\n`);
     await new Promise<void>((resolve) => {
       const stop = (sig: string) => {
         signals.off('SIGTERM', onTerm); signals.off('SIGINT', onInt);

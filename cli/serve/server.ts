@@ -9,6 +9,7 @@ import type { Tokenizer } from '../../runtime/tokenizer/index.ts';
 import type { Scheduler } from '../../runtime/serve/scheduler.ts';
 import { ApiError } from './protocol.ts';
 import { completions, json } from './completions.ts';
+import { chatCompletions, chatSetup } from './chat.ts';
 
 export interface ServerOptions {
   readonly scheduler: Scheduler;
@@ -55,6 +56,8 @@ function authorised(req: IncomingMessage, key: string | undefined): boolean {
 
 export function createHandler(o: ServerOptions, state: { draining: boolean }): (req: IncomingMessage, res: ServerResponse) => void {
   const created = Math.floor(Date.now() / 1000);
+  // The weights' chat template, parsed once (or the 501 /v1/chat/completions answers without one).
+  const chat = chatSetup(o.tokenizer);
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const key = `${req.method} ${path}`;
@@ -65,17 +68,12 @@ export function createHandler(o: ServerOptions, state: { draining: boolean }): (
       return;
     }
     const known = ['GET /v1/models', 'POST /v1/completions', 'POST /v1/chat/completions'];
-    if (!known.includes(key)) throw new ApiError(404, `no route ${req.method} ${path} (this server has GET /v1/models, POST /v1/completions, GET /health, GET /metrics)`, null, 'not_found');
+    if (!known.includes(key)) throw new ApiError(404, `no route ${req.method} ${path} (this server has GET /v1/models, POST /v1/completions, POST /v1/chat/completions, GET /health, GET /metrics)`, null, 'not_found');
     if (!authorised(req, o.apiKey)) throw new ApiError(401, 'incorrect API key: send it as Authorization: Bearer KEY', null, 'invalid_api_key');
     if (key === 'GET /v1/models') return json(res, 200, { object: 'list', data: [{ id: o.modelId, object: 'model', created, owned_by: 'infer' }] });
     const body = await readBody(req);
     if (state.draining) throw new ApiError(503, 'the server is shutting down', null, 'shutting_down');
-    if (key === 'POST /v1/chat/completions') {
-      // Chat needs the weights' tokenizer and a Jinja chat template renderer; the second is not built yet.
-      throw new ApiError(501, o.tokenizer?.chatTemplate
-        ? 'chat completions are not implemented yet (the chat template is not rendered by this version): use POST /v1/completions'
-        : 'chat completions need a tokenizer and chat template in the weights, and this model has none: use POST /v1/completions with token ids', null, 'not_implemented');
-    }
+    if (key === 'POST /v1/chat/completions') return chatCompletions({ ...o, chat }, body, res);
     return completions(o, body, res);
   };
   return (req, res) => {

@@ -13,9 +13,9 @@ export class TextOut {
   private readonly decoder: StreamDecoder | null;
   private readonly hold: number;
 
-  constructor(tokenizer: Tokenizer | null, private readonly stops: readonly string[]) {
-    // A completion continues its prompt: keep the first token's leading space.
-    this.decoder = tokenizer ? tokenizer.createStreamDecoder({ stripPrefixSpace: false }) : null;
+  constructor(tokenizer: Tokenizer | null, private readonly stops: readonly string[], { stripPrefixSpace = false } = {}) {
+    // A completion continues its prompt: keep the first token's leading space (a chat reply drops it).
+    this.decoder = tokenizer ? tokenizer.createStreamDecoder({ stripPrefixSpace }) : null;
     this.hold = Math.max(0, ...stops.map((s) => s.length - 1));
   }
 
