@@ -11,10 +11,10 @@ import { Sampler, type SamplingOptions } from '../runtime/sampling.ts';
 import { yieldToEvents } from '../runtime/stop.ts';
 import type { Engine } from '../runtime/engine.ts';
 import { chatTemplateFor, type ChatMessage, type Tokenizer } from '../runtime/tokenizer/index.ts';
-import { ENGINE_BACKENDS, openEngines } from './openEngine.ts';
-import { loadWeights, RunError } from './run.ts';
+import { openEngines } from './openEngine.ts';
+import { engineAndSampling, loadWeights, RunError } from './run.ts';
 import { textStreamer, tokenizerForRun } from './text.ts';
-import { MAX_SEED, parseDecimal, parseInteger } from './args.ts';
+import { parseInteger } from './args.ts';
 import { paramSummary } from './outcome.ts';
 import type { Io } from './main.ts';
 
@@ -71,13 +71,8 @@ export class ChatSession {
 export async function chatCommand(c: { program: Program; graph: Graph }, f: ChatFlags, io: Io, input: NodeJS.ReadableStream = process.stdin): Promise<number> {
   const { program, graph } = c;
   const m = program.model;
-  const backend = f.backend ?? 'webgpu';
-  if (backend !== 'webgpu' && backend !== 'cpu') throw new RunError(`unknown backend '${backend}': use ${ENGINE_BACKENDS.join(' or ')}`);
+  const { backend, sampling } = engineAndSampling(f);
   const maxTokens = parseInteger('max-tokens', f['max-tokens'], 256, 1);
-  const sampling: SamplingOptions = {
-    temperature: parseDecimal('temperature', f.temperature, 0, 0), topK: parseInteger('top-k', f['top-k'], 0, 0),
-    topP: parseDecimal('top-p', f['top-p'], 1, 0), seed: parseInteger('seed', f.seed, 0, 0, MAX_SEED),
-  };
   const { tokenizer: tok, source } = tokenizerForRun(f.weights, 'chat', m.name);
   const chat = chatTemplateFor(tok, `the chat template of ${source}`);
   if (!chat) throw new RunError(`${source} carries no chat template (tokenizer.chat_template): use 'infer run --prompt' for plain completion`);

@@ -6,10 +6,10 @@ import type { Graph } from '../compiler/ir/graph.ts';
 import type { Program } from '../program/program.ts';
 import { readFileSync } from 'node:fs';
 import { generate } from '../runtime/engine.ts';
-import { ENGINE_BACKENDS, openEngines } from './openEngine.ts';
+import { ENGINE_BACKENDS, openEngines, type EngineBackendName } from './openEngine.ts';
 import { generateBatch } from '../runtime/batchGenerate.ts';
 import type { PoolOptions } from '../runtime/pagedEngine.ts';
-import type { SamplingOptions, TokenLogprob } from '../runtime/sampling.ts';
+import type { SamplingOptions } from '../runtime/sampling.ts';
 import type { WeightSource } from '../program/weights.ts';
 import { RandomWeights } from '../runtime/weights/random.ts';
 import type { Io } from './main.ts';
@@ -54,12 +54,10 @@ export async function loadWeights(program: Program, file: string | undefined, fl
   return new RandomWeights(program.params, m.weights.seed);
 }
 
-export async function runCommand(c: { program: Program; graph: Graph; ast?: Model | null }, f: RunFlags, io: Io): Promise<number> {
-  const { program, graph } = c;
-  const m = program.model;
+/** The engine backend and sampling flags `run` and `chat` share, each checked. */
+export function engineAndSampling(f: { backend?: string; temperature?: string; 'top-k'?: string; 'top-p'?: string; seed?: string }): { backend: EngineBackendName; sampling: SamplingOptions } {
   const backend = f.backend ?? 'webgpu';
   if (backend !== 'webgpu' && backend !== 'cpu') throw new RunError(`unknown backend '${backend}': use ${ENGINE_BACKENDS.join(' or ')}`);
-  const maxTokens = parseInteger('max-tokens', f['max-tokens'], 32, 0);
   const sampling: SamplingOptions = {
     temperature: parseDecimal('temperature', f.temperature, 0, 0),
     topK: parseInteger('top-k', f['top-k'], 0, 0),
@@ -67,6 +65,14 @@ export async function runCommand(c: { program: Program; graph: Graph; ast?: Mode
     seed: parseInteger('seed', f.seed, 0, 0, MAX_SEED),
   };
   if (sampling.topP === 0 || sampling.topP! > 1) throw new RunError(`--top-p needs a number in (0, 1], got '${f['top-p']}'`);
+  return { backend, sampling };
+}
+
+export async function runCommand(c: { program: Program; graph: Graph; ast?: Model | null }, f: RunFlags, io: Io): Promise<number> {
+  const { program, graph } = c;
+  const m = program.model;
+  const { backend, sampling } = engineAndSampling(f);
+  const maxTokens = parseInteger('max-tokens', f['max-tokens'], 32, 0);
   const topLogprobs = parseInteger('top-logprobs', f['top-logprobs'], 0, 0);
   // Text prompts (--prompt, --prompt-file) go through the weight file's tokenizer; ids stay ids.
   const tok = textTokenizer(f, m.name, m.vocab);
