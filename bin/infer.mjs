@@ -52,10 +52,13 @@ if (!opensGpu || process.env.INFER_CHILD === '1') {
 } else {
   const loader = built ? [] : ['--import', import.meta.resolve('tsx')];
   const env = { ...process.env, INFER_CHILD: '1', ...(process.stderr.isTTY ? { INFER_STDERR_TTY: '1' } : {}) };
-  // The child stays in the terminal's foreground group (it may read stdin: `infer chat`), so a
-  // Ctrl-C reaches it both from the terminal and forwarded from here; it counts SIGINTs that
-  // close together as one (cli/outcome.ts), so a person's second Ctrl-C still quits at once.
-  const child = spawn(process.execPath, [...loader, fileURLToPath(import.meta.url), ...args], { stdio: ['inherit', 'inherit', 'pipe'], env });
+  // The child runs in a process group of its own, so a terminal's Ctrl-C reaches it exactly
+  // once, forwarded from here (a second Ctrl-C then quits it at once: cli/outcome.ts). Outside
+  // the terminal's foreground group it must not read the terminal itself (that would stop it
+  // with SIGTTIN), so its stdin (`infer chat`'s turns) comes through this process.
+  const child = spawn(process.execPath, [...loader, fileURLToPath(import.meta.url), ...args], { stdio: ['pipe', 'inherit', 'pipe'], env, detached: true });
+  child.stdin.on('error', () => { /* the child exited: nothing more to send */ });
+  process.stdin.pipe(child.stdin);
   filterStderr(child.stderr);
   const forward = (sig) => () => { try { child.kill(sig); } catch { /* already gone */ } };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, forward(sig));
