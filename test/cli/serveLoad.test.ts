@@ -23,8 +23,8 @@ function job(round: number, i: number): { prompt: number[]; max: number; abort: 
 const cancelled = (m: string) => Number(/infer_requests_finished_total\{reason="cancelled"\} (\d+)/.exec(m)?.[1] ?? 0);
 
 describe('infer serve under load', () => {
-  it('3 rounds of 24 concurrent clients: exact outputs, aborts free their pages', async () => {
-    const CLIENTS = 24;
+  it('3 rounds of 64 concurrent clients: exact outputs, aborts free their pages', async () => {
+    const CLIENTS = 64;
     for (let round = 0; round < 3; round++) {
       const before = cancelled(s.scheduler.metricsText());
       const results = await Promise.all(Array.from({ length: CLIENTS }, async (_, i) => {
