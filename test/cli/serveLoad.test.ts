@@ -2,7 +2,7 @@
 // lengths (some sharing prefixes) and max_tokens, a fifth of them streaming and
 // aborted mid-stream. Every finished completion equals its single-run greedy output,
 // every aborted one is a prefix of it, none is lost or duplicated, and after each round
-// the scheduler is idle with every KV page back in the pool.
+// the scheduler is idle with every KV page back in the pool, and memory stays flat.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MODEL, serve, settled, single, type Served, type WithIds } from './serveFixture.ts';
 
@@ -25,6 +25,7 @@ const cancelled = (m: string) => Number(/infer_requests_finished_total\{reason="
 describe('infer serve under load', () => {
   it('3 rounds of 64 concurrent clients: exact outputs, aborts free their pages', async () => {
     const CLIENTS = 64;
+    const rss: number[] = [];
     for (let round = 0; round < 3; round++) {
       const before = cancelled(s.scheduler.metricsText());
       const results = await Promise.all(Array.from({ length: CLIENTS }, async (_, i) => {
@@ -65,6 +66,11 @@ describe('infer serve under load', () => {
       expect(far).toBeGreaterThan(0);
       expect(cancelled(m) - before).toBeGreaterThanOrEqual(far);
       expect(cancelled(m) - before).toBeLessThanOrEqual(aborted.length);
+      rss.push(process.memoryUsage().rss);
     }
+    // Flat memory across rounds: the first round pays for compiled kernels, pools and caches;
+    // later rounds of the same work must not keep growing (a leaked sequence, stream or
+    // response would). 32 MiB leaves room for V8's heap sizing, not for 64 leaked requests a round.
+    expect(rss[2] - rss[1], `RSS after each round: ${rss.map((b) => (b / 2 ** 20).toFixed(0)).join(', ')} MiB`).toBeLessThan(32 * 2 ** 20);
   }, 60_000);
 });
