@@ -26,17 +26,7 @@ import { gv, writeGguf } from '../runtime/weights/ggufWriter.ts';
 import { randomTensor } from '../runtime/weights/random.ts';
 import { measureStreaming } from './streaming.ts';
 import { runBench, writeResults } from './report.ts';
-
-/** mulberry32, for the GEMV's data. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as rng } from './fixtures/rng.ts';
 
 const SPEC = 'examples/llama-20m.infer';
 const PROMPT = Array.from({ length: 16 }, (_, i) => (i * 37 + 11) % 4096);

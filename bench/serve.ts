@@ -19,6 +19,7 @@ import { startServer } from '../cli/serve/server.ts';
 import { Scheduler } from '../runtime/serve/scheduler.ts';
 import { RandomWeights } from '../runtime/weights/random.ts';
 import { runBench, writeResults } from './report.ts';
+import { mulberry32 as rng } from './fixtures/rng.ts';
 
 const LEVELS = [1, 4, 16, 64];
 const MAX_TOKENS = 16;
@@ -28,18 +29,6 @@ const SEED = 1234;
 interface Level {
   concurrency: number; requests: number; tokens: number; wallS: number; tokPerS: number;
   ttftMs: { p50: number; p90: number; p99: number }; itlMs: { p50: number; p90: number; p99: number };
-}
-
-/** mulberry32: the same prompts every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Nearest-rank percentile of an unsorted sample. */

@@ -13,17 +13,8 @@ import { dequantize, quantize } from '../../runtime/weights/ggufQuant.ts';
 import { packBlocks } from '../../program/quant.ts';
 import { readBuffer, runKernel, storageBuffer, zeroBuffer } from '../../runtime/webgpu/device.ts';
 
-/** mulberry32: a small seeded PRNG, so a failing fast-check seed reproduces its data too. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (bench/fixtures/rng.ts), so a failing fast-check seed reproduces its data too. */
+export { mulberry32 as rng } from '../../bench/fixtures/rng.ts';
 
 /** n f32 values in +-[0.1, 1) * scale: non-zero, so a kernel that skips a term shows. */
 export function data(next: () => number, n: number, scale = 1): Float32Array {
