@@ -83,7 +83,7 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
   };
 
   // The page pool: per layer, K and V pages (rows, then scales for int8/int4; see
-  // kvStorage.ts); the block tables are per-step inputs.
+  // program/kv.ts); the block tables are per-step inputs.
   for (let layer = 0; layer < m.layers; layer++) {
     for (const which of ['k', 'v'] as const) {
       addBuffer({ name: kvName(layer, which), kind: 'kv', dtype: kv.dtype === 'f32' ? 'f32' : 'u32', perToken: 0, elements: 0, perPage: pageWords(kv) });

@@ -28,7 +28,7 @@ export type ElementwiseExpr =
  *   rope:        x, positions, out
  *   kv_append:   k, v, positions, kv_slot, kcache, vcache
  *   attention:   q, positions, kv_seq, kv_table, kcache, vcache, out
- *                (pages, scales and the packed block table: compiler/ir/kvStorage.ts). With
+ *                (pages, scales and the packed block table: program/kv.ts). With
  *                splits > 1 (flash-decoding) each token's key range is split across `splits`
  *                workgroups and `out` receives partial results [T][heads][splits][headDim + 2]
  *                (running max, sum, unnormalised P.V) that attention_merge combines.
@@ -42,7 +42,7 @@ export type ElementwiseExpr =
  *   softmax:     x, out
  * Every kernel also receives the step uniform (number of tokens T) from the runtime.
  * `wtype` (matmul `w`, embed `table`, moe_experts `w` and, for swiglu, `w2`): the weight
- * stays in that block format on the device (weightTypes.ts has the layout; a 3-D expert
+ * stays in that block format on the device (quant.ts has the layout; a 3-D expert
  * weight is laid out as its flat [K, N * experts] matrix) and the kernel dequantises in
  * registers; absent means f32, so f32 kernels keep their keys.
  */

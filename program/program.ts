@@ -17,7 +17,7 @@ export type BufferKind = 'input' | 'param' | 'activation' | 'kv' | 'logits';
 export interface BufferDecl {
   readonly name: string;
   readonly kind: BufferKind;
-  /** u32: packed KV values (f16 pairs, int8 quads, int4 octets); q8_0 / q4_0: a param kept in blocks (weightTypes.ts), `elements` still counts weights. */
+  /** u32: packed KV values (f16 pairs, int8 quads, int4 octets); q8_0 / q4_0: a param kept in blocks (quant.ts), `elements` still counts weights. */
   readonly dtype: 'f32' | 'i32' | 'u32' | QuantType;
   readonly perToken: number;
   readonly elements: number;

@@ -7,7 +7,7 @@ export interface WeightSource {
   get(name: string): Float32Array;
   /**
    * The tensor exactly as the file stores it (ggml type name and bytes), for devices that
-   * keep quantised weights in blocks (runtime/webgpu/setup.ts). Optional: sources without
+   * keep quantised weights in blocks (runtime/runner/buffers.ts). Optional: sources without
    * it (random weights) can only feed f32 programs.
    */
   getRaw?(name: string): { readonly type: string; readonly bytes: Uint8Array };

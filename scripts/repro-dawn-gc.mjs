@@ -1,5 +1,5 @@
 // Smallest known reproducer of the Dawn crash once blamed on V8's optimising compiler
-// (the reason for `node --no-opt`; see test/gpu/repro-noopt.mjs and scripts/stress-opt.mjs).
+// (the reason for `node --no-opt`; see scripts/stress-gemv-loop.mjs and scripts/stress-opt.mjs).
 // Only the `webgpu` package, no shaders, no buffers, no hot loop:
 //
 //   export XDG_RUNTIME_DIR=/tmp/infer-xdg

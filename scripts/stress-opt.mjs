@@ -15,7 +15,7 @@
 //            examples/tiny-llama.infer and examples/llama-20m.infer, runs decode steps,
 //            prefills of 1..64 tokens, rollbacks and 2-4-sequence batches, gc() every 25
 //            forwards; logit checksums of a fixed prompt must agree across all engines.
-//   repro    test/gpu/repro-noopt.mjs (the hot GEMV loop, 3000 dispatches, gc() every 100)
+//   repro    scripts/stress-gemv-loop.mjs (the hot GEMV loop, 3000 dispatches, gc() every 100)
 //            with the GPU object held (REPRO_MODE=global and local), in parallel; plus one
 //            REPRO_MODE=temp run as a control (expected to crash: it drops the object).
 //   vitest   `vitest run test/gpu --pool=forks` with scripts/vitest.opt.config.ts (the
@@ -106,7 +106,7 @@ const worker = (name, cfg, { noOpt = false, timeoutS = 240 } = {}) => ({
 });
 const repro = (name, mode, { noOpt = false, timeoutS = 180, expectCrash = false } = {}) => ({
   name, timeoutS, expectCrash,
-  args: [...(noOpt ? ['--no-opt'] : []), '--expose-gc', 'test/gpu/repro-noopt.mjs'],
+  args: [...(noOpt ? ['--no-opt'] : []), '--expose-gc', 'scripts/stress-gemv-loop.mjs'],
   env: { REPRO_MODE: mode },
 });
 

@@ -16,7 +16,7 @@ export type Values = Float64Array | Float32Array;
 /**
  * The CPU's KV page pool: per layer, K and V as [slot][kvHead][headDim] in float64,
  * slot = page * pageSize + offset. Values are stored as `storage.dtype` would hold them
- * (kvStorage.ts storeRow), so the interpreter means exactly what a quantised cache means.
+ * (program/kv.ts storeRow), so the interpreter means exactly what a quantised cache means.
  * The defaults (one page of `slots` tokens, f32) are a single contiguous sequence.
  */
 export class CpuKvCache {

@@ -38,7 +38,7 @@ export interface OpArgs {
   rope: { theta: number };
   /**
    * src: [k [T, KH, D], v [T, KH, D], positions [T]] -> cache token: appends K/V of `layer` at
-   * the tokens' positions, stored in the model's KV format (kvStorage.ts). With `rope` set
+   * the tokens' positions, stored in the model's KV format (program/kv.ts). With `rope` set
    * (a theta), K is rotated by RoPE first: the fused KvAppend that fuseKvAppend produces.
    */
   kv_store: { layer: number; rope: number | null };

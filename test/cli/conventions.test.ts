@@ -6,16 +6,10 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main } from '../../cli/main.ts';
+import { cli } from './runCli.ts';
 import { closest, editDistance, selfCommand } from '../../cli/args.ts';
 
 const SPEC = 'examples/tiny-llama.infer';
-
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '', err = '';
-  const code = await main(argv, { out: (t) => { out += t; }, err: (t) => { err += t; } });
-  return { code, out, err };
-}
 
 describe('help and version', () => {
   it('--help and -h print usage on stdout and exit 0, for the CLI and every command', async () => {

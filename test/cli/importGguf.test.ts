@@ -8,16 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../cli/main.ts';
+import { cli } from './runCli.ts';
 import { progressBar } from '../../cli/import.ts';
 import { gv, writeGguf } from '../../runtime/weights/ggufWriter.ts';
 import { runLlamaCpp } from '../agreement/harness.ts';
 import { writeLlamaGguf, type GgufLlama } from '../../runtime/weights/randomLlamaGguf.ts';
-
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '', err = '';
-  const code = await main(argv, { out: (t) => { out += t; }, err: (t) => { err += t; } });
-  return { code, out, err };
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'infer-cli-gguf-'));
 const model: GgufLlama = { vocab: 288, dim: 64, layers: 2, heads: 4, kvHeads: 2, ffn: 128, type: 'f32', tied: false, seed: 31, ctx: 96 };

@@ -3,15 +3,10 @@
 // sequences carry on, --json is still exactly one object, and the exit status says
 // whether every sequence ended normally (0) or some was cut short (3).
 import { describe, expect, it } from 'vitest';
-import { main } from '../../cli/main.ts';
+import { cli } from './runCli.ts';
 
 const PAGED = 'examples/tiny-paged-int8.infer'; // 16-token pages, max_context 512
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '', err = '';
-  const code = await main(argv, { out: (t) => { out += t; }, err: (t) => { err += t; } });
-  return { code, out, err };
-}
 const run = (...a: string[]) => cli('run', PAGED, '--backend', 'cpu', '--ignore-eos', ...a);
 const json = async (...a: string[]) => { const r = await run(...a, '--json'); expect(r.out.trim().split('\n')).toHaveLength(1); return { ...r, j: JSON.parse(r.out) }; };
 

@@ -4,14 +4,9 @@
 // in-process through main().
 import { describe, expect, it } from 'vitest';
 import { main } from '../../cli/main.ts';
+import { cli } from './runCli.ts';
 
 const SPEC = 'examples/tiny-mixtral.infer';
-
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '', err = '';
-  const code = await main(argv, { out: (t) => { out += t; }, err: (t) => { err += t; } });
-  return { code, out, err };
-}
 
 describe('infer run with a mixture of experts', () => {
   it('--json reports stats.moe; --verbose prints a table on stderr; --no-fuse moe agrees', async () => {

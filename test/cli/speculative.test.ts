@@ -7,17 +7,11 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main } from '../../cli/main.ts';
+import { cli } from './runCli.ts';
 import { writeLlamaGguf, type GgufLlama } from '../../runtime/weights/randomLlamaGguf.ts';
 
 const SPEC = 'examples/tiny-llama.infer';
 const PAIR = 'examples/draft-pair.infer';
-
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '', err = '';
-  const code = await main(argv, { out: (t) => { out += t; }, err: (t) => { err += t; } });
-  return { code, out, err };
-}
 
 const run = (...a: string[]) => cli('run', '--backend', 'cpu', '--tokens', '5,6,7,5,6,7,5', '--max-tokens', '14', '--ignore-eos', '--json', ...a);
 

@@ -6,7 +6,7 @@
 // windows, RoPE in the append or not, and causal or not.
 //
 // Bounds. f32: 1e-4 of the output's scale (f32 accumulation). Quantised formats use
-// the bound that follows from the storage error (kvStorage.ts storeErrorBound): if every
+// the bound that follows from the storage error (program/kv.ts storeErrorBound): if every
 // stored K element is off by at most dk and every V element by at most dv, each score
 // moves by at most delta = scale * |q|_1 * dk, so each probability by a factor within
 // exp(+-2 delta), and the output by at most dv + (exp(2 delta) - 1) * max|v| (plus the

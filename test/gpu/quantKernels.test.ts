@@ -2,7 +2,7 @@
 // the float64 interpreter run on the dequantised weights: GEMV and tiled matmul with
 // every prologue and residual variant, and the embedding gather (tied outputs keep
 // token_embd quantised). Weights are random f32 values quantised by ggml's reference
-// quantisers (ggufQuant.ts), uploaded in the device layout (quantBlocks.ts).
+// quantisers (ggufQuant.ts), uploaded in the device layout (program/quant.ts packBlocks).
 // Dequantisation is exact in f32, so the bound is the f32 one of kernels.test.ts.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
