@@ -19,6 +19,7 @@ import { planSpeculative, SpecPlanError, type Ready } from '../compiler/specDraf
 import { didYouMean } from './args.ts';
 import { paramSummary } from './outcome.ts';
 import { SERVE_OPTIONS, SERVE_USAGE, type ServeFlags } from './serve/command.ts';
+import { PLAN_OPTIONS, PLAN_USAGE, type PlanFlags } from './plan.ts';
 
 /** A failure the user can fix; printed as `infer: message`, exit status `code`. */
 export class CliError extends Error {
@@ -58,6 +59,7 @@ ${SPEC_USAGE}
   import: `infer import FILE.gguf [-o SPEC] [--max-context N]
   Writes a spec for a GGUF file (llama dense or Mixtral-style MoE) to SPEC, or stdout.`,
   serve: SERVE_USAGE,
+  plan: PLAN_USAGE,
 } as const;
 
 /** A command's synopsis: its usage up to the first line of prose (option lines start with '['). */
@@ -91,6 +93,7 @@ const OPTIONS = {
     temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' }, 'f32-weights': { type: 'boolean' },
   },
   serve: { ...HELP, ...SERVE_OPTIONS },
+  plan: { ...HELP, ...PLAN_OPTIONS },
 } satisfies Record<string, ParseArgsConfig['options']>;
 
 type Command = keyof typeof OPTIONS;
@@ -141,6 +144,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         }
         return compiled ? await runCommand(compiled, rf, io) : 1;
       }
+      case 'plan': return await (await import('./plan.ts')).planCommand(file, values as PlanFlags, io);
       case 'serve': {
         const compiled = compileOrReport(file, {}, io);
         return compiled ? await (await import('./serve/command.ts')).serveCommand(compiled, values as ServeFlags, io) : 1;
@@ -167,7 +171,8 @@ function parse(cmd: Command, args: string[]): { values: Record<string, string | 
     const unknown = /^Unknown option '(--?[^']+)'/.exec(msg)?.[1];
     const flags = Object.entries(OPTIONS[cmd]).flatMap(([k, o]) => ['--' + k, ...('short' in o ? ['-' + o.short] : [])]);
     const hint = unknown?.startsWith('--') ? didYouMean(unknown, flags) : '';
-    throw new CliError(`${cmd}: ${msg.split('. To specify a positional')[0]}${hint}\nusage: ${COMMAND_USAGE[cmd]}`);
+    // `infer plan` is scripted (--json): a bad flag exits 2, apart from failures of the model itself.
+    throw new CliError(`${cmd}: ${msg.split('. To specify a positional')[0]}${hint}\nusage: ${COMMAND_USAGE[cmd]}`, cmd === 'plan' ? 2 : 1);
   }
 }
 
