@@ -45,18 +45,23 @@ export interface MemoryReport {
   readonly deviceBreakdown: Readonly<Record<string, number>>;
 }
 
-/** Pages one sequence of `context` tokens holds: whole pages, fewer once the window evicts the oldest. */
-export function pagesPerSequence(p: Program, context: number): number {
+/**
+ * Pages one sequence of `context` tokens needs when it grows `chunk` tokens per forward:
+ * whole pages; with a window, fewer: runtime/kv/sequences.ts frees the pages wholly
+ * behind a step's window, but only after allocating the step's new pages, so at its peak a
+ * sequence holds the previous step's window (window - 1 + chunk keys) plus this step's
+ * chunk, starting mid-page: ceil((window - 1 + 2 chunk) / page) + 1 pages.
+ */
+export function pagesPerSequence(p: Program, context: number, chunk: number): number {
   const k = p.kv;
   if (k.layout === 'contiguous') return 1;
   const all = Math.ceil(context / k.pageSize);
-  // At most the window's keys plus the page being written are live (runtime/kv/sequences.ts evicts whole pages).
-  return k.window === null ? all : Math.min(all, Math.ceil(k.window / k.pageSize) + 1);
+  return k.window === null ? all : Math.min(all, Math.ceil((k.window - 1 + 2 * chunk) / k.pageSize) + 1);
 }
 
 /** The runtime sizing for this shape: tokens per forward, KV pool pages, sequences. */
 export function planSizing(p: Program, s: PlanShape): Sizing {
-  return { maxTokens: s.tokensPerForward, pages: s.batch * pagesPerSequence(p, s.context), maxSeqs: s.batch };
+  return { maxTokens: s.tokensPerForward, pages: s.batch * pagesPerSequence(p, s.context, Math.min(s.context, s.tokensPerForward)), maxSeqs: s.batch };
 }
 
 /** Device bytes of every allocation the runner makes for `sizing`, by kind (arenas count as activations). */
