@@ -99,6 +99,8 @@ export function kernelCost(spec: KernelSpec, T: number, context: number): Omit<S
       : { bytesRead: (T * spec.K + spec.K * spec.experts) * F32, bytesWritten: T * spec.k * 2 * F32, flops: 2 * T * spec.K * spec.experts };
     case 'moe_combine': return { bytesRead: T * spec.k * (2 + spec.width) * F32, bytesWritten: T * spec.width * F32, flops: 2 * T * spec.k * spec.width };
     case 'softmax': { const n = T * (spec.rows ?? 1) * spec.width; return { bytesRead: n * F32, bytesWritten: n * F32, flops: 3 * n }; }
+    // T = the rows asked for (one per sequence): each row of logits read once, one id written.
+    case 'argmax': return { bytesRead: T * (spec.width * F32 + 4), bytesWritten: T * 4, flops: T * spec.width };
     case 'moe_experts': {
       // Weights: only chosen experts are read (see moe_experts.hbs), each once per
       // MOE_ROWS_PER_PASS of its rows: exactly k experts once for one token; for T tokens,

@@ -8,7 +8,7 @@ import { elementsPerToken } from './ir/shapes.ts';
 import type { BufferDecl, Program, Step } from '../program/program.ts';
 import type { ElementwiseExpr, KernelSpec } from '../program/kernels.ts';
 import { kernelKey } from '../program/kernels.ts';
-import { PROGRAM_FORMAT, type KvPlan } from '../program/program.ts';
+import { GREEDY_BUFFERS, PROGRAM_FORMAT, type KvPlan } from '../program/program.ts';
 import type { ModelInfo } from '../program/model.ts';
 import { kvTableElements, pageWords } from '../program/kv.ts';
 
@@ -95,6 +95,9 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
     kv_seq: addBuffer({ name: 'kv_seq', kind: 'input', dtype: 'i32', perToken: 1, elements: 0 }),
     kv_table: addBuffer({ name: 'kv_table', kind: 'input', dtype: 'i32', perToken: 0, elements: kvTableElements(0, 0), perSeq: kvTableElements(1, kv.pagesPerSequence) - kvTableElements(0, 0) }),
   };
+  // Greedy sampling on the device: one row index in and one token id out per sequence.
+  addBuffer({ name: GREEDY_BUFFERS.rows, kind: 'input', dtype: 'i32', perToken: 0, elements: 0, perSeq: 1 });
+  addBuffer({ name: GREEDY_BUFFERS.ids, kind: 'logits', dtype: 'i32', perToken: 0, elements: 0, perSeq: 1 });
 
   for (const n of g.nodes) {
     const src = (i: number) => bufOf.get(n.src[i])!;

@@ -40,6 +40,9 @@ export type ElementwiseExpr =
  *                (dense: every expert for every token, no routing; k = experts and slot j = expert j)
  *   moe_combine: routing, y, out
  *   softmax:     x, out
+ *   argmax:      x (the logits), rows (i32: the logits row of each sequence), out (i32: its
+ *                largest entry's index, the lowest on ties). Greedy sampling on the device: the
+ *                runtime dispatches it after a forward (one row per sequence), never a Program step.
  * Every kernel also receives the step uniform (number of tokens T) from the runtime.
  * `wtype` (matmul `w`, embed `table`, moe_experts `w` and, for swiglu, `w2`): the weight
  * stays in that block format on the device (quant.ts has the layout; a 3-D expert
@@ -68,6 +71,8 @@ export type KernelSpec =
   | { kind: 'moe_combine'; experts: number; k: number; width: number }
   /** Softmax of `rows` rows of `width` per token (rows absent: 1). */
   | { kind: 'softmax'; width: number; rows?: number }
+  /** The index of the largest of `width` values, per requested row (greedy sampling on the device). */
+  | { kind: 'argmax'; width: number }
   /** The unfused attention (--no-fuse attention): scores [T, heads, context] against the paged cache, then P.V. */
   | { kind: 'attn_scores'; heads: number; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; scale: number; window: number | null; causal: boolean; context: number }
   | { kind: 'attn_values'; heads: number; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; window: number | null; causal: boolean; context: number };
@@ -87,6 +92,7 @@ export const BINDINGS: { [K in KernelKind]: (spec: Extract<KernelSpec, { kind: K
   moe_experts: (s) => [...(s.input === 'silu_mul' ? ['gate', 'up'] : ['x']), 'w', ...(s.input === 'swiglu' ? ['w2'] : []), ...(s.dense ? [] : ['routing']), ...(s.residual ? ['res'] : []), 'out'],
   moe_combine: () => ['routing', 'y', 'out'],
   softmax: () => ['x', 'out'],
+  argmax: () => ['x', 'rows', 'out'],
   attn_scores: () => ['q', 'positions', 'kv_seq', 'kv_table', 'kcache', 'out'],
   attn_values: () => ['p', 'positions', 'kv_seq', 'kv_table', 'vcache', 'out'],
 };
@@ -127,7 +133,7 @@ const BLOCK_WEIGHT_BINDINGS: ReadonlySet<string> = new Set(['table', 'w', 'w2'])
  * weights kept in blocks (program/quant.ts); f32 for everything else.
  */
 export function bindingElementType(spec: KernelSpec, binding: string): ElementType {
-  if (INDEX_BINDINGS.has(binding)) return 'i32';
+  if (INDEX_BINDINGS.has(binding) || (spec.kind === 'argmax' && binding !== 'x')) return 'i32';
   if ((binding === 'kcache' || binding === 'vcache') && 'dtype' in spec && spec.dtype !== 'f32') return 'u32';
   if (BLOCK_WEIGHT_BINDINGS.has(binding) && 'wtype' in spec && spec.wtype) return 'u32';
   return 'f32';

@@ -68,6 +68,12 @@ export interface Step {
   readonly label: string;
 }
 
+/**
+ * Buffers for greedy sampling on the device (kernels.ts `argmax`): per sequence, the logits
+ * row to reduce (input) and the id chosen (read back instead of the logits).
+ */
+export const GREEDY_BUFFERS = { rows: 'greedy_rows', ids: 'greedy_ids' } as const;
+
 /** The Program format every backend and runtime checks: /3 added arenas and `storage`. */
 export const PROGRAM_FORMAT = 'infer-program/3';
 

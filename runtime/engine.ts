@@ -56,6 +56,8 @@ export interface Engine {
   forward(tokens: Int32Array, positions: Int32Array, options?: ForwardOptions): Promise<Float32Array>;
   /** Appends each item's tokens to its sequence and runs the whole batch as one step. */
   forwardBatch(items: readonly BatchItem[], options?: ForwardOptions): Promise<Float32Array[]>;
+  /** forwardBatch, returning each item's greedy next token instead of logits (picked on the device where the engine can). */
+  forwardGreedy(items: readonly BatchItem[]): Promise<number[]>;
   /** KV memory in use (stats.kv). */
   kvStats(): KvStats;
   /** Ends every sequence: the next forward starts a new one. */
@@ -67,7 +69,10 @@ export interface Engine {
 }
 
 /** What `generate` needs: one sequence driven through `forward`. */
-export type SingleSequenceEngine = Pick<Engine, 'backend' | 'model' | 'maxTokensPerForward' | 'forward' | 'reset' | 'stats'>;
+export type SingleSequenceEngine = Pick<Engine, 'backend' | 'model' | 'maxTokensPerForward' | 'forward' | 'reset' | 'stats'> & {
+  /** forward's greedy next token without the logits (generate uses it for greedy sampling without logprobs). */
+  forwardNext?(tokens: Int32Array, positions: Int32Array): Promise<number>;
+};
 
 export interface GenerateOptions {
   readonly maxTokens: number;
@@ -134,10 +139,11 @@ export async function generate(engine: SingleSequenceEngine, prompt: ArrayLike<n
 
   let stop: StopReason = 'max_tokens';
   let notice: string | undefined;
-  const take = (row: Float32Array): boolean => {
-    const id = sampler.sample(row);
+  const deviceGreedy = sampler.isGreedy && nLog === 0 && engine.forwardNext !== undefined;
+  const take = (row: Float32Array): boolean => takeId(sampler.sample(row), row);
+  const takeId = (id: number, row?: Float32Array): boolean => {
     tokens.push(id);
-    logprobs.push(topN(row, nLog));
+    logprobs.push(row ? topN(row, nLog) : []);
     opts.onToken?.(id, tokens.length - 1);
     if (!opts.ignoreEos && ((m.eos !== null && id === m.eos) || opts.stopIds?.has(id))) { stop = 'eos'; return false; }
     return true;
@@ -191,7 +197,10 @@ export async function generate(engine: SingleSequenceEngine, prompt: ArrayLike<n
         break;
       }
       if (!(await live())) break;
-      const row = await engine.forward(Int32Array.of(tokens[tokens.length - 1]), Int32Array.of(pos), { rows: 'last' });
+      const ids = Int32Array.of(tokens[tokens.length - 1]), at = Int32Array.of(pos);
+      // Greedy without logprobs: the engine picks the token (on the device, where it can) and no logits come back.
+      if (deviceGreedy) { decodeSteps++; going = takeId(await engine.forwardNext!(ids, at)); continue; }
+      const row = await engine.forward(ids, at, { rows: 'last' });
       decodeSteps++;
       going = take(row);
     }

@@ -9,6 +9,7 @@ import type { Program } from '../program/program.ts';
 import type { ForwardOptions } from './engine.ts';
 import { buildBatchStep, type BatchItem, type BatchStep } from './kv/batchStep.ts';
 import { KvSequences } from './kv/sequences.ts';
+import { greedy } from './sampling.ts';
 
 export class EngineInputError extends Error {}
 
@@ -54,6 +55,12 @@ export abstract class PagedEngine {
   protected abstract execute(step: BatchStep, rowFrom: number, rowTo: number): Promise<Float32Array>;
 
   async forward(tokens: Int32Array, positions: Int32Array, options: ForwardOptions = {}): Promise<Float32Array> {
+    const seq = this.sequenceAt(tokens, positions);
+    return (await this.forwardBatch([{ seq, tokens }], options))[0];
+  }
+
+  /** The default sequence, rolled back to positions[0] (forward's contract: consecutive positions that continue it or restart inside it). */
+  private sequenceAt(tokens: Int32Array, positions: Int32Array): number {
     const T = tokens.length;
     if (T === 0) throw new EngineInputError('forward needs at least one token');
     if (positions.length !== T) throw new EngineInputError('tokens and positions differ in length');
@@ -64,7 +71,7 @@ export abstract class PagedEngine {
     if (positions[0] > len) throw new EngineInputError(`position ${positions[0]} leaves a gap: the sequence holds ${len} tokens`);
     if (positions[0] < 0) throw new EngineInputError(`position ${positions[0]} is negative`);
     if (positions[0] < len) this.kv.truncate(seq, positions[0]);
-    return (await this.forwardBatch([{ seq, tokens }], options))[0];
+    return seq;
   }
 
   /**
@@ -73,6 +80,35 @@ export abstract class PagedEngine {
    * sequences are as they were.
    */
   async forwardBatch(items: readonly BatchItem[], options: ForwardOptions = {}): Promise<Float32Array[]> {
+    const last = options.rows === 'last';
+    return this.runStep(items, async (step, T) => {
+      const from = last ? step.rows[0][1] - 1 : 0;
+      const to = last ? step.rows[step.rows.length - 1][1] : T;
+      const logits = await this.execute(step, from, to);
+      const V = this.model.vocab;
+      return step.rows.map(([a, b]) => logits.slice(((last ? b - 1 : a) - from) * V, (b - from) * V));
+    });
+  }
+
+  /**
+   * Like forwardBatch, but returns each item's greedy next token (runtime/sampling.ts
+   * `greedy` of its last logits row) instead of logits. Engines that can pick it on the
+   * device (ProgramRunner) read back one id per sequence rather than the rows.
+   */
+  async forwardGreedy(items: readonly BatchItem[]): Promise<number[]> {
+    return (await this.forwardBatch(items, { rows: 'last' })).map(greedy);
+  }
+
+  /** forward() for one token stream, returning its greedy next token (generate's greedy path). */
+  async forwardNext(tokens: Int32Array, positions: Int32Array): Promise<number> {
+    return (await this.forwardGreedy([{ seq: this.sequenceAt(tokens, positions), tokens }]))[0];
+  }
+
+  /**
+   * Checks a batch, lays it out and runs `run` on it. On any error the sequences are as
+   * they were (the step's tokens are rolled back).
+   */
+  protected async runStep<R>(items: readonly BatchItem[], run: (step: BatchStep, tokens: number) => Promise<R>): Promise<R> {
     const m = this.model;
     if (items.length === 0) throw new EngineInputError('a batch needs at least one sequence');
     if (items.length > this.maxSequences) throw new EngineInputError(`a batch of ${items.length} sequences exceeds this engine's ${this.maxSequences}`);
@@ -85,18 +121,12 @@ export abstract class PagedEngine {
     }
     const before = items.map((it) => this.kv.length(it.seq));
     const step = buildBatchStep(this.kv, items);
-    const last = options.rows === 'last';
-    const from = last ? step.rows[0][1] - 1 : 0;
-    const to = last ? step.rows[step.rows.length - 1][1] : T;
-    let logits: Float32Array;
     try {
-      logits = await this.execute(step, from, to);
+      return await run(step, T);
     } catch (e) {
       items.forEach((it, i) => { if (this.kv.has(it.seq)) this.kv.truncate(it.seq, before[i]); });
       throw e;
     }
-    const V = m.vocab;
-    return step.rows.map(([a, b]) => logits.slice(((last ? b - 1 : a) - from) * V, (b - from) * V));
   }
 
   /** Ends every sequence: the next forward starts afresh. */

@@ -67,6 +67,11 @@ export function plansFor(spec: KernelSpec, target: Target = GPU_TARGET): Plan[] 
       const rows = positiveInt('rows', spec.rows ?? 1);
       return [{ template: 'softmax', variant: '', minTokens: 1, context: { width: spec.width, rows, wg }, workgroup: [wg, 1, 1], grid: [PER_TOKEN, { tokensPerGroup: 0, groups: rows }, ONE], vec4Bindings: [] }];
     }
+    case 'argmax': {
+      // One workgroup per requested row (the runtime passes the row count as the step's tokens).
+      const wg = clampPow2(cdiv(positiveInt('width', spec.width), 4), 32, 256);
+      return [{ template: 'argmax', variant: '', minTokens: 1, context: { width: spec.width, wg }, workgroup: [wg, 1, 1], grid: [PER_TOKEN, ONE, ONE], vec4Bindings: [] }];
+    }
   }
 }
 

@@ -11,9 +11,9 @@ import { STEP_UNIFORM_BYTES } from '../../program/stepUniform.ts';
 import { activationBytes, paramBytes, paramType, unchosenExpertBytes } from '../cost.ts';
 import { weightBytes } from '../../program/quant.ts';
 
-/** WebGPU buffers are allocated in multiples of 16 bytes (runtime/webgpu/gpuDevice.ts). */
+/** The WebGPU device allocates multiples of 16 bytes, at least 16 (runtime/webgpu/gpuDevice.ts). */
 export const ALLOCATION_ALIGN = 16;
-const align = (n: number, a: number): number => Math.ceil(n / a) * a;
+const align = (n: number, a: number): number => Math.max(a, Math.ceil(n / a) * a);
 
 export interface PlanShape {
   /** Tokens of context each sequence holds (prompt plus generated), <= the model's max_context. */

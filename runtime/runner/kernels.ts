@@ -1,7 +1,7 @@
 // Kernel variants on a Device: every kernel of a Program rendered by its backend for the
 // device's target and compiled once, and the choice of variant and grid per step.
 import { gridFor, pickVariant, type Backend, type RenderedKernel, type Target } from '../../backends/backend.ts';
-import type { KernelSpec } from '../../program/kernels.ts';
+import { kernelKey, type KernelSpec } from '../../program/kernels.ts';
 import type { Program } from '../../program/program.ts';
 import { DeviceError, type Device, type DeviceKernel } from './device.ts';
 
@@ -33,4 +33,17 @@ export function checkedGrid(v: DeviceKernel, T: number, maxGroupsPerDim: number)
     throw new DeviceError(`kernel ${v.rendered.key} needs a grid of ${grid.join('x')} for ${T} tokens; the device allows 1..${maxGroupsPerDim} groups per dimension`);
   }
   return grid;
+}
+
+/**
+ * The device's greedy sampler over rows of `vocab` logits (program/kernels.ts argmax), or
+ * null where the backend renders none (the runner then samples on the host).
+ */
+export async function compileArgmax(device: Device, backend: Backend, vocab: number, target: Target = device.target): Promise<CompiledKernel | null> {
+  const spec: KernelSpec = { kind: 'argmax', width: vocab };
+  const key = kernelKey(spec);
+  let rendered: RenderedKernel[];
+  try { rendered = backend.render(key, spec, target); } catch { return null; }
+  if (rendered.length === 0) return null;
+  return { key, spec, variants: [await device.compile(rendered[0])] };
 }

@@ -6,7 +6,7 @@
 // dispatches and the logits readback as one unit of work.
 import type { Backend, Target } from '../../backends/backend.ts';
 import { packKvTable } from '../../program/kv.ts';
-import { PROGRAM_FORMAT, type Program } from '../../program/program.ts';
+import { GREEDY_BUFFERS, PROGRAM_FORMAT, type Program } from '../../program/program.ts';
 import { packStepUniform } from '../../program/stepUniform.ts';
 import type { WeightSource } from '../../program/weights.ts';
 import type { Engine, EngineStats } from '../engine.ts';
@@ -15,7 +15,8 @@ import type { MoeStatsReport } from '../moeStats.ts';
 import { PagedEngine, type PoolOptions } from '../pagedEngine.ts';
 import { allocateProgramBuffers, chooseSizing, type ProgramBuffers } from './buffers.ts';
 import { DeviceError, type Device, type DeviceBinding, type DeviceCopy, type DeviceDispatch } from './device.ts';
-import { checkedGrid, chooseVariant, compileProgramKernels, type CompiledKernel } from './kernels.ts';
+import { checkedGrid, chooseVariant, compileArgmax, compileProgramKernels, type CompiledKernel } from './kernels.ts';
+import type { BatchItem } from '../kv/batchStep.ts';
 import { MoeRouting } from './moeRouting.ts';
 
 export class RunnerError extends DeviceError {}
@@ -57,6 +58,8 @@ export class ProgramRunner extends PagedEngine implements Engine {
   private readonly pagedBuffers: [string, number][];
   private readonly moe: MoeRouting | null;
   private readonly timing: { ns: Float64Array; calls: Uint32Array } | null;
+  /** Greedy sampling on the device: the argmax kernel bound to the logits, or null (host sampling). */
+  private readonly greedy: { binding: DeviceBinding; kernel: CompiledKernel } | null;
 
   protected constructor(o: RunnerOptions, readonly device: Device, private readonly bufs: ProgramBuffers,
     kernels: Map<string, CompiledKernel>, private readonly setupMs: number) {
@@ -73,6 +76,10 @@ export class ProgramRunner extends PagedEngine implements Engine {
       if (!kernel) throw new RunnerError(`step ${s.label} uses kernel ${s.kernel}, which the program does not declare`);
       return { kernel, bindings: kernel.variants.map(() => undefined), args: s.args };
     });
+    const argmax = [...kernels.values()].find((k) => k.spec.kind === 'argmax');
+    this.greedy = argmax && bufs.has(GREEDY_BUFFERS.rows) && bufs.has(GREEDY_BUFFERS.ids)
+      ? { kernel: argmax, binding: this.bind(0, argmax, { x: o.program.logits, rows: GREEDY_BUFFERS.rows, out: GREEDY_BUFFERS.ids }) }
+      : null;
   }
 
   /** Allocates, uploads and compiles everything a program needs on `device`. */
@@ -91,6 +98,8 @@ export class ProgramRunner extends PagedEngine implements Engine {
     const bufs = allocateProgramBuffers(o.device, o.program, o.weights, sizing, o.shareWeightsWith?.bufs);
     try {
       const kernels = await compileProgramKernels(o.device, o.program, o.backend, o.target);
+      const argmax = await compileArgmax(o.device, o.backend, o.program.model.vocab, o.target);
+      if (argmax) kernels.set(argmax.key, argmax);
       return { bufs, kernels, setupMs: performance.now() - t0 };
     } catch (e) {
       bufs.destroy();
@@ -99,6 +108,29 @@ export class ProgramRunner extends PagedEngine implements Engine {
   }
 
   protected async execute(step: BatchStep, rowFrom: number, rowTo: number): Promise<Float32Array> {
+    const V = this.model.vocab;
+    const d = await this.submitStep(step, { rows: null, bytes: (rowTo - rowFrom) * V * 4, offset: rowFrom * V * 4 });
+    return new Float32Array(d.buffer, d.byteOffset, d.byteLength / 4);
+  }
+
+  /** Each item's greedy next token, chosen on the device: one id per sequence comes back, not its logits. */
+  override async forwardGreedy(items: readonly BatchItem[]): Promise<number[]> {
+    if (!this.greedy) return super.forwardGreedy(items);
+    return this.runStep(items, async (step) => {
+      const rows = Int32Array.from(step.rows, ([, end]) => end - 1);
+      const d = await this.submitStep(step, { rows, bytes: rows.length * 4, offset: 0 });
+      const ids = Array.from(new Int32Array(d.buffer, d.byteOffset, rows.length));
+      if (ids.some((id) => id < 0)) throw new RunnerError('cannot sample: every logit is NaN');
+      return ids;
+    });
+  }
+
+  /**
+   * One forward: inputs, the program's dispatches and the read-back of either logits rows
+   * (rows null: `bytes` of the logits from `offset`) or, with `rows`, the greedy ids of those
+   * logits rows (the argmax kernel dispatched after the program's steps).
+   */
+  private async submitStep(step: BatchStep, out: { rows: Int32Array | null; bytes: number; offset: number }): Promise<Uint8Array> {
     if (this.disposed) throw new RunnerError('this engine was disposed');
     if (this.busy) throw new RunnerError('forward called while another forward is running; await each one');
     const T = step.tokens.length;
@@ -117,21 +149,26 @@ export class ProgramRunner extends PagedEngine implements Engine {
         const grid = checkedGrid(v, T, this.device.limits.maxGroupsPerDim);
         return { binding: s.bindings[vi] ??= this.bind(vi, s.kernel, s.args), grid };
       });
+      let readback = { buffer: this.bufs.get(this.program.logits), offset: out.offset, bytes: out.bytes };
+      if (out.rows) {
+        const g = this.greedy!;
+        this.device.upload(this.bufs.get(GREEDY_BUFFERS.rows), 0, out.rows);
+        dispatches.push({ binding: g.binding, grid: checkedGrid(g.kernel.variants[0], out.rows.length, this.device.limits.maxGroupsPerDim) });
+        readback = { buffer: this.bufs.get(GREEDY_BUFFERS.ids), offset: 0, bytes: out.bytes };
+      }
       // Copy-on-write of shared pages the step writes into: whole pages, every layer.
       const copies: DeviceCopy[] = step.copies.flatMap((c) => this.pagedBuffers.map(([name, bytes]) => {
         const b = this.bufs.get(name);
         return { from: b, fromOffset: c.from * bytes, to: b, toOffset: c.to * bytes, bytes };
       }));
-      const V = this.model.vocab;
-      const logits = { buffer: this.bufs.get(this.program.logits), offset: rowFrom * V * 4, bytes: (rowTo - rowFrom) * V * 4 };
       const routing = this.moe?.readbacks(T, (n) => this.bufs.get(n)) ?? [];
-      const r = await this.device.submit({ copies, dispatches, readbacks: [logits, ...routing], timed: this.timing !== null });
+      const r = await this.device.submit({ copies, dispatches, readbacks: [readback, ...routing], timed: this.timing !== null });
       this.moe?.add(r.data.slice(1), T);
-      if (this.timing && r.timings) for (let i = 0; i < r.timings.length; i++) { this.timing.ns[i] += r.timings[i]; this.timing.calls[i]++; }
+      // The program's steps only (a greedy argmax after them is not a step).
+      if (this.timing && r.timings) for (let i = 0; i < this.plan.length; i++) { this.timing.ns[i] += r.timings[i]; this.timing.calls[i]++; }
       this.forwards++;
       this.tokens += T;
-      const d = r.data[0];
-      return new Float32Array(d.buffer, d.byteOffset, d.byteLength / 4);
+      return r.data[0];
     } finally {
       this.lastForwardMs = performance.now() - t0;
       this.busy = false;
