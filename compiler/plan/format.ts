@@ -23,7 +23,7 @@ export function planTable(p: Plan): string {
     ['weights read per token', bytes(p.active_weights_bytes_per_token)],
     ['KV per token', bytes(p.kv_bytes_per_token)],
     ['KV for context x batch', `${bytes(p.kv_bytes_total)} = ${p.kv_formula}`],
-    ['KV pool allocated', `${bytes(p.kv_pool.bytes)} (${p.kv_pool.pages} pages of ${p.kv_pool.page_size} tokens)`],
+    ['KV pool allocated', `${bytes(p.kv_pool.bytes)} (${p.kv_pool.pages} page${p.kv_pool.pages === 1 ? '' : 's'} of ${p.kv_pool.page_size} tokens)`],
     ...p.kv_savings.map((s, i): [string, string] => [i === 0 ? 'KV baseline' : '  then', `${s.step}: ${bytes(s.bytes)}${i === 0 ? '' : s.saved >= 0 ? ` (saves ${bytes(s.saved)})` : ` (costs ${bytes(-s.saved)})`}`]),
     ['activations (liveness plan)', bytes(p.activation_bytes)],
     ['device memory', `${bytes(p.device_bytes)} (${Object.entries(p.device_breakdown).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${bytes(v)}`).join(', ')})`],
