@@ -9,7 +9,7 @@
 // run: the streaming-read ceiling (bench/streaming.ts) and, from `infer plan`'s bytes per
 // step, infer's decode as a fraction of it and the plan's predicted decode time at it.
 // Writes bench/results/vulkan.{json,md,svg}.
-//   node --import tsx bench/vulkan.ts    (INFER_BENCH_TOKENS decode steps, default 48; INFER_BENCH_ROUNDS, default 3)
+//   node --import tsx bench/vulkan.ts    (INFER_BENCH_TOKENS decode steps, default 32; INFER_BENCH_ROUNDS, default 2)
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,10 +26,10 @@ import { runBench, writeResults } from './report.ts';
 import { measureStreaming } from './streaming.ts';
 import { greedyRun, llamaVulkan, type Run } from './fixtures/peers.ts';
 
-const TOKENS = Number(process.env.INFER_BENCH_TOKENS ?? 48);
-const ROUNDS = Number(process.env.INFER_BENCH_ROUNDS ?? 3);
+const TOKENS = Number(process.env.INFER_BENCH_TOKENS ?? 32);
+const ROUNDS = Number(process.env.INFER_BENCH_ROUNDS ?? 2);
 const SHAPE = { vocab: 4096, dim: 512, layers: 6, heads: 8, kvHeads: 2, ffn: 1408, ctx: 1024, tied: false, seed: 11 } as const;
-const PROMPT_LEN = 64;
+const PROMPT_LEN = 32;
 const log = (s: string) => process.stderr.write(s + '\n');
 
 interface Row {
@@ -73,7 +73,9 @@ async function main(): Promise<void> {
         const ps = prompts(sequences);
         const inferRuns: Run[] = [], llamaRuns: Run[] = [];
         try {
-          await greedyRun(engine, ps.map((p) => p.slice(0, 4)), 2);
+          // Warm-up: both compile (or JIT) their shaders on first use, prefill and decode alike.
+          await greedyRun(engine, ps.map((p) => p.slice(0, 12)), 2);
+          await llama.run(ps.map((p) => p.slice(0, 12)), 2);
           for (let r = 0; r < ROUNDS; r++) {
             log(`${type} x${sequences} round ${r + 1}/${ROUNDS}`);
             inferRuns.push(await greedyRun(engine, ps, TOKENS));

@@ -57,7 +57,7 @@ export interface Engine {
   /** Appends each item's tokens to its sequence and runs the whole batch as one step. */
   forwardBatch(items: readonly BatchItem[], options?: ForwardOptions): Promise<Float32Array[]>;
   /** forwardBatch, returning each item's greedy next token instead of logits (picked on the device where the engine can). */
-  forwardGreedy(items: readonly BatchItem[]): Promise<number[]>;
+  forwardGreedy?(items: readonly BatchItem[]): Promise<number[]>;
   /** KV memory in use (stats.kv). */
   kvStats(): KvStats;
   /** Ends every sequence: the next forward starts a new one. */
