@@ -23,7 +23,8 @@ export interface EmuOptions { readonly asan?: boolean; readonly reverseBlocks?: 
 
 /** g++ arguments that compile against the emulation header (ASan build on request). */
 export function emuCompileArgs(o: EmuOptions = {}): string[] {
-  return ['-std=c++20', o.asan ? '-O1' : '-O2', '-g0', ...(o.asan ? ['-fsanitize=address', '-fno-omit-frame-pointer'] : []), '-include', join(EMU, 'cuda_emu.h'), '-I', EMU];
+  // -fno-weak: __shared__ statics of inline functions must not be COMDAT (build.sh says why).
+  return ['-std=c++20', o.asan ? '-O1' : '-O2', '-g0', '-fno-weak', ...(o.asan ? ['-fsanitize=address', '-fno-omit-frame-pointer'] : []), '-include', join(EMU, 'cuda_emu.h'), '-I', EMU];
 }
 
 /** The environment that selects the replay orders. */

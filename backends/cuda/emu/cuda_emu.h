@@ -60,6 +60,7 @@ constexpr int warpSize = 32;
 #define __global__
 #define __device__
 #define __host__
+#define __constant__ static
 #define __forceinline__ inline
 #define __noinline__ __attribute__((noinline))
 #define __launch_bounds__(...)

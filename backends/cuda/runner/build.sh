@@ -8,12 +8,16 @@ set -eu
 cd "$(dirname "$0")"
 # Host arithmetic must not be contracted into FMAs: the seeded weights are generated bit for bit.
 case "${1:-}" in
-  --emu)
-    ${CXX:-g++} -std=c++17 -O2 -ffp-contract=off -DINFER_EMU -Ihost -Iemu -o runner-emu -x c++ host/kernels.cu host/runner.cpp
-    echo "built $(pwd)/runner-emu" ;;
-  --asan)
-    ${CXX:-g++} -std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address -ffp-contract=off -DINFER_EMU -Ihost -Iemu -o runner-emu-asan -x c++ host/kernels.cu host/runner.cpp
-    echo "built $(pwd)/runner-emu-asan" ;;
+  --emu|--asan)
+    if [ "$1" = --emu ]; then out=runner-emu; flags="-O2"; else out=runner-emu-asan; flags="-O1 -g -fno-omit-frame-pointer -fsanitize=address"; fi
+    # The kernels' __shared__ statics share one linker section (emu/cuda_emu.h poisons it per
+    # block); -fno-weak keeps those inside inline functions out of COMDAT groups, which GCC
+    # refuses to mix with plain statics in one named section.
+    ${CXX:-g++} -std=c++17 $flags -ffp-contract=off -fno-weak -DINFER_EMU -Ihost -Iemu -c -x c++ host/kernels.cu -o "$out-kernels.o"
+    ${CXX:-g++} -std=c++17 $flags -ffp-contract=off -DINFER_EMU -Ihost -Iemu -c host/runner.cpp -o "$out-host.o"
+    ${CXX:-g++} $flags -o "$out" "$out-kernels.o" "$out-host.o"
+    rm -f "$out-kernels.o" "$out-host.o"
+    echo "built $(pwd)/$out" ;;
   --cuda)
     ${NVCC:-nvcc} -std=c++17 -O3 -lineinfo -arch="${CUDA_ARCH:-sm_80}" -Xcompiler -ffp-contract=off ${NVCC_FLAGS:-} -Ihost -o runner host/kernels.cu host/runner.cpp
     echo "built $(pwd)/runner" ;;
