@@ -49,7 +49,7 @@ for (const spec of specs) {
   const expected = [];
   for (const c of cases) {
     process.stderr.write(`${name}: ${c.name} on the CPU engine\n`);
-    expected.push({ ...c, tokens: sequences(await cli('run', spec, '--backend', 'cpu', '--json', ...c.args)) });
+    expected.push({ ...c, tokens: sequences(await cli('run', spec, '--backend', 'cpu', '--json', '--no-speculative', ...c.args)) });
   }
   models[name] = { cases: expected, bench: big ? { prompt: 512, decode: 64 } : { prompt: 128, decode: 32 } };
 }

@@ -17,11 +17,14 @@ import { build, runJson } from './runnerHarness.ts';
 const EXAMPLES = readdirSync('examples').filter((f) => f.endsWith('.infer')).sort().map((f) => join('examples', f));
 /** Prompts of the batch case: different lengths, so prefill chunks and decode rows interleave. */
 const BATCH = ['1,2,3', '5,6,7,8,9,10,11', '4'];
+/** llama-20m (4096-token vocabulary, 6 layers of width 512) runs the greedy case only: the batch and sampling paths are the tiny models'. */
+const GREEDY_ONLY = new Set(['examples/llama-20m.infer']);
 
 interface Sequence { tokens: number[]; stop_reason: string }
 
+/** The CPU engine's run; plain decoding, as the runner does (a spec's speculative section would change sampled draws). */
 async function cpuRun(spec: string, args: string[]): Promise<Record<string, unknown>> {
-  const r = await cli('run', spec, '--backend', 'cpu', '--json', ...args);
+  const r = await cli('run', spec, '--backend', 'cpu', '--json', '--no-speculative', ...args);
   if (r.code !== 0) throw new Error(`infer run --backend cpu exited ${r.code}: ${r.err}`);
   return JSON.parse(r.out) as Record<string, unknown>;
 }
@@ -36,7 +39,8 @@ describe('examples through the generated CUDA runner (CPU emulation) equal the C
       it.todo(`${spec}: waits for CUDA kernels of kind ${missing.join(', ')}`);
       continue;
     }
-    it(`${spec}: greedy 32 tokens, a batch of 3 prompts, seeded sampling`, async () => {
+    const greedyOnly = GREEDY_ONLY.has(spec);
+    it(`${spec}: greedy 32 tokens${greedyOnly ? '' : ', a batch of 3 prompts, seeded sampling'}`, async () => {
       const dir = mkdtempSync(join(tmpdir(), 'infer-cuda-example-'));
       try {
         const compiled = await cli('compile', spec, '--target', 'cuda', '--out', dir);
@@ -44,14 +48,15 @@ describe('examples through the generated CUDA runner (CPU emulation) equal the C
         build(dir, '--emu');
         const single = ['--tokens', '1,2,3', '--max-tokens', '32', '--ignore-eos'];
         expect(runJson(dir, single).tokens).toEqual((await cpuRun(spec, single)).tokens);
-        const batch = [...BATCH.flatMap((p) => ['--tokens', p]), '--max-tokens', '12', '--ignore-eos'];
+        if (greedyOnly) return;
+        const batch = [...BATCH.flatMap((p) => ['--tokens', p]), '--max-tokens', '8', '--ignore-eos'];
         const tokens = (o: Record<string, unknown>) => (o.sequences as Sequence[]).map((s) => s.tokens);
         expect(tokens(runJson(dir, batch))).toEqual(tokens(await cpuRun(spec, batch)));
-        const sampled = ['--tokens', '7,8', '--max-tokens', '12', '--temperature', '0.9', '--top-k', '40', '--top-p', '0.95', '--seed', '3', '--ignore-eos'];
+        const sampled = ['--tokens', '7,8', '--max-tokens', '8', '--temperature', '0.9', '--top-k', '40', '--top-p', '0.95', '--seed', '3', '--ignore-eos'];
         expect(runJson(dir, sampled).tokens).toEqual((await cpuRun(spec, sampled)).tokens);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
-    }, 600_000);
+    }, 900_000);
   }
 });

@@ -35,7 +35,7 @@ export interface RunResult { readonly status: number | null; readonly stdout: st
 /** Runs runner-emu (or runner-emu-asan) with `args`; env selects the emulation's replay orders. */
 export function runRunner(dir: string, args: readonly string[], o: { asan?: boolean; reverseBlocks?: boolean; reverseThreads?: boolean } = {}): RunResult {
   const r = spawnSync(join(dir, o.asan ? 'runner-emu-asan' : 'runner-emu'), args, {
-    encoding: 'utf8', timeout: 240_000,
+    encoding: 'utf8', timeout: 600_000,
     env: { ...process.env, CUDA_EMU_BLOCK_ORDER: o.reverseBlocks ? 'reverse' : 'forward', CUDA_EMU_THREAD_ORDER: o.reverseThreads ? 'reverse' : 'forward' },
   });
   if (r.error) throw r.error;
