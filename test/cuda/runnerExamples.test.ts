@@ -19,6 +19,8 @@ const EXAMPLES = readdirSync('examples').filter((f) => f.endsWith('.infer')).sor
 const BATCH = ['1,2,3', '5,6,7,8,9,10,11', '4'];
 /** llama-20m (4096-token vocabulary, 6 layers of width 512) runs the greedy case only: the batch and sampling paths are the tiny models'. */
 const GREEDY_ONLY = new Set(['examples/llama-20m.infer']);
+/** The example also run under ASan and reverse replay (paged int8 KV: the most index arithmetic). */
+const SANITIZED = 'examples/tiny-paged-int8.infer';
 
 interface Sequence { tokens: number[]; stop_reason: string }
 
@@ -58,5 +60,21 @@ describe('examples through the generated CUDA runner (CPU emulation) equal the C
         rmSync(dir, { recursive: true, force: true });
       }
     }, 900_000);
+    if (spec === SANITIZED) {
+      it(`${spec}: the ASan build and reverse block / thread replay give the same tokens (no out-of-bounds access, no order dependence)`, async () => {
+        const dir = mkdtempSync(join(tmpdir(), 'infer-cuda-asan-'));
+        try {
+          expect((await cli('compile', spec, '--target', 'cuda', '--out', dir)).code).toBe(0);
+          build(dir, '--emu');
+          build(dir, '--asan');
+          const args = ['--tokens', '1,2,3', '--tokens', '4,5', '--max-tokens', '6', '--ignore-eos'];
+          const want = runJson(dir, args).sequences;
+          expect(runJson(dir, args, { asan: true }).sequences).toEqual(want);
+          expect(runJson(dir, args, { reverseBlocks: true, reverseThreads: true }).sequences).toEqual(want);
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      }, 900_000);
+    }
   }
 });
