@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cudaBackend } from '../backends/cuda/render.ts';
 import { kernelKey, type KernelSpec } from '../program/kernels.ts';
-import { emuCompileArgs } from '../test/cuda/emulate.ts';
+import { emuCompileArgs } from '../backends/cuda/emu/emuBuild.ts';
 
 const SHAPES: readonly { K: number; N: number }[] = [{ K: 64, N: 256 }, { K: 512, N: 4096 }];
 

@@ -8,24 +8,18 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { gridFor, type RenderedKernel } from '../../backends/backend.ts';
 import { cudaElementType } from '../../backends/cuda/render.ts';
+import { emuCompileArgs } from '../../backends/cuda/emu/emuBuild.ts';
+export { emuCompileArgs };
 import type { KernelSpec } from '../../program/kernels.ts';
 
-export const EMU = fileURLToPath(new URL('../../backends/cuda/emu', import.meta.url));
 export const NVCC = process.env.NVCC ?? '/usr/local/bin/nvcc';
 
 type Data = Float32Array | Int32Array | Uint32Array;
 
 /** How to build and run the emulation: an AddressSanitizer build, and block / thread replay orders. */
 export interface EmuOptions { readonly asan?: boolean; readonly reverseBlocks?: boolean; readonly reverseThreads?: boolean }
-
-/** g++ arguments that compile against the emulation header (ASan build on request). */
-export function emuCompileArgs(o: EmuOptions = {}): string[] {
-  // -fno-weak: __shared__ statics of inline functions must not be COMDAT (build.sh says why).
-  return ['-std=c++20', o.asan ? '-O1' : '-O2', '-g0', '-fno-weak', ...(o.asan ? ['-fsanitize=address', '-fno-omit-frame-pointer'] : []), '-include', join(EMU, 'cuda_emu.h'), '-I', EMU];
-}
 
 /** The environment that selects the replay orders. */
 export function emuEnv(o: EmuOptions = {}): NodeJS.ProcessEnv {

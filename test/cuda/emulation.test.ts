@@ -114,7 +114,7 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'infer-emu-'));
   writeFileSync(join(dir, 'cases.cpp'), PROGRAM);
   for (const asan of [false, true]) execFileSync('g++', [...emuCompileArgs({ asan }), '-o', exe({ asan }), join(dir, 'cases.cpp')], { stdio: 'pipe' });
-}, 120_000);
+}, 300_000);
 afterAll(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });
 
 /** Runs one case; a hang would be a bug of its own, so a timeout fails the test. */

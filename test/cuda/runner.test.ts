@@ -85,7 +85,7 @@ let dir = '';
 beforeAll(() => {
   dir = writeRunner(PROGRAM);
   build(dir, '--emu');
-}, 120_000);
+}, 300_000);
 afterAll(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });
 
 describe('generated CUDA host runner (matmul Program, CPU emulation)', () => {
@@ -120,7 +120,7 @@ describe('generated CUDA host runner (matmul Program, CPU emulation)', () => {
     const want = runJson(dir, args).sequences;
     expect(runJson(dir, args, { asan: true }).sequences).toEqual(want);
     expect(runJson(dir, args, { reverseBlocks: true, reverseThreads: true }).sequences).toEqual(want);
-  }, 120_000);
+  }, 300_000);
 
   it('the nvcc build compiles and links against libcudart', () => {
     build(dir, '--cuda');
