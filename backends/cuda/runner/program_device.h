@@ -101,9 +101,11 @@ class ProgramDevice {
     void* args[model::MAX_ARGS];
     for (unsigned i = 0; i < v->nargs; i++) args[i] = buffer(model::ARGS[v->first_arg + i]);
     v->launch(dim3(g[0], g[1], g[2]), dim3(v->block[0], v->block[1], v->block[2]), T, args);
-    const cudaError_t e = cudaGetLastError();
+    cudaError_t e = cudaGetLastError();
+    // INFER_SYNC=1: wait for every launch, so a fault is reported by the step that made it.
+    if (e == cudaSuccess && sync_each_launch_) e = cudaDeviceSynchronize();
     if (e != cudaSuccess) {
-      std::fprintf(stderr, "runner: launch of step %zu (kernel %d) failed: %s\n", s, v->kernel, cudaGetErrorString(e));
+      std::fprintf(stderr, "runner: step %zu (kernel %d) failed: %s%s\n", s, v->kernel, cudaGetErrorString(e), sync_each_launch_ ? "" : " (INFER_SYNC=1 names the failing step exactly)");
       std::exit(1);
     }
   }
@@ -122,6 +124,7 @@ class ProgramDevice {
     if (data.size() * 4 > size(buf)) throw std::runtime_error("input of " + std::to_string(data.size()) + " values overflows its buffer " + std::to_string(buf));
     CUDA_CHECK(cudaMemcpy(buffer(buf), data.data(), data.size() * 4, cudaMemcpyHostToDevice));
   }
+  const bool sync_each_launch_ = std::getenv("INFER_SYNC") != nullptr && std::string(std::getenv("INFER_SYNC")) == "1";
   std::vector<void*> owned_, arenas_, ptrs_;
   std::vector<uint64_t> sizes_;
 };

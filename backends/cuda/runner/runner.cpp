@@ -6,6 +6,8 @@
 //   runner [--tokens 1,2,3]... [--max-tokens N] [--json] [--temperature T] [--top-k K]
 //          [--top-p P] [--seed S] [--ignore-eos] [--kv-pages N] [--max-tokens-per-forward N]
 //          [--weights-hash] [--bench PROMPT,DECODE]
+// Environment: INFER_SYNC=1 waits for each launch (a device fault names its step);
+// CUDA_EMU_BLOCK_ORDER / CUDA_EMU_THREAD_ORDER=reverse (runner-emu, emu/cuda_emu.h).
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
