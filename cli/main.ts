@@ -248,6 +248,11 @@ async function compile(file: string, f: CompileFlags, io: Io): Promise<number> {
   if (missing.length) throw new CliError(`target ${f.target}: this version renders ${[...entry.kinds].join(', ')} kernels only; ${file} also needs ${missing.join(', ')} (use --target wgsl)`, 2);
   const w = writeCompiled(f.out, file, c.program, await entry.load(), entry.ext);
   io.err(`wrote ${w.files} .${entry.ext} files (${w.kernels} kernels) and manifest.json to ${f.out}; ${memorySummary(c.program)}\n`);
+  if (f.target === 'cuda') {
+    const { writeCudaRunner } = await import('./writeCudaRunner.ts');
+    const n = writeCudaRunner(f.out, c.program, w.written);
+    io.err(`wrote the host runner (${n} files; build it with ${f.out}/build.sh --emu or --cuda)\n`);
+  }
   return 0;
 }
 

@@ -4,26 +4,32 @@
 // so no user text reaches a file name.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Backend } from '../backends/backend.ts';
+import type { Backend, RenderedKernel } from '../backends/backend.ts';
+import type { KernelSpec } from '../program/kernels.ts';
 import type { Program } from '../program/program.ts';
 
-export interface WrittenOutput { readonly files: number; readonly kernels: number }
+export interface WrittenKernel { readonly key: string; readonly spec: KernelSpec; readonly variants: readonly { readonly file: string; readonly rendered: RenderedKernel }[] }
+export interface WrittenOutput { readonly files: number; readonly kernels: number; readonly written: readonly WrittenKernel[] }
 
 export function writeCompiled(out: string, source: string, program: Program, backend: Backend, ext: string): WrittenOutput {
   mkdirSync(out, { recursive: true });
   const used = new Set<string>();
+  const written: WrittenKernel[] = [];
   const kernels = program.kernels.map(({ key, spec }) => {
+    const files: { file: string; rendered: RenderedKernel }[] = [];
     const variants = backend.render(key, spec).map((r) => {
       // Variant keys are unique in practice; the token bound disambiguates if a backend reuses one.
       let fileName = `${r.key}.${ext}`;
       if (used.has(fileName)) fileName = `${r.key}.t${r.minTokens}.${ext}`;
       used.add(fileName);
       writeFileSync(join(out, fileName), r.source);
+      files.push({ file: fileName, rendered: r });
       return { file: fileName, entry: r.entry, bindings: r.bindings, workgroup: r.workgroup, grid: r.grid, minTokens: r.minTokens };
     });
+    written.push({ key, spec, variants: files });
     return { key, spec, variants };
   });
   const manifest = { format: 'infer-manifest/1', target: backend.name, source, program, kernels };
   writeFileSync(join(out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
-  return { files: kernels.reduce((n, k) => n + k.variants.length, 0), kernels: kernels.length };
+  return { files: kernels.reduce((n, k) => n + k.variants.length, 0), kernels: kernels.length, written };
 }

@@ -62,14 +62,22 @@ export function validateShape(p: ParamInfo): number {
   return p.shape.reduce((a, b) => a * b, 1);
 }
 
-/** Fills one tensor; exported so tests can check values without building a source. */
-export function randomTensor(name: string, shape: readonly number[], seed: number): Float32Array {
-  const n = validateShape({ name, shape });
+/**
+ * What determines a tensor's values: its stream's seed and element i = base + a * (u / 2^31 - 1)
+ * for the stream's u32 u. Exported for generated code (the CUDA host runner), which ports the
+ * stream and takes these numbers instead of the name.
+ */
+export function randomTensorPlan(name: string, shape: readonly number[], seed: number): { readonly hash: number; readonly a: number; readonly base: number; readonly elements: number } {
+  const elements = validateShape({ name, shape });
   // Uniform on [-a, a] has std a/sqrt(3).
   const std = shape.length === 1 ? 0.1 : name === 'token_embd' ? 1 : 1 / Math.sqrt(shape[0]);
-  const base = shape.length === 1 ? 1 : 0;
-  const a = std * Math.sqrt(3);
-  const rng = new Xoshiro128(hashName(name, seed));
+  return { hash: hashName(name, seed), a: std * Math.sqrt(3), base: shape.length === 1 ? 1 : 0, elements };
+}
+
+/** Fills one tensor; exported so tests can check values without building a source. */
+export function randomTensor(name: string, shape: readonly number[], seed: number): Float32Array {
+  const { hash, a, base, elements: n } = randomTensorPlan(name, shape, seed);
+  const rng = new Xoshiro128(hash);
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = base + a * (rng.nextU32() / 2147483648 - 1);
   return out;

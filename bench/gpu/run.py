@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""The GPU check, run unattended on a machine with a GPU, nvcc and compute-sanitizer (no Node).
+
+Copy the bundle written by `node --import tsx bench/gpu/makeBundle.ts` (bench/gpu/bundle/:
+this script, expected.json and one compiled runner directory per model under models/) to
+the GPU machine and run `python3 bundle/run.py`. In under ten minutes it:
+  1. builds every model's runner with nvcc for this GPU's architecture (-Xptxas -v, so the
+     registers and spills of every kernel are in the log), in parallel;
+  2. runs each model's cases (greedy, batched, sampled prompts) and compares the tokens with
+     the CPU engine's, written into expected.json on the machine that made the bundle;
+  3. runs compute-sanitizer memcheck and racecheck once, on the smallest model;
+  4. times prefill and decode with CUDA events (`runner --bench`) and reports the decode's
+     achieved bandwidth against a device-to-device copy measured in the same run.
+Writes results.json next to this script; exits 1 if any build, token check or sanitizer run failed.
+  --only a,b   run these models only
+  --emu        a dry run without a GPU: builds runner-emu (g++, the CPU emulation), checks
+               tokens and runs a tiny bench; no sanitizer, no 1B model (to test this script)
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODELS = os.path.join(HERE, "models")
+DEADLINE = time.time() + 9 * 60  # leave a minute of the ten for the report
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def run(cmd, cwd=None, timeout=300, env=None):
+    """Runs cmd; returns (exit status, stdout, stderr). A timeout is status 124."""
+    left = max(5, min(timeout, DEADLINE - time.time()))
+    try:
+        p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=left, env=env)
+        return p.returncode, p.stdout, p.stderr
+    except subprocess.TimeoutExpired as e:
+        return 124, e.stdout or "", (e.stderr or "") + f"\n(timed out after {left:.0f} s)"
+
+
+def gpu_arch():
+    status, out, _ = run(["nvidia-smi", "--query-gpu=name,compute_cap,memory.total", "--format=csv,noheader"], timeout=30)
+    if status != 0 or not out.strip():
+        return None, "unknown GPU"
+    name, cap, mem = [s.strip() for s in out.strip().splitlines()[0].split(",")]
+    return "sm_" + cap.replace(".", ""), f"{name} ({mem}, compute {cap})"
+
+
+EMU = False
+RUNNER = "./runner"
+
+
+def build(model, arch):
+    env = dict(os.environ, CUDA_ARCH=arch or "", NVCC_FLAGS="-Xptxas -v")
+    t0 = time.time()
+    status, out, err = run(["sh", "build.sh", "--emu" if EMU else "--cuda"], cwd=os.path.join(MODELS, model), timeout=420, env=env)
+    spills = [int(n) for n in re.findall(r"(\d+) bytes spill stores", err)]
+    regs = [int(n) for n in re.findall(r"Used (\d+) registers", err)]
+    with open(os.path.join(MODELS, model, "build.log"), "w") as f:
+        f.write(out + err)
+    return {"ok": status == 0, "seconds": round(time.time() - t0, 1), "max_registers": max(regs, default=0),
+            "spill_store_bytes": sum(spills), "error": None if status == 0 else err[-3000:]}
+
+
+def tokens_of(result):
+    """A run's tokens as a list of sequences (one prompt or a batch)."""
+    if "sequences" in result:
+        return [s["tokens"] for s in result["sequences"]]
+    return [result["tokens"]]
+
+
+def check_cases(model, cases):
+    out = []
+    for case in cases:
+        status, stdout, stderr = run([RUNNER, *case["args"], "--json"], cwd=os.path.join(MODELS, model), timeout=240)
+        entry = {"case": case["name"], "ok": False}
+        if status not in (0, 3):
+            entry["error"] = f"runner exited {status}: {stderr[-2000:]}"
+        else:
+            got = tokens_of(json.loads(stdout))
+            entry["ok"] = got == case["tokens"]
+            if not entry["ok"]:
+                entry["expected"], entry["got"] = case["tokens"], got
+        out.append(entry)
+        log(f"  {model} {case['name']}: {'ok' if entry['ok'] else 'MISMATCH ' + json.dumps({k: entry.get(k) for k in ('expected', 'got', 'error')})[:400]}")
+    return out
+
+
+def sanitize(model, args):
+    out = {}
+    for tool in ("memcheck", "racecheck"):
+        status, stdout, stderr = run(["compute-sanitizer", "--tool", tool, "--error-exitcode", "9", "./runner", *args], cwd=os.path.join(MODELS, model), timeout=240)
+        summary = re.findall(r"ERROR SUMMARY: .*|RACECHECK SUMMARY: .*", stdout + stderr)
+        out[tool] = {"ok": status == 0, "status": status, "summary": summary[-1] if summary else (stdout + stderr)[-1500:]}
+        log(f"  compute-sanitizer {tool} on {model}: {'ok' if status == 0 else 'FAILED'} {out[tool]['summary']}")
+    return out
+
+
+def bench(model, prompt, decode):
+    status, stdout, stderr = run([RUNNER, "--bench", f"{prompt},{decode}"], cwd=os.path.join(MODELS, model), timeout=300)
+    if status != 0:
+        return {"error": f"exited {status}: {stderr[-2000:]}"}
+    return json.loads(stdout)["bench"]
+
+
+def main():
+    global EMU, RUNNER
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", default="")
+    ap.add_argument("--emu", action="store_true")
+    a = ap.parse_args()
+    EMU, RUNNER = a.emu, "./runner-emu" if a.emu else "./runner"
+    with open(os.path.join(HERE, "expected.json")) as f:
+        expected = json.load(f)
+    if EMU:
+        arch, device = None, "CPU emulation (dry run)"
+    else:
+        arch, device = gpu_arch()
+        if arch is None:
+            log("no GPU found (nvidia-smi failed)")
+            return 1
+        _, nvcc, _ = run(["nvcc", "--version"], timeout=30)
+        log(f"device: {device}; building for {arch}; {nvcc.strip().splitlines()[-1] if nvcc.strip() else 'nvcc?'}")
+    models = sorted(m for m in expected["models"] if not a.only or m in a.only.split(","))
+    results = {"device": device, "arch": arch, "models": {}}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 4)) as pool:
+        builds = dict(zip(models, pool.map(lambda m: build(m, arch), models)))
+    for m in models:
+        b = builds[m]
+        results["models"][m] = {"build": b}
+        log(f"build {m}: {'ok' if b['ok'] else 'FAILED'} in {b['seconds']} s, max {b['max_registers']} registers, {b['spill_store_bytes']} bytes of spill stores")
+        if not b["ok"]:
+            log(b["error"])
+    for m in models:
+        if results["models"][m]["build"]["ok"]:
+            results["models"][m]["tokens"] = check_cases(m, expected["models"][m]["cases"])
+    small = expected["sanitize"]["model"]
+    if not EMU and results["models"].get(small, {}).get("build", {}).get("ok"):
+        results["sanitizer"] = sanitize(small, expected["sanitize"]["args"])
+    for m in models:
+        spec = {"prompt": 16, "decode": 4} if EMU else expected["models"][m]["bench"]
+        if results["models"][m]["build"]["ok"] and time.time() < DEADLINE:
+            r = bench(m, spec["prompt"], spec["decode"])
+            results["models"][m]["bench"] = r
+            if "error" in r:
+                log(f"bench {m}: {r['error']}")
+            else:
+                log(f"bench {m}: prefill {r['prefill_tokens']} tokens {r['prefill_ms']:.2f} ms ({r['prefill_tokens_per_s']:.0f} tok/s); "
+                    f"decode {r['decode_ms_per_token']:.3f} ms/token ({r['decode_tokens_per_s']:.0f} tok/s), {r['decode_gb_per_s']:.1f} GB/s "
+                    f"= {100 * r['fraction_of_copy']:.0f}% of the {r['copy_gb_per_s']:.0f} GB/s device-to-device copy")
+    failed = [m for m in models if not results["models"][m]["build"]["ok"]]
+    failed += [f"{m}/{c['case']}" for m in models for c in results["models"][m].get("tokens", []) if not c["ok"]]
+    if not EMU:
+        failed += [f"sanitizer/{t}" for t, r in results.get("sanitizer", {"not run": {"ok": False}}).items() if not r["ok"]]
+    results["failed"] = failed
+    with open(os.path.join(HERE, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    log(f"{'PASS' if not failed else 'FAIL: ' + ', '.join(failed)}; results in {os.path.join(HERE, 'results.json')}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
