@@ -94,6 +94,18 @@ export const isQuantType = (t: string | undefined): t is QuantType => t !== unde
 export const isCompactType = (t: string | undefined): t is CompactType => t === 'f16' || isQuantType(t);
 
 /**
+ * The device type of a weight stored as `fileType` (a ggml type name) when the kernels can
+ * read it compactly: the type itself, or f16 for bf16 (converted at load: bf16's 8-bit
+ * significand fits f16's 11 bits, so every bf16 value in f16's normal range, about
+ * 6.1e-5 .. 65504 in magnitude, converts exactly; smaller ones round, and the loader
+ * refuses a tensor with a value beyond f16's range). Undefined: widened to f32.
+ */
+export function deviceWeightType(fileType: string | undefined): CompactType | undefined {
+  if (fileType === 'bf16') return 'f16';
+  return isCompactType(fileType) ? fileType : undefined;
+}
+
+/**
  * Weights along K a kernel reads as one unit: a block, or 4 f16 values (one vec4). A
  * param stays compact only when its K (dim 0) is a multiple of this.
  */
