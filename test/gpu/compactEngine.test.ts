@@ -1,6 +1,6 @@
 // Compact weights end to end on WebGPU: llama GGUF files in f16, bf16 (kept as f16),
-// q4_K, q5_K and a Q4_K_M-style mix (which covers q6_K) (q4_K with q6_K for the output and for
-// attn_v / ffn_down of the layers llama.cpp gives more bits) run with every matrix
+// q4_K, q5_K and a Q4_K_M-style mix (q4_K with q6_K for the output and for attn_v /
+// ffn_down of the layers llama.cpp gives more bits; it covers q6_K) run with every matrix
 // compact on the device (no f32 copy of any matrix: only the 1-D norms are f32) and
 // device weight bytes equal to the file's tensor bytes plus the stated padding; logits
 // agree with the CPU engine on the file's exact values (ggufQuant.ts's decoders) to f32
