@@ -233,7 +233,7 @@ async function compile(file: string, f: CompileFlags, io: Io): Promise<number> {
   if (!f.target) throw new CliError('compile needs --target wgsl|cuda|ts');
   if (!['wgsl', 'cuda', 'ts'].includes(f.target)) throw new CliError(`unknown target '${f.target}': use wgsl, cuda or ts`);
   if (!f.out) throw new CliError('compile needs --out DIR');
-  // With --weights, the kernels are those `infer run` would use for that file (q8_0 / q4_0 matrices kept as blocks).
+  // With --weights, the kernels are those `infer run` would use for that file (f16 and block matrices kept compact).
   const weightTypes = f.weights ? (await import('./weights.ts')).fileWeightTypes(f.weights) : undefined;
   const c = compileOrReport(file, { noFuse: f['no-fuse'], weightTypes }, io);
   if (!c) return 1;
