@@ -33,7 +33,14 @@ export interface RenderedKernel {
  * where an invocation that streams one contiguous weight row is fastest and every
  * reduction barrier costs a pass over the whole workgroup.
  */
-export interface Target { readonly kind: 'gpu' | 'cpu' }
+export interface Target {
+  readonly kind: 'gpu' | 'cpu';
+  /**
+   * The device has WebGPU's shader-f16 feature: f16 weights are read as f16 (else as
+   * u32 pairs unpacked with unpack2x16float; the values are the same either way).
+   */
+  readonly f16?: boolean;
+}
 export const GPU_TARGET: Target = { kind: 'gpu' };
 export const CPU_TARGET: Target = { kind: 'cpu' };
 

@@ -19,7 +19,7 @@ import { weightBytes } from '../program/quant.ts';
 import { generate } from '../runtime/engine.ts';
 import { createGpuDevice, runKernel, storageBuffer, targetOf, zeroBuffer } from '../runtime/webgpu/device.ts';
 import { quantize } from '../runtime/weights/ggufQuant.ts';
-import { packBlocks } from '../program/quant.ts';
+import { packBlocks, packHalves } from '../program/quant.ts';
 import { WebGpuEngine } from '../runtime/webgpu/engine.ts';
 import { GgufWeights } from '../runtime/weights/gguf.ts';
 import { gv, writeGguf } from '../runtime/weights/ggufWriter.ts';
@@ -60,10 +60,11 @@ async function gemvMicro(device: GPUDevice, K: number, N: number, reps: number):
   const values = Float32Array.from({ length: K * N }, () => (next() * 2 - 1) / Math.sqrt(K));
   const x = Float32Array.from({ length: K }, () => next() * 2 - 1);
   const out: GemvRow[] = [];
-  for (const type of ['f32', 'q8_0', 'q4_0'] as const) {
+  // f16 and the K-quants too (K = 2048 is whole 256-weight blocks): f16 as the target reads it.
+  for (const type of ['f32', 'f16', 'q8_0', 'q4_0', 'q4_K', 'q6_K'] as const) {
     const spec: KernelSpec = { kind: 'matmul', K, N, prologue: 'none', eps: 0, residual: false, ...(type === 'f32' ? {} : { wtype: type }) };
     const gemv = wgslBackend.render(kernelKey(spec), spec, targetOf(device)).find((r) => r.minTokens === 1)!;
-    const w = type === 'f32' ? values : packBlocks(type, quantize(type, values), K * N);
+    const w = type === 'f32' ? values : type === 'f16' ? packHalves(quantize(type, values), K * N) : packBlocks(type, quantize(type, values), K * N);
     const bufs = { x: storageBuffer(device, x), w: storageBuffer(device, w), out: zeroBuffer(device, 4 * N) };
     try {
       await runKernel(device, gemv, bufs, 1);

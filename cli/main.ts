@@ -12,6 +12,7 @@ import { backendEntry, missingKinds } from '../backends/registry.ts';
 import { writeCompiled } from './writeCompiled.ts';
 import { FUSION_KEYS, parseNoFuse } from '../compiler/pipeline.ts';
 import type { Program } from '../program/program.ts';
+import { deviceWeightType } from '../program/quant.ts';
 import { runCommand, type RunFlags } from './run.ts';
 import { importCommand, type ImportFlags } from './import.ts';
 import { SPEC_OPTIONS, SPEC_USAGE } from './speculative.ts';
@@ -43,7 +44,8 @@ ${SPEC_USAGE}
   "text", and generation stops at the vocabulary's end-of-generation ids (eos, eot).
   Token ids and seeds are decimal integers (a seed in 0..4294967295).
   --weights takes a .gguf file or a Hugging Face llama checkpoint (.safetensors, or a sharded one's index or directory);
-  q8_0 / q4_0 GGUF matrices stay quantised on WebGPU unless --f32-weights (dequantise everything at load).
+  f16 / bf16 (as f16) and q8_0 / q4_0 / q4_K / q5_K / q6_K GGUF matrices stay compact on WebGPU unless
+  --f32-weights (widen everything to f32 at load).
   --verbose prints every stat (--json always carries them all). Ctrl-C stops generating and prints what there is.
   Exit status: 0 every sequence ended by --max-tokens or eos; 3 some sequence was cut short (KV pool full,
   context full, prompt too large); 1 an error; 130 interrupted.`,
@@ -135,12 +137,12 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
       case 'run': {
         const rf = values as RunFlags;
         let compiled = compileOrReport(file, { noFuse: rf['no-fuse'] }, io);
-        // A file-bound spec compiles again with the file's tensor types, so q8_0 / q4_0
-        // matrices stay quantised on the device (schedule.ts / quantParams.ts).
+        // A file-bound spec compiles again with the file's tensor types, so f16 / bf16 and
+        // block matrices stay compact on the device (schedule.ts / quantParams.ts).
         if (compiled && compiled.program.model.weights.binding === 'gguf' && rf.weights && !rf['f32-weights']) {
           const { fileWeightTypes } = await import('./weights.ts');
           const weightTypes = fileWeightTypes(rf.weights);
-          if ([...weightTypes.values()].some((t) => t === 'q8_0' || t === 'q4_0')) compiled = compileOrReport(file, { noFuse: rf['no-fuse'], weightTypes }, io);
+          if ([...weightTypes.values()].some((t) => deviceWeightType(t) !== undefined)) compiled = compileOrReport(file, { noFuse: rf['no-fuse'], weightTypes }, io);
         }
         return compiled ? await runCommand(compiled, rf, io) : 1;
       }
@@ -236,7 +238,7 @@ async function compile(file: string, f: CompileFlags, io: Io): Promise<number> {
   if (!f.target) throw new CliError('compile needs --target wgsl|cuda|ts');
   if (!['wgsl', 'cuda', 'ts'].includes(f.target)) throw new CliError(`unknown target '${f.target}': use wgsl, cuda or ts`);
   if (!f.out) throw new CliError('compile needs --out DIR');
-  // With --weights, the kernels are those `infer run` would use for that file (q8_0 / q4_0 matrices kept as blocks).
+  // With --weights, the kernels are those `infer run` would use for that file (f16 and block matrices kept compact).
   const weightTypes = f.weights ? (await import('./weights.ts')).fileWeightTypes(f.weights) : undefined;
   const c = compileOrReport(file, { noFuse: f['no-fuse'], weightTypes }, io);
   if (!c) return 1;

@@ -1,6 +1,6 @@
 // The CLI's weight files: which reader a file needs (by magic, then extension),
-// the tensor types a GGUF header declares (so `infer run` can compile q8_0 / q4_0
-// matrices to stay quantised on the device), and loading with a progress bar.
+// the tensor types a GGUF header declares (so `infer run` can compile f16 and block
+// matrices to stay compact on the device), and loading with a progress bar.
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { Program } from '../program/program.ts';
 import { GgufFile } from '../runtime/weights/gguf.ts';

@@ -10,7 +10,7 @@ import { schedule } from './schedule.ts';
 export interface CompileOptions {
   /** Fusion keys to switch off (see pipeline.ts FUSION_KEYS). */
   readonly noFuse?: ReadonlySet<string>;
-  /** The weight file's tensor type per param name: q8_0 / q4_0 matrices stay quantised (schedule.ts). */
+  /** The weight file's tensor type per param name: f16 / bf16 and block matrices stay compact (schedule.ts). */
   readonly weightTypes?: ReadonlyMap<string, string>;
   /** Keep only the first N layers (a layer-skipping self-draft; see lower.ts). */
   readonly layers?: number;

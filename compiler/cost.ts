@@ -6,7 +6,7 @@ import { MOE_ROWS_PER_PASS, type KernelSpec } from '../program/kernels.ts';
 import { type Program } from '../program/program.ts';
 import { activationPerToken } from './planMemory.ts';
 import { tokenBytesPerLayer } from '../program/kv.ts';
-import { weightBytes, type WeightType } from '../program/quant.ts';
+import { isCompactType, weightBytes, type WeightType } from '../program/quant.ts';
 
 export interface StepCost { readonly label: string; readonly kind: KernelSpec['kind']; readonly bytesRead: number; readonly bytesWritten: number; readonly flops: number }
 
@@ -40,13 +40,13 @@ export function activationBytes(p: Program, tokens: number): number {
   return activationPerToken(p) * tokens * F32;
 }
 
-/** A param's device type (q8_0 / q4_0 when the Program keeps it quantised). */
+/** A param's device type (f16 or a block type when the Program keeps it compact). */
 export function paramType(p: Program, name: string): WeightType {
   const d = p.buffers.find((b) => b.name === `param:${name}`);
-  return d?.dtype === 'q8_0' || d?.dtype === 'q4_0' ? d.dtype : 'f32';
+  return d && isCompactType(d.dtype) ? d.dtype : 'f32';
 }
 
-/** Bytes of every weight as the kernels read it: 4 per f32 value, 34 / 18 per 32 of q8_0 / q4_0. */
+/** Bytes of every weight as the kernels read it: 4 per f32 value, 2 per f16, the file's block bytes for block types. */
 export function paramBytes(p: Program): number {
   return p.params.reduce((sum, q) => sum + weightBytes(paramType(p, q.name), q.shape.reduce((a, b) => a * b, 1)), 0);
 }

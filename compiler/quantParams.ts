@@ -1,5 +1,6 @@
-// Which params stay quantised on the device. A param stored as q8_0 / q4_0 in the
-// weight file keeps its blocks when every use of it is one that has a
+// Which params stay compact on the device. A param stored as f16 / bf16 (as f16) or in
+// blocks (q8_0, q4_0, q4_K, q5_K, q6_K: program/quant.ts) in the weight file stays
+// that way when every use of it is one that has a
 // dequantising kernel: a matmul's weight (GEMV and tiled), an embedding table
 // (so a tied output, which is both, stays quantised too), or a 3-D expert weight
 // `[K, N, experts]` of the MoE kernels (fused moe_experts and the unfused, dense
@@ -7,12 +8,13 @@
 // an elementwise operand, a router read by moe_route) would need f32, so the param
 // is dequantised at load instead: the decision is per param, never per use,
 // because a param has one buffer. Blocks run along dim 0 (ggml's ne0 = K), so K
-// must be a multiple of 32, which GGUF already requires of q-type tensors; expert
+// must be a multiple of the block length (32, 256; 4 for f16's vec4 reads), which
+// GGUF already requires of block tensors; expert
 // e is the contiguous slice e (its N rows of K weights, blocks in file order), so
 // a 3-D param is repacked exactly like a 2-D one.
 import type { Graph, Node } from './ir/graph.ts';
 import type { OpArgs } from './ir/ops.ts';
-import { isQuantType, QBLOCK, type QuantType } from '../program/quant.ts';
+import { blockElements, deviceWeightType, type CompactType } from '../program/quant.ts';
 
 /** The operand indices at which an op reads block weights, and the weights' rank there. */
 function blockOperands(n: Node): { at: readonly number[]; rank: number } {
@@ -31,8 +33,8 @@ function blockOperands(n: Node): { at: readonly number[]; rank: number } {
 const paramName = (s: Node): string => (s.arg as OpArgs['param']).name;
 
 /** Param name -> its device type, for the params that stay quantised. */
-export function quantParams(g: Graph, weightTypes: ReadonlyMap<string, string> | undefined): Map<string, QuantType> {
-  const out = new Map<string, QuantType>();
+export function quantParams(g: Graph, weightTypes: ReadonlyMap<string, string> | undefined): Map<string, CompactType> {
+  const out = new Map<string, CompactType>();
   if (!weightTypes || weightTypes.size === 0) return out;
   const refused = new Set<string>();
   const refuse = (name: string) => { refused.add(name); out.delete(name); };
@@ -41,9 +43,9 @@ export function quantParams(g: Graph, weightTypes: ReadonlyMap<string, string> |
     n.src.forEach((s, i) => {
       if (s.op !== 'param') return;
       const name = paramName(s);
-      const type = weightTypes.get(name);
-      if (!isQuantType(type)) return;
-      const ok = at.includes(i) && s.shape.length === rank && (s.shape[0] as number) % QBLOCK === 0;
+      const type = deviceWeightType(weightTypes.get(name));
+      if (!type) return;
+      const ok = at.includes(i) && s.shape.length === rank && (s.shape[0] as number) % blockElements(type) === 0;
       if (ok && !refused.has(name)) out.set(name, type);
       else refuse(name);
     });

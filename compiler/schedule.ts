@@ -22,7 +22,7 @@ export function kvPlan(m: ModelInfo, maxSequences: number): KvPlan {
   };
 }
 import { quantParams } from './quantParams.ts';
-import type { QuantType } from '../program/quant.ts';
+import type { CompactType } from '../program/quant.ts';
 import { expertsRoutingIndex } from './ir/moe.ts';
 import { planMemory } from './planMemory.ts';
 
@@ -35,8 +35,8 @@ export interface ScheduleOptions {
   readonly attentionSplits?: number;
   /**
    * The weight file's type per param name (e.g. from a GGUF header). Params stored as
-   * q8_0 / q4_0 whose every use can read blocks stay quantised on the device
-   * (quantParams.ts decides); everything else is f32 (dequantised at load).
+   * f16 / bf16 (as f16) or in blocks, whose every use can read them compactly, stay
+   * that way on the device (quantParams.ts decides); everything else is f32 (widened at load).
    */
   readonly weightTypes?: ReadonlyMap<string, string>;
   /**
@@ -63,7 +63,7 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
   const splits = opts.attentionSplits ?? attentionSplits(m.maxContext);
   if (!Number.isInteger(splits) || splits < 1) throw new ScheduleError(`attention splits must be an integer >= 1, got ${splits}`);
   const quant = quantParams(g, opts.weightTypes);
-  const wtypeOf = (n: Node): { wtype?: QuantType } => {
+  const wtypeOf = (n: Node): { wtype?: CompactType } => {
     const t = n.op === 'param' ? quant.get((n.arg as OpArgs['param']).name) : undefined;
     return t ? { wtype: t } : {};
   };

@@ -3,7 +3,7 @@
 // deterministic key identical kernels share. Every renderer (WGSL, CUDA) and the runtime's
 // binder read the binding lists and element types from here, so they cannot disagree.
 import type { KvDType } from './model.ts';
-import type { QuantType } from './quant.ts';
+import type { CompactType } from './quant.ts';
 
 export type UnaryFn = 'silu' | 'gelu' | 'relu' | 'exp' | 'neg' | 'sigmoid' | 'tanh' | 'sqrt';
 export type BinaryFn = 'add' | 'sub' | 'mul' | 'div';
@@ -45,7 +45,7 @@ export type ElementwiseExpr =
  *                runtime dispatches it after a forward (one row per sequence), never a Program step.
  * Every kernel also receives the step uniform (number of tokens T) from the runtime.
  * `wtype` (matmul `w`, embed `table`, moe_experts `w` and, for swiglu, `w2`): the weight
- * stays in that block format on the device (quant.ts has the layout; a 3-D expert
+ * stays in that compact format (f16 or blocks) on the device (quant.ts has the layout; a 3-D expert
  * weight is laid out as its flat [K, N * experts] matrix) and the kernel dequantises in
  * registers; absent means f32, so f32 kernels keep their keys.
  */
@@ -58,16 +58,16 @@ export type ElementwiseExpr =
 export const MOE_ROWS_PER_PASS = 8;
 
 export type KernelSpec =
-  | { kind: 'embed'; dim: number; vocab: number; wtype?: QuantType }
+  | { kind: 'embed'; dim: number; vocab: number; wtype?: CompactType }
   | { kind: 'rmsnorm'; dim: number; eps: number }
-  | { kind: 'matmul'; K: number; N: number; prologue: 'none' | 'rmsnorm' | 'silu_mul'; eps: number; residual: boolean; wtype?: QuantType }
+  | { kind: 'matmul'; K: number; N: number; prologue: 'none' | 'rmsnorm' | 'silu_mul'; eps: number; residual: boolean; wtype?: CompactType }
   | { kind: 'rope'; heads: number; headDim: number; theta: number }
   | { kind: 'kv_append'; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; rope: number | null }
   | { kind: 'attention'; heads: number; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; scale: number; window: number | null; causal: boolean; splits: number }
   | { kind: 'attention_merge'; heads: number; headDim: number; splits: number }
   | { kind: 'elementwise'; width: number; inputs: number; expr: ElementwiseExpr }
   | { kind: 'moe_route'; K: number; experts: number; k: number; score: MoeScore; softmax: boolean; renorm: boolean; scale: number; direct: boolean }
-  | ({ kind: 'moe_experts'; K: number; N: number; experts: number; k: number; dense: boolean; wtype?: QuantType } & MoeExpertsArgs)
+  | ({ kind: 'moe_experts'; K: number; N: number; experts: number; k: number; dense: boolean; wtype?: CompactType } & MoeExpertsArgs)
   | { kind: 'moe_combine'; experts: number; k: number; width: number }
   /** Softmax of `rows` rows of `width` per token (rows absent: 1). */
   | { kind: 'softmax'; width: number; rows?: number }
@@ -125,7 +125,7 @@ export type ElementType = 'i32' | 'u32' | 'f32';
 
 /** Bindings the runtime fills with token ids, positions, slots and the packed block tables. */
 const INDEX_BINDINGS: ReadonlySet<string> = new Set(['tokens', 'positions', 'kv_slot', 'kv_seq', 'kv_table']);
-/** Bindings that hold a weight in block format when the kernel's `wtype` is set. */
+/** Bindings that hold a weight in a compact format (f16 pairs or blocks, as u32 words) when the kernel's `wtype` is set. */
 const BLOCK_WEIGHT_BINDINGS: ReadonlySet<string> = new Set(['table', 'w', 'w2']);
 
 /**

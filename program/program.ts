@@ -5,7 +5,7 @@
 import type { KernelSpec } from './kernels.ts';
 import type { KvStorage } from './kv.ts';
 import type { ModelInfo, ParamInfo } from './model.ts';
-import { deviceWords, isQuantType, type QuantType } from './quant.ts';
+import { deviceWords, isCompactType, type CompactType } from './quant.ts';
 
 /** input: tokens, positions and the KV block tables, written by the runtime before each forward. */
 export type BufferKind = 'input' | 'param' | 'activation' | 'kv' | 'logits';
@@ -17,8 +17,8 @@ export type BufferKind = 'input' | 'param' | 'activation' | 'kv' | 'logits';
 export interface BufferDecl {
   readonly name: string;
   readonly kind: BufferKind;
-  /** u32: packed KV values (f16 pairs, int8 quads, int4 octets); q8_0 / q4_0: a param kept in blocks (quant.ts), `elements` still counts weights. */
-  readonly dtype: 'f32' | 'i32' | 'u32' | QuantType;
+  /** u32: packed KV values (f16 pairs, int8 quads, int4 octets); f16 / q8_0 / q4_0 / q4_K / q5_K / q6_K: a param kept compact (quant.ts), `elements` still counts weights. */
+  readonly dtype: 'f32' | 'i32' | 'u32' | CompactType;
   readonly perToken: number;
   readonly elements: number;
   readonly perPage?: number;
@@ -54,9 +54,9 @@ export interface KvPlan extends KvStorage {
   readonly pages: number;
 }
 
-/** Device bytes of a buffer: block params by their packed words, everything else 4 bytes per element. */
+/** Device bytes of a buffer: compact params by their packed words, everything else 4 bytes per element. */
 export function bufferBytes(d: BufferDecl, s: Sizing): number {
-  if (isQuantType(d.dtype)) return 4 * deviceWords(d.dtype, d.elements);
+  if (isCompactType(d.dtype)) return 4 * deviceWords(d.dtype, d.elements);
   return bufferElements(d, s) * 4;
 }
 

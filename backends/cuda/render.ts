@@ -41,7 +41,9 @@ export const cudaBackend: Backend = {
     if (!/^[A-Za-z0-9_.-]+$/.test(key)) throw new Error(`kernel key ${JSON.stringify(key)} has characters outside [A-Za-z0-9_.-]`);
     if (spec.kind !== 'matmul') throw new CudaUnsupported(`the CUDA backend has no ${spec.kind} kernel yet (it renders matmul so far)`);
     const K = positiveInt('K', spec.K), N = positiveInt('N', spec.N);
-    if (spec.wtype && K % QBLOCK) throw new Error(`matmul: ${spec.wtype} weights need K a multiple of ${QBLOCK}, got ${K}`);
+    if (spec.wtype && spec.wtype !== 'q8_0' && spec.wtype !== 'q4_0') throw new CudaUnsupported(`the CUDA backend reads q8_0 and q4_0 block weights, not ${spec.wtype} (yet)`);
+    const wtype = spec.wtype;
+    if (wtype && K % QBLOCK) throw new Error(`matmul: ${spec.wtype} weights need K a multiple of ${QBLOCK}, got ${K}`);
     const written = new Set(writtenBindings(spec));
     const bindings: RenderedBinding[] = [
       ...bindingNames(spec).map((name): RenderedBinding => ({ name, access: written.has(name) ? 'read_write' : 'read' })),
@@ -51,8 +53,8 @@ export const cudaBackend: Backend = {
     const source = env.fill('matmul_gemv', {
       kind: spec.kind, stepFields: STEP_UNIFORM_FIELDS, entry: CUDA_ENTRY, params: params(spec), K, N, warps, eps: spec.eps, residual: spec.residual,
       vec4: K % 4 === 0, quant: !!spec.wtype, wq8: spec.wtype === 'q8_0', wq4: spec.wtype === 'q4_0',
-      soff: spec.wtype ? quantWords(spec.wtype, K * N) : 0, wtypeText: spec.wtype ?? 'f32',
-      qblock: QBLOCK, qwords: spec.wtype ? QUANT_WORDS_PER_BLOCK[spec.wtype] : 0,
+      soff: wtype ? quantWords(wtype, K * N) : 0, wtypeText: wtype ?? 'f32',
+      qblock: QBLOCK, qwords: wtype ? QUANT_WORDS_PER_BLOCK[wtype] : 0,
       proNone: spec.prologue === 'none', proRmsnorm: spec.prologue === 'rmsnorm', proSiluMul: spec.prologue === 'silu_mul',
       prologueText: { none: 'x', rmsnorm: 'rmsnorm(x) * norm', silu_mul: 'silu(gate) * up' }[spec.prologue],
       siluG: unaryFormula('silu', 'g', CUDA_DIALECT),

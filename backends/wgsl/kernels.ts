@@ -11,7 +11,7 @@ import { MOE_ROWS_PER_PASS, type KernelSpec } from '../../program/kernels.ts';
 import { GPU_TARGET, type Target } from '../backend.ts';
 import { unaryFormula, WGSL_DIALECT } from '../cstyle/expr.ts';
 import { positiveInt } from '../cstyle/literal.ts';
-import { QBLOCK, QUANT_WORDS_PER_BLOCK, quantWords, type QuantType } from '../../program/quant.ts';
+import { BLOCK_LAYOUT, blockElements, isCompactType, K_SECTIONS, QUANT_WORDS_PER_BLOCK, quantWords, type CompactType } from '../../program/quant.ts';
 import type { TemplateName } from './templates.ts';
 import { attentionPlan, attentionUnfusedPlan, kvAppendPlan, ropeTables } from './kvPlans.ts';
 import { cdiv, clampPow2, ONE, PER_TOKEN, ROW_WG, type Plan } from './plan.ts';
@@ -25,17 +25,22 @@ export const TILED_MIN_TOKENS = 8;
 export const GEMV_TOKENS = 4;
 
 /** An elementwise-style plan: x covers `width` elements in groups of 64, y is the token. */
-function rowPlan(template: TemplateName, width: number, context: Record<string, unknown>): Plan {
+function rowPlan(template: TemplateName, width: number, context: Record<string, unknown>, f16Bindings: readonly string[] = []): Plan {
   return {
     template, variant: '', minTokens: 1, context: { ...context, wg: ROW_WG }, workgroup: [ROW_WG, 1, 1],
-    grid: [{ tokensPerGroup: 0, groups: cdiv(width, ROW_WG) }, PER_TOKEN, ONE], vec4Bindings: [],
+    grid: [{ tokensPerGroup: 0, groups: cdiv(width, ROW_WG) }, PER_TOKEN, ONE], vec4Bindings: [], f16Bindings,
   };
+}
+
+/** The weight bindings a plan declares as array<vec4<f16>>: f16 weights where the device has shader-f16. */
+function f16Of(wtype: CompactType | undefined, target: Target, bindings: readonly string[]): readonly string[] {
+  return wtype === 'f16' && target.f16 ? bindings : [];
 }
 
 export function plansFor(spec: KernelSpec, target: Target = GPU_TARGET): Plan[] {
   switch (spec.kind) {
     case 'embed':
-      return [rowPlan('embed', positiveInt('dim', spec.dim), { dim: spec.dim, vocab: positiveInt('vocab', spec.vocab), ...quantContext(spec.wtype, 'table', spec.dim, spec.vocab) })];
+      return [rowPlan('embed', positiveInt('dim', spec.dim), { dim: spec.dim, vocab: positiveInt('vocab', spec.vocab), ...quantContext(spec.wtype, 'table', spec.dim, spec.vocab, target) }, f16Of(spec.wtype, target, ['table']))];
     case 'rmsnorm': {
       const wg = clampPow2(cdiv(positiveInt('dim', spec.dim), 4), 32, 256);
       return [{ template: 'rmsnorm', variant: '', minTokens: 1, context: { dim: spec.dim, eps: spec.eps, wg },
@@ -56,7 +61,7 @@ export function plansFor(spec: KernelSpec, target: Target = GPU_TARGET): Plan[] 
     case 'elementwise':
       return [rowPlan('elementwise', positiveInt('width', spec.width), { width: spec.width })];
     case 'moe_route': return [moeRoutePlan(spec)];
-    case 'moe_experts': return [moeExpertsPlan(spec)];
+    case 'moe_experts': return [moeExpertsPlan(spec, target)];
     case 'moe_combine': {
       if (positiveInt('k', spec.k) > positiveInt('experts', spec.experts)) throw new Error(`moe_combine: k ${spec.k} exceeds ${spec.experts} experts`);
       return [rowPlan('moe_combine', positiveInt('width', spec.width), { experts: spec.experts, k: spec.k, width: spec.width })];
@@ -102,8 +107,8 @@ function moeRoutePlan(spec: MoeRouteSpec): Plan {
 // moe_experts: one invocation per output column (64 per workgroup), P = MOE_ROWS_PER_PASS
 // routed rows at a time; per-slot kernels spread experts over grid y, the combining kernel loops
 // over them so each output element has a single writer (no float atomics in WGSL).
-// q8_0 / q4_0 experts (wtype) are read as u32 blocks and dequantised in registers.
-function moeExpertsPlan(spec: MoeExpertsSpec): Plan {
+// Compact experts (wtype: f16 or blocks) are dequantised in registers.
+function moeExpertsPlan(spec: MoeExpertsSpec, target: Target): Plan {
   const K = positiveInt('K', spec.K), N = positiveInt('N', spec.N), experts = positiveInt('experts', spec.experts), k = positiveInt('k', spec.k);
   if (spec.residual && !spec.combine) throw new Error('moe_experts: a residual needs combine');
   if (spec.dense && (k !== experts || spec.combine || spec.input === 'silu_mul' || spec.input === 'swiglu')) throw new Error('moe_experts: a dense kernel has k = experts, one input and no combine');
@@ -111,7 +116,7 @@ function moeExpertsPlan(spec: MoeExpertsSpec): Plan {
   const wg = 64;
   // Block experts: the [K, N, E] tensor is the flat [K, N * E] block matrix the GEMV reads
   // (K % 32 == 0, so vec4 holds); a swiglu pair's w2 has w's type and size (quantParams.ts).
-  const quant = quantContext(spec.wtype, 'w', K, N * experts);
+  const quant = quantContext(spec.wtype, 'w', K, N * experts, target);
   const swiglu = spec.input === 'swiglu';
   return {
     template: 'moe_experts', variant: '', minTokens: 1,
@@ -127,20 +132,33 @@ function moeExpertsPlan(spec: MoeExpertsSpec): Plan {
     workgroup: [wg, 1, 1],
     grid: [{ tokensPerGroup: 0, groups: cdiv(N, wg) }, spec.combine ? ONE : { tokensPerGroup: 0, groups: experts }, ONE],
     vec4Bindings: vec4 ? ['x', 'gate', 'up', ...(spec.wtype ? [] : ['w', 'w2'])] : [],
+    f16Bindings: f16Of(spec.wtype, target, swiglu ? ['w', 'w2'] : ['w']),
   };
 }
 
 type MatmulSpec = Extract<KernelSpec, { kind: 'matmul' }>;
 
 /**
- * The dequant partial's holes for a [K, N] block weight in `binding` (or quant: false).
- * Blocks run along K, so K must be a multiple of 32 (the scheduler only quantises such params).
+ * The dequant partial's holes for a [K, N] compact weight in `binding` (or quant: false).
+ * Blocks run along K, so K must be a multiple of the block length (the scheduler only
+ * keeps such params compact). q8_0 and q4_0 have hand-unrolled loops in the GEMV and
+ * expert kernels; every other compact type (`wgen`) is read there through wq4, one vec4
+ * of weights at a time.
  */
-function quantContext(wtype: QuantType | undefined, binding: string, K: number, N: number) {
-  if (!wtype) return { quant: false, wq8: false, wq4: false };
-  if (wtype !== 'q8_0' && wtype !== 'q4_0') throw new Error(`unknown weight type ${String(wtype)}`);
-  if (K % QBLOCK !== 0) throw new Error(`${wtype} weights need K (dim 0) to be a multiple of ${QBLOCK}, got ${K}`);
-  return { quant: true, wq8: wtype === 'q8_0', wq4: wtype === 'q4_0', qbinding: binding, soff: quantWords(wtype, K * N), qblock: QBLOCK, qwords: QUANT_WORDS_PER_BLOCK[wtype] };
+function quantContext(wtype: CompactType | undefined, binding: string, K: number, N: number, target: Target) {
+  const none = { quant: false, wq8: false, wq4: false, wf16: false, f16native: false, wk: false, wk45: false, wq5k: false, wq6k: false, halfPerBlock: false, wgen: false };
+  if (!wtype) return none;
+  if (!isCompactType(wtype)) throw new Error(`unknown weight type ${String(wtype)}`);
+  if (K % blockElements(wtype) !== 0) throw new Error(`${wtype} weights need K (dim 0) to be a multiple of ${blockElements(wtype)}, got ${K}`);
+  const common = { ...none, quant: true, wgen: wtype !== 'q8_0' && wtype !== 'q4_0', qbinding: binding, wtypeText: wtype };
+  if (wtype === 'f16') return { ...common, wf16: true, f16native: Boolean(target.f16) };
+  const sections: Record<string, number> = wtype === 'q4_K' || wtype === 'q5_K' || wtype === 'q6_K' ? K_SECTIONS[wtype] : {};
+  return {
+    ...common, wq8: wtype === 'q8_0', wq4: wtype === 'q4_0', wk: wtype.endsWith('_K'), wk45: wtype === 'q4_K' || wtype === 'q5_K',
+    wq5k: wtype === 'q5_K', wq6k: wtype === 'q6_K', halfPerBlock: BLOCK_LAYOUT[wtype].halves === 1,
+    soff: quantWords(wtype, K * N), qblock: BLOCK_LAYOUT[wtype].elements, qwords: QUANT_WORDS_PER_BLOCK[wtype],
+    ksc: sections.scales, kqs: sections.qs, kqh: sections.qh, kql: sections.ql,
+  };
 }
 
 function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
@@ -151,8 +169,9 @@ function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
     proNone: spec.prologue === 'none', proRmsnorm: spec.prologue === 'rmsnorm', proSiluMul: spec.prologue === 'silu_mul',
     prologueText: { none: 'x', rmsnorm: 'rmsnorm(x) * norm', silu_mul: 'silu(gate) * up' }[spec.prologue],
     siluG: unaryFormula('silu', 'g', WGSL_DIALECT),
-    ...quantContext(spec.wtype, 'w', K, N),
+    ...quantContext(spec.wtype, 'w', K, N, target),
   };
+  const f16Bindings = f16Of(spec.wtype, target, ['w']);
   // GEMV: vec4 reads when rows split into whole vec4s. On a GPU 8 lanes per column read 128
   // contiguous bytes per step (a full cache line / coalesced segment), 4 for rows shorter
   // than 32 vec4s; columns fill a 256-invocation workgroup. On a CPU target each invocation
@@ -173,7 +192,7 @@ function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
       template: 'matmul_gemv', variant, minTokens,
       context: { ...common, vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', KV, lanes, cols, wg, chunk, tpw, tileLen: chunk * tpw, redLen: wg * tpw, rsumLen: 16 * tpw },
       workgroup: [wg, 1, 1], grid: [{ tokensPerGroup: 0, groups: cdiv(N, cols) }, { tokensPerGroup: tpw, groups: 1 }, ONE],
-      vec4Bindings: vec4 ? ['x', 'norm', 'gate', 'up', ...(spec.wtype ? [] : ['w'])] : [],
+      vec4Bindings: vec4 ? ['x', 'norm', 'gate', 'up', ...(spec.wtype ? [] : ['w'])] : [], f16Bindings,
     };
   };
   const gemv = gemvPlan(1, 1, 'gemv');
@@ -186,7 +205,7 @@ function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
   const tiled: Plan = {
     template: 'matmul_tiled', variant: 'tiled', minTokens: target.kind === 'cpu' ? 2 * TILED_MIN_TOKENS : TILED_MIN_TOKENS,
     context: { ...common, ...tile }, workgroup: [tile.tx, tile.ty, 1],
-    grid: [{ tokensPerGroup: 0, groups: cdiv(N, tile.bn) }, { tokensPerGroup: tile.bt, groups: 1 }, ONE], vec4Bindings: [],
+    grid: [{ tokensPerGroup: 0, groups: cdiv(N, tile.bn) }, { tokensPerGroup: tile.bt, groups: 1 }, ONE], vec4Bindings: [], f16Bindings,
   };
   return [gemv, gemvMulti, tiled];
 }

@@ -13,6 +13,8 @@ export interface Plan {
   readonly grid: [GridDim, GridDim, GridDim];
   /** f32 bindings read as array<vec4<f32>>; every other binding's type is the Program's (bindingElementType). */
   readonly vec4Bindings: readonly string[];
+  /** f16 weight bindings read as array<vec4<f16>> (the device has shader-f16; the source then enables f16). */
+  readonly f16Bindings?: readonly string[];
 }
 
 export const ROW_WG = 64;

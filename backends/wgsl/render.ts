@@ -25,14 +25,15 @@ export const wgslBackend: Backend = {
     ];
     const exprContext = spec.kind === 'elementwise' ? elementwiseContext(spec) : {};
     return plansFor(spec, target).map((plan) => {
-      const vec4 = new Set(plan.vec4Bindings);
+      const vec4 = new Set(plan.vec4Bindings), f16 = new Set(plan.f16Bindings ?? []);
       const decls: BindingDecl[] = bindings.map((b) => b.access === 'uniform'
         ? { name: b.name, space: 'uniform', type: 'Step' }
         : {
             name: b.name, space: `storage, ${b.access}`,
-            type: `array<${elementDecl(spec, b.name, vec4)}>`,
+            type: `array<${f16.has(b.name) ? 'vec4<f16>' : elementDecl(spec, b.name, vec4)}>`,
           });
-      const source = fill(plan.template, { ...plan.context, ...exprContext, kind: spec.kind, bindings: decls, stepFields: STEP_UNIFORM_FIELDS });
+      const body = fill(plan.template, { ...plan.context, ...exprContext, kind: spec.kind, bindings: decls, stepFields: STEP_UNIFORM_FIELDS });
+      const source = f16.size > 0 ? `enable f16;\n${body}` : body;
       return {
         key: plan.variant ? `${key}.${plan.variant}` : key,
         source, entry: 'main', bindings, workgroup: plan.workgroup, grid: plan.grid, minTokens: plan.minTokens,

@@ -5,7 +5,8 @@
 // Activations that share an arena (Program.arenas, compiler/planMemory.ts) are one device
 // buffer bound under each member's name, so steps keep binding by name.
 import { bufferBytes, type BufferDecl, type Program, type Sizing } from '../../program/program.ts';
-import { isQuantType, packBlocks, type QuantType } from '../../program/quant.ts';
+import { isCompactType, packBlocks, packHalves, type CompactType } from '../../program/quant.ts';
+import { fromBf16, toHalf } from '../weights/ggufQuant.ts';
 import { STEP_UNIFORM_BYTES } from '../../program/stepUniform.ts';
 import type { WeightSource } from '../../program/weights.ts';
 import { DeviceError, type Device, type DeviceBuffer } from './device.ts';
@@ -118,18 +119,33 @@ export function allocateProgramBuffers(device: Device, program: Program, weights
   }
 }
 
-/** A param's device bytes: its f32 values, or its blocks in the device layout (program/quant.ts). */
+/** A param's device bytes: its f32 values, or its f16 halves / blocks in the device layout (program/quant.ts). */
 function paramData(d: BufferDecl, weights: WeightSource): Float32Array | Uint32Array {
   const name = d.name.replace(/^param:/, '');
-  if (isQuantType(d.dtype)) return quantParam(name, d.dtype, d.elements, weights);
+  if (isCompactType(d.dtype)) return quantParam(name, d.dtype, d.elements, weights);
   const data = weights.get(name);
   if (data.length !== d.elements) throw new BufferSetupError(`weight ${name} has ${data.length} values; the program expects ${d.elements}`);
   return data;
 }
 
-function quantParam(name: string, type: QuantType, elements: number, weights: WeightSource): Uint32Array {
-  if (!weights.getRaw) throw new BufferSetupError(`the program keeps weight ${name} as ${type} blocks, but this weight source has no raw tensors (compile without weight types to run it as f32)`);
+function quantParam(name: string, type: CompactType, elements: number, weights: WeightSource): Uint32Array {
+  if (!weights.getRaw) throw new BufferSetupError(`the program keeps weight ${name} as ${type}, but this weight source has no raw tensors (compile without weight types to run it as f32)`);
   const raw = weights.getRaw(name);
-  if (raw.type !== type) throw new BufferSetupError(`the program keeps weight ${name} as ${type} blocks, but the weight file stores it as ${raw.type} (compile with this file's tensor types)`);
-  return packBlocks(type, raw.bytes, elements);
+  if (type === 'f16' && raw.type === 'bf16') return packHalves(bf16ToF16(name, raw.bytes), elements);
+  if (raw.type !== type) throw new BufferSetupError(`the program keeps weight ${name} as ${type}, but the weight file stores it as ${raw.type} (compile with this file's tensor types)`);
+  return type === 'f16' ? packHalves(raw.bytes, elements) : packBlocks(type, raw.bytes, elements);
+}
+
+/** bf16 -> f16 halves (program/quant.ts deviceWeightType says why); a value beyond f16's range is refused, never made infinite. */
+function bf16ToF16(name: string, bytes: Uint8Array): Uint8Array {
+  const n = bytes.length / 2, out = new Uint8Array(bytes.length);
+  const src = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), dst = new DataView(out.buffer);
+  for (let i = 0; i < n; i++) {
+    const v = fromBf16(src.getUint16(2 * i, true)), h = toHalf(v);
+    if ((h & 0x7c00) === 0x7c00 && Number.isFinite(v)) {
+      throw new BufferSetupError(`weight ${name}: value ${v} (element ${i}) is beyond f16's range, so this bf16 tensor cannot be kept as f16 on the device (run with --f32-weights)`);
+    }
+    dst.setUint16(2 * i, h, true);
+  }
+  return out;
 }

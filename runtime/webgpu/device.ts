@@ -57,7 +57,8 @@ export async function createGpuDevice(opts: GpuDeviceOptions = {}): Promise<GPUD
   const device = await adapter.requestDevice({
     label: 'infer',
     // Timestamps cost nothing until a profiler writes them (runtime/webgpu/profiler.ts).
-    requiredFeatures: adapter.features.has('timestamp-query') ? ['timestamp-query'] : [],
+    // shader-f16 where the adapter has it: f16 weights are then read as f16 (targetOf).
+    requiredFeatures: (['timestamp-query', 'shader-f16'] as const).filter((f) => adapter.features.has(f)),
     requiredLimits: {
       maxStorageBufferBindingSize: a.maxStorageBufferBindingSize,
       maxBufferSize: a.maxBufferSize,
@@ -81,10 +82,13 @@ export async function createGpuDevice(opts: GpuDeviceOptions = {}): Promise<GPUD
  * or cpu overrides it, to measure one tuning on the other's device.
  */
 export function targetOf(device: GPUDevice): Target {
-  const forced = typeof process === 'undefined' ? undefined : process.env.INFER_TARGET;
-  if (forced === 'gpu' || forced === 'cpu') return forced === 'cpu' ? CPU_TARGET : GPU_TARGET;
+  const env = typeof process === 'undefined' ? {} : process.env;
+  const forced = env.INFER_TARGET;
   const info = (device as GPUDevice & { adapterInfo?: GPUAdapterInfo & { isFallbackAdapter?: boolean } }).adapterInfo;
-  return info && (info.isFallbackAdapter || info.architecture === 'software') ? CPU_TARGET : GPU_TARGET;
+  const kind = forced === 'gpu' || forced === 'cpu' ? forced : info && (info.isFallbackAdapter || info.architecture === 'software') ? 'cpu' : 'gpu';
+  // INFER_NO_SHADER_F16=1 reads f16 weights as u32 pairs even where shader-f16 exists (tests, comparisons).
+  const f16 = device.features.has('shader-f16') && env.INFER_NO_SHADER_F16 !== '1';
+  return { ...(kind === 'cpu' ? CPU_TARGET : GPU_TARGET), f16 };
 }
 
 /** Errors no error scope caught since the last call (validation, out-of-memory, device loss). */

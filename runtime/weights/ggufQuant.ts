@@ -1,15 +1,14 @@
 // Number formats of ggml tensors: IEEE half and bfloat16 conversion, and the
-// block formats q8_0, q4_0 and q4_K, as bytes <-> Float32Array. Decoding follows
-// ggml's dequantisation exactly (every product here is exact in f32, so the
-// values equal llama.cpp's bit for bit); encoding follows ggml's reference
-// quantisers for q8_0/q4_0 and a simple min/max scheme for q4_K (tests only).
+// block formats q8_0, q4_0, q4_K, q5_K and q6_K, as bytes <-> Float32Array. Decoding
+// follows ggml's dequantisation in f32 arithmetic step for step (Math.fround where
+// a product can round), so the values equal llama.cpp's bit for bit; the CPU
+// engine reads these values (as f64), the same numbers the device kernels
+// dequantise from the same blocks. Encoding follows ggml's reference quantisers
+// for q8_0/q4_0 and simple min/max schemes for the K-quants (tests and fixtures:
+// any valid block decodes the same way, however it was chosen).
 //
-// Block layouts (little-endian; d, dmin are f16):
-//   q8_0 (32 values, 34 bytes):  d, int8 q[32];                value = d * q
-//   q4_0 (32 values, 18 bytes):  d, u8 nibbles[16];            value j = d * (nib - 8),
-//                                 low nibble of byte i is value i, high nibble is value i + 16
-//   q4_K (256 values, 144 bytes): d, dmin, u8 scales[12] (eight 6-bit scale/min pairs),
-//                                 u8 nibbles[128]; sub-block s of 32: d*sc[s]*nib - dmin*m[s]
+// Block layouts: program/quant.ts (BLOCK_LAYOUT, K_SECTIONS), the one definition.
+import { BLOCK_LAYOUT, K_SECTIONS } from '../../program/quant.ts';
 import type { DequantType, EncodeType } from './ggufTypes.ts';
 
 const f32 = new Float32Array(1);
@@ -85,6 +84,8 @@ export function dequantize(type: DequantType, bytes: Uint8Array, n: number): Flo
     case 'q8_0': return decodeQ8_0(bytes, dv, n);
     case 'q4_0': return decodeQ4_0(bytes, dv, n);
     case 'q4_K': return decodeQ4K(bytes, dv, n);
+    case 'q5_K': return decodeQ5K(bytes, dv, n);
+    case 'q6_K': return decodeQ6K(bytes, dv, n);
   }
 }
 
@@ -116,18 +117,50 @@ export function scaleMinK4(scales: Uint8Array, at: number, j: number): [number, 
   return [(scales[at + j + 4] & 0xf) | ((scales[at + j - 4] >>> 6) << 4), (scales[at + j + 4] >>> 4) | ((scales[at + j] >>> 6) << 4)];
 }
 
-function decodeQ4K(bytes: Uint8Array, dv: DataView, n: number): Float32Array {
+const fr = Math.fround;
+
+// q4_K and q5_K: d, dmin, then the body (12 scale bytes, [q5_K: 32 qh bytes], 128 qs bytes).
+function decodeQ45K(bytes: Uint8Array, dv: DataView, n: number, five: boolean): Float32Array {
   const out = new Float32Array(n);
+  const l = BLOCK_LAYOUT[five ? 'q5_K' : 'q4_K'], sec = K_SECTIONS.q5_K;
   for (let b = 0; b < n / 256; b++) {
-    const at = b * 144, d = fromHalf(dv.getUint16(at, true)), dmin = fromHalf(dv.getUint16(at + 2, true));
-    // Four 64-value chunks; chunk c uses nibbles [32c, 32c+32): low nibbles are sub-block 2c, high ones 2c+1.
+    const at = b * l.bytes, d = fromHalf(dv.getUint16(at, true)), dmin = fromHalf(dv.getUint16(at + 2, true));
+    const body = at + 4, qs = body + (five ? sec.qs : K_SECTIONS.q4_K.qs), qh = body + sec.qh;
+    // Four 64-value chunks; chunk c uses qs[32c, 32c+32): low nibbles are sub-block 2c, high ones 2c+1.
     for (let c = 0; c < 4; c++) {
-      const [sc0, m0] = scaleMinK4(bytes, at + 4, 2 * c), [sc1, m1] = scaleMinK4(bytes, at + 4, 2 * c + 1);
-      const d0 = Math.fround(d * sc0), mm0 = Math.fround(dmin * m0), d1 = Math.fround(d * sc1), mm1 = Math.fround(dmin * m1);
-      const o = b * 256 + c * 64, q = at + 16 + c * 32;
-      for (let l = 0; l < 32; l++) {
-        out[o + l] = d0 * (bytes[q + l] & 0xf) - mm0;
-        out[o + 32 + l] = d1 * (bytes[q + l] >>> 4) - mm1;
+      for (let half = 0; half < 2; half++) {
+        const s = 2 * c + half;
+        const [sc, m] = scaleMinK4(bytes, body + K_SECTIONS.q4_K.scales, s);
+        const ds = fr(d * sc), ms = fr(dmin * m);
+        for (let j = 0; j < 32; j++) {
+          const nib = half ? bytes[qs + 32 * c + j] >>> 4 : bytes[qs + 32 * c + j] & 0xf;
+          const q = five && (bytes[qh + j] >>> s) & 1 ? nib + 16 : nib;
+          out[b * 256 + 64 * c + 32 * half + j] = fr(ds * q - ms);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+function decodeQ4K(bytes: Uint8Array, dv: DataView, n: number): Float32Array { return decodeQ45K(bytes, dv, n, false); }
+function decodeQ5K(bytes: Uint8Array, dv: DataView, n: number): Float32Array { return decodeQ45K(bytes, dv, n, true); }
+
+// q6_K: ql[128], qh[64], int8 scales[16], d; ggml computes (d * scale) * q in f32.
+function decodeQ6K(bytes: Uint8Array, dv: DataView, n: number): Float32Array {
+  const out = new Float32Array(n);
+  const l = BLOCK_LAYOUT.q6_K, sec = K_SECTIONS.q6_K;
+  for (let b = 0; b < n / 256; b++) {
+    const at = b * l.bytes, d = fromHalf(dv.getUint16(at + l.halvesAt, true));
+    for (let h = 0; h < 2; h++) {
+      for (let r = 0; r < 4; r++) {
+        for (let j = 0; j < 32; j++) {
+          const lo = bytes[at + sec.ql + 64 * h + 32 * (r % 2) + j];
+          const nib = r < 2 ? lo & 0xf : lo >>> 4;
+          const hi = (bytes[at + sec.qh + 32 * h + j] >>> (2 * r)) & 3;
+          const sc = (bytes[at + sec.scales + 8 * h + 2 * r + (j >> 4)] << 24) >> 24;
+          out[b * 256 + 128 * h + 32 * r + j] = fr(fr(d * sc) * ((nib | (hi << 4)) - 32));
+        }
       }
     }
   }
@@ -135,10 +168,10 @@ function decodeQ4K(bytes: Uint8Array, dv: DataView, n: number): Float32Array {
 }
 
 /** Encodes values as `type`; q-types need a length that is a multiple of the block size. */
-export function quantize(type: EncodeType | 'q4_K', values: Float32Array): Uint8Array {
+export function quantize(type: EncodeType, values: Float32Array): Uint8Array {
   const n = values.length;
   const out = new Uint8Array(type === 'f32' ? 4 * n : type === 'f16' || type === 'bf16' ? 2 * n
-    : type === 'q8_0' ? (n / 32) * 34 : type === 'q4_0' ? (n / 32) * 18 : (n / 256) * 144);
+    : (n / BLOCK_LAYOUT[type].elements) * BLOCK_LAYOUT[type].bytes);
   const dv = new DataView(out.buffer);
   switch (type) {
     case 'f32': for (let i = 0; i < n; i++) dv.setFloat32(4 * i, values[i], true); break;
@@ -146,7 +179,9 @@ export function quantize(type: EncodeType | 'q4_K', values: Float32Array): Uint8
     case 'bf16': for (let i = 0; i < n; i++) dv.setUint16(2 * i, toBf16(values[i]), true); break;
     case 'q8_0': encodeQ8_0(values, out, dv); break;
     case 'q4_0': encodeQ4_0(values, out, dv); break;
-    case 'q4_K': encodeQ4K(values, out, dv); break;
+    case 'q4_K': encodeQ45K(values, out, dv, false); break;
+    case 'q5_K': encodeQ45K(values, out, dv, true); break;
+    case 'q6_K': encodeQ6K(values, out, dv); break;
   }
   return out;
 }
@@ -181,34 +216,63 @@ function encodeQ4_0(x: Float32Array, out: Uint8Array, dv: DataView): void {
   }
 }
 
-// A plain q4_K encoder (not ggml's iterative search): per sub-block of 32, min and
-// range -> 6-bit scale and min against the super-block's f16 d and dmin.
-function encodeQ4K(x: Float32Array, out: Uint8Array, dv: DataView): void {
+// A plain q4_K / q5_K encoder (not ggml's iterative search): per sub-block of 32, min
+// and range -> 6-bit scale and min against the super-block's f16 d and dmin.
+function encodeQ45K(x: Float32Array, out: Uint8Array, dv: DataView, five: boolean): void {
+  const l = BLOCK_LAYOUT[five ? 'q5_K' : 'q4_K'], levels = five ? 31 : 15;
   for (let b = 0; b < x.length / 256; b++) {
     const scale = new Float64Array(8), mins = new Float64Array(8);
     for (let s = 0; s < 8; s++) {
       let lo = 0, hi = -Infinity;
-      for (let l = 0; l < 32; l++) { const v = x[b * 256 + s * 32 + l]; lo = Math.min(lo, v); hi = Math.max(hi, v); }
-      scale[s] = (hi - lo) / 15; mins[s] = -lo;
+      for (let j = 0; j < 32; j++) { const v = x[b * 256 + s * 32 + j]; lo = Math.min(lo, v); hi = Math.max(hi, v); }
+      scale[s] = (hi - lo) / levels; mins[s] = -lo;
     }
     const d = fromHalf(toHalf(Math.max(...scale) / 63)), dmin = fromHalf(toHalf(Math.max(...mins) / 63));
-    const at = b * 144;
+    const at = b * l.bytes, body = at + 4;
     dv.setUint16(at, toHalf(d), true);
     dv.setUint16(at + 2, toHalf(dmin), true);
     const sc = scale.map((v) => (d ? Math.min(63, Math.round(v / d)) : 0));
     // Round mins up so that x + min stays >= 0 (no clipping at the bottom).
     const mn = mins.map((v) => (dmin ? Math.min(63, Math.ceil(v / dmin)) : 0));
+    const s0 = body + K_SECTIONS.q4_K.scales;
     for (let j = 0; j < 4; j++) {
-      out[at + 4 + j] = (sc[j] & 63) | ((sc[j + 4] >>> 4) << 6);
-      out[at + 8 + j] = (mn[j] & 63) | ((mn[j + 4] >>> 4) << 6);
-      out[at + 12 + j] = (sc[j + 4] & 0xf) | ((mn[j + 4] & 0xf) << 4);
+      out[s0 + j] = (sc[j] & 63) | ((sc[j + 4] >>> 4) << 6);
+      out[s0 + 4 + j] = (mn[j] & 63) | ((mn[j + 4] >>> 4) << 6);
+      out[s0 + 8 + j] = (sc[j + 4] & 0xf) | ((mn[j + 4] & 0xf) << 4);
     }
+    const qs = body + (five ? K_SECTIONS.q5_K.qs : K_SECTIONS.q4_K.qs), qh = body + K_SECTIONS.q5_K.qh;
     for (let s = 0; s < 8; s++) {
-      const ds = Math.fround(d * sc[s]), ms = Math.fround(dmin * mn[s]);
-      for (let l = 0; l < 32; l++) {
-        const q = ds ? Math.max(0, Math.min(15, Math.round((x[b * 256 + s * 32 + l] + ms) / ds))) : 0;
-        const byte = at + 16 + (s >> 1) * 32 + l;
-        out[byte] |= s & 1 ? q << 4 : q;
+      const ds = fr(d * sc[s]), ms = fr(dmin * mn[s]);
+      for (let j = 0; j < 32; j++) {
+        const q = ds ? Math.max(0, Math.min(levels, Math.round((x[b * 256 + s * 32 + j] + ms) / ds))) : 0;
+        out[qs + (s >> 1) * 32 + j] |= (s & 1 ? (q & 15) << 4 : q & 15);
+        if (five && q > 15) out[qh + j] |= 1 << s;
+      }
+    }
+  }
+}
+
+// A plain q6_K encoder: per 16 values a scale amax / 31 as int8 against d = max / 127,
+// q = round(x / (d * scale)) + 32 clamped to 0..63.
+function encodeQ6K(x: Float32Array, out: Uint8Array, dv: DataView): void {
+  const l = BLOCK_LAYOUT.q6_K, sec = K_SECTIONS.q6_K;
+  for (let b = 0; b < x.length / 256; b++) {
+    const at = b * l.bytes, amax = new Float64Array(16);
+    for (let g = 0; g < 16; g++) for (let j = 0; j < 16; j++) amax[g] = Math.max(amax[g], Math.abs(x[b * 256 + 16 * g + j]));
+    const d = fromHalf(toHalf(Math.max(...amax) / 31 / 127));
+    dv.setUint16(at + l.halvesAt, toHalf(d), true);
+    // scales[8h + 2r + l/16] covers elements 128h + 32r + l: group g = 8h + 2r + (l >> 4).
+    const sc = amax.map((v) => (d ? Math.max(-128, Math.min(127, Math.round(v / 31 / d))) : 0));
+    for (let g = 0; g < 16; g++) dv.setInt8(at + sec.scales + g, sc[g]);
+    for (let h = 0; h < 2; h++) {
+      for (let r = 0; r < 4; r++) {
+        for (let j = 0; j < 32; j++) {
+          const ds = fr(d * sc[8 * h + 2 * r + (j >> 4)]);
+          const v = x[b * 256 + 128 * h + 32 * r + j];
+          const q = ds ? Math.max(0, Math.min(63, Math.round(v / ds) + 32)) : 32;
+          out[at + sec.ql + 64 * h + 32 * (r % 2) + j] |= r < 2 ? q & 15 : (q & 15) << 4;
+          out[at + sec.qh + 32 * h + j] |= (q >>> 4) << (2 * r);
+        }
       }
     }
   }

@@ -3,7 +3,7 @@
 // writer takes, and GgufError. No I/O here, so the reader, the writer, the
 // importer and tests share one definition of what is in a file.
 
-import { QBLOCK, QUANT_BLOCK_BYTES } from '../../program/quant.ts';
+import { BLOCK_LAYOUT } from '../../program/quant.ts';
 
 /** Every failure to read a GGUF file: names the file, the byte offset and, when known, the tensor. */
 export class GgufError extends Error {
@@ -66,17 +66,17 @@ export interface TensorType { readonly id: number; readonly name: string; readon
 const TYPES: readonly TensorType[] = [
   { id: 0, name: 'f32', blockSize: 1, blockBytes: 4 },
   { id: 1, name: 'f16', blockSize: 1, blockBytes: 2 },
-  { id: 2, name: 'q4_0', blockSize: QBLOCK, blockBytes: QUANT_BLOCK_BYTES.q4_0 },
+  { id: 2, name: 'q4_0', blockSize: BLOCK_LAYOUT.q4_0.elements, blockBytes: BLOCK_LAYOUT.q4_0.bytes },
   { id: 3, name: 'q4_1', blockSize: 32, blockBytes: 20 },
   { id: 6, name: 'q5_0', blockSize: 32, blockBytes: 22 },
   { id: 7, name: 'q5_1', blockSize: 32, blockBytes: 24 },
-  { id: 8, name: 'q8_0', blockSize: QBLOCK, blockBytes: QUANT_BLOCK_BYTES.q8_0 },
+  { id: 8, name: 'q8_0', blockSize: BLOCK_LAYOUT.q8_0.elements, blockBytes: BLOCK_LAYOUT.q8_0.bytes },
   { id: 9, name: 'q8_1', blockSize: 32, blockBytes: 36 },
   { id: 10, name: 'q2_K', blockSize: 256, blockBytes: 84 },
   { id: 11, name: 'q3_K', blockSize: 256, blockBytes: 110 },
-  { id: 12, name: 'q4_K', blockSize: 256, blockBytes: 144 },
-  { id: 13, name: 'q5_K', blockSize: 256, blockBytes: 176 },
-  { id: 14, name: 'q6_K', blockSize: 256, blockBytes: 210 },
+  { id: 12, name: 'q4_K', blockSize: BLOCK_LAYOUT.q4_K.elements, blockBytes: BLOCK_LAYOUT.q4_K.bytes },
+  { id: 13, name: 'q5_K', blockSize: BLOCK_LAYOUT.q5_K.elements, blockBytes: BLOCK_LAYOUT.q5_K.bytes },
+  { id: 14, name: 'q6_K', blockSize: BLOCK_LAYOUT.q6_K.elements, blockBytes: BLOCK_LAYOUT.q6_K.bytes },
   { id: 15, name: 'q8_K', blockSize: 256, blockBytes: 292 },
   { id: 24, name: 'i8', blockSize: 1, blockBytes: 1 },
   { id: 25, name: 'i16', blockSize: 1, blockBytes: 2 },
@@ -90,10 +90,10 @@ export const TENSOR_TYPES: ReadonlyMap<number, TensorType> = new Map(TYPES.map((
 export const TENSOR_TYPE_BY_NAME: ReadonlyMap<string, TensorType> = new Map(TYPES.map((t) => [t.name, t]));
 
 /** The tensor types GgufFile.readFloat32 can dequantise. */
-export const DEQUANT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_K'] as const;
+export const DEQUANT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_K', 'q5_K', 'q6_K'] as const;
 export type DequantType = (typeof DEQUANT_TYPES)[number];
 /** The tensor types the writer can encode from Float32Array. */
-export const ENCODE_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'] as const;
+export const ENCODE_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_K', 'q5_K', 'q6_K'] as const;
 export type EncodeType = (typeof ENCODE_TYPES)[number];
 
 export function tensorType(name: string): TensorType {

@@ -1,6 +1,6 @@
 // Writes GGUF v3 files (v2 on request: the same layout): metadata of every value
 // type and tensors given as f32 values (encoded here as f32, f16, bf16, q8_0,
-// q4_0 or q4_K) or as raw bytes of any known type. Tests and fixtures make their
+// q4_0, q4_K, q5_K or q6_K) or as raw bytes of any known type. Tests and fixtures make their
 // model files with it; there are no model files to download. Tensor data follows
 // llama.cpp's layout: offsets are the running sum of sizes padded to the alignment.
 import { closeSync, openSync, writeSync } from 'node:fs';
@@ -11,7 +11,7 @@ import {
 } from './ggufTypes.ts';
 
 export type WriterTensor =
-  | { readonly name: string; readonly dims: readonly number[]; readonly type: EncodeType | 'q4_K'; readonly data: Float32Array }
+  | { readonly name: string; readonly dims: readonly number[]; readonly type: EncodeType; readonly data: Float32Array }
   | { readonly name: string; readonly dims: readonly number[]; readonly type: string; readonly raw: Uint8Array };
 
 export interface WriteOptions { readonly version?: 2 | 3; readonly alignment?: number }

@@ -5,18 +5,20 @@
 // i.e. not lost to underflow): |delta| <= abs + rel * |logprob_llama.cpp|.
 //   EXACT (abs 1e-4, rel 0): f32 files, and files whose only non-f32 matrix is
 //     token_embd: llama.cpp reads it with get_rows, which dequantises exactly as
-//     infer does, so these cases check infer's f16/bf16/q8_0/q4_0/q4_K decoding bit
-//     for bit. Measured: about 2e-6.
+//     infer does, so these cases check infer's f16/bf16/q8_0/q4_0/q4_K/q5_K/q6_K
+//     decoding against llama.cpp's own dequantisation (to the 1e-4 a logprob
+//     can show; test/weights/kquant.test.ts has the bit-for-bit check against an
+//     independent decoder of the format). Measured: about 2e-6.
 //   f16 everywhere (rel 3e-3): some of llama.cpp's CPU f16 matmul paths round the
 //     activations to f16 first (2^-11 relative) and infer keeps them f32; which
 //     path runs depends on the shapes (the untied MQA file measures 2e-6, the
 //     tied GQA one 9e-3 at logprob -10, i.e. rel 8.6e-4).
 //   bf16 everywhere (rel 4e-2): likewise with bf16 activations (2^-8); measured rel 1.2e-2.
-//   q8_0, q4_0, q4_K everywhere (rel 4e-2): llama.cpp quantises the activations to
-//     q8_0 / q8_K blocks for its integer dot products; infer dequantises the weights
-//     (exactly, see above) and keeps f32 activations: the CPU engine at load, the
-//     WebGPU engine in its kernels for q8_0 / q4_0 (the blocks stay on the device;
-//     q4_K is dequantised at load). Measured rel 1e-2 to 1.5e-2.
+//   q8_0, q4_0, q4_K, q5_K, q6_K everywhere, and a Q4_K_M-style mix of q4_K and q6_K
+//     (rel 4e-2): llama.cpp quantises the activations to q8_0 / q8_K blocks for its
+//     integer dot products; infer dequantises the weights (exactly, see above) and
+//     keeps f32 activations: the CPU engine at load, the WebGPU engine in its kernels
+//     (the blocks, and f16 values, stay on the device). Measured rel 1e-2 to 1.5e-2.
 // The error grows with |logprob| because these roundings are relative errors of the
 // logits: the tied files have logits of std ~8 and tails near logprob -70.
 import type { GgufLlama } from '../../runtime/weights/randomLlamaGguf.ts';
@@ -57,6 +59,13 @@ export const QUANT_CASES: AgreementCase[] = [
   { ...base, label: 'GQA q8_0 untied', dim: 64, heads: 4, kvHeads: 2, ffn: 128, type: 'q8_0', tied: false, seed: 16, tol: QUANT_TOL },
   { ...base, label: 'MQA q4_0 tied', dim: 64, heads: 4, kvHeads: 1, ffn: 96, type: 'q4_0', tied: true, seed: 17, tol: QUANT_TOL },
   { ...base, label: 'MHA q4_K untied', dim: 256, layers: 1, heads: 4, kvHeads: 4, ffn: 256, type: 'q4_K', tied: false, seed: 19, tol: QUANT_TOL },
+  { ...base, label: 'token_embd q5_K', dim: 256, layers: 1, heads: 4, kvHeads: 2, ffn: 128, type: 'f32', embdType: 'q5_K', tied: false, seed: 50, tol: EXACT },
+  { ...base, label: 'token_embd q6_K', dim: 256, layers: 1, heads: 4, kvHeads: 2, ffn: 128, type: 'f32', embdType: 'q6_K', tied: false, seed: 51, tol: EXACT },
+  { ...base, label: 'GQA q5_K untied', dim: 256, layers: 1, heads: 4, kvHeads: 2, ffn: 256, type: 'q5_K', tied: false, seed: 52, tol: QUANT_TOL },
+  { ...base, label: 'GQA q6_K untied', dim: 256, layers: 1, heads: 4, kvHeads: 2, ffn: 256, type: 'q6_K', tied: false, seed: 53, tol: QUANT_TOL },
+  // Q4_K_M's mix (runtime/weights/randomLlamaGguf.ts tensorTypeIn): q6_K output and
+  // attn_v / ffn_down in layers 0 and 2 (llama.cpp's use_more_bits of 3), q4_K elsewhere.
+  { ...base, label: 'Q4_K_M mix (q4_K + q6_K) untied', dim: 256, layers: 3, heads: 4, kvHeads: 2, ffn: 256, type: 'q4_K_M', tied: false, seed: 54, tol: QUANT_TOL },
   // Mixtral-style MoE with q8_0 / q4_0 expert tensors (ffn a multiple of 32, as ggml
   // requires of ffn_down_exps' K): WebGPU keeps the experts as blocks for moe_experts.
   // Seed-dependent, unlike the dense cases' bound: llama.cpp's q8_0 activations move the

@@ -1,8 +1,8 @@
 // The agreement suite body, shared by the f32/f16 and the quantised test files
 // (two files, so vitest runs them on both cores). For each case: write the GGUF
 // file, run llama.cpp once, then infer's CPU engine and WebGPU engine from the
-// spec `infer import` writes for the file (WebGPU with q8_0 / q4_0 weights kept
-// quantised on the device, CPU on their exact f32 dequantisation), and check
+// spec `infer import` writes for the file (WebGPU with f16 / bf16 (as f16) and block
+// weights kept compact on the device, CPU on their exact f32 values), and check
 //   - the prefill and decode distributions at every position within the case's bound;
 //   - the 64 greedy tokens: identical for exact cases; for the others identical up
 //     to the first near-tie (llama.cpp's top-2 gap under twice the bound), where
@@ -19,7 +19,8 @@ import type { Engine } from '../../runtime/engine.ts';
 import { GgufWeights } from '../../runtime/weights/gguf.ts';
 import { createGpuDevice } from '../../runtime/webgpu/device.ts';
 import { WebGpuEngine } from '../../runtime/webgpu/engine.ts';
-import { FIRST_PLAIN_TOKEN, writeLlamaGguf } from '../../runtime/weights/randomLlamaGguf.ts';
+import { FIRST_PLAIN_TOKEN, llamaTensors, tensorTypeIn, writeLlamaGguf } from '../../runtime/weights/randomLlamaGguf.ts';
+import { COMPACT_TYPES, deviceWeightType } from '../../program/quant.ts';
 import type { AgreementCase } from './cases.ts';
 import { compileImported, greedyAgreement, logprobDiff, runInfer, runLlamaCpp, type Run } from './harness.ts';
 
@@ -60,12 +61,14 @@ export function agreementSuite(name: string, cases: readonly AgreementCase[]): v
         const spec = importGguf(file);
         const { graph, program } = compileImported(spec);
         const weights = GgufWeights.load(file, program.params);
-        // WebGPU keeps q8_0 / q4_0 matrices (and a q8_0 / q4_0 token_embd) as blocks,
-        // dequantised in its kernels; the CPU engine runs on the f32 dequantisation.
+        // WebGPU keeps f16 and block matrices (and token_embd) compact, dequantised in
+        // its kernels; the CPU engine runs on the exact f32 values of the same tensors.
         const quantised = compileImported(spec, weights.types()).program;
-        for (const t of ['q8_0', 'q4_0'] as const) {
-          const want = [c.type, c.embdType].includes(t);
-          expect(quantised.buffers.some((b) => b.dtype === t), `${c.label}: ${t} params kept as blocks`).toBe(want);
+        const fileTypes = new Set(llamaTensors(c).filter((t) => t.dims.length > 1)
+          .map((t) => (t.param === 'token_embd' && c.embdType) || tensorTypeIn(c.type, t.param, c.layers)));
+        for (const t of COMPACT_TYPES) {
+          const want = [...fileTypes].some((f) => deviceWeightType(f) === t);
+          expect(quantised.buffers.some((b) => b.dtype === t), `${c.label}: ${t} params kept compact`).toBe(want);
         }
         const engines: [string, () => Promise<Engine>][] = [
           ['cpu', async () => new CpuEngine(graph, weights, program)],
@@ -86,9 +89,14 @@ export function agreementSuite(name: string, cases: readonly AgreementCase[]): v
 
 export function check(c: AgreementCase, engine: string, ref: Run, got: Awaited<ReturnType<typeof runInfer>>, P: number, rows: Row[], greedyTokens = GREEDY_TOKENS): void {
   const prefill = logprobDiff(ref.prefill, got.prefill, c.tol);
-  // generate() step j predicts greedy[j]: llama.cpp's prefill row P - 1 + j.
-  const decode = logprobDiff(ref.prefill.slice(P - 1), got.decode.slice(0, ref.prefill.length - P + 1), c.tol);
   const g = greedyAgreement(ref, got.greedy, P, c.tol);
+  // generate() step j predicts greedy[j]: llama.cpp's prefill row P - 1 + j. Step j's
+  // context is infer's own greedy[0 .. j-1], the same as llama.cpp's only while the two
+  // paths agree (j <= g.same); past a divergence (allowed after a near-tie, checked
+  // below) the rows describe different sequences, and the prefill check, on llama.cpp's
+  // sequence for both, is the comparison that covers those positions.
+  const steps = Math.min(ref.prefill.length - P + 1, g.same + 1);
+  const decode = logprobDiff(ref.prefill.slice(P - 1, P - 1 + steps), got.decode.slice(0, steps), c.tol);
   const exact = c.tol.rel === 0;
   rows.push({
     label: c.label, engine, prefill: prefill.max, decode: decode.max, ratio: Math.max(prefill.ratio, decode.ratio),

@@ -8,9 +8,9 @@ import type { KernelSpec } from '../../program/kernels.ts';
 import { kernelKey } from '../../program/kernels.ts';
 import { GPU_TARGET, type RenderedKernel, type Target } from '../../backends/backend.ts';
 import { wgslBackend } from '../../backends/wgsl/render.ts';
-import type { QuantType } from '../../program/quant.ts';
+import type { CompactType } from '../../program/quant.ts';
 import { dequantize, quantize } from '../../runtime/weights/ggufQuant.ts';
-import { packBlocks } from '../../program/quant.ts';
+import { packBlocks, packHalves } from '../../program/quant.ts';
 import { readBuffer, runKernel, storageBuffer, zeroBuffer } from '../../runtime/webgpu/device.ts';
 
 /** mulberry32 (bench/fixtures/rng.ts), so a failing fast-check seed reproduces its data too. */
@@ -125,10 +125,10 @@ export function matmulCase(next: () => number, w: Float32Array, K: number, N: nu
   return { inputs: t, want, eps };
 }
 
-/** Random weights quantised to `type`: the device layout (packBlocks) and the exact values it holds. */
-export function blockWeights(type: QuantType, next: () => number, elements: number, scale: number): { packed: Uint32Array; values: Float32Array } {
+/** Random weights encoded as `type`: the device layout (packBlocks / packHalves) and the exact values it holds. */
+export function blockWeights(type: CompactType, next: () => number, elements: number, scale: number): { packed: Uint32Array; values: Float32Array } {
   const raw = quantize(type, data(next, elements, scale));
-  return { packed: packBlocks(type, raw, elements), values: dequantize(type, raw, elements) };
+  return { packed: type === 'f16' ? packHalves(raw, elements) : packBlocks(type, raw, elements), values: dequantize(type, raw, elements) };
 }
 
 /** A property over GPU cases, `runs` of them (each run compiles pipelines: keep it small). */

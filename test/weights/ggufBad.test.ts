@@ -143,7 +143,7 @@ describe('binding a spec to a file', () => {
     expect(load([{ name: 'a', shape: [2, 4] }])).toThrow(`${file}: byte ${layout.tensors[0].infoOffset}: tensor a: has dims [4, 2], but the spec declares parameter a as [2, 4]`);
     const q5 = join(dir, `q5${n++}.gguf`);
     const l5 = writeGguf(q5, [], [{ name: 'w.weight', dims: [32], type: 'q5_0', raw: new Uint8Array(22) }]);
-    expect(() => GgufWeights.load(q5, [{ name: 'w', shape: [32] }])).toThrow(`${q5}: byte ${l5.tensors[0].infoOffset}: tensor w.weight: type q5_0 cannot be loaded (supported: f32, f16, bf16, q8_0, q4_0, q4_K)`);
+    expect(() => GgufWeights.load(q5, [{ name: 'w', shape: [32] }])).toThrow(`${q5}: byte ${l5.tensors[0].infoOffset}: tensor w.weight: type q5_0 cannot be loaded (supported: f32, f16, bf16, q8_0, q4_0, q4_K, q5_K, q6_K)`);
     expect(GgufWeights.load(file, [{ name: 'a', shape: [4, 2] }]).get('a')).toEqual(Float32Array.from({ length: 8 }, (_, i) => i));
   });
 });
