@@ -2,9 +2,9 @@
 // text, when the weights carry a tokenizer) into the page as they are sampled.
 //
 //   index.html?weights=model.gguf                      the interactive page
-//   ...&autorun=1&tokens=1,2,3&max=16                  generate once at load and write the result
-//                                                      as JSON into <pre id="result"> (the browser
-//                                                      test and the benchmark read it)
+//   ...&autorun=1&tokens=1,2,3&max=16[&rounds=N]       generate (N times, default once) at load and
+//                                                      write the result as JSON into <pre id="result">
+//                                                      (the browser test and the benchmark read it)
 import { requestInferDevice, type CreateModelOptions, type InferModel, type WeightsInput } from 'infer-compiler/runtime';
 
 /** What every generated module exports that this page uses. */
@@ -55,7 +55,10 @@ async function start(): Promise<void> {
   if (params.get('autorun') === '1') {
     const tokens = (params.get('tokens') ?? '1').split(',').map(Number);
     const r = await generate(model, tokens, Number(params.get('max') ?? 16));
-    const result = { ...r, model: name, loadMs, adapter: { architecture: adapter?.architecture, vendor: adapter?.vendor } };
+    // Later rounds run warm (pipelines compiled, the JIT done): what a benchmark compares.
+    const rounds = [r];
+    for (let i = 1; i < Number(params.get('rounds') ?? 1); i++) rounds.push(await generate(model, tokens, Number(params.get('max') ?? 16)));
+    const result = { ...r, rounds: rounds.map((x) => ({ tokens: x.tokens.length, decodeTokensPerS: x.decodeTokensPerS })), model: name, loadMs, adapter: { architecture: adapter?.architecture, vendor: adapter?.vendor } };
     const pre = document.createElement('pre');
     pre.id = 'result';
     pre.textContent = JSON.stringify(result);

@@ -39,6 +39,8 @@ export interface PageResult {
   readonly firstTokenMs: number;
   readonly generateMs: number;
   readonly decodeTokensPerS: number;
+  /** Every round (the first is the cold one above): tokens and decode tokens/s. */
+  readonly rounds: { readonly tokens: number; readonly decodeTokensPerS: number }[];
   readonly adapter: { readonly architecture?: string; readonly vendor?: string };
   /** What the page's adapter offers (read by the harness before the model loads). */
   readonly features: string[];
