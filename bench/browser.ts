@@ -14,7 +14,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { nodeDevice, weightsFromPath } from '../runtime/embed/node.ts';
 import { writeLlamaGguf } from '../runtime/weights/randomLlamaGguf.ts';
-import { launchChromium, runPage, serveDir } from '../test/browser/harness.ts';
+import { launchChromium, runPage, serveDir } from './fixtures/browserPage.ts';
 import { runBench, writeResults } from './report.ts';
 
 const DIR = join(process.cwd(), '.tmp', 'bench-browser');

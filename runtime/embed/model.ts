@@ -80,7 +80,7 @@ export async function loadWeights(program: Program, input: WeightsInput, onProgr
     if (w.binding !== 'random') throw new WeightsInputError(`model ${program.model.name} binds its weights from a file: pass a URL, Blob, buffer or weightsFromPath(...) instead of 'random'`);
     return { source: new RandomWeights(program.params, w.seed) };
   }
-  if (isLoader(input)) return input.load(program.params, onProgress);
+  if (isLoader(input)) return input.load(program.params, onProgress, program.model);
   const { name, bytes } = await readWeightBytes(input, onProgress);
   if (!isGguf(bytes)) throw new WeightsInputError(`${name}: not a GGUF file (no 'GGUF' magic at byte 0); in memory the runtime reads GGUF (safetensors files load in node through weightsFromPath)`);
   const g = new GgufBytesWeights(bytes, name, program.params);

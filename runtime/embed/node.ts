@@ -3,7 +3,7 @@
 // Hugging Face safetensors checkpoint) read by the project's file readers. Kept out of the
 // browser-safe core (runtime/embed/index.ts) because it imports node: modules and Dawn.
 import { statSync } from 'node:fs';
-import type { ParamInfo } from '../../program/model.ts';
+import type { ModelInfo, ParamInfo } from '../../program/model.ts';
 import { createGpuDevice } from '../webgpu/device.ts';
 import { GgufFile, GgufWeights } from '../weights/gguf.ts';
 import { SafetensorsWeights } from '../weights/hfLlama.ts';
@@ -15,7 +15,7 @@ export function nodeDevice(): Promise<GPUDevice> {
 }
 
 export interface PathWeightsOptions {
-  /** Query and KV head counts, needed to reorder a safetensors checkpoint's q/k rows for RoPE. */
+  /** Query and KV head counts for a safetensors checkpoint's q/k reordering (default: the model's). */
   readonly heads?: { readonly heads: number; readonly kvHeads: number };
 }
 
@@ -24,13 +24,14 @@ export function weightsFromPath(path: string, o: PathWeightsOptions = {}): Weigh
   return {
     kind: 'loader',
     name: path,
-    load: async (params: readonly ParamInfo[], onProgress?: ProgressCallback): Promise<LoadedWeights> => {
+    load: async (params: readonly ParamInfo[], onProgress?: ProgressCallback, model?: Pick<ModelInfo, 'heads' | 'kvHeads'>): Promise<LoadedWeights> => {
       const progress = (p: { bytes: number; totalBytes: number }) => onProgress?.({ source: path, loadedBytes: p.bytes, totalBytes: p.totalBytes });
       if (isGgufPath(path)) {
         return GgufFile.with(path, (g) => ({ source: GgufWeights.fromFile(g, params, { onProgress: progress }), metadata: g.metadata }));
       }
-      if (!o.heads) throw new Error(`${path}: a safetensors checkpoint needs weightsFromPath(path, { heads: { heads, kvHeads } }) (the model's config has them)`);
-      return { source: SafetensorsWeights.load(path, params, o.heads, { onProgress: progress }) };
+      const heads = o.heads ?? (model ? { heads: model.heads, kvHeads: model.kvHeads } : undefined);
+      if (!heads) throw new Error(`${path}: a safetensors checkpoint needs the model's head counts: weightsFromPath(path, { heads: { heads, kvHeads } })`);
+      return { source: SafetensorsWeights.load(path, params, heads, { onProgress: progress }) };
     },
   };
 }

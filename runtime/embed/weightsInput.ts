@@ -2,7 +2,7 @@
 // a URL (fetched and streamed), a File or Blob (streamed), an ArrayBuffer or typed array,
 // or a loader object (the node entry's weightsFromPath: a file read by its own reader).
 // Browser-safe: fetch, Blob and ReadableStream are web platform APIs that node has too.
-import type { ParamInfo } from '../../program/model.ts';
+import type { ModelInfo, ParamInfo } from '../../program/model.ts';
 import type { WeightSource } from '../../program/weights.ts';
 import type { GgufValue } from '../weights/ggufTypes.ts';
 
@@ -26,7 +26,8 @@ export interface LoadedWeights {
 export interface WeightsLoader {
   readonly kind: 'loader';
   readonly name: string;
-  load(params: readonly ParamInfo[], onProgress?: ProgressCallback): Promise<LoadedWeights>;
+  /** `model`: the sizes a reader may need (a safetensors checkpoint's q/k rows are reordered per head). */
+  load(params: readonly ParamInfo[], onProgress?: ProgressCallback, model?: Pick<ModelInfo, 'heads' | 'kvHeads'>): Promise<LoadedWeights>;
 }
 
 /** 'random': the spec's own seeded weights (only for a spec that says `weights random(seed = N)`). */

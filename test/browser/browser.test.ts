@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { cli } from '../cli/runCli.ts';
 import { ROOT, SMALL_SPEC, writeSmallGguf } from '../fixtures/embed/smallModel.ts';
-import { launchChromium, runPage, serveDir } from './harness.ts';
+import { launchChromium, runPage, serveDir } from '../../bench/fixtures/browserPage.ts';
 
 const SITE = join(ROOT, '.tmp', 'browser-test', 'site');
 const PROMPT = [1, 300, 301, 302];
