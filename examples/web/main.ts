@@ -17,14 +17,23 @@ const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) 
 const params = new URLSearchParams(location.search);
 const status = (s: string): void => { $('status').textContent = s; };
 
+/** performance.now() when each loading stage ended (for the benchmark's breakdown). */
+const marks: Record<string, number> = {};
+
 async function load(): Promise<{ model: InferModel<unknown>; name: string; adapter: GPUAdapterInfo | undefined; loadMs: number }> {
   if (!navigator.gpu) throw new Error('this browser has no WebGPU (navigator.gpu is missing)');
   const device = await requestInferDevice(navigator.gpu);
+  marks.deviceMs = performance.now();
   const mod = await import(new URL('./model.js', import.meta.url).href) as ModelModule;
   status(`loading ${mod.config.name}…`);
   const weights = params.get('weights') ?? 'model.gguf';
   const model = await mod.createModel(device, new URL(weights, location.href), {
-    onProgress: (p) => { const bar = $<HTMLProgressElement>('progress'); bar.max = p.totalBytes ?? p.loadedBytes; bar.value = p.loadedBytes; },
+    onProgress: (p) => {
+      const bar = $<HTMLProgressElement>('progress');
+      bar.max = p.totalBytes ?? p.loadedBytes;
+      bar.value = p.loadedBytes;
+      if (p.loadedBytes === p.totalBytes) marks.weightsMs = performance.now();
+    },
   });
   return { model, name: mod.config.name, adapter: (device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo, loadMs: performance.now() };
 }
@@ -58,7 +67,7 @@ async function start(): Promise<void> {
     // Later rounds run warm (pipelines compiled, the JIT done): what a benchmark compares.
     const rounds = [r];
     for (let i = 1; i < Number(params.get('rounds') ?? 1); i++) rounds.push(await generate(model, tokens, Number(params.get('max') ?? 16)));
-    const result = { ...r, rounds: rounds.map((x) => ({ tokens: x.tokens.length, decodeTokensPerS: x.decodeTokensPerS })), model: name, loadMs, adapter: { architecture: adapter?.architecture, vendor: adapter?.vendor } };
+    const result = { ...r, rounds: rounds.map((x) => ({ tokens: x.tokens.length, decodeTokensPerS: x.decodeTokensPerS })), model: name, loadMs, marks, adapter: { architecture: adapter?.architecture, vendor: adapter?.vendor } };
     const pre = document.createElement('pre');
     pre.id = 'result';
     pre.textContent = JSON.stringify(result);
