@@ -93,9 +93,12 @@ async function main(): Promise<void> {
     '| --- | ---: | ---: | ---: | --- |',
     ...rows.map((r) => `| ${r.where} | ${r.tokens_per_s.toFixed(1)} | ${r.cold_tokens_per_s.toFixed(1)} | ${r.first_token_ms.toFixed(0)} | ${r.from} |`),
     '',
+    `In the page (ms after navigation start): device ready ${page.marks.deviceMs?.toFixed(0)}, weights fetched ${page.marks.weightsMs?.toFixed(0)},`,
+    `model ready ${page.loadMs.toFixed(0)} (weight upload and pipeline compilation), first token ${page.firstTokenMs.toFixed(0)}.`,
+    '',
     `Browser/node decode speed: ${(rows[1].tokens_per_s / rows[0].tokens_per_s).toFixed(2)}x. Measured on ${new Date().toISOString().slice(0, 10)} on a machine shared with other work; read ratios, not absolutes.`,
   ].join('\n');
-  writeResults('browser', { model: MODEL, prompt: PROMPT.length, tokens: TOKENS, rounds: ROUNDS, node, browser: { rounds: page.rounds, firstTokenMs: page.firstTokenMs, loadMs: page.loadMs, adapter: page.adapter }, rows }, md);
+  writeResults('browser', { model: MODEL, prompt: PROMPT.length, tokens: TOKENS, rounds: ROUNDS, node, browser: { rounds: page.rounds, firstTokenMs: page.firstTokenMs, loadMs: page.loadMs, marks: page.marks, adapter: page.adapter }, rows }, md);
 }
 
 runBench('browser', main);

@@ -27,7 +27,7 @@ afterAll(async () => { await browser?.close(); await server?.close(); });
 
 describe('the web example in Chromium (WebGPU on SwiftShader)', () => {
   it('loads the model over http, decodes, and matches the CPU engine token for token', async () => {
-    const r = await runPage(browser!, `${server!.url}index.html?autorun=1&ignore-eos=1&max=24&tokens=${PROMPT.join(',')}`);
+    const r = await runPage(browser!, `${server!.url}index.html?autorun=1&ignore-eos=1&max=24&tokens=${PROMPT.join(',')}`, 280_000);
     expect(r.adapter.architecture).toBe('swiftshader');
     expect(r.features).not.toContain('shader-f16');
     expect(r.model).toBe('small_llama');
@@ -38,5 +38,8 @@ describe('the web example in Chromium (WebGPU on SwiftShader)', () => {
     // The page streamed text through the GGUF's tokenizer: the same text the CLI decodes.
     const text = await cli('detokenize', '--weights', gguf, '--ids', r.tokens.join(','), '--json');
     expect(r.text).toBe(JSON.parse(text.out).text);
-  });
+  // SwiftShader turns the model's pipelines into machine code before the first token: about
+  // 65 s of the 67 s from page load to first token here while other work shared the 2 cores
+  // (device 1.2 s, weights 0.4 s; bench/browser.ts reports the breakdown).
+  }, 300_000);
 });
