@@ -6,7 +6,7 @@
 // the two limit notices Dawn's Vulkan backend prints on every start (Dawn writes them
 // from native code, so only another process can filter them); everything else runs here.
 import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -34,6 +34,8 @@ function builtEntry() {
   try {
     const bundle = join(root, 'dist', 'infer.mjs');
     const stamp = statSync(bundle).mtimeMs;
+    // An installed package ships the bundle without its sources: nothing can be newer.
+    if (!existsSync(join(root, 'cli'))) return bundle;
     if (process.env.INFER_FROM_SOURCE !== '1' && SOURCES.every((d) => newest(join(root, d)) <= stamp)) return bundle;
   } catch { /* no build */ }
   return null;

@@ -9,7 +9,7 @@ import { compileSpec, type Compiled } from '../compiler/compile.ts';
 import { printGraph } from '../compiler/ir/print.ts';
 import { memorySummary, printMemoryPlan } from '../compiler/planMemory.ts';
 import { backendEntry, missingKinds } from '../backends/registry.ts';
-import { writeCompiled } from './writeCompiled.ts';
+import { writeCompiled, writeTsModule } from './writeCompiled.ts';
 import { FUSION_KEYS, parseNoFuse } from '../compiler/pipeline.ts';
 import type { Program } from '../program/program.ts';
 import { deviceWeightType } from '../program/quant.ts';
@@ -30,8 +30,10 @@ export class CliError extends Error {
 const COMMAND_USAGE = {
   check: `infer check SPEC
   Parses and compiles SPEC; exit 0 when clean, else exit 1 with file:line:col errors on stderr.`,
-  compile: `infer compile SPEC --target wgsl|cuda|ts --out DIR [--no-fuse LIST] [--print-ir] [--weights FILE]
+  compile: `infer compile SPEC --target wgsl|cuda|ts --out DIR [--no-fuse LIST] [--print-ir] [--weights FILE] [--runtime-import MODULE]
   Writes every kernel and manifest.json to DIR (--weights: the kernels that file's tensor types need).
+  --target ts writes one TypeScript module (config, program, WGSL kernels, createModel) importing
+  the runtime core from MODULE (default infer-compiler/runtime).
   --no-fuse takes a comma-separated list of fusions (${FUSION_KEYS.join(', ')}) or 'all'.`,
   run: `infer run SPEC [--weights FILE] [--backend webgpu|cpu] [--tokens 1,2,3 [--tokens 4,5 ...] | --batch-file FILE]
                  [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--top-logprobs N]
@@ -77,7 +79,7 @@ const HELP = { help: { type: 'boolean', short: 'h' } } as const;
 const OPTIONS = {
   check: { ...HELP },
   import: { ...HELP, output: { type: 'string', short: 'o' }, 'max-context': { type: 'string' } },
-  compile: { ...HELP, target: { type: 'string' }, out: { type: 'string' }, 'no-fuse': { type: 'string' }, 'print-ir': { type: 'boolean' }, weights: { type: 'string' } },
+  compile: { ...HELP, target: { type: 'string' }, out: { type: 'string' }, 'no-fuse': { type: 'string' }, 'print-ir': { type: 'boolean' }, weights: { type: 'string' }, 'runtime-import': { type: 'string' } },
   run: {
     ...HELP,
     weights: { type: 'string' }, backend: { type: 'string' }, tokens: { type: 'string', multiple: true }, 'batch-file': { type: 'string' },
@@ -232,7 +234,7 @@ function check(file: string, io: Io): number {
   return 0;
 }
 
-interface CompileFlags { target?: string; out?: string; 'no-fuse'?: string; 'print-ir'?: boolean; weights?: string }
+interface CompileFlags { target?: string; out?: string; 'no-fuse'?: string; 'print-ir'?: boolean; weights?: string; 'runtime-import'?: string }
 
 async function compile(file: string, f: CompileFlags, io: Io): Promise<number> {
   if (!f.target) throw new CliError('compile needs --target wgsl|cuda|ts');
@@ -243,7 +245,11 @@ async function compile(file: string, f: CompileFlags, io: Io): Promise<number> {
   const c = compileOrReport(file, { noFuse: f['no-fuse'], weightTypes }, io);
   if (!c) return 1;
   if (f['print-ir']) io.out(printGraph(c.graph) + printMemoryPlan(c.program));
-  if (f.target === 'ts') throw new CliError('target ts is not implemented yet in this version (wgsl is; cuda renders matmul kernels only)', 2);
+  if (f.target === 'ts') {
+    const w = await writeTsModule(f.out, file, c.program, await backendEntry('wgsl').load(), f['runtime-import']);
+    io.err(`wrote ${w.file} (${(w.bytes / 1024).toFixed(0)} KiB: config, program, ${c.program.kernels.length} kernels as WGSL, createModel); ${memorySummary(c.program)}\n`);
+    return 0;
+  }
   const entry = backendEntry(f.target);
   // A backend that lacks some kernel kinds says which this program needs, and writes nothing.
   const missing = missingKinds(entry, c.program);

@@ -33,3 +33,17 @@ export function writeCompiled(out: string, source: string, program: Program, bac
   writeFileSync(join(out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   return { files: kernels.reduce((n, k) => n + k.variants.length, 0), kernels: kernels.length, written };
 }
+
+/**
+ * `--target ts`: the model as one TypeScript module (backends/ts), its kernels rendered by
+ * `wgsl` for both tuning targets. ts-morph loads only here, so other commands never pay for it.
+ */
+export async function writeTsModule(out: string, source: string, program: Program, wgsl: Backend, runtimeModule?: string): Promise<{ file: string; bytes: number }> {
+  const { emitTsModule } = await import('../backends/ts/emitModule.ts');
+  const { renderForTargets } = await import('../backends/ts/renderTargets.ts');
+  const m = emitTsModule({ program, kernels: renderForTargets(wgsl, program), source, ...(runtimeModule ? { runtimeModule } : {}) });
+  mkdirSync(out, { recursive: true });
+  const file = join(out, m.fileName);
+  writeFileSync(file, m.text);
+  return { file, bytes: Buffer.byteLength(m.text) };
+}

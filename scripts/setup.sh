@@ -71,5 +71,16 @@ if ! command -v g++ >/dev/null 2>&1; then
 fi
 command -v "${NVCC:-/usr/local/bin/nvcc}" >/dev/null 2>&1 || echo "setup: warning: nvcc not found at ${NVCC:-/usr/local/bin/nvcc}; the CUDA compile test will fail" >&2
 
+# The browser test (test/browser/) drives Debian's Chromium headless: WebGPU on its SwiftShader adapter.
+if command -v chromium >/dev/null 2>&1; then
+  echo "setup: chromium already installed"
+elif [ "$(id -u)" = "0" ]; then
+  echo "setup: installing chromium"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+else
+  echo "setup: chromium is missing and this script is not root (apt-get install chromium); the browser test needs it" >&2
+  missing_driver=1
+fi
+
 if [ "$missing_driver" = 1 ]; then echo "setup: done, except the WebGPU driver (see above)" >&2; exit 1; fi
 echo "setup: done"

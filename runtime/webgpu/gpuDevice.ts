@@ -5,7 +5,7 @@
 // readbacks into a staging buffer that grows to the largest readback seen.
 import type { RenderedKernel } from '../../backends/backend.ts';
 import { DeviceError, type BufferUse, type Device, type DeviceBinding, type DeviceBuffer, type DeviceKernel, type Submission, type SubmissionResult } from '../runner/device.ts';
-import { compileKernel, targetOf, uncapturedErrors } from './device.ts';
+import { compileKernel, targetOf, uncapturedErrors } from './deviceCore.ts';
 import { DispatchTimer } from './profiler.ts';
 
 // The WebGPU flag values, spelled out so this file does not need the GPU* globals installed.

@@ -11,8 +11,10 @@ import { parseHeader } from './ggufFormat.ts';
 import { dequantize } from './ggufQuant.ts';
 import { DEQUANT_TYPES, GgufError, type DequantType, type GgufTensorInfo, type GgufValue } from './ggufTypes.ts';
 import type { ShapedWeightSource } from './random.ts';
+import { bindTensor } from './ggufBind.ts';
 
 export { GgufError } from './ggufTypes.ts';
+export { bindTensor, ggufTensorName } from './ggufBind.ts';
 export type { GgufTensorInfo, GgufValue } from './ggufTypes.ts';
 
 // Typed arrays over file bytes assume a little-endian host (every platform node ships on).
@@ -29,7 +31,7 @@ export class GgufFile {
 
   private constructor(readonly path: string, fd: number, readonly size: number) {
     this.fd = fd;
-    const h = parseHeader(new FileCursor(fd, size, path));
+    const h = parseHeader(new FileCursor((b, o, l, p) => readSync(fd, b, o, l, p), size, path));
     this.version = h.version;
     this.metadata = h.metadata;
     this.tensors = h.tensors;
@@ -116,9 +118,6 @@ export class GgufFile {
   }
 }
 
-/** GGUF's tensor name for a spec param: `token_embd` -> `token_embd.weight`, `blk.0.attn_q` -> `blk.0.attn_q.weight`. */
-export const ggufTensorName = (param: string): string => `${param}.weight`;
-
 export interface GgufProgress {
   readonly tensor: string;
   /** Tensors loaded so far (this one included) and in all. */
@@ -130,12 +129,6 @@ export interface GgufProgress {
 }
 
 export interface GgufLoadOptions { readonly onProgress?: (p: GgufProgress) => void }
-
-const trimOnes = (d: readonly number[]): number[] => {
-  const out = [...d];
-  while (out.length > 1 && out[out.length - 1] === 1) out.pop();
-  return out;
-};
 
 /**
  * A spec's weights from a GGUF file. The tensors' bytes are read at load as the
@@ -191,21 +184,4 @@ export class GgufWeights implements ShapedWeightSource {
 
   /** Drops every copy (e.g. once uploaded to a GPU). */
   release(): void { this.raw.clear(); this.data.clear(); }
-}
-
-/** The file's tensor for a spec param, checked for shape and loadable type. */
-export function bindTensor(g: GgufFile, p: ParamInfo): GgufTensorInfo {
-  const name = ggufTensorName(p.name);
-  const t = g.tensor(name) ?? g.tensor(p.name);
-  if (!t) {
-    const at = g.tensors[0]?.infoOffset ?? g.dataOffset;
-    throw new GgufError(g.path, at, `missing: the spec's parameter ${p.name} [${p.shape.join(', ')}] needs it, and none of the file's ${g.tensors.length} tensors has that name`, name);
-  }
-  if (trimOnes(t.dims).join() !== trimOnes(p.shape).join()) {
-    throw new GgufError(g.path, t.infoOffset, `has dims [${t.dims.join(', ')}], but the spec declares parameter ${p.name} as [${p.shape.join(', ')}] (both in ggml order [in, out])`, t.name);
-  }
-  if (!(DEQUANT_TYPES as readonly string[]).includes(t.type.name)) {
-    throw new GgufError(g.path, t.infoOffset, `type ${t.type.name} cannot be loaded (supported: ${DEQUANT_TYPES.join(', ')})`, t.name);
-  }
-  return t;
 }

@@ -1,13 +1,24 @@
 // A little-endian reader over an open file that fetches the header in chunks, so
-// parsing a multi-gigabyte GGUF file reads only its header. Every read checks the
+// parsing a multi-gigabyte GGUF file reads only its header. It reads through a `readAt`
+// function (node: readSync on a file; a browser: a copy out of bytes already fetched), so
+// the parser is browser-safe. Every read checks the
 // file size first: a truncated or lying file becomes a GgufError naming the byte
 // offset and what was being read, never a short read, a huge allocation or a hang.
-import { readSync } from 'node:fs';
 import { GgufError } from './ggufTypes.ts';
 
 const CHUNK = 1 << 20;
 // ignoreBOM: a string that starts with U+FEFF (a real vocabulary token) keeps it.
 const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
+
+/** Copies up to `length` bytes at file position `position` into buf[offset..]; returns how many (0 at the end). */
+export type ReadAt = (buf: Uint8Array, offset: number, length: number, position: number) => number;
+
+/** readAt over bytes in memory. */
+export const bytesReader = (bytes: Uint8Array): ReadAt => (buf, offset, length, position) => {
+  const part = bytes.subarray(position, Math.min(bytes.length, position + length));
+  buf.set(part, offset);
+  return part.length;
+};
 
 export class FileCursor {
   pos = 0;
@@ -17,7 +28,7 @@ export class FileCursor {
   private dv = new DataView(this.buf.buffer);
   private bufStart = 0;
 
-  constructor(private readonly fd: number, readonly size: number, readonly file: string) {}
+  constructor(private readonly readAt: ReadAt, readonly size: number, readonly file: string) {}
 
   fail(detail: string, at = this.pos, tensor?: string): never {
     throw new GgufError(this.file, at, detail, tensor);
@@ -36,7 +47,7 @@ export class FileCursor {
       const buf = new Uint8Array(len);
       let got = 0;
       while (got < len) {
-        const r = readSync(this.fd, buf, got, len - got, this.pos + got);
+        const r = this.readAt(buf, got, len - got, this.pos + got);
         if (r === 0) this.fail(`truncated: the file ended at byte ${this.pos + got} while reading ${this.what} (its size said ${this.size})`);
         got += r;
       }
