@@ -14,6 +14,13 @@ import { compileSpec } from '../../compiler/compile.ts';
 import { nodeDevice, weightsFromPath } from '../../runtime/embed/node.ts';
 import { cli } from '../cli/runCli.ts';
 import { compileSmallModule, ROOT, SMALL_SPEC, writeSmallGguf } from '../fixtures/embed/smallModel.ts';
+import type { CreateModelOptions, InferModel, WeightsInput } from '../../runtime/embed/index.ts';
+
+// The generated file exists only once a test has written it (.tmp is not in the repository),
+// so the suite's type-check cannot import its types; its own strict type-check is tested above.
+type GeneratedModule = {
+  createModel(device: GPUDevice, weights: WeightsInput, options?: CreateModelOptions): Promise<InferModel<unknown>>;
+};
 
 const DIR = join(ROOT, '.tmp', 'ts-module-test');
 const PROMPT = [1, 300, 301, 302];
@@ -98,7 +105,7 @@ describe('the generated module decodes what infer run decodes', () => {
   };
 
   it('greedy and seeded sampling, from an ArrayBuffer, a Blob, a URL and a node path', async () => {
-    const { createModel } = await import(moduleFile) as typeof import('../../.tmp/ts-module-test/small_llama.ts');
+    const { createModel } = await import(moduleFile) as GeneratedModule;
     const bytes = readFileSync(gguf);
     const progress: number[] = [];
     const model = await createModel(device, bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length), { onProgress: (p) => progress.push(p.loadedBytes) });
@@ -131,7 +138,7 @@ describe('the generated module decodes what infer run decodes', () => {
   });
 
   it('streams text through the file tokenizer as infer run --prompt does (CPU engine), and refuses bad input clearly', async () => {
-    const { createModel } = await import(moduleFile) as typeof import('../../.tmp/ts-module-test/small_llama.ts');
+    const { createModel } = await import(moduleFile) as GeneratedModule;
     const model = await createModel(device, weightsFromPath(gguf));
     expect(model.tokenizer).not.toBeNull();
     let text = '';
