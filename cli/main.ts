@@ -236,7 +236,7 @@ async function compile(file: string, f: CompileFlags, io: Io): Promise<number> {
   const c = compileOrReport(file, { noFuse: f['no-fuse'], weightTypes }, io);
   if (!c) return 1;
   if (f['print-ir']) io.out(printGraph(c.graph) + printMemoryPlan(c.program));
-  if (f.target === 'ts') throw new CliError('target ts is not implemented yet in this version (wgsl is; cuda renders matmul kernels only)', 2);
+  if (f.target === 'ts') throw new CliError('target ts is not implemented yet in this version (wgsl and cuda are)', 2);
   const entry = backendEntry(f.target);
   // A backend that lacks some kernel kinds says which this program needs, and writes nothing.
   const missing = missingKinds(entry, c.program);

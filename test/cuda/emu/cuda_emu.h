@@ -15,6 +15,12 @@
 struct uint3 { unsigned x, y, z; };
 struct dim3 { unsigned x = 1, y = 1, z = 1; };
 struct float4 { float x, y, z, w; };
+struct float2 { float x, y; };
+struct uint2 { unsigned x, y; };
+struct uint4 { unsigned x, y, z, w; };
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+inline float2 make_float2(float x, float y) { return {x, y}; }
+inline uint2 make_uint2(unsigned x, unsigned y) { return {x, y}; }
 inline thread_local uint3 threadIdx, blockIdx;
 inline dim3 blockDim, gridDim;
 
@@ -23,6 +29,7 @@ inline dim3 blockDim, gridDim;
 #define __forceinline__ inline
 #define __launch_bounds__(n)
 #define __shared__ static
+#define __constant__ static
 
 inline std::barrier<>* emu_barrier = nullptr;
 inline void __syncthreads() { emu_barrier->arrive_and_wait(); }
@@ -37,7 +44,21 @@ inline float __shfl_down_sync(unsigned, float v, unsigned delta) {
   return r;
 }
 
+inline float __shfl_xor_sync(unsigned, float v, unsigned mask) {
+  const unsigned i = threadIdx.x;
+  emu_exchange[i] = v;
+  __syncthreads();
+  const float r = emu_exchange[(i & ~31u) | ((i % 32) ^ mask)];
+  __syncthreads();
+  return r;
+}
+
+inline unsigned __float_as_uint(float x) { unsigned u; std::memcpy(&u, &x, 4); return u; }
+inline float __uint_as_float(unsigned u) { float x; std::memcpy(&x, &u, 4); return x; }
+
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+inline float __sinf(float x) { return std::sin(x); }
+inline float __cosf(float x) { return std::cos(x); }
 
 struct __half { uint16_t bits; };
 inline float __half2float(__half h) {
@@ -53,6 +74,25 @@ inline float __half2float(__half h) {
   float out;
   std::memcpy(&out, &f, 4);
   return out;
+}
+
+inline unsigned short __half_as_ushort(__half h) { return h.bits; }
+inline __half __ushort_as_half(unsigned short b) { return __half{b}; }
+/** float -> binary16, round to nearest even (overflow to infinity), as the device's __float2half_rn. */
+inline __half __float2half_rn(float x) {
+  uint32_t f; std::memcpy(&f, &x, 4);
+  const uint32_t sign = (f >> 16) & 0x8000u;
+  const uint32_t a = f & 0x7fffffffu;
+  if (a >= 0x7f800000u) return __half{(uint16_t)(sign | 0x7c00u | (a > 0x7f800000u ? 0x200u : 0u))};
+  if (a >= 0x477ff000u) return __half{(uint16_t)(sign | 0x7c00u)}; // rounds to >= 65520: infinity
+  if (a < 0x38800000u) { // below the smallest normal: a subnormal (or zero) in units of 2^-24
+    const float q = std::nearbyint(std::fabs(x) * 16777216.0f); // exact scaling; nearbyint rounds half to even
+    return __half{(uint16_t)(sign | (uint16_t)q)};
+  }
+  const uint32_t rest = a & 0x1fffu, half = 0x1000u;
+  uint32_t h = ((a - 0x38000000u) >> 13);
+  if (rest > half || (rest == half && (h & 1u))) h++;
+  return __half{(uint16_t)(sign | h)};
 }
 
 /** Launches `kernel` (a callable running one thread's work) over grid x block. */
