@@ -12,7 +12,8 @@ import { blockWeights, data, expectClose, matmulCase, rng } from '../gpu/harness
 import { runOnCpu } from './emulate.ts';
 
 const TOL = 1e-4;
-const RUNS = Number(process.env.INFER_CUDA_RUNS ?? 3);
+// Two cases per (variant, weight type): 18 compiles of a test program, each drawing its prologue and epilogue.
+const RUNS = Number(process.env.INFER_CUDA_RUNS ?? 2);
 const PROLOGUES = ['none', 'rmsnorm', 'silu_mul'] as const;
 const WTYPES = ['f32', 'q8_0', 'q4_0'] as const;
 /** Tokens each variant is drawn with: its own range (the tiled kernel also past one 32-token tile). */
