@@ -5,6 +5,14 @@
 // are that block's), and a warp shuffle goes through a barrier-guarded exchange array, which
 // is exact when every thread of the block reaches the shuffle, as infer's kernels do.
 #pragma once
+// What the CUDA backend's kernels use (backends/cuda/templates), which any emulation must provide:
+// __syncthreads; __shfl_xor_sync and __shfl_down_sync on floats (full mask, reached by every
+// thread of the block); __shared__ arrays at namespace scope and inside member functions (one
+// block's, so blocks must not run concurrently over them); __constant__ tables at namespace
+// scope; __launch_bounds__(threads, minBlocks); float2 / float4 / uint2 / uint3 / uint4 and
+// make_float2 / make_float4 / make_uint2; __half, __half2float, __float2half_rn (round to
+// nearest even), __half_as_ushort, __ushort_as_half; __float_as_uint, __uint_as_float;
+// __sinf, __cosf, rintf, expf, tanhf, sqrtf, fminf, fmaxf, fabsf.
 #include <barrier>
 #include <cmath>
 #include <cstdint>
