@@ -19,7 +19,7 @@ const ALL_KINDS: readonly KernelKind[] = ['embed', 'rmsnorm', 'matmul', 'rope', 
 
 export const BACKENDS: readonly BackendEntry[] = [
   { name: 'wgsl', ext: 'wgsl', kinds: new Set(ALL_KINDS), load: async () => (await import('./wgsl/render.ts')).wgslBackend },
-  { name: 'cuda', ext: 'cu', kinds: new Set<KernelKind>(['matmul']), load: async () => (await import('./cuda/render.ts')).cudaBackend },
+  { name: 'cuda', ext: 'cu', kinds: new Set(ALL_KINDS), load: async () => (await import('./cuda/render.ts')).cudaBackend },
 ];
 
 export class UnknownBackend extends Error {}

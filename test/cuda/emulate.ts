@@ -2,8 +2,7 @@
 // outputs: writes each binding as a binary file, a main() that loads them into exact-size
 // buffers (so an ASan build sees a read one past the end), launches the kernel over its grid
 // and writes the written bindings back, compiled with g++ against the emulation header.
-// Also compiles sources with nvcc for sm_90 (no GPU needed), so what is tested here is what
-// a GPU would be given.
+// (nvccBatch.ts compiles the same sources with nvcc for the GPU.)
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,8 +10,9 @@ import { join } from 'node:path';
 import { gridFor, type RenderedKernel } from '../../backends/backend.ts';
 import { cudaElementType } from '../../backends/cuda/render.ts';
 import { emuCompileArgs } from '../../backends/cuda/emu/emuBuild.ts';
-export { emuCompileArgs };
+import { batchSource } from './nvccBatch.ts';
 import type { KernelSpec } from '../../program/kernels.ts';
+export { emuCompileArgs };
 
 export const NVCC = process.env.NVCC ?? '/usr/local/bin/nvcc';
 
@@ -28,60 +28,61 @@ export function emuEnv(o: EmuOptions = {}): NodeJS.ProcessEnv {
 
 /** Runs `k` for a step of T tokens; `outputs` are written bindings (element count, or initial contents). */
 export function runOnCpu(k: RenderedKernel, spec: KernelSpec, T: number, inputs: Record<string, Data>, outputs: Record<string, number | Float32Array>, o: EmuOptions = {}): Record<string, Float32Array> {
+  return runKernelsOnCpu([{ kernel: k, spec }], T, inputs, outputs, o);
+}
+
+/** A kernel to run: over `tokens` tokens (default: the call's T), binding names mapped to buffer names by `bind` (default: the same name). */
+export interface Launch { readonly kernel: RenderedKernel; readonly spec: KernelSpec; readonly tokens?: number; readonly bind?: Readonly<Record<string, string>> }
+
+/**
+ * Runs kernels in order over one set of buffers bound by binding name (as runOnGpu does):
+ * `inputs` and `outputs` (element count, or initial contents) are the buffers; the outputs'
+ * contents afterwards are returned (raw 32-bit words, viewed as f32). One program: each
+ * kernel in a namespace of its own (nvccBatch.ts's batchSource), compiled with g++.
+ */
+export function runKernelsOnCpu(
+  kernels: readonly Launch[], T: number,
+  inputs: Record<string, Data>, outputs: Record<string, number | Float32Array>, o: EmuOptions = {},
+): Record<string, Float32Array> {
   const dir = mkdtempSync(join(tmpdir(), 'infer-cuda-emu-'));
   try {
-    const names = k.bindings.filter((b) => b.access !== 'uniform').map((b) => b.name);
-    const arrays = names.map((n) => {
+    const buffers = [...Object.keys(inputs), ...Object.keys(outputs)];
+    buffers.forEach((n, i) => {
       const init = inputs[n] ?? outputs[n];
-      if (init === undefined) throw new Error(`no data for binding ${n}`);
       const data = typeof init === 'number' ? new Float32Array(init) : init;
-      writeFileSync(join(dir, `${n}.bin`), new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-      return { n, type: cudaElementType(spec, n), written: k.bindings.find((b) => b.name === n)!.access === 'read_write' };
+      writeFileSync(join(dir, `b${i}.bin`), new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     });
-    const [gx, gy, gz] = gridFor(k.grid, T);
+    const launches = kernels.map(({ kernel: k, spec, tokens = T, bind = {} }, i) => {
+      const args = k.bindings.filter((b) => b.access !== 'uniform').map((b) => {
+        const at = buffers.indexOf(bind[b.name] ?? b.name);
+        if (at < 0) throw new Error(`no buffer for binding ${b.name} of ${k.key}`);
+        return `reinterpret_cast<${cudaElementType(spec, b.name)}*>(b${at}.data())`;
+      });
+      const [gx, gy, gz] = gridFor(k.grid, tokens);
+      return `  emu_launch(dim3{${gx}, ${gy}, ${gz}}, dim3{${k.workgroup.join(', ')}}, [&] { k${i}::${k.entry}_${i}(k${i}::Step{${tokens}u, 0u, 0u, 0u}, ${args.join(', ')}); });`;
+    });
     const main = [
       '#include <cstdio>',
       '#include <fstream>',
-      'template <class T> std::vector<T> load(const char* p) { std::ifstream f(p, std::ios::binary | std::ios::ate); size_t n = f.tellg(); f.seekg(0); std::vector<T> v(n / sizeof(T)); f.read((char*)v.data(), n); return v; }',
-      'template <class T> void save(const char* p, const std::vector<T>& v, size_t n) { std::ofstream f(p, std::ios::binary); f.write((const char*)v.data(), n * sizeof(T)); }',
-      '#include "kernel.cu"',
+      'static std::vector<uint32_t> load(const char* p) { std::ifstream f(p, std::ios::binary | std::ios::ate); size_t n = f.tellg(); f.seekg(0); std::vector<uint32_t> v(n / 4); f.read((char*)v.data(), n); return v; }',
+      'static void save(const char* p, const std::vector<uint32_t>& v) { std::ofstream f(p, std::ios::binary); f.write((const char*)v.data(), v.size() * 4); }',
+      batchSource(kernels.map(({ kernel }) => ({ name: kernel.key, source: kernel.source }))),
       'int main() {',
-      ...arrays.map((a) => `  auto ${a.n} = load<${a.type}>("${a.n}.bin"); const size_t ${a.n}_n = ${a.n}.size();`),
-      `  const Step step{${T}u, 0u, 0u, 0u};`,
-      `  emu_launch(dim3{${gx}, ${gy}, ${gz}}, dim3{${k.workgroup.join(', ')}}, [&] { ${k.entry}(step, ${arrays.map((a) => `${a.n}.data()`).join(', ')}); });`,
-      ...arrays.filter((a) => a.written).map((a) => `  save("${a.n}.out", ${a.n}, ${a.n}_n);`),
+      ...buffers.map((_, i) => `  auto b${i} = load("b${i}.bin");`),
+      ...launches,
+      ...Object.keys(outputs).map((n) => `  save("b${buffers.indexOf(n)}.out", b${buffers.indexOf(n)});`),
       '  return 0;',
       '}',
     ].join('\n');
-    writeFileSync(join(dir, 'kernel.cu'), k.source);
     writeFileSync(join(dir, 'main.cpp'), main);
     execFileSync('g++', [...emuCompileArgs(o), '-o', join(dir, 'run'), join(dir, 'main.cpp')], { cwd: dir, stdio: 'pipe' });
     execFileSync(join(dir, 'run'), [], { cwd: dir, stdio: 'pipe', env: emuEnv(o) });
     const out: Record<string, Float32Array> = {};
-    for (const a of arrays.filter((x) => x.written)) {
-      const b = readFileSync(join(dir, `${a.n}.out`));
-      out[a.n] = new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4).slice();
+    for (const n of Object.keys(outputs)) {
+      const b = readFileSync(join(dir, `b${buffers.indexOf(n)}.out`));
+      out[n] = new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4).slice();
     }
     return out;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** Compiles CUDA sources with nvcc to sm_90 cubins; throws with nvcc's messages on an error. */
-export function nvccCompile(sources: readonly { name: string; source: string }[]): void {
-  const dir = mkdtempSync(join(tmpdir(), 'infer-nvcc-'));
-  try {
-    for (const s of sources) {
-      const file = join(dir, `${s.name}.cu`);
-      writeFileSync(file, s.source);
-      try {
-        execFileSync(NVCC, ['-arch=sm_90', '-cubin', '-o', join(dir, `${s.name}.cubin`), file], { stdio: 'pipe' });
-      } catch (e) {
-        const err = e as { stderr?: Buffer };
-        throw new Error(`nvcc rejected ${s.name}:\n${err.stderr?.toString() ?? String(e)}`);
-      }
-    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,0 +1,89 @@
+// The CUDA backend's row kernels (embed, rmsnorm, rope, elementwise, softmax, moe_combine,
+// attention_merge) against the float64 interpreter, run on the CPU through the CUDA
+// emulation (emu/cuda_emu.h; this machine has nvcc but no GPU). fast-check draws shapes
+// (multiples of 4 and not: the float4 and scalar paths), data and positions. Each case
+// compiles a program with g++, so runs are few and shapes small. Never skipped: a missing
+// g++ fails. nvcc compiles the same sources in compile.test.ts.
+import fc from 'fast-check';
+import { it } from 'vitest';
+import { cudaBackend } from '../../backends/cuda/render.ts';
+import { kernelKey, type ElementwiseExpr, type KernelSpec } from '../../program/kernels.ts';
+import type { QuantType } from '../../program/quant.ts';
+import { blockWeights, data, expectClose, expectCloseEach, oracle, rng, seedArb as seed } from '../gpu/harness.ts';
+import { exprArb, f32Conditioned, graphOfExpr } from '../gpu/exprArb.ts';
+import { runOnCpu } from './emulate.ts';
+
+const TOL = 1e-4;
+const RUNS = Number(process.env.INFER_CUDA_RUNS ?? 3);
+const TIMEOUT = 120_000;
+const render = (spec: KernelSpec) => cudaBackend.render(kernelKey(spec), spec)[0];
+const prop = <T>(arb: fc.Arbitrary<T>, body: (c: T) => void, runs = RUNS) => fc.assert(fc.property(arb, body), { numRuns: runs });
+
+it('embed (f32, q8_0 and q4_0 tables; ids outside the vocabulary give zero rows)', () => prop(fc.record({
+  dim: fc.integer({ min: 1, max: 70 }), vocab: fc.integer({ min: 1, max: 30 }), T: fc.integer({ min: 1, max: 6 }), wtype: fc.constantFrom<'f32' | QuantType>('f32', 'q8_0', 'q4_0'), seed,
+}), ({ dim: d0, vocab, T, wtype, seed }) => {
+  const next = rng(seed);
+  const dim = wtype === 'f32' ? d0 : 32 * Math.ceil(d0 / 32);
+  const w = wtype === 'f32' ? { values: data(next, dim * vocab), packed: null } : blockWeights(wtype, next, dim * vocab, 1);
+  // The last token is outside the vocabulary.
+  const tokens = Int32Array.from({ length: T }, (_, i) => (i === T - 1 && T > 1 ? vocab : Math.floor(next() * vocab)));
+  const known = Int32Array.from(tokens, (t) => Math.min(t, vocab - 1));
+  const want = Float64Array.from(oracle({ params: { table: w.values }, tokens: known, positions: new Int32Array(T) }, (b, p) => b.node('embed', {}, [b.tokens(), p('table', [dim, vocab])])));
+  tokens.forEach((t, i) => { if (t >= vocab) want.fill(0, i * dim, (i + 1) * dim); });
+  const spec: KernelSpec = { kind: 'embed', dim, vocab, ...(wtype === 'f32' ? {} : { wtype }) };
+  const got = runOnCpu(render(spec), spec, T, { tokens, table: w.packed ?? w.values }, { out: T * dim });
+  expectClose(got.out, want, TOL, `embed ${wtype} dim=${dim}`);
+}), TIMEOUT);
+
+it('rmsnorm', () => prop(fc.record({ dim: fc.integer({ min: 1, max: 300 }), eps: fc.constantFrom(1e-5, 0.25), T: fc.integer({ min: 1, max: 4 }), seed }), ({ dim, eps, T, seed }) => {
+  const next = rng(seed);
+  const x = data(next, T * dim, 3), weight = data(next, dim);
+  const want = oracle({ params: { x, weight }, tokens: new Int32Array(T), positions: new Int32Array(T) }, (b, p) => b.node('rmsnorm', { eps }, [p('x', [T, dim]), p('weight', [dim])]));
+  const spec: KernelSpec = { kind: 'rmsnorm', dim, eps };
+  expectClose(runOnCpu(render(spec), spec, T, { x, weight }, { out: T * dim }).out, want, TOL, `rmsnorm dim=${dim}`);
+}), TIMEOUT);
+
+it('rope (positions up to 8191)', () => prop(fc.record({
+  heads: fc.integer({ min: 1, max: 4 }), headDim: fc.integer({ min: 1, max: 40 }).map((d) => 2 * d), T: fc.integer({ min: 1, max: 4 }),
+  theta: fc.constantFrom(10000, 500000, 77.5), start: fc.integer({ min: 0, max: 8191 - 4 }), seed,
+}), ({ heads, headDim, T, theta, start, seed }) => {
+  const next = rng(seed);
+  const x = data(next, T * heads * headDim);
+  const positions = Int32Array.from({ length: T }, (_, i) => start + i);
+  const want = oracle({ params: { x }, tokens: new Int32Array(T), positions }, (b, p) => b.node('rope', { theta }, [p('x', [T, heads, headDim]), b.positions()]));
+  const spec: KernelSpec = { kind: 'rope', heads, headDim, theta };
+  expectClose(runOnCpu(render(spec), spec, T, { x, positions }, { out: T * heads * headDim }).out, want, TOL, 'rope');
+}), TIMEOUT);
+
+it('elementwise (random expressions over every unary and binary function)', () => prop(fc.record({
+  inputs: fc.integer({ min: 1, max: 3 }), width: fc.integer({ min: 1, max: 150 }), T: fc.integer({ min: 1, max: 3 }), seed,
+}).chain((c) => exprArb(c.inputs).map((expr) => ({ ...c, expr }))), ({ inputs, width, T, seed, expr }) => {
+  const next = rng(seed);
+  const ins: Record<string, Float32Array> = {};
+  for (let i = 0; i < inputs; i++) ins[`in${i}`] = data(next, T * width, 2);
+  fc.pre(f32Conditioned(expr, ins, T * width, TOL));
+  const want = oracle({ params: ins, tokens: new Int32Array(T), positions: new Int32Array(T) }, (b, p) => graphOfExpr(expr as ElementwiseExpr, b, (i) => p(`in${i}`, [T, width])));
+  const spec: KernelSpec = { kind: 'elementwise', width, inputs, expr };
+  expectCloseEach(runOnCpu(render(spec), spec, T, ins, { out: T * width }).out, want, TOL, JSON.stringify(expr));
+}, RUNS + 1), TIMEOUT);
+
+it('softmax (rows per token)', () => prop(fc.record({ width: fc.integer({ min: 1, max: 300 }), rows: fc.integer({ min: 1, max: 3 }), T: fc.integer({ min: 1, max: 3 }), seed }), ({ width, rows, T, seed }) => {
+  const next = rng(seed);
+  const x = data(next, T * rows * width, 8);
+  const want = oracle({ params: { x }, tokens: new Int32Array(T), positions: new Int32Array(T) }, (b, p) => b.node('softmax', {}, [p('x', [T, rows, width])]));
+  const spec: KernelSpec = { kind: 'softmax', width, rows };
+  expectClose(runOnCpu(render(spec), spec, T, { x }, { out: T * rows * width }).out, want, TOL, `softmax width=${width} rows=${rows}`);
+}), TIMEOUT);
+
+it('moe_combine', () => prop(fc.record({ E: fc.integer({ min: 2, max: 8 }), k0: fc.integer({ min: 1, max: 3 }), D: fc.integer({ min: 1, max: 150 }), T: fc.integer({ min: 1, max: 4 }), seed }), ({ E, k0, D, T, seed }) => {
+  const k = Math.min(k0, E);
+  const next = rng(seed);
+  const routing = new Float32Array(T * k * 2), y = data(next, T * E * D);
+  for (let t = 0; t < T; t++) {
+    const chosen = Array.from({ length: E }, (_, e) => e).sort(() => next() - 0.5).slice(0, k);
+    chosen.forEach((e, j) => { routing[(t * k + j) * 2] = 0.2 + next(); routing[(t * k + j) * 2 + 1] = e; });
+  }
+  const want = oracle({ params: { routing, y }, tokens: new Int32Array(T), positions: new Int32Array(T) }, (b, p) => b.node('moe', {}, [p('routing', [T, k, 2]), p('y', [T, E, D])]));
+  const spec: KernelSpec = { kind: 'moe_combine', experts: E, k, width: D };
+  expectClose(runOnCpu(render(spec), spec, T, { routing, y }, { out: T * D }).out, want, TOL, 'moe_combine');
+}), TIMEOUT);

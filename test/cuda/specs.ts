@@ -1,0 +1,51 @@
+// The kernels the CUDA tests render: every kernel of every example (fused and unfused: the
+// kernels `infer compile --target cuda` writes), plus the kernel variants the examples do not
+// reach on their own (q8_0 / q4_0 weights in every matmul prologue, embed and expert kernel;
+// every KV format with and without split-K; heads that do not split into float4s).
+import { readdirSync, readFileSync } from 'node:fs';
+import { compileSpec } from '../../compiler/compile.ts';
+import { parseNoFuse } from '../../compiler/pipeline.ts';
+import type { KernelSpec } from '../../program/kernels.ts';
+import type { KvDType } from '../../program/model.ts';
+
+export const EXAMPLES = readdirSync('examples').filter((f) => f.endsWith('.infer')).sort();
+
+/** Every distinct kernel (by key) of the examples, fused and unfused, in example order. */
+export function exampleKernels(): { example: string; key: string; spec: KernelSpec }[] {
+  const seen = new Set<string>();
+  const out: { example: string; key: string; spec: KernelSpec }[] = [];
+  for (const f of EXAMPLES) {
+    for (const noFuse of [undefined, parseNoFuse('all')]) {
+      const c = compileSpec(readFileSync(`examples/${f}`, 'utf8'), `examples/${f}`, noFuse ? { noFuse } : {});
+      if (!c.program) throw new Error(`examples/${f} did not compile`);
+      for (const k of c.program.kernels) if (!seen.has(k.key)) { seen.add(k.key); out.push({ example: f, key: k.key, spec: k.spec }); }
+    }
+  }
+  return out;
+}
+
+const KV_DTYPES: KvDType[] = ['f32', 'f16', 'int8', 'int4'];
+
+/** Kernel variants beyond the examples' own (block weights, every KV format, split-K, odd head sizes). */
+export const EXTRA_SPECS: KernelSpec[] = [
+  ...(['q8_0', 'q4_0'] as const).flatMap((wtype): KernelSpec[] => [
+    ...(['none', 'rmsnorm', 'silu_mul'] as const).map((prologue): KernelSpec => ({ kind: 'matmul', K: 256, N: 96, prologue, eps: 1e-5, residual: prologue === 'silu_mul', wtype })),
+    { kind: 'embed', dim: 128, vocab: 300, wtype },
+    { kind: 'moe_experts', K: 128, N: 96, experts: 8, k: 2, dense: false, input: 'swiglu', combine: false, residual: false, wtype },
+    { kind: 'moe_experts', K: 96, N: 128, experts: 8, k: 2, dense: false, input: 'silu_mul', combine: true, residual: true, wtype },
+  ]),
+  { kind: 'matmul', K: 37, N: 20, prologue: 'rmsnorm', eps: 1e-5, residual: true },
+  { kind: 'moe_experts', K: 37, N: 20, experts: 4, k: 4, dense: true, input: 'slot', combine: false, residual: false },
+  { kind: 'moe_route', K: 64, experts: 40, k: 4, score: 'sigmoid', softmax: true, renorm: false, scale: 2.5, direct: false },
+  ...KV_DTYPES.flatMap((dtype): KernelSpec[] => [
+    { kind: 'kv_append', kvHeads: 8, headDim: 128, pageSize: 16, dtype, rope: 500000 },
+    { kind: 'kv_append', kvHeads: 3, headDim: 6, pageSize: 5, dtype, rope: null },
+    { kind: 'attention', heads: 32, kvHeads: 8, headDim: 128, pageSize: 16, dtype, scale: 0.08838834764831845, window: null, causal: true, splits: 1 },
+    { kind: 'attention', heads: 32, kvHeads: 8, headDim: 128, pageSize: 16, dtype, scale: 0.08838834764831845, window: 4096, causal: true, splits: 8 },
+    { kind: 'attention', heads: 6, kvHeads: 3, headDim: 6, pageSize: 3, dtype, scale: 0.4, window: 3, causal: false, splits: 2 },
+    { kind: 'attention', heads: 8, kvHeads: 1, headDim: 256, pageSize: 64, dtype, scale: 0.0625, window: null, causal: true, splits: 1 },
+    { kind: 'attn_scores', heads: 8, kvHeads: 2, headDim: 64, pageSize: 16, dtype, scale: 0.125, window: 100, causal: true, context: 2048 },
+    { kind: 'attn_values', heads: 8, kvHeads: 2, headDim: 64, pageSize: 16, dtype, window: 100, causal: true, context: 2048 },
+  ]),
+  { kind: 'attention_merge', heads: 32, headDim: 128, splits: 8 },
+];
