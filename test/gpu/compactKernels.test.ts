@@ -17,7 +17,8 @@ import { CPU_TARGET, GPU_TARGET, type Target } from '../../backends/backend.ts';
 import { blockWeights, data, expectClose, gpuProp, matmulCase, oracle, rng, runOnGpu, seedArb, variants } from './harness.ts';
 
 const TOL = 1e-4;
-const RUNS = Number(process.env.INFER_GPU_QUANT_RUNS ?? 3);
+// Each run compiles its pipelines (the cost on lavapipe): 2 per property by default, more with the variable.
+const RUNS = Number(process.env.INFER_GPU_QUANT_RUNS ?? 2);
 
 let device: GPUDevice;
 beforeAll(async () => { device = await createGpuDevice(); });
