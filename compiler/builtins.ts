@@ -7,7 +7,7 @@ import type { Dim } from './ir/ops.ts';
 import type { UnaryFn } from '../program/kernels.ts';
 import { UNARY_FNS } from './ir/ops.ts';
 import { at, describe, LowerError, tensor } from './lowerExpr.ts';
-import { lowerMoe, lowerSoftmax, lowerTopk, type ExpertValue } from './lowerMoe.ts';
+import { bool, lowerMoe, lowerSoftmax, lowerTopk, type ExpertValue } from './lowerMoe.ts';
 import { attentionOverCache } from './ir/attention.ts';
 import { LIMITS, showLimit } from './limits.ts';
 
@@ -71,11 +71,12 @@ export const BUILTINS: Record<string, Builtin> = {
     },
   },
   rope: {
-    signature: 'x [T, heads, head_dim], theta = rope_theta', positional: [1, 1], named: ['theta'],
+    signature: 'x [T, heads, head_dim], theta = rope_theta, neox = false', positional: [1, 1], named: ['theta', 'neox'],
     lower: (c) => {
       const theta = num(c, 'theta', 'rope_theta', 10000);
       if (!(theta > 0)) throw new LowerError(`theta must be positive, got ${theta}`, c.named.get('theta')?.loc ?? c.call.loc);
-      return node(c, (b) => b.node('rope', { theta }, [t(c, 0, 'input'), c.scope.positions]));
+      const neox = bool(c.named.get('neox'), false);
+      return node(c, (b) => b.node('rope', neox ? { theta, neox } : { theta }, [t(c, 0, 'input'), c.scope.positions]));
     },
   },
   reshape: {

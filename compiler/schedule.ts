@@ -115,9 +115,11 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
         emit(n, { kind: 'embed', dim, vocab, ...wtypeOf(n.src[1]) }, { tokens: src(0), table: src(1), out: out() });
         break;
       }
-      case 'rmsnorm':
-        emit(n, { kind: 'rmsnorm', dim: n.shape.at(-1) as number, eps: (n.arg as OpArgs['rmsnorm']).eps }, { x: src(0), weight: src(1), out: out() });
+      case 'rmsnorm': {
+        const dim = n.shape.at(-1) as number, rows = elementsPerToken(n.shape) / dim;
+        emit(n, { kind: 'rmsnorm', dim, eps: (n.arg as OpArgs['rmsnorm']).eps, ...(rows > 1 ? { rows } : {}) }, { x: src(0), weight: src(1), out: out() });
         break;
+      }
       case 'matmul': {
         const [K, N] = n.src[1].shape as number[];
         emit(n, { kind: 'matmul', K, N, prologue: 'none', eps: 0, residual: false, ...wtypeOf(n.src[1]) }, { x: src(0), w: src(1), out: out() });
@@ -137,14 +139,15 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
       }
       case 'rope': {
         const [, heads, headDim] = n.shape as [unknown, number, number];
-        emit(n, { kind: 'rope', heads, headDim, theta: (n.arg as OpArgs['rope']).theta }, { x: src(0), positions: src(1), out: out() });
+        const { theta, neox } = n.arg as OpArgs['rope'];
+        emit(n, { kind: 'rope', heads, headDim, theta, ...(neox ? { neox } : {}) }, { x: src(0), positions: src(1), out: out() });
         break;
       }
       case 'kv_store': {
         const a = n.arg as OpArgs['kv_store'];
         const [, kvHeads, headDim] = n.src[0].shape as [unknown, number, number];
         if (kvHeads !== m.kvHeads || headDim !== m.headDim) throw new ScheduleError(`cache(k, v) of layer ${a.layer} has shape [T, ${kvHeads}, ${headDim}], but the model's KV cache is [T, ${m.kvHeads}, ${m.headDim}]`);
-        emit(n, { kind: 'kv_append', kvHeads, headDim, pageSize: kv.pageSize, dtype: kv.dtype, rope: a.rope },
+        emit(n, { kind: 'kv_append', kvHeads, headDim, pageSize: kv.pageSize, dtype: kv.dtype, rope: a.rope, ...(a.neox ? { neox: true } : {}) },
           { k: src(0), v: src(1), positions: src(2), kv_slot: tables.kv_slot, ...kvArgs(a.layer) });
         bufOf.set(n, kvName(a.layer, 'k'));
         break;
@@ -244,7 +247,8 @@ function elementwiseExpr(n: Node, bufOf: Map<Node, string>, inputs: string[]): E
     const b = bufOf.get(s)!;
     let i = inputs.indexOf(b);
     if (i < 0) { i = inputs.length; inputs.push(b); }
-    return { kind: 'input', index: i };
+    // An operand without T that is not the node's shape repeats along each token's row (shapes.ts `broadcasts`).
+    return !s.shape.includes('T') && n.shape.includes('T') ? { kind: 'input', index: i, period: elementsPerToken(s.shape) } : { kind: 'input', index: i };
   };
   if (n.op === 'unary') return { kind: 'unary', fn: (n.arg as OpArgs['unary']).fn, arg: operand(n.src[0]) };
   return { kind: 'binary', fn: (n.arg as OpArgs['binary']).fn, left: operand(n.src[0]), right: operand(n.src[1]) };

@@ -14,7 +14,11 @@ export type MoeExpertsArgs = { input: 'shared' | 'slot' | 'silu_mul' | 'swiglu';
 
 /** An elementwise expression over a kernel's inputs (per element), constants inlined. */
 export type ElementwiseExpr =
-  | { kind: 'input'; index: number }
+  /**
+   * Input `index` at the element's index in the step; with `period`, an input without T of
+   * `period` elements that repeats along each token's row: element e of a row reads e mod period.
+   */
+  | { kind: 'input'; index: number; period?: number }
   | { kind: 'const'; value: number }
   | { kind: 'unary'; fn: UnaryFn; arg: ElementwiseExpr }
   | { kind: 'binary'; fn: BinaryFn; left: ElementwiseExpr; right: ElementwiseExpr };
@@ -56,10 +60,12 @@ export const MOE_ROWS_PER_PASS = 8;
 
 export type KernelSpec =
   | { kind: 'embed'; dim: number; vocab: number; wtype?: QuantType }
-  | { kind: 'rmsnorm'; dim: number; eps: number }
+  /** rmsnorm of `rows` rows of `dim` per token (rows absent: 1; e.g. per-head q/k norms). */
+  | { kind: 'rmsnorm'; dim: number; eps: number; rows?: number }
   | { kind: 'matmul'; K: number; N: number; prologue: 'none' | 'rmsnorm' | 'silu_mul'; eps: number; residual: boolean; wtype?: QuantType }
-  | { kind: 'rope'; heads: number; headDim: number; theta: number }
-  | { kind: 'kv_append'; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; rope: number | null }
+  /** neox (present only when true, so other kernels keep their keys): rotating halves (ir/ops.ts `rope`). */
+  | { kind: 'rope'; heads: number; headDim: number; theta: number; neox?: boolean }
+  | { kind: 'kv_append'; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; rope: number | null; neox?: boolean }
   | { kind: 'attention'; heads: number; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; scale: number; window: number | null; causal: boolean; splits: number }
   | { kind: 'attention_merge'; heads: number; headDim: number; splits: number }
   | { kind: 'elementwise'; width: number; inputs: number; expr: ElementwiseExpr }

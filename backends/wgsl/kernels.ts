@@ -38,14 +38,15 @@ export function plansFor(spec: KernelSpec, target: Target = GPU_TARGET): Plan[] 
       return [rowPlan('embed', positiveInt('dim', spec.dim), { dim: spec.dim, vocab: positiveInt('vocab', spec.vocab), ...quantContext(spec.wtype, 'table', spec.dim, spec.vocab) })];
     case 'rmsnorm': {
       const wg = clampPow2(cdiv(positiveInt('dim', spec.dim), 4), 32, 256);
-      return [{ template: 'rmsnorm', variant: '', minTokens: 1, context: { dim: spec.dim, eps: spec.eps, wg },
-        workgroup: [wg, 1, 1], grid: [PER_TOKEN, ONE, ONE], vec4Bindings: [] }];
+      const rows = positiveInt('rows', spec.rows ?? 1);
+      return [{ template: 'rmsnorm', variant: '', minTokens: 1, context: { dim: spec.dim, eps: spec.eps, wg, rows },
+        workgroup: [wg, 1, 1], grid: [PER_TOKEN, { tokensPerGroup: 0, groups: rows }, ONE], vec4Bindings: [] }];
     }
     case 'matmul': return matmulPlans(spec, target);
     case 'rope': {
       const headDim = positiveInt('headDim', spec.headDim);
       if (headDim % 2) throw new Error(`rope needs an even headDim, got ${headDim}`);
-      return [rowPlan('rope', positiveInt('heads', spec.heads) * headDim / 2, { heads: spec.heads, headDim, half: headDim / 2, ...ropeTables(spec.theta, headDim) })];
+      return [rowPlan('rope', positiveInt('heads', spec.heads) * headDim / 2, { heads: spec.heads, headDim, half: headDim / 2, neox: spec.neox === true, ...ropeTables(spec.theta, headDim) })];
     }
     case 'kv_append': return [kvAppendPlan(spec)];
     case 'attention': return [attentionPlan(spec)];

@@ -28,7 +28,7 @@ export function kvAppendPlan(spec: Extract<KernelSpec, { kind: 'kv_append' }>): 
   return {
     template: 'kv_append', variant: '', minTokens: 1,
     context: {
-      ...fmt, kvHeads, headDim, pageSize: positiveInt('pageSize', spec.pageSize), wg, rope,
+      ...fmt, kvHeads, headDim, pageSize: positiveInt('pageSize', spec.pageSize), wg, rope, neox: spec.neox === true,
       ...(rope ? { half: headDim / 2, ...ropeTables(spec.rope!, headDim) } : {}),
       rows: [{ elem: 'kelem', dst: 'kcache' }, { elem: 'velem', dst: 'vcache' }],
     },

@@ -75,7 +75,7 @@ export function interpret(g: Graph, weights: WeightSource, kv: CpuKvCache, step:
       case 'rmsnorm': val.set(n, rmsnorm(s[0], s[1], T, n.shape.at(-1) as number, (n.arg as OpArgs['rmsnorm']).eps)); break;
       case 'matmul': val.set(n, matmul(s[0], s[1], T, n.src[1].shape[0] as number, n.src[1].shape[1] as number)); break;
       case 'reshape': val.set(n, s[0]); break;
-      case 'rope': val.set(n, rope(s[0], ints.get(n.src[1])!, n.shape[1] as number, n.shape[2] as number, (n.arg as OpArgs['rope']).theta)); break;
+      case 'rope': { const a = n.arg as OpArgs['rope']; val.set(n, rope(s[0], ints.get(n.src[1])!, n.shape[1] as number, n.shape[2] as number, a.theta, !!a.neox)); break; }
       case 'kv_store': kvStore(kv, n.arg as OpArgs['kv_store'], s[0], s[1], ints.get(n.src[2])!, tables.slots); break;
       case 'attention': val.set(n, attention(kv, n.arg as OpArgs['attention'], s[0], ints.get(n.src[2])!, n.shape[1] as number, tables)); break;
       case 'attn_scores': val.set(n, attentionScores(kv, n.arg as OpArgs['attn_scores'], s[0], ints.get(n.src[2])!, n.shape[1] as number, tables)); break;
@@ -89,7 +89,9 @@ export function interpret(g: Graph, weights: WeightSource, kv: CpuKvCache, step:
         const f = BINARY_MEANING[(n.arg as OpArgs['binary']).fn];
         const [a, b] = s;
         const out = new Float64Array(size(n));
-        for (let i = 0; i < out.length; i++) out[i] = f(a.length === 1 ? a[0] : a[i], b.length === 1 ? b[0] : b[i]);
+        // A scalar (length 1) or a broadcast operand repeats: element i reads i mod its length.
+        const na = a.length, nb = b.length;
+        for (let i = 0; i < out.length; i++) out[i] = f(a[i % na], b[i % nb]);
         val.set(n, out);
         break;
       }
@@ -134,17 +136,21 @@ function matmul(x: Values, w: Values, T: number, K: number, N: number): Float64A
   return out;
 }
 
-/** llama.cpp's "normal" RoPE: rotate pairs (x[2i], x[2i+1]) by pos * theta^(-2i/D). */
-function rope(x: Values, pos: Int32Array, H: number, D: number, theta: number): Float64Array {
+/**
+ * RoPE: pair i rotates by pos * theta^(-2i/D). llama.cpp's "normal" style pairs
+ * (x[2i], x[2i+1]); the NEOX style (neox) pairs (x[i], x[i + D/2]), rotating the halves.
+ */
+export function rope(x: Values, pos: Int32Array, H: number, D: number, theta: number, neox = false): Float64Array {
   const out = new Float64Array(x.length);
+  const half = D / 2;
   for (let t = 0; t < pos.length; t++) {
-    for (let i = 0; i < D / 2; i++) {
+    for (let i = 0; i < half; i++) {
       const angle = pos[t] * Math.pow(theta, (-2 * i) / D);
       const c = Math.cos(angle), s = Math.sin(angle);
       for (let h = 0; h < H; h++) {
-        const o = (t * H + h) * D + 2 * i;
-        out[o] = x[o] * c - x[o + 1] * s;
-        out[o + 1] = x[o] * s + x[o + 1] * c;
+        const o0 = (t * H + h) * D + (neox ? i : 2 * i), o1 = o0 + (neox ? half : 1);
+        out[o0] = x[o0] * c - x[o1] * s;
+        out[o1] = x[o0] * s + x[o1] * c;
       }
     }
   }
@@ -154,7 +160,7 @@ function rope(x: Values, pos: Int32Array, H: number, D: number, theta: number): 
 /** Writes each token's K (rotated first when the append carries RoPE) and V rows, as the cache's dtype stores them. */
 function kvStore(kv: CpuKvCache, a: OpArgs['kv_store'], k: Values, v: Values, pos: Int32Array, slots: Int32Array): void {
   const { kvHeads: KH, headDim: D, dtype } = kv.storage;
-  const kr = a.rope === null ? k : rope(k, pos, KH, D, a.rope);
+  const kr = a.rope === null ? k : rope(k, pos, KH, D, a.rope, !!a.neox);
   pos.forEach((_, t) => {
     for (let h = 0; h < KH; h++) {
       const src = (t * KH + h) * D, dst = (slots[t] * KH + h) * D;

@@ -34,14 +34,19 @@ export interface OpArgs {
   matmul: NoArgs;
   /** src: [x] -> same elements, new shape (row-major, no data movement). */
   reshape: { shape: Shape };
-  /** src: [x [T, H, D], positions [T]] -> [T, H, D]: llama.cpp "normal" (interleaved-pair) RoPE. */
-  rope: { theta: number };
+  /**
+   * src: [x [T, H, D], positions [T]] -> [T, H, D]: RoPE. Pair i of a head (i < D/2) rotates by
+   * pos * theta^(-2i/D); the pair is (x[2i], x[2i+1]) in llama.cpp's "normal" style, and
+   * (x[i], x[i + D/2]) with `neox` (rotating halves: GPT-NeoX, Qwen, Gemma, Phi-3).
+   */
+  rope: { theta: number; neox?: boolean };
   /**
    * src: [k [T, KH, D], v [T, KH, D], positions [T]] -> cache token: appends K/V of `layer` at
    * the tokens' positions, stored in the model's KV format (program/kv.ts). With `rope` set
-   * (a theta), K is rotated by RoPE first: the fused KvAppend that fuseKvAppend produces.
+   * (a theta), K is rotated by RoPE first (neox: rotating halves, as `rope`): the fused
+   * KvAppend that fuseKvAppend produces.
    */
-  kv_store: { layer: number; rope: number | null };
+  kv_store: { layer: number; rope: number | null; neox?: boolean };
   /**
    * src: [q [T, H, D], cache token, positions [T]] -> scores [T, H, context]: q.k^T * scale
    * against key j of the token's sequence where j is visible (j <= position when causal,
@@ -57,7 +62,11 @@ export interface OpArgs {
    */
   attention: { layer: number; causal: boolean; window: number | null; scale: number };
   unary: { fn: UnaryFn };
-  /** Elementwise; the operands have equal shapes, or one of them is a scalar (shape []). */
+  /**
+   * Elementwise; the operands have equal shapes, or one of them is a scalar (shape []), or one
+   * has no T and its shape is a suffix of the other's (a bias [N] added to [T, N], a weight [D]
+   * multiplying [T, H, D]): it repeats along the leading dims (element i reads i mod its size).
+   */
   binary: { fn: BinaryFn };
 
   // ---- mixture of experts (moe.ts holds their meaning; see there for the routing layout) ----

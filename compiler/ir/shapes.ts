@@ -16,6 +16,13 @@ export function elementsPerToken(s: Shape): number {
   return s.reduce<number>((n, d) => (d === 'T' ? n : n * d), 1);
 }
 
+/** Whether `small` (no T) repeats over `big`'s leading dims: it is a proper suffix of `big`. */
+export function broadcasts(small: Shape, big: Shape): boolean {
+  if (small.length === 0 || small.length >= big.length || small.includes('T')) return false;
+  const off = big.length - small.length;
+  return small.every((d, i) => d === big[off + i]);
+}
+
 function expectRank(what: string, s: Shape, rank: number): void {
   if (s.length !== rank) throw new ShapeError(`${what} must have rank ${rank}, got ${showShape(s)}`);
 }
@@ -97,7 +104,9 @@ export function inferType<O extends Op>(op: O, arg: OpArgs[O], src: readonly Typ
       expectF32('arithmetic', src);
       if (a.shape.length === 0) return { shape: b.shape, dtype: 'f32' };
       if (b.shape.length === 0 || sameShape(a.shape, b.shape)) return { shape: a.shape, dtype: 'f32' };
-      throw new ShapeError(`operand shapes ${showShape(a.shape)} and ${showShape(b.shape)} differ`);
+      if (broadcasts(b.shape, a.shape)) return { shape: a.shape, dtype: 'f32' };
+      if (broadcasts(a.shape, b.shape)) return { shape: b.shape, dtype: 'f32' };
+      throw new ShapeError(`operand shapes ${showShape(a.shape)} and ${showShape(b.shape)} differ (a shape without T may repeat over the other's leading dims when it is a suffix of it, as [N] of [T, N])`);
     }
     case 'fused_matmul': {
       const a = arg as OpArgs['fused_matmul'];

@@ -47,6 +47,15 @@ export const F32_CASES: AgreementCase[] = [
   { ...base, label: 'MoE f32 16 experts top-4, MQA tied', dim: 32, layers: 3, heads: 4, kvHeads: 1, ffn: 24, experts: 16, expertsUsed: 4, type: 'f32', tied: true, seed: 7, tol: EXACT },
 ]
 
+// Other llama-family architectures (import maps each to the llama block plus its
+// additions); f32 files, so exact as the llama f32 cases.
+export const FAMILY_CASES: AgreementCase[] = [
+  { ...base, label: 'qwen2 f32 GQA', arch: 'qwen2', dim: 64, heads: 4, kvHeads: 2, ffn: 128, type: 'f32', tied: false, seed: 41, theta: 1000000, eps: 1e-6, tol: EXACT },
+  { ...base, label: 'qwen2 f32 MQA tied', arch: 'qwen2', dim: 48, heads: 6, kvHeads: 1, ffn: 96, type: 'f32', tied: true, seed: 42, tol: EXACT },
+  { ...base, label: 'qwen3 f32 GQA, head_dim 16', arch: 'qwen3', dim: 48, heads: 4, kvHeads: 2, headDim: 16, ffn: 96, type: 'f32', tied: false, seed: 43, theta: 1000000, eps: 1e-6, tol: EXACT },
+  { ...base, label: 'qwen3 f32 MQA tied', arch: 'qwen3', dim: 64, heads: 4, kvHeads: 1, ffn: 128, type: 'f32', tied: true, seed: 44, tol: EXACT },
+];
+
 export const QUANT_CASES: AgreementCase[] = [
   { ...base, label: 'token_embd q8_0', dim: 64, layers: 1, heads: 4, kvHeads: 2, ffn: 128, type: 'f32', embdType: 'q8_0', tied: false, seed: 11, tol: EXACT },
   { ...base, label: 'token_embd q4_0', dim: 64, layers: 1, heads: 4, kvHeads: 2, ffn: 128, type: 'f32', embdType: 'q4_0', tied: false, seed: 12, tol: EXACT },

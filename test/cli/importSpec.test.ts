@@ -74,6 +74,24 @@ describe('infer import', () => {
     expect(await a.forward(ids, pos)).toEqual(await b.forward(ids, pos));
   });
 
+  it('imports qwen2 (q/k/v biases, NEOX RoPE), qwen3 (q/k norms, NEOX RoPE) and a llama sliding window, reading every tensor right', async () => {
+    for (const [arch, lines] of [
+      ['qwen2', [/^    q = rope\(reshape\(h @ attn_q \+ attn_q_bias, \[T, heads, head_dim\]\), theta = rope_theta, neox = true\)$/m, /^      attn_v_bias: \[kv_heads \* head_dim\]$/m]],
+      ['qwen3', [/^    k = rope\(rmsnorm\(reshape\(h @ attn_k, \[T, kv_heads, head_dim\]\), attn_k_norm, eps = norm_eps\), theta = rope_theta, neox = true\)$/m, /^      attn_q_norm: \[head_dim\]$/m]],
+      ['llama', [/^    sliding_window = 3$/m, /attention\(q, cache\(k, v\), causal, window = sliding_window\)/]],
+    ] as const) {
+      const f = file({ arch, seed: 31, window: arch === 'llama' ? 3 : undefined });
+      const spec = importGguf(f);
+      for (const re of lines) expect(spec).toMatch(re);
+      expect(spec).toMatch(new RegExp(`^# Imported from .* by \`infer import\`: ${arch} architecture`, 'm'));
+      const viaGguf = compiled(spec), viaSeed = compiled(spec.replace('weights gguf', 'weights random(seed = 31)'));
+      const a = new CpuEngine(viaGguf.graph!, GgufWeights.load(f, viaGguf.program!.params), viaGguf.program!);
+      const b = new CpuEngine(viaSeed.graph!, new RandomWeights(viaSeed.program!.params, 31), viaSeed.program!);
+      const ids = Int32Array.of(1, 260, 270, 5, 7), pos = Int32Array.of(0, 1, 2, 3, 4);
+      expect(await a.forward(ids, pos)).toEqual(await b.forward(ids, pos));
+    }
+  });
+
   it('caps max_context on request', () => {
     expect(compiled(importGguf(file(), { maxContext: 16 })).program!.model.maxContext).toBe(16);
   });
@@ -130,6 +148,7 @@ describe('infer import refuses what it cannot reproduce', () => {
     writeGguf(biased, [['general.architecture', gv.str('llama')], ['llama.block_count', gv.u32(1)], ['llama.embedding_length', gv.u32(8)], ['llama.feed_forward_length', gv.u32(8)],
       ['llama.attention.head_count', gv.u32(2)], ['llama.attention.layer_norm_rms_epsilon', gv.f32(1e-5)]],
     [{ name: 'token_embd.weight', dims: [8, 4], type: 'f32', data: new Float32Array(32) }, { name: 'blk.0.attn_q.bias', dims: [8], type: 'f32', data: new Float32Array(8) }]);
-    refuse(biased, /tensor "blk.0.attn_q.bias" is not part of the dense llama that infer imports/);
+    refuse(biased, /tensor "blk.0.attn_q.bias" is not part of the llama model that infer imports \(biases, rope factors/);
+    refuse(file({ arch: 'qwen2', extra: [['qwen2.expert_count', gv.u32(4)]] }), /'qwen2.expert_count' is 4: infer imports qwen2 dense only/);
   });
 });

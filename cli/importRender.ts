@@ -1,0 +1,91 @@
+// The text of an imported spec: the llama block, plus the lines each family adds
+// (q/k/v biases, per-head q/k norms, NEOX RoPE, a sliding window). Every number in
+// it was validated by importSpec.ts; names are sanitised there.
+import { f32Literal, type Family } from './importSpec.ts';
+
+export interface SpecFacts {
+  name: string; source: string; vocab: number; dim: number; layers: number; heads: number; kvHeads: number;
+  headDim: number; ffn: number; theta: number; eps: number; maxContext: number; eos: number | undefined; tied: boolean;
+  experts: number; expertsUsed: number; notes: readonly string[]; family: Family;
+  /** Sliding window of every layer's attention (0: none). */
+  window: number;
+}
+
+export function renderSpec(s: SpecFacts): string {
+  const f = s.family;
+  const attn = s.kvHeads === s.heads ? 'multi-head' : s.kvHeads === 1 ? 'multi-query' : `grouped-query (${s.heads / s.kvHeads} query heads per KV head)`;
+  const moe = s.experts > 0;
+  const ffnParams = moe
+    ? `      ffn_gate_inp: [dim, experts]
+      ffn_gate_exps: [dim, ffn, experts]
+      ffn_up_exps: [dim, ffn, experts]
+      ffn_down_exps: [ffn, dim, experts]`
+    : `      ffn_gate: [dim, ffn]
+      ffn_up: [dim, ffn]
+      ffn_down: [ffn, dim]`;
+  const ffnBody = moe
+    ? `    # Mixture of experts as llama.cpp runs it: softmax over all router logits, top-k, renormalised.
+    r = topk(softmax(h @ ffn_gate_inp), k = top_k)
+    return x + moe(h, r, experts) { e => (silu(h @ e.ffn_gate) * (h @ e.ffn_up)) @ e.ffn_down }`
+    : '    return x + (silu(h @ ffn_gate) * (h @ ffn_up)) @ ffn_down';
+  // What the family adds to the llama block.
+  const extraParams = [
+    ...(f.qkvBias ? ['attn_q_bias: [heads * head_dim]', 'attn_k_bias: [kv_heads * head_dim]', 'attn_v_bias: [kv_heads * head_dim]'] : []),
+    ...(f.qkNorm ? ['attn_q_norm: [head_dim]', 'attn_k_norm: [head_dim]'] : []),
+  ].map((p) => `      ${p}\n`).join('');
+  const proj = (w: string, heads: string) => {
+    const y = `reshape(h @ attn_${w}${f.qkvBias ? ` + attn_${w}_bias` : ''}, [T, ${heads}, head_dim])`;
+    return f.qkNorm && w !== 'v' ? `rmsnorm(${y}, attn_${w}_norm, eps = norm_eps)` : y;
+  };
+  const rope = (x: string) => `rope(${x}, theta = rope_theta${f.neox ? ', neox = true' : ''})`;
+  const notes = [
+    ...(f.qkvBias ? ['# q, k and v projections carry biases (attn_q_bias binds blk.N.attn_q.bias).'] : []),
+    ...(f.qkNorm ? ['# q and k are RMS-normalised per head (weights [head_dim]) before RoPE.'] : []),
+    ...(f.neox ? ['# RoPE rotates halves (x[i], x[i + head_dim/2]): llama.cpp\'s NEOX style.'] : []),
+    ...(s.window > 0 ? [`# Sliding window: each token attends to the last ${s.window} positions (llama.cpp runs llama files with full attention).`] : []),
+  ].map((l) => `    ${l}\n`).join('');
+  return `# Imported from ${s.source} by \`infer import\`: ${f.arch} architecture, ${attn} attention,${moe ? ` ${s.experts} experts (top-${s.expertsUsed}),` : ''}
+# ${s.tied ? 'output tied to the token embeddings' : 'separate output matrix'}. Run it with: infer run SPEC --weights ${s.source}
+# Parameter shapes are in ggml order [in, out]; tensors bind by GGUF name (blk.N.attn_q -> blk.N.attn_q.weight).
+${s.notes.map((n) => `# Note: ${n}.\n`).join('')}
+model ${s.name} {
+  config {
+    vocab = ${s.vocab}; dim = ${s.dim}; layers = ${s.layers}; heads = ${s.heads}; kv_heads = ${s.kvHeads}
+    head_dim = ${s.headDim}; ffn = ${s.ffn}; rope_theta = ${f32Literal(s.theta)}; norm_eps = ${f32Literal(s.eps)}
+    max_context = ${s.maxContext}${s.eos !== undefined ? `; eos = ${s.eos}` : ''}${moe ? `\n    experts = ${s.experts}; top_k = ${s.expertsUsed}` : ''}${s.window > 0 ? `\n    sliding_window = ${s.window}` : ''}
+  }
+
+  kv_cache { layout = contiguous; dtype = f32 }
+
+  weights gguf
+
+  params {
+    token_embd: [dim, vocab]
+    output_norm: [dim]${s.tied ? '' : '\n    output: [dim, vocab]'}
+  }
+
+  x = embed(tokens, token_embd)
+
+  layer block (x: [T, dim]) -> [T, dim] {
+    params {
+      attn_norm: [dim]
+      attn_q: [dim, heads * head_dim]
+      attn_k: [dim, kv_heads * head_dim]
+      attn_v: [dim, kv_heads * head_dim]
+      attn_output: [heads * head_dim, dim]
+${extraParams}      ffn_norm: [dim]
+${ffnParams}
+    }
+${notes}    h = rmsnorm(x, attn_norm, eps = norm_eps)
+    q = ${rope(proj('q', 'heads'))}
+    k = ${rope(proj('k', 'kv_heads'))}
+    v = ${proj('v', 'kv_heads')}
+    x = x + reshape(attention(q, cache(k, v), causal${s.window > 0 ? ', window = sliding_window' : ''}), [T, heads * head_dim]) @ attn_output
+    h = rmsnorm(x, ffn_norm, eps = norm_eps)
+${ffnBody}
+  }
+
+  logits = rmsnorm(x, output_norm, eps = norm_eps) @ ${s.tied ? 'token_embd' : 'output'}
+}
+`;
+}

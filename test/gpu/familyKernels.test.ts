@@ -1,0 +1,84 @@
+// The kernels the model families added, on WebGPU against the IR interpreter (the
+// pattern of kernels.test.ts): NEOX RoPE (the rope kernel and RoPE folded into the KV
+// append), elementwise ops whose operand repeats along each token's row (a bias [N] on
+// [T, N], a weight [D] on [T, H, D]), and rmsnorm over several rows per token (per-head
+// q/k norms). fast-check draws shapes, data and positions; no adapter is a failure.
+import fc from 'fast-check';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { rope } from '../../compiler/ir/interpret.ts';
+import type { ElementwiseExpr } from '../../program/kernels.ts';
+import { kvRowWord } from '../../program/kv.ts';
+import { createGpuDevice } from '../../runtime/webgpu/device.ts';
+import { data, expectClose, expectCloseEach, gpuProp, oracle, rng, runOnGpu, seedArb as seed, variants } from './harness.ts';
+
+const TOL = 1e-4;
+const RUNS = Number(process.env.INFER_GPU_RUNS ?? 12);
+
+let device: GPUDevice;
+beforeAll(async () => { device = await createGpuDevice(); });
+afterAll(() => device?.destroy());
+
+const ropeCase = fc.record({
+  heads: fc.integer({ min: 1, max: 6 }), headDim: fc.integer({ min: 1, max: 64 }).map((d) => 2 * d), T: fc.integer({ min: 1, max: 16 }),
+  theta: fc.constantFrom(10000, 1e6, 77.5), start: fc.integer({ min: 0, max: 8000 }), seed,
+});
+
+it('rope, NEOX style (rotating halves)', () => gpuProp(ropeCase, async ({ heads, headDim, T, theta, start, seed }) => {
+  const next = rng(seed);
+  const x = data(next, T * heads * headDim);
+  const positions = Int32Array.from({ length: T }, (_, i) => start + i);
+  const want = oracle({ params: { x }, tokens: new Int32Array(T), positions }, (b, p) => b.node('rope', { theta, neox: true }, [p('x', [T, heads, headDim]), b.positions()]));
+  const got = await runOnGpu(device, variants({ kind: 'rope', heads, headDim, theta, neox: true }).get('')!, T, { x, positions }, { out: T * heads * headDim });
+  expectClose(got.out, want, TOL, 'rope neox');
+}, RUNS));
+
+it('kv_append with NEOX RoPE stores rope(k, neox) and v (f32 pages, one per token)', () => gpuProp(ropeCase, async ({ heads: kvHeads, headDim, T, theta, start, seed }) => {
+  const next = rng(seed);
+  const k = data(next, T * kvHeads * headDim), v = data(next, T * kvHeads * headDim);
+  const positions = Int32Array.from({ length: T }, (_, i) => start + i);
+  // Token t goes to page T - 1 - t (slot = page, pages of one slot): a scatter, not a copy.
+  const storage = { kvHeads, headDim, pageSize: 1, dtype: 'f32' as const };
+  const slots = Int32Array.from({ length: T }, (_, t) => T - 1 - t);
+  const append = variants({ kind: 'kv_append', kvHeads, headDim, pageSize: 1, dtype: 'f32', rope: theta, neox: true }).get('')!;
+  const got = await runOnGpu(device, append, T, { k, v, positions, kv_slot: slots }, { kcache: T * kvHeads * headDim, vcache: T * kvHeads * headDim });
+  const rotated = rope(k, positions, kvHeads, headDim, theta, true);
+  const gotK = new Float64Array(k.length), gotV = new Float64Array(v.length);
+  for (let t = 0; t < T; t++) {
+    for (let h = 0; h < kvHeads; h++) {
+      const w = kvRowWord(storage, slots[t], h, 0), o = (t * kvHeads + h) * headDim;
+      for (let d = 0; d < headDim; d++) { gotK[o + d] = got.kcache[w + d]; gotV[o + d] = got.vcache[w + d]; }
+    }
+  }
+  expectClose(gotK, rotated, TOL, 'kv_append neox k');
+  expect(Array.from(gotV)).toEqual(Array.from(v));
+}, RUNS));
+
+it('elementwise with a repeating operand (x op b, b op x; b a suffix of x\'s shape)', () => gpuProp(fc.record({
+  dims: fc.array(fc.integer({ min: 1, max: 12 }), { minLength: 1, maxLength: 3 }), keep: fc.integer({ min: 1, max: 3 }),
+  T: fc.integer({ min: 1, max: 12 }), fn: fc.constantFrom('add', 'sub', 'mul', 'div'), swap: fc.boolean(), seed,
+}), async ({ dims, keep, T, fn, swap, seed }) => {
+  const next = rng(seed);
+  const bDims = dims.slice(dims.length - Math.min(keep, dims.length));
+  const width = dims.reduce((a, b) => a * b, 1), period = bDims.reduce((a, b) => a * b, 1);
+  // A divisor is exp(b) (positive, as accurate in f32 as b): div's domain by construction.
+  const x = data(next, T * width, 2), b = fn === 'div' ? data(next, period, 1).map(Math.exp) : data(next, period, 2);
+  const xi: ElementwiseExpr = { kind: 'input', index: 0 }, bi: ElementwiseExpr = { kind: 'input', index: 1, period };
+  const expr: ElementwiseExpr = { kind: 'binary', fn, left: swap && fn !== 'div' ? bi : xi, right: swap && fn !== 'div' ? xi : bi };
+  const want = oracle({ params: { in0: x, in1: b }, tokens: new Int32Array(T), positions: new Int32Array(T) }, (g, p) => {
+    const xs = p('in0', [T, ...dims]), bs = p('in1', bDims);
+    return g.node('binary', { fn }, swap && fn !== 'div' ? [bs, xs] : [xs, bs]);
+  });
+  const got = await runOnGpu(device, variants({ kind: 'elementwise', width, inputs: 2, expr }).get('')!, T, { in0: x, in1: b }, { out: T * width });
+  expectCloseEach(got.out, want, TOL, `${fn} [T, ${dims}] by [${bDims}]`);
+}, RUNS));
+
+it('rmsnorm over several rows per token (per-head norms)', () => gpuProp(fc.record({
+  rows: fc.integer({ min: 1, max: 9 }), dim: fc.integer({ min: 1, max: 300 }), eps: fc.constantFrom(1e-6, 0.25), T: fc.integer({ min: 1, max: 12 }), seed,
+}), async ({ rows, dim, eps, T, seed }) => {
+  const next = rng(seed);
+  const x = data(next, T * rows * dim, 3), weight = data(next, dim);
+  const want = oracle({ params: { x, weight }, tokens: new Int32Array(T), positions: new Int32Array(T) },
+    (b, p) => b.node('rmsnorm', { eps }, [p('x', [T, rows, dim]), p('weight', [dim])]));
+  const got = await runOnGpu(device, variants({ kind: 'rmsnorm', dim, eps, rows }).get('')!, T, { x, weight }, { out: T * rows * dim });
+  expectClose(got.out, want, TOL, `rmsnorm rows=${rows}`);
+}, RUNS));
