@@ -1,14 +1,15 @@
 // The text of an imported spec: the llama block, plus the lines each family adds
 // (q/k/v biases, per-head q/k norms, NEOX RoPE, a sliding window). Every number in
 // it was validated by importSpec.ts; names are sanitised there.
-import { f32Literal, type Family } from './importSpec.ts';
+import { f32Literal, type Family, type GemmaFacts } from './importSpec.ts';
 
 export interface SpecFacts {
   name: string; source: string; vocab: number; dim: number; layers: number; heads: number; kvHeads: number;
   headDim: number; ffn: number; theta: number; eps: number; maxContext: number; eos: number | undefined; tied: boolean;
   experts: number; expertsUsed: number; notes: readonly string[]; family: Family;
-  /** Sliding window of every layer's attention (0: none). */
+  /** Sliding window of every layer's attention (0: none); Gemma 2: of the layers its pattern names. */
   window: number;
+  gemma: GemmaFacts | undefined;
 }
 
 export function renderSpec(s: SpecFacts): string {
@@ -27,12 +28,19 @@ export function renderSpec(s: SpecFacts): string {
     ? `    # Mixture of experts as llama.cpp runs it: softmax over all router logits, top-k, renormalised.
     r = topk(softmax(h @ ffn_gate_inp), k = top_k)
     return x + moe(h, r, experts) { e => (silu(h @ e.ffn_gate) * (h @ e.ffn_up)) @ e.ffn_down }`
+    : s.gemma ? '    return x + rmsnorm((gelu(h @ ffn_gate) * (h @ ffn_up)) @ ffn_down, post_ffw_norm, eps = norm_eps)'
     : '    return x + (silu(h @ ffn_gate) * (h @ ffn_up)) @ ffn_down';
   // What the family adds to the llama block.
   const extraParams = [
     ...(f.qkvBias ? ['attn_q_bias: [heads * head_dim]', 'attn_k_bias: [kv_heads * head_dim]', 'attn_v_bias: [kv_heads * head_dim]'] : []),
     ...(f.qkNorm ? ['attn_q_norm: [head_dim]', 'attn_k_norm: [head_dim]'] : []),
+    ...(f.gemma ? ['post_attention_norm: [dim]', 'post_ffw_norm: [dim]'] : []),
   ].map((p) => `      ${p}\n`).join('');
+  const g = s.gemma;
+  // Gemma 2's pattern 2 puts the window on even layers: window 0 (none) on odd ones.
+  const windowArg = s.window === 0 ? '' : g && g.period === 2 ? ', window = sliding_window * (1 - layer_index % 2)' : ', window = sliding_window';
+  const attnArgs = `${windowArg}${g?.scaleByDim ? ', scale = 1 / sqrt(dim / heads)' : ''}${g ? ', softcap = attn_softcap' : ''}`;
+  const attnOut = 'reshape(attention(q, cache(k, v), causal' + attnArgs + '), [T, heads * head_dim]) @ attn_output';
   const proj = (w: string, heads: string) => {
     const y = `reshape(h @ attn_${w}${f.qkvBias ? ` + attn_${w}_bias` : ''}, [T, ${heads}, head_dim])`;
     return f.qkNorm && w !== 'v' ? `rmsnorm(${y}, attn_${w}_norm, eps = norm_eps)` : y;
@@ -42,7 +50,11 @@ export function renderSpec(s: SpecFacts): string {
     ...(f.qkvBias ? ['# q, k and v projections carry biases (attn_q_bias binds blk.N.attn_q.bias).'] : []),
     ...(f.qkNorm ? ['# q and k are RMS-normalised per head (weights [head_dim]) before RoPE.'] : []),
     ...(f.neox ? ['# RoPE rotates halves (x[i], x[i + head_dim/2]): llama.cpp\'s NEOX style.'] : []),
-    ...(s.window > 0 ? [`# Sliding window: each token attends to the last ${s.window} positions (llama.cpp runs llama files with full attention).`] : []),
+    ...(s.window > 0 && !g ? [`# Sliding window: each token attends to the last ${s.window} positions (llama.cpp runs llama files with full attention).`] : []),
+    ...(g ? [
+      `# Gemma 2: ${g.period === 2 ? 'even layers attend to the last sliding_window positions, odd layers to all' : 'every layer attends to the last sliding_window positions'};`,
+      '# attention logits are soft-capped (attn_softcap * tanh(s / attn_softcap)); norms also follow attention and the FFN.',
+    ] : []),
   ].map((l) => `    ${l}\n`).join('');
   return `# Imported from ${s.source} by \`infer import\`: ${f.arch} architecture, ${attn} attention,${moe ? ` ${s.experts} experts (top-${s.expertsUsed}),` : ''}
 # ${s.tied ? 'output tied to the token embeddings' : 'separate output matrix'}. Run it with: infer run SPEC --weights ${s.source}
@@ -52,7 +64,7 @@ model ${s.name} {
   config {
     vocab = ${s.vocab}; dim = ${s.dim}; layers = ${s.layers}; heads = ${s.heads}; kv_heads = ${s.kvHeads}
     head_dim = ${s.headDim}; ffn = ${s.ffn}; rope_theta = ${f32Literal(s.theta)}; norm_eps = ${f32Literal(s.eps)}
-    max_context = ${s.maxContext}${s.eos !== undefined ? `; eos = ${s.eos}` : ''}${moe ? `\n    experts = ${s.experts}; top_k = ${s.expertsUsed}` : ''}${s.window > 0 ? `\n    sliding_window = ${s.window}` : ''}
+    max_context = ${s.maxContext}${s.eos !== undefined ? `; eos = ${s.eos}` : ''}${moe ? `\n    experts = ${s.experts}; top_k = ${s.expertsUsed}` : ''}${s.window > 0 ? `\n    sliding_window = ${s.window}` : ''}${g ? `\n    attn_softcap = ${f32Literal(g.attnSoftcap)}; final_softcap = ${f32Literal(g.finalSoftcap)}` : ''}
   }
 
   kv_cache { layout = contiguous; dtype = f32 }
@@ -64,7 +76,7 @@ model ${s.name} {
     output_norm: [dim]${s.tied ? '' : '\n    output: [dim, vocab]'}
   }
 
-  x = embed(tokens, token_embd)
+  x = embed(tokens, token_embd)${g ? ' * sqrt(dim)' : ''}
 
   layer block (x: [T, dim]) -> [T, dim] {
     params {
@@ -80,12 +92,12 @@ ${notes}    h = rmsnorm(x, attn_norm, eps = norm_eps)
     q = ${rope(proj('q', 'heads'))}
     k = ${rope(proj('k', 'kv_heads'))}
     v = ${proj('v', 'kv_heads')}
-    x = x + reshape(attention(q, cache(k, v), causal${s.window > 0 ? ', window = sliding_window' : ''}), [T, heads * head_dim]) @ attn_output
+    x = x + ${g ? `rmsnorm(${attnOut}, post_attention_norm, eps = norm_eps)` : attnOut}
     h = rmsnorm(x, ffn_norm, eps = norm_eps)
 ${ffnBody}
   }
 
-  logits = rmsnorm(x, output_norm, eps = norm_eps) @ ${s.tied ? 'token_embd' : 'output'}
+  logits = ${g ? 'softcap(' : ''}rmsnorm(x, output_norm, eps = norm_eps) @ ${s.tied ? 'token_embd' : 'output'}${g ? ', final_softcap)' : ''}
 }
 `;
 }

@@ -19,7 +19,7 @@ import { renderSpec } from './importRender.ts';
 
 export class ImportError extends Error {}
 
-export const SUPPORTED = "'llama' (dense or Mixtral-style MoE, with MHA/GQA/MQA attention, tied or separate output), 'qwen2', 'qwen3'";
+export const SUPPORTED = "'llama' (dense or Mixtral-style MoE, with MHA/GQA/MQA attention, tied or separate output), 'qwen2', 'qwen3', 'gemma2'";
 
 /** What each architecture adds to the llama block (importRender.ts writes it). */
 export interface Family {
@@ -32,12 +32,19 @@ export interface Family {
   readonly qkNorm: boolean;
   /** Mixtral-style experts are read from `ARCH.expert_count`. */
   readonly moe: boolean;
+  /**
+   * Gemma 2's block: embeddings scaled by sqrt(dim), norms after attention and after the FFN
+   * too, gated GELU, attention-logit and final-logit soft-capping, a sliding window on
+   * alternate layers; the output always reads token_embd.
+   */
+  readonly gemma: boolean;
 }
 
 export const FAMILIES: Readonly<Record<string, Family>> = {
-  llama: { arch: 'llama', neox: false, qkvBias: false, qkNorm: false, moe: true },
-  qwen2: { arch: 'qwen2', neox: true, qkvBias: true, qkNorm: false, moe: false },
-  qwen3: { arch: 'qwen3', neox: true, qkvBias: false, qkNorm: true, moe: false },
+  llama: { arch: 'llama', neox: false, qkvBias: false, qkNorm: false, moe: true, gemma: false },
+  qwen2: { arch: 'qwen2', neox: true, qkvBias: true, qkNorm: false, moe: false, gemma: false },
+  qwen3: { arch: 'qwen3', neox: true, qkvBias: false, qkNorm: true, moe: false, gemma: false },
+  gemma2: { arch: 'gemma2', neox: true, qkvBias: false, qkNorm: false, moe: false, gemma: true },
 };
 
 export interface ImportOptions {
@@ -146,7 +153,8 @@ export function specFromGguf(g: GgufFile, opts: ImportOptions = {}): string {
   if (maxContext < 1) fail(`'${A}.context_length' must be at least 1, got ${maxContext}`);
   // Mistral's sliding window (llama.cpp reads the key for other architectures, not for llama:
   // it runs a llama file with full attention, so the two agree only within the window).
-  const window = A === 'llama' ? int(`${A}.attention.sliding_window`, 0) : 0;
+  const window = A === 'llama' ? int(`${A}.attention.sliding_window`, 0) : family.gemma ? int(`${A}.attention.sliding_window`, 4096) : 0;
+  const gemma = family.gemma ? gemmaFacts(A, int, float, fail, theta, layers, dim, heads) : undefined;
   const notes: string[] = [];
   if (opts.maxContext !== undefined) maxContext = Math.min(maxContext, opts.maxContext);
   else if (maxContext > IMPORT_CONTEXT_CAP) {
@@ -156,7 +164,8 @@ export function specFromGguf(g: GgufFile, opts: ImportOptions = {}): string {
 
   if (!embd) fail(`no tensor token_embd.weight: a llama file needs its token embeddings`);
   const vocab = embd!.dims[1];
-  const tied = !g.tensor('output.weight');
+  // Gemma 2 reads its output from token_embd whatever the file holds (an output.weight is refused below).
+  const tied = family.gemma || !g.tensor('output.weight');
   const perLayer = layerTensors(family, experts > 0);
   // Bound names by pattern, not by listing block_count layers (the file may claim 1e9).
   const layerName = new RegExp(`^blk\\.(0|[1-9][0-9]{0,8})\\.(${perLayer.map((n) => n.replace('.', '\\.')).join('|')})$`);
@@ -191,7 +200,7 @@ export function specFromGguf(g: GgufFile, opts: ImportOptions = {}): string {
   const spec = renderSpec({
     name: sanitizeName(g.string('general.name') ?? basename(g.path).replace(/\.gguf$/i, '')),
     source: basename(g.path).replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 120),
-    vocab, dim, layers, heads, kvHeads, headDim, ffn, theta, eps, maxContext, eos, tied, experts, expertsUsed, notes, family, window,
+    vocab, dim, layers, heads, kvHeads, headDim, ffn, theta, eps, maxContext, eos, tied, experts, expertsUsed, notes, family, window, gemma,
   });
   for (const note of notes) opts.onNote?.(`${g.path}: ${note}`);
   return spec;
@@ -205,6 +214,7 @@ export function layerTensors(f: Family, moe: boolean): string[] {
   const names = (moe ? MOE_LAYER_TENSORS : LAYER_TENSORS).map((n) => `${n}.weight`);
   if (f.qkvBias) names.push('attn_q.bias', 'attn_k.bias', 'attn_v.bias');
   if (f.qkNorm) names.push('attn_q_norm.weight', 'attn_k_norm.weight');
+  if (f.gemma) names.push('post_attention_norm.weight', 'post_ffw_norm.weight');
   return names;
 }
 
@@ -214,4 +224,22 @@ export function llamaTensorNames(layers: number, tied: boolean, moe = false, fam
   const perLayer = layerTensors(family, moe);
   for (let l = 0; l < layers; l++) for (const t of perLayer) names.push(`blk.${l}.${t}`);
   return names;
+}
+
+/** Gemma 2's settings, as llama.cpp reads them (its defaults where a key is missing). */
+export interface GemmaFacts {
+  readonly attnSoftcap: number; readonly finalSoftcap: number;
+  /** Layers with the window: those with layer % period < period - 1 (period 2: the even ones; 0 or 1: all). */
+  readonly period: number;
+  /** The attention scale when it is not 1/sqrt(head_dim): 1/sqrt(dim/heads) for the 46-layer (27B) model. */
+  readonly scaleByDim: boolean;
+}
+
+function gemmaFacts(A: string, int: (k: string, d?: number) => number, float: (k: string, d?: number) => number, fail: (m: string) => never,
+  theta: number, layers: number, dim: number, heads: number): GemmaFacts {
+  const period = int(`${A}.attention.sliding_window_pattern`, 2);
+  if (period > 2) fail(`'${A}.attention.sliding_window_pattern' is ${period}: infer imports Gemma 2's windows on every other layer (pattern 2), or on all (0, 1)`);
+  if (float(`${A}.rope.freq_base_swa`, theta) !== theta) fail(`'${A}.rope.freq_base_swa' differs from '${A}.rope.freq_base': per-layer RoPE bases are not supported`);
+  if (dim % heads !== 0 && layers === 46) fail(`'${A}.embedding_length' (${dim}) is not a multiple of the head count (${heads}), which the 46-layer model's attention scale needs`);
+  return { attnSoftcap: float(`${A}.attn_logit_softcapping`, 50), finalSoftcap: float(`${A}.final_logit_softcapping`, 30), period, scaleByDim: layers === 46 };
 }

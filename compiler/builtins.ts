@@ -5,7 +5,7 @@ import type { CallExpr, Loc } from '../dsl/ast.ts';
 import type { GraphBuilder, Node } from './ir/graph.ts';
 import type { Dim } from './ir/ops.ts';
 import type { UnaryFn } from '../program/kernels.ts';
-import { UNARY_FNS } from './ir/ops.ts';
+import { UNARY_FNS, UNARY_MEANING } from './ir/ops.ts';
 import { at, describe, LowerError, tensor } from './lowerExpr.ts';
 import { bool, lowerMoe, lowerSoftmax, lowerTopk, type ExpertValue } from './lowerMoe.ts';
 import { attentionOverCache } from './ir/attention.ts';
@@ -53,8 +53,16 @@ function num(c: CallCtx, name: string, fallbackConfig: string, fallback: number)
 const t = (c: CallCtx, i: number, what: string): Node => tensor(c.args[i].value, c.args[i].loc, `${c.call.callee}'s ${what}`);
 const node = (c: CallCtx, f: (b: GraphBuilder) => Node): Value => ({ kind: 'tensor', node: at(c.call.loc, () => f(c.scope.b)) });
 
+/** An elementwise function of a tensor; of a number, the number (e.g. sqrt(dim) in a scale). */
 function unary(fn: UnaryFn): Builtin {
-  return { signature: 'x', positional: [1, 1], named: [], lower: (c) => node(c, (b) => b.node('unary', { fn }, [t(c, 0, 'argument')])) };
+  return {
+    signature: 'x', positional: [1, 1], named: [],
+    lower: (c) => {
+      const a = c.args[0].value;
+      if (a.kind === 'num') return { kind: 'num', value: UNARY_MEANING[fn](a.value) };
+      return node(c, (b) => b.node('unary', { fn }, [t(c, 0, 'argument')]));
+    },
+  };
 }
 
 export const BUILTINS: Record<string, Builtin> = {
@@ -96,7 +104,7 @@ export const BUILTINS: Record<string, Builtin> = {
     },
   },
   attention: {
-    signature: 'q, cache(k, v), causal, window = W, scale = S', positional: [2, 3], named: ['window', 'scale'], flags: ['causal'],
+    signature: 'q, cache(k, v), causal, window = W, scale = S, softcap = C', positional: [2, 3], named: ['window', 'scale', 'softcap'], flags: ['causal'],
     lower: (c) => {
       const q = t(c, 0, 'query');
       const flag = c.args[2];
@@ -107,19 +115,35 @@ export const BUILTINS: Record<string, Builtin> = {
       const w = c.named.get('window');
       let window = c.scope.window;
       if (w) {
-        if (w.value.kind !== 'num' || !Number.isInteger(w.value.value) || w.value.value <= 0) throw new LowerError('window must be a positive integer', w.loc);
+        // 0 is no window (all earlier positions), so a per-layer window can be computed from layer_index.
+        if (w.value.kind !== 'num' || !Number.isInteger(w.value.value) || w.value.value < 0) throw new LowerError('window must be a non-negative integer (0: no window)', w.loc);
         if (w.value.value > LIMITS.maxContext) throw new LowerError(`window ${w.value.value} is over the limit of ${showLimit(LIMITS.maxContext)} (the longest context)`, w.loc);
-        window = w.value.value;
+        window = w.value.value === 0 ? null : w.value.value;
       }
       const scale = c.named.has('scale') ? num(c, 'scale', '', 0) : typeof headDim === 'number' ? 1 / Math.sqrt(headDim) : 1;
+      const cap = c.named.has('softcap') ? num(c, 'softcap', '', 0) : undefined;
+      if (cap !== undefined && !(cap > 0 && Number.isFinite(cap))) throw new LowerError(`softcap must be a positive number, got ${cap}`, c.named.get('softcap')!.loc);
       const cache = c.args[1].value.node;
       // The unfused definition (scores, softmax, P.V); fuseAttention makes it one kernel.
-      return node(c, (b) => attentionOverCache(b, q, cache, c.scope.positions, { layer, causal: !!flag, window, scale }, c.scope.config.get('max_context') ?? 2048));
+      const arg = { layer, causal: !!flag, window, scale, ...(cap !== undefined ? { softcap: cap } : {}) };
+      return node(c, (b) => attentionOverCache(b, q, cache, c.scope.positions, arg, c.scope.config.get('max_context') ?? 2048));
     },
   },
   topk: {
     signature: 'scores [T, experts], k = top_k, renorm = true, scale = 1', positional: [1, 2], named: ['k', 'renorm', 'scale'],
     lower: (c) => lowerTopk(c),
+  },
+  softcap: {
+    signature: 'x, cap', positional: [2, 2], named: [],
+    // cap * tanh(x / cap): Gemma 2's final-logit soft-capping, as three elementwise ops.
+    lower: (c) => {
+      const cap = c.args[1].value;
+      if (cap.kind !== 'num' || !(cap.value > 0 && Number.isFinite(cap.value))) throw new LowerError(`softcap's cap must be a positive number, got ${describe(cap)}`, c.args[1].loc);
+      return node(c, (b) => {
+        const k = b.constant(cap.value);
+        return b.node('binary', { fn: 'mul' }, [b.node('unary', { fn: 'tanh' }, [b.node('binary', { fn: 'div' }, [t(c, 0, 'input'), k])]), k]);
+      });
+    },
   },
   softmax: { signature: 'x (or a routing from topk)', positional: [1, 1], named: [], lower: (c) => lowerSoftmax(c) },
   moe: { signature: 'h, topk(...), experts) { e => expert body }', positional: [3, 3], named: [], lower: (c) => lowerMoe(c) },

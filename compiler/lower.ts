@@ -12,6 +12,9 @@ import { sameShape, ShapeError, showShape } from './ir/shapes.ts';
 import { LowerError, lowerDim, lowerExpr, tensor } from './lowerExpr.ts';
 import { checkConfigLimits, checkParamLimits, LIMITS, showLimit } from './limits.ts';
 
+/** Inside a layer body, the number of the layer being unrolled (0, 1, ...): per-layer settings such as windows. */
+export const LAYER_INDEX = 'layer_index';
+
 const REQUIRED = ['vocab', 'dim', 'layers', 'heads', 'kv_heads', 'head_dim'] as const;
 
 export interface Lowered { graph: Graph | null; diagnostics: Diagnostic[] }
@@ -118,7 +121,7 @@ function declareParams(env: Env, decls: readonly ParamDecl[], prefix: string, se
 }
 
 function assign(env: Env, s: Assign): void {
-  if (s.target === 'tokens' || s.target === 'T') throw new LowerError(`'${s.target}' is built in and cannot be assigned`, s.targetLoc);
+  if (s.target === 'tokens' || s.target === 'T' || s.target === LAYER_INDEX) throw new LowerError(`'${s.target}' is built in and cannot be assigned`, s.targetLoc);
   env.set(s.target, lowerExpr(s.value, env));
 }
 
@@ -140,6 +143,7 @@ function applyLayer(env: Env, layer: LayerDecl, model: ModelInfo, globalNames: M
     const inner = env.child(l);
     declareParams(inner, layer.params, `blk.${l}.`, new Map(globalNames));
     inner.set(input.name, { kind: 'tensor', node: checkShape(x, inShape, input.loc, `layer input '${input.name}'`) });
+    inner.set(LAYER_INDEX, { kind: 'num', value: l });
     for (const s of layer.body) assign(inner, s);
     const out = checkShape(lowerExpr(layer.result, inner), outShape, layer.result.loc, 'the layer result');
     env.set(input.name, { kind: 'tensor', node: out });

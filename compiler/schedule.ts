@@ -155,7 +155,7 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
       case 'attention': {
         const a = n.arg as OpArgs['attention'];
         const [, heads, headDim] = n.shape as [unknown, number, number];
-        const spec = { kind: 'attention' as const, heads, kvHeads: m.kvHeads, headDim, pageSize: kv.pageSize, dtype: kv.dtype, scale: a.scale, window: a.window, causal: a.causal, splits };
+        const spec = { kind: 'attention' as const, heads, kvHeads: m.kvHeads, headDim, pageSize: kv.pageSize, dtype: kv.dtype, scale: a.scale, window: a.window, causal: a.causal, splits, ...(a.softcap !== undefined ? { softcap: a.softcap } : {}) };
         const common = { q: src(0), positions: src(2), kv_seq: tables.kv_seq, kv_table: tables.kv_table, ...kvArgs(a.layer) };
         if (splits === 1) { emit(n, spec, { ...common, out: out() }); break; }
         const part = addBuffer({ name: `t${n.id}.part`, kind: 'activation', dtype: 'f32', perToken: heads * splits * (headDim + 2), elements: 0 });
@@ -170,7 +170,7 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
         const context = n.op === 'attn_scores' ? a.context : n.src[0].shape[2] as number;
         const common = { heads, kvHeads: m.kvHeads, headDim, pageSize: kv.pageSize, dtype: kv.dtype, window: a.window, causal: a.causal, context };
         const tb = { positions: src(2), kv_seq: tables.kv_seq, kv_table: tables.kv_table };
-        if (n.op === 'attn_scores') emit(n, { kind: 'attn_scores', ...common, scale: a.scale }, { q: src(0), ...tb, kcache: kvName(a.layer, 'k'), out: out() });
+        if (n.op === 'attn_scores') emit(n, { kind: 'attn_scores', ...common, scale: a.scale, ...(a.softcap !== undefined ? { softcap: a.softcap } : {}) }, { q: src(0), ...tb, kcache: kvName(a.layer, 'k'), out: out() });
         else emit(n, { kind: 'attn_values', ...common }, { p: src(0), ...tb, vcache: kvName(a.layer, 'v'), out: out() });
         break;
       }

@@ -66,7 +66,8 @@ export type KernelSpec =
   /** neox (present only when true, so other kernels keep their keys): rotating halves (ir/ops.ts `rope`). */
   | { kind: 'rope'; heads: number; headDim: number; theta: number; neox?: boolean }
   | { kind: 'kv_append'; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; rope: number | null; neox?: boolean }
-  | { kind: 'attention'; heads: number; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; scale: number; window: number | null; causal: boolean; splits: number }
+  /** softcap (present only when set): scores become softcap * tanh(score / softcap) (ir/ops.ts). */
+  | { kind: 'attention'; heads: number; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; scale: number; window: number | null; causal: boolean; splits: number; softcap?: number }
   | { kind: 'attention_merge'; heads: number; headDim: number; splits: number }
   | { kind: 'elementwise'; width: number; inputs: number; expr: ElementwiseExpr }
   | { kind: 'moe_route'; K: number; experts: number; k: number; score: MoeScore; softmax: boolean; renorm: boolean; scale: number; direct: boolean }
@@ -75,7 +76,7 @@ export type KernelSpec =
   /** Softmax of `rows` rows of `width` per token (rows absent: 1). */
   | { kind: 'softmax'; width: number; rows?: number }
   /** The unfused attention (--no-fuse attention): scores [T, heads, context] against the paged cache, then P.V. */
-  | { kind: 'attn_scores'; heads: number; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; scale: number; window: number | null; causal: boolean; context: number }
+  | { kind: 'attn_scores'; heads: number; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; scale: number; window: number | null; causal: boolean; context: number; softcap?: number }
   | { kind: 'attn_values'; heads: number; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; window: number | null; causal: boolean; context: number };
 
 export type KernelKind = KernelSpec['kind'];

@@ -5,6 +5,7 @@ import type { KernelSpec } from '../../program/kernels.ts';
 import { hasScales, KV_BITS, KV_LEVELS, pageWords, rowWords, scaleOffsetWords } from '../../program/kv.ts';
 import type { KvDType } from '../../program/model.ts';
 import { positiveInt } from '../cstyle/literal.ts';
+import { unaryFormula, WGSL_DIALECT } from '../cstyle/expr.ts';
 import { cdiv, clampPow2, ONE, PER_TOKEN, type Plan } from './plan.ts';
 
 /** Template flags and packing constants of a KV format. */
@@ -68,7 +69,7 @@ export function attentionPlan(spec: AttentionSpec): Plan {
     template: 'attention', variant: '', minTokens: 1,
     context: {
       ...fmt, heads, kvHeads, headDim, group, qpw, wg, block, pageSize: positiveInt('pageSize', spec.pageSize),
-      scale: spec.scale, causal: spec.causal, windowed: spec.window !== null, window: spec.window ?? 0,
+      scale: spec.scale, causal: spec.causal, windowed: spec.window !== null, window: spec.window ?? 0, ...softcapContext(spec.softcap),
       vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', qstride, hdq: headDim / lanes, qsLen: qpw * qstride, pLen: qpw * block, split: splits > 1, splits,
     },
     workgroup: [wg, 1, 1], grid: [PER_TOKEN, { tokensPerGroup: 0, groups: heads / qpw }, { tokensPerGroup: 0, groups: splits }],
@@ -95,6 +96,13 @@ export function ropeTables(theta: number, headDim: number) {
   return { freqHi, freqLo, twoPiA, twoPiB: Math.fround(2 * Math.PI - twoPiA), invTwoPi: Math.fround(1 / (2 * Math.PI)) };
 }
 
+/** The soft-capping holes of the attention templates: a cap and tanh(a) (clamped, as every tanh), or none. */
+function softcapContext(cap: number | undefined) {
+  if (cap === undefined) return { softcap: false };
+  if (!(cap > 0) || !Number.isFinite(cap)) throw new Error(`attention softcap must be positive, got ${cap}`);
+  return { softcap: true, cap, tanhA: unaryFormula('tanh', 'a', WGSL_DIALECT) };
+}
+
 type UnfusedSpec = Extract<KernelSpec, { kind: 'attn_scores' | 'attn_values' }>;
 
 /** The unfused attention's scores and P.V kernels (--no-fuse attention): one workgroup per (token, head). */
@@ -108,7 +116,7 @@ export function attentionUnfusedPlan(spec: UnfusedSpec): Plan {
       template: spec.kind, variant: '', minTokens: 1,
       context: {
         ...fmt, heads, kvHeads, headDim, group: heads / kvHeads, context: positiveInt('context', spec.context), wg, pageSize: spec.pageSize,
-        causal: spec.causal, windowed: spec.window !== null, window: spec.window ?? 0, ...(spec.kind === 'attn_scores' ? { scale: spec.scale } : {}),
+        causal: spec.causal, windowed: spec.window !== null, window: spec.window ?? 0, ...(spec.kind === 'attn_scores' ? { scale: spec.scale, ...softcapContext(spec.softcap) } : {}),
       },
       workgroup: [wg, 1, 1], grid: [PER_TOKEN, { tokensPerGroup: 0, groups: heads }, ONE], vec4Bindings: [],
     };

@@ -51,16 +51,17 @@ export interface OpArgs {
    * src: [q [T, H, D], cache token, positions [T]] -> scores [T, H, context]: q.k^T * scale
    * against key j of the token's sequence where j is visible (j <= position when causal,
    * j < the sequence's length otherwise, and j > position - window when windowed), -inf
-   * elsewhere. Query head h reads KV head floor(h / (H / KH)). (attention.ts)
+   * elsewhere. Query head h reads KV head floor(h / (H / KH)). (attention.ts) With `softcap`
+   * (Gemma 2), a visible score s becomes softcap * tanh(s / softcap).
    */
-  attn_scores: { layer: number; causal: boolean; window: number | null; scale: number; context: number };
+  attn_scores: { layer: number; causal: boolean; window: number | null; scale: number; context: number; softcap?: number };
   /** src: [p [T, H, context], cache token, positions [T]] -> [T, H, headDim]: sum over the visible keys j of p[j] * v[j]. */
   attn_values: { layer: number; causal: boolean; window: number | null; headDim: number };
   /**
    * src: [q [T, H, D], cache token, positions [T]] -> [T, H, D]:
    * attn_values(softmax(attn_scores(q))), the fused PagedAttention that fuseAttention makes.
    */
-  attention: { layer: number; causal: boolean; window: number | null; scale: number };
+  attention: { layer: number; causal: boolean; window: number | null; scale: number; softcap?: number };
   unary: { fn: UnaryFn };
   /**
    * Elementwise; the operands have equal shapes, or one of them is a scalar (shape []), or one

@@ -56,6 +56,18 @@ export const FAMILY_CASES: AgreementCase[] = [
   { ...base, label: 'qwen3 f32 MQA tied', arch: 'qwen3', dim: 64, heads: 4, kvHeads: 1, ffn: 128, type: 'f32', tied: true, seed: 44, tol: EXACT },
 ];
 
+// Gemma 2: llama.cpp's CPU GELU reads a table of f16 values at the f16 rounding of its
+// input (ggml's GGML_GELU_FP16), so even f32 files agree only to f16 rounding of the FFN
+// activations (relative 2^-11 per element); infer computes GELU in f32 / float64.
+// Small soft-caps (2 and 5 instead of Gemma's 50 and 30) so the caps shape the random
+// model's distributions, and windows of 4 (shorter than the 8-token prompt) and 16 under a 72-token sequence: even layers
+// windowed, odd layers full.
+export const GEMMA_TOL: Tolerance = { abs: 1e-3, rel: 3e-3 };
+export const GEMMA_CASES: AgreementCase[] = [
+  { ...base, label: 'gemma2 f32 GQA, window 4', arch: 'gemma2', dim: 64, heads: 4, kvHeads: 2, ffn: 128, type: 'f32', tied: true, seed: 51, window: 4, attnSoftcap: 2, finalSoftcap: 5, tol: GEMMA_TOL },
+  { ...base, label: 'gemma2 f32 MQA 3 layers, head_dim 32, window 16', arch: 'gemma2', dim: 48, layers: 3, heads: 2, kvHeads: 1, headDim: 32, ffn: 96, type: 'f32', tied: true, seed: 52, window: 16, attnSoftcap: 2, finalSoftcap: 5, tol: GEMMA_TOL },
+];
+
 export const QUANT_CASES: AgreementCase[] = [
   { ...base, label: 'token_embd q8_0', dim: 64, layers: 1, heads: 4, kvHeads: 2, ffn: 128, type: 'f32', embdType: 'q8_0', tied: false, seed: 11, tol: EXACT },
   { ...base, label: 'token_embd q4_0', dim: 64, layers: 1, heads: 4, kvHeads: 2, ffn: 128, type: 'f32', embdType: 'q4_0', tied: false, seed: 12, tol: EXACT },

@@ -1,13 +1,13 @@
 // The kernels the model families added, on WebGPU against the IR interpreter (the
 // pattern of kernels.test.ts): NEOX RoPE (the rope kernel and RoPE folded into the KV
 // append), elementwise ops whose operand repeats along each token's row (a bias [N] on
-// [T, N], a weight [D] on [T, H, D]), and rmsnorm over several rows per token (per-head
-// q/k norms). fast-check draws shapes, data and positions; no adapter is a failure.
+// [T, N], a weight [D] on [T, H, D]), rmsnorm over several rows per token (per-head
+// q/k norms), and attention with soft-capped scores (fused and unfused). fast-check draws shapes, data and positions; no adapter is a failure.
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { rope } from '../../compiler/ir/interpret.ts';
+import { contiguousTables, CpuKvCache, rope } from '../../compiler/ir/interpret.ts';
 import type { ElementwiseExpr } from '../../program/kernels.ts';
-import { kvRowWord } from '../../program/kv.ts';
+import { kvRowWord, packKvTable, pageWords } from '../../program/kv.ts';
 import { createGpuDevice } from '../../runtime/webgpu/device.ts';
 import { data, expectClose, expectCloseEach, gpuProp, oracle, rng, runOnGpu, seedArb as seed, variants } from './harness.ts';
 
@@ -82,3 +82,44 @@ it('rmsnorm over several rows per token (per-head norms)', () => gpuProp(fc.reco
   const got = await runOnGpu(device, variants({ kind: 'rmsnorm', dim, eps, rows }).get('')!, T, { x, weight }, { out: T * rows * dim });
   expectClose(got.out, want, TOL, `rmsnorm rows=${rows}`);
 }, RUNS));
+
+// Gemma 2's attention-logit soft-capping, in the fused PagedAttention and in the unfused
+// scores kernel: one sequence of T tokens appended (pages of 4) and attended, causal, with
+// or without a window, against the interpreter's attention over the same cache.
+it('attention with soft-capped scores (fused and unfused scores kernel)', () => gpuProp(fc.record({
+  kvHeads: fc.integer({ min: 1, max: 3 }), group: fc.integer({ min: 1, max: 3 }), headDim: fc.constantFrom(4, 6, 16, 32), T: fc.integer({ min: 1, max: 20 }),
+  window: fc.option(fc.integer({ min: 1, max: 8 }), { nil: null }), softcap: fc.constantFrom(0.5, 2, 50), seed,
+}), async ({ kvHeads, group, headDim, T, window, softcap, seed }) => {
+  const next = rng(seed);
+  const heads = kvHeads * group, pageSize = 4, pages = Math.ceil(T / pageSize);
+  // Scores of a few units, so a cap of 0.5 or 2 bends them and 50 barely does.
+  const q = data(next, T * heads * headDim, 2), k = data(next, T * kvHeads * headDim, 2), v = data(next, T * kvHeads * headDim);
+  const positions = Int32Array.from({ length: T }, (_, i) => i);
+  const tables = contiguousTables(positions, pageSize);
+  const scale = 1 / Math.sqrt(headDim);
+  const arg = { layer: 0, causal: true, window, scale, softcap };
+  const kv = new CpuKvCache(1, kvHeads, headDim, pages * pageSize, { pageSize });
+  const want = oracle({ params: { q, k, v }, tokens: new Int32Array(T), positions, kv }, (b, p) => {
+    const store = b.node('kv_store', { layer: 0, rope: null }, [p('k', [T, kvHeads, headDim]), p('v', [T, kvHeads, headDim]), b.positions()]);
+    return b.node('attention', arg, [p('q', [T, heads, headDim]), store, b.positions()]);
+  });
+  const words = pages * pageWords({ kvHeads, headDim, pageSize, dtype: 'f32' });
+  const common = { kvHeads, headDim, pageSize, dtype: 'f32' as const };
+  const append = variants({ kind: 'kv_append', ...common, rope: null }).get('')!;
+  const attend = variants({ kind: 'attention', heads, ...common, scale, window, causal: true, splits: 1, softcap }).get('')!;
+  const inputs = { q, k, v, positions, kv_slot: tables.slots, kv_seq: tables.seqOf, kv_table: packKvTable(tables) };
+  const got = await runOnGpu(device, [append, attend], T, inputs, { kcache: words, vcache: words, out: T * heads * headDim });
+  expectClose(got.out, want, TOL, `attention softcap ${softcap} window ${window}`);
+  // The unfused scores kernel against the interpreter's attn_scores (visible entries; the rest are -inf / -1e30).
+  const context = T;
+  const wantScores = oracle({ params: { q, k, v }, tokens: new Int32Array(T), positions, kv: new CpuKvCache(1, kvHeads, headDim, pages * pageSize, { pageSize }) }, (b, p) => {
+    const store = b.node('kv_store', { layer: 0, rope: null }, [p('k', [T, kvHeads, headDim]), p('v', [T, kvHeads, headDim]), b.positions()]);
+    return b.node('attn_scores', { ...arg, context }, [p('q', [T, heads, headDim]), store, b.positions()]);
+  });
+  const scores = variants({ kind: 'attn_scores', heads, ...common, scale, window, causal: true, context, softcap }).get('')!;
+  const gotScores = await runOnGpu(device, [append, scores], T, inputs, { kcache: words, vcache: words, out: T * heads * context });
+  const visible = (x: number) => (x > -1e29 ? x : 0);
+  expectClose(Array.from(gotScores.out, visible), Array.from(wantScores, visible), TOL, `attn_scores softcap ${softcap}`);
+  for (const s of wantScores) if (s > -1e29) expect(Math.abs(s)).toBeLessThanOrEqual(softcap);
+  // Each run compiles three attention pipelines (slow on lavapipe): a third of the runs.
+}, Math.max(3, Math.round(RUNS / 3))));
