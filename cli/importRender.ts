@@ -16,7 +16,10 @@ export function renderSpec(s: SpecFacts): string {
   const f = s.family;
   const attn = s.kvHeads === s.heads ? 'multi-head' : s.kvHeads === 1 ? 'multi-query' : `grouped-query (${s.heads / s.kvHeads} query heads per KV head)`;
   const moe = s.experts > 0;
-  const ffnParams = moe
+  const ffnParams = f.fused
+    ? `      ffn_up: [dim, 2 * ffn]
+      ffn_down: [ffn, dim]`
+    : moe
     ? `      ffn_gate_inp: [dim, experts]
       ffn_gate_exps: [dim, ffn, experts]
       ffn_up_exps: [dim, ffn, experts]
@@ -29,6 +32,7 @@ export function renderSpec(s: SpecFacts): string {
     r = topk(softmax(h @ ffn_gate_inp), k = top_k)
     return x + moe(h, r, experts) { e => (silu(h @ e.ffn_gate) * (h @ e.ffn_up)) @ e.ffn_down }`
     : s.gemma ? '    return x + rmsnorm((gelu(h @ ffn_gate) * (h @ ffn_up)) @ ffn_down, post_ffw_norm, eps = norm_eps)'
+    : f.fused ? '    gu = h @ ffn_up\n    return x + (silu(slice(gu, 0, ffn)) * slice(gu, ffn, ffn)) @ ffn_down'
     : '    return x + (silu(h @ ffn_gate) * (h @ ffn_up)) @ ffn_down';
   // What the family adds to the llama block.
   const extraParams = [
@@ -46,10 +50,21 @@ export function renderSpec(s: SpecFacts): string {
     return f.qkNorm && w !== 'v' ? `rmsnorm(${y}, attn_${w}_norm, eps = norm_eps)` : y;
   };
   const rope = (x: string) => `rope(${x}, theta = rope_theta${f.neox ? ', neox = true' : ''})`;
+  const attnParams = f.fused ? '      attn_qkv: [dim, (heads + 2 * kv_heads) * head_dim]' : `      attn_q: [dim, heads * head_dim]
+      attn_k: [dim, kv_heads * head_dim]
+      attn_v: [dim, kv_heads * head_dim]`;
+  const part = (start: string, len: string, heads: string) => `reshape(slice(qkv, ${start}, ${len}), [T, ${heads}, head_dim])`;
+  const qkvLines = f.fused ? `    qkv = h @ attn_qkv
+    q = ${rope(part('0', 'heads * head_dim', 'heads'))}
+    k = ${rope(part('heads * head_dim', 'kv_heads * head_dim', 'kv_heads'))}
+    v = ${part('(heads + kv_heads) * head_dim', 'kv_heads * head_dim', 'kv_heads')}` : `    q = ${rope(proj('q', 'heads'))}
+    k = ${rope(proj('k', 'kv_heads'))}
+    v = ${proj('v', 'kv_heads')}`;
   const notes = [
     ...(f.qkvBias ? ['# q, k and v projections carry biases (attn_q_bias binds blk.N.attn_q.bias).'] : []),
     ...(f.qkNorm ? ['# q and k are RMS-normalised per head (weights [head_dim]) before RoPE.'] : []),
     ...(f.neox ? ['# RoPE rotates halves (x[i], x[i + head_dim/2]): llama.cpp\'s NEOX style.'] : []),
+    ...(f.fused ? ['# One fused q/k/v projection and one fused gate/up projection, split by slicing.'] : []),
     ...(s.window > 0 && !g ? [`# Sliding window: each token attends to the last ${s.window} positions (llama.cpp runs llama files with full attention).`] : []),
     ...(g ? [
       `# Gemma 2: ${g.period === 2 ? 'even layers attend to the last sliding_window positions, odd layers to all' : 'every layer attends to the last sliding_window positions'};`,
@@ -81,17 +96,13 @@ model ${s.name} {
   layer block (x: [T, dim]) -> [T, dim] {
     params {
       attn_norm: [dim]
-      attn_q: [dim, heads * head_dim]
-      attn_k: [dim, kv_heads * head_dim]
-      attn_v: [dim, kv_heads * head_dim]
+${attnParams}
       attn_output: [heads * head_dim, dim]
 ${extraParams}      ffn_norm: [dim]
 ${ffnParams}
     }
 ${notes}    h = rmsnorm(x, attn_norm, eps = norm_eps)
-    q = ${rope(proj('q', 'heads'))}
-    k = ${rope(proj('k', 'kv_heads'))}
-    v = ${proj('v', 'kv_heads')}
+${qkvLines}
     x = x + ${g ? `rmsnorm(${attnOut}, post_attention_norm, eps = norm_eps)` : attnOut}
     h = rmsnorm(x, ffn_norm, eps = norm_eps)
 ${ffnBody}

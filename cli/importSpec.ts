@@ -19,7 +19,7 @@ import { renderSpec } from './importRender.ts';
 
 export class ImportError extends Error {}
 
-export const SUPPORTED = "'llama' (dense or Mixtral-style MoE, with MHA/GQA/MQA attention, tied or separate output), 'qwen2', 'qwen3', 'gemma2'";
+export const SUPPORTED = "'llama' (dense or Mixtral-style MoE, with MHA/GQA/MQA attention, tied or separate output), 'qwen2', 'qwen3', 'gemma2', 'phi3' (fused QKV and gate/up)";
 
 /** What each architecture adds to the llama block (importRender.ts writes it). */
 export interface Family {
@@ -38,13 +38,16 @@ export interface Family {
    * alternate layers; the output always reads token_embd.
    */
   readonly gemma: boolean;
+  /** Phi-3: one attn_qkv [dim, (heads + 2 kv_heads) head_dim] and one ffn_up [dim, 2 ffn] (gate, then up), split by slicing. */
+  readonly fused: boolean;
 }
 
 export const FAMILIES: Readonly<Record<string, Family>> = {
-  llama: { arch: 'llama', neox: false, qkvBias: false, qkNorm: false, moe: true, gemma: false },
-  qwen2: { arch: 'qwen2', neox: true, qkvBias: true, qkNorm: false, moe: false, gemma: false },
-  qwen3: { arch: 'qwen3', neox: true, qkvBias: false, qkNorm: true, moe: false, gemma: false },
-  gemma2: { arch: 'gemma2', neox: true, qkvBias: false, qkNorm: false, moe: false, gemma: true },
+  llama: { arch: 'llama', neox: false, qkvBias: false, qkNorm: false, moe: true, gemma: false, fused: false },
+  qwen2: { arch: 'qwen2', neox: true, qkvBias: true, qkNorm: false, moe: false, gemma: false, fused: false },
+  qwen3: { arch: 'qwen3', neox: true, qkvBias: false, qkNorm: true, moe: false, gemma: false, fused: false },
+  gemma2: { arch: 'gemma2', neox: true, qkvBias: false, qkNorm: false, moe: false, gemma: true, fused: false },
+  phi3: { arch: 'phi3', neox: true, qkvBias: false, qkNorm: false, moe: false, gemma: false, fused: true },
 };
 
 export interface ImportOptions {
@@ -156,6 +159,8 @@ export function specFromGguf(g: GgufFile, opts: ImportOptions = {}): string {
   const window = A === 'llama' ? int(`${A}.attention.sliding_window`, 0) : family.gemma ? int(`${A}.attention.sliding_window`, 4096) : 0;
   const gemma = family.gemma ? gemmaFacts(A, int, float, fail, theta, layers, dim, heads) : undefined;
   const notes: string[] = [];
+  // llama.cpp turns Phi-3's sliding window off (its converters fill the key inconsistently); so does the import.
+  if (family.fused && int(`${A}.attention.sliding_window`, 0) > 0) notes.push(`'${A}.attention.sliding_window' is ignored, as llama.cpp ignores it: every layer attends to all positions`);
   if (opts.maxContext !== undefined) maxContext = Math.min(maxContext, opts.maxContext);
   else if (maxContext > IMPORT_CONTEXT_CAP) {
     notes.push(`'${A}.context_length' is ${maxContext}: max_context capped at ${IMPORT_CONTEXT_CAP} (infer import --max-context N for another)`);
@@ -188,12 +193,17 @@ export function specFromGguf(g: GgufFile, opts: ImportOptions = {}): string {
     if (t.dims.join() !== want.join()) fail(`with ${keys}, ${name} would be [${want.join(', ')}], but the file's has dims [${t.dims.join(', ')}]`);
   };
   dimsOf('output_norm.weight', [dim], `'${A}.embedding_length' (${dim})`);
-  dimsOf('blk.0.attn_q.weight', [dim, heads * headDim], `'${A}.attention.head_count' (${heads}) and the head size ${headDim}`);
-  dimsOf('blk.0.attn_k.weight', [dim, kvHeads * headDim], `'${A}.attention.head_count_kv' (${kvHeads}) and the head size ${headDim}`);
+  if (family.fused) {
+    dimsOf('blk.0.attn_qkv.weight', [dim, (heads + 2 * kvHeads) * headDim], `'${A}.attention.head_count' (${heads}), '${A}.attention.head_count_kv' (${kvHeads}) and the head size ${headDim}`);
+    dimsOf('blk.0.ffn_up.weight', [dim, 2 * ffn], `'${A}.feed_forward_length' (${ffn}; gate and up fused)`);
+  } else {
+    dimsOf('blk.0.attn_q.weight', [dim, heads * headDim], `'${A}.attention.head_count' (${heads}) and the head size ${headDim}`);
+    dimsOf('blk.0.attn_k.weight', [dim, kvHeads * headDim], `'${A}.attention.head_count_kv' (${kvHeads}) and the head size ${headDim}`);
+  }
   if (experts > 0) {
     dimsOf('blk.0.ffn_gate_inp.weight', [dim, experts], `'${A}.expert_count' (${experts})`);
     dimsOf('blk.0.ffn_gate_exps.weight', [dim, ffn, experts], `'${A}.feed_forward_length' (${ffn}) and '${A}.expert_count' (${experts})`);
-  } else dimsOf('blk.0.ffn_gate.weight', [dim, ffn], `'${A}.feed_forward_length' (${ffn})`);
+  } else if (!family.fused) dimsOf('blk.0.ffn_gate.weight', [dim, ffn], `'${A}.feed_forward_length' (${ffn})`);
   const eosId = g.get('tokenizer.ggml.eos_token_id') ? g.number('tokenizer.ggml.eos_token_id') : undefined;
   const eos = eosId !== undefined && Number.isInteger(eosId) && eosId >= 0 && eosId < vocab ? eosId : undefined;
 
@@ -207,11 +217,12 @@ export function specFromGguf(g: GgufFile, opts: ImportOptions = {}): string {
 }
 
 const LAYER_TENSORS = ['attn_norm', 'attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_norm', 'ffn_gate', 'ffn_up', 'ffn_down'];
+const FUSED_LAYER_TENSORS = ['attn_norm', 'attn_qkv', 'attn_output', 'ffn_norm', 'ffn_up', 'ffn_down'];
 const MOE_LAYER_TENSORS = ['attn_norm', 'attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_norm', 'ffn_gate_inp', 'ffn_gate_exps', 'ffn_up_exps', 'ffn_down_exps'];
 
 /** A layer's GGUF tensors (name after `blk.N.`) for a family. */
 export function layerTensors(f: Family, moe: boolean): string[] {
-  const names = (moe ? MOE_LAYER_TENSORS : LAYER_TENSORS).map((n) => `${n}.weight`);
+  const names = (f.fused ? FUSED_LAYER_TENSORS : moe ? MOE_LAYER_TENSORS : LAYER_TENSORS).map((n) => `${n}.weight`);
   if (f.qkvBias) names.push('attn_q.bias', 'attn_k.bias', 'attn_v.bias');
   if (f.qkNorm) names.push('attn_q_norm.weight', 'attn_k_norm.weight');
   if (f.gemma) names.push('post_attention_norm.weight', 'post_ffw_norm.weight');

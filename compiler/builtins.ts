@@ -129,6 +129,18 @@ export const BUILTINS: Record<string, Builtin> = {
       return node(c, (b) => attentionOverCache(b, q, cache, c.scope.positions, arg, c.scope.config.get('max_context') ?? 2048));
     },
   },
+  slice: {
+    signature: 'x [T, ..., N], start, len', positional: [3, 3], named: [],
+    lower: (c) => {
+      const int = (i: number, what: string) => {
+        const v = c.args[i].value;
+        if (v.kind !== 'num' || !Number.isInteger(v.value)) throw new LowerError(`slice's ${what} must be an integer, got ${describe(v)}`, c.args[i].loc);
+        return v.value;
+      };
+      const start = int(1, 'start'), len = int(2, 'len');
+      return node(c, (b) => b.node('slice', { start, len }, [t(c, 0, 'input')]));
+    },
+  },
   topk: {
     signature: 'scores [T, experts], k = top_k, renorm = true, scale = 1', positional: [1, 2], named: ['k', 'renorm', 'scale'],
     lower: (c) => lowerTopk(c),

@@ -110,6 +110,12 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
       }
       case 'const': break; // inlined into the elementwise kernels that use it
       case 'reshape': bufOf.set(n, src(0)); break;
+      case 'slice': {
+        const { start, len } = n.arg as OpArgs['slice'];
+        const width = n.src[0].shape.at(-1) as number;
+        emit(n, { kind: 'slice', width, rows: elementsPerToken(n.shape) / len, start, len }, { x: src(0), out: out() });
+        break;
+      }
       case 'embed': {
         const [dim, vocab] = n.src[1].shape as number[];
         emit(n, { kind: 'embed', dim, vocab, ...wtypeOf(n.src[1]) }, { tokens: src(0), table: src(1), out: out() });

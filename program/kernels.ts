@@ -38,6 +38,7 @@ export type ElementwiseExpr =
  *                (running max, sum, unnormalised P.V) that attention_merge combines.
  *   attention_merge: part, out
  *   elementwise: in0 .. in{inputs-1}, out
+ *   slice:       x, out
  *   moe_route:   x, router, out (the routing [T, k, 2], see ir/moe.ts) | direct (x = the scores): x, out
  *   moe_experts: input shared/slot: x, w, [routing], [res], out | silu_mul: gate, up, w, [routing], [res], out
  *                | swiglu: x, w (gate), w2 (up), routing, [res], out
@@ -70,6 +71,8 @@ export type KernelSpec =
   | { kind: 'attention'; heads: number; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; scale: number; window: number | null; causal: boolean; splits: number; softcap?: number }
   | { kind: 'attention_merge'; heads: number; headDim: number; splits: number }
   | { kind: 'elementwise'; width: number; inputs: number; expr: ElementwiseExpr }
+  /** Columns start .. start + len - 1 of each of `rows` rows of `width` per token (ir/ops.ts `slice`). */
+  | { kind: 'slice'; width: number; rows: number; start: number; len: number }
   | { kind: 'moe_route'; K: number; experts: number; k: number; score: MoeScore; softmax: boolean; renorm: boolean; scale: number; direct: boolean }
   | ({ kind: 'moe_experts'; K: number; N: number; experts: number; k: number; dense: boolean; wtype?: QuantType } & MoeExpertsArgs)
   | { kind: 'moe_combine'; experts: number; k: number; width: number }
@@ -90,6 +93,7 @@ export const BINDINGS: { [K in KernelKind]: (spec: Extract<KernelSpec, { kind: K
   attention: () => ['q', 'positions', 'kv_seq', 'kv_table', 'kcache', 'vcache', 'out'],
   attention_merge: () => ['part', 'out'],
   elementwise: (s) => [...Array.from({ length: s.inputs }, (_, i) => `in${i}`), 'out'],
+  slice: () => ['x', 'out'],
   moe_route: (s) => (s.direct ? ['x', 'out'] : ['x', 'router', 'out']),
   moe_experts: (s) => [...(s.input === 'silu_mul' ? ['gate', 'up'] : ['x']), 'w', ...(s.input === 'swiglu' ? ['w2'] : []), ...(s.dense ? [] : ['routing']), ...(s.residual ? ['res'] : []), 'out'],
   moe_combine: () => ['routing', 'y', 'out'],

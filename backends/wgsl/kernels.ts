@@ -56,6 +56,11 @@ export function plansFor(spec: KernelSpec, target: Target = GPU_TARGET): Plan[] 
     }
     case 'elementwise':
       return [rowPlan('elementwise', positiveInt('width', spec.width), { width: spec.width })];
+    case 'slice': {
+      const width = positiveInt('width', spec.width), rows = positiveInt('rows', spec.rows), len = positiveInt('len', spec.len);
+      if (!(Number.isInteger(spec.start) && spec.start >= 0 && spec.start + len <= width)) throw new Error(`slice: start ${spec.start} + len ${len} outside a row of ${width}`);
+      return [rowPlan('slice', rows * len, { width, rows, start: spec.start, len })];
+    }
     case 'moe_route': return [moeRoutePlan(spec)];
     case 'moe_experts': return [moeExpertsPlan(spec)];
     case 'moe_combine': {

@@ -75,6 +75,14 @@ export function interpret(g: Graph, weights: WeightSource, kv: CpuKvCache, step:
       case 'rmsnorm': val.set(n, rmsnorm(s[0], s[1], T, n.shape.at(-1) as number, (n.arg as OpArgs['rmsnorm']).eps)); break;
       case 'matmul': val.set(n, matmul(s[0], s[1], T, n.src[1].shape[0] as number, n.src[1].shape[1] as number)); break;
       case 'reshape': val.set(n, s[0]); break;
+      case 'slice': {
+        const { start, len } = n.arg as OpArgs['slice'];
+        const N = n.src[0].shape.at(-1) as number, rows = s[0].length / N;
+        const out = new Float64Array(rows * len);
+        for (let r = 0; r < rows; r++) for (let j = 0; j < len; j++) out[r * len + j] = s[0][r * N + start + j];
+        val.set(n, out);
+        break;
+      }
       case 'rope': { const a = n.arg as OpArgs['rope']; val.set(n, rope(s[0], ints.get(n.src[1])!, n.shape[1] as number, n.shape[2] as number, a.theta, !!a.neox)); break; }
       case 'kv_store': kvStore(kv, n.arg as OpArgs['kv_store'], s[0], s[1], ints.get(n.src[2])!, tables.slots); break;
       case 'attention': val.set(n, attention(kv, n.arg as OpArgs['attention'], s[0], ints.get(n.src[2])!, n.shape[1] as number, tables)); break;

@@ -62,6 +62,11 @@ export interface OpArgs {
    * attn_values(softmax(attn_scores(q))), the fused PagedAttention that fuseAttention makes.
    */
   attention: { layer: number; causal: boolean; window: number | null; scale: number; softcap?: number };
+  /**
+   * src: [x [T, ..., N]] -> [T, ..., len]: elements start .. start + len - 1 of the last dim
+   * (a fused QKV or gate/up projection split into its parts, Phi-3).
+   */
+  slice: { start: number; len: number };
   unary: { fn: UnaryFn };
   /**
    * Elementwise; the operands have equal shapes, or one of them is a scalar (shape []), or one
@@ -114,7 +119,7 @@ export type Op = keyof OpArgs;
 export function arity(op: Op, arg: OpArgs[Op]): [number, number] {
   switch (op) {
     case 'tokens': case 'positions': case 'param': case 'const': return [0, 0];
-    case 'reshape': case 'unary': case 'softmax': case 'topk': return [1, 1];
+    case 'reshape': case 'unary': case 'softmax': case 'topk': case 'slice': return [1, 1];
     case 'embed': case 'rmsnorm': case 'matmul': case 'rope': case 'binary': case 'expert_matmul': case 'moe': case 'moe_route': return [2, 2];
     case 'moe_experts': {
       const a = arg as OpArgs['moe_experts'];

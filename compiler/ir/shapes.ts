@@ -98,6 +98,17 @@ export function inferType<O extends Op>(op: O, arg: OpArgs[O], src: readonly Typ
       if (cache.dtype !== 'cache') throw new ShapeError('attention values read a cache');
       return { shape: [p.shape[0], p.shape[1], (arg as OpArgs['attn_values']).headDim], dtype: 'f32' };
     }
+    case 'slice': {
+      const [x] = src;
+      const { start, len } = arg as OpArgs['slice'];
+      expectF32('slice', src);
+      const n = x.shape[x.shape.length - 1];
+      if (x.shape.length < 2 || typeof n !== 'number') throw new ShapeError(`slice takes a tensor [T, ..., N], got ${showShape(x.shape)}`);
+      if (!(Number.isInteger(start) && start >= 0 && Number.isInteger(len) && len >= 1 && start + len <= n)) {
+        throw new ShapeError(`slice(start = ${start}, len = ${len}) is outside the last dim of ${showShape(x.shape)} (0 <= start, 1 <= len, start + len <= ${n})`);
+      }
+      return { shape: [...x.shape.slice(0, -1), len], dtype: 'f32' };
+    }
     case 'unary': expectF32('unary op', src); return { shape: src[0].shape, dtype: 'f32' };
     case 'binary': {
       const [a, b] = src;

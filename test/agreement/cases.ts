@@ -54,6 +54,9 @@ export const FAMILY_CASES: AgreementCase[] = [
   { ...base, label: 'qwen2 f32 MQA tied', arch: 'qwen2', dim: 48, heads: 6, kvHeads: 1, ffn: 96, type: 'f32', tied: true, seed: 42, tol: EXACT },
   { ...base, label: 'qwen3 f32 GQA, head_dim 16', arch: 'qwen3', dim: 48, heads: 4, kvHeads: 2, headDim: 16, ffn: 96, type: 'f32', tied: false, seed: 43, theta: 1000000, eps: 1e-6, tol: EXACT },
   { ...base, label: 'qwen3 f32 MQA tied', arch: 'qwen3', dim: 64, heads: 4, kvHeads: 1, ffn: 128, type: 'f32', tied: true, seed: 44, tol: EXACT },
+  // Phi-3: fused attn_qkv and gate/up ffn_up; a sliding-window key llama.cpp (and the import) ignore.
+  // (A general.name containing "phi3" makes llama.cpp look up Phi-3's <|endoftext|>, absent here.)
+  { ...base, label: 'phi3 f32 GQA, fused qkv and gate/up', arch: 'phi3', name: 'random fused-projection model', dim: 64, heads: 4, kvHeads: 2, ffn: 96, type: 'f32', tied: false, seed: 45, window: 8, tol: EXACT },
 ];
 
 // Gemma 2: llama.cpp's CPU GELU reads a table of f16 values at the f16 rounding of its

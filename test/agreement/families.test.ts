@@ -1,10 +1,11 @@
 // infer against llama.cpp on the model families `infer import` reads besides llama:
 // random-weight GGUF files with each architecture's llama.cpp tensor names and metadata
 // (qwen2: q/k/v biases and NEOX RoPE; qwen3: per-head q/k RMS norms and NEOX RoPE; gemma2:
-// scaled embeddings, post-norms, gated GELU, soft-capping, windows on even layers),
+// scaled embeddings, post-norms, gated GELU, soft-capping, windows on even layers; phi3:
+// fused QKV and gate/up weights split by slicing),
 // compared on the CPU engine and on WebGPU as the llama cases are (suite.ts). Then one
-// deliberate mistake per family (a bias dropped, the interleaved RoPE instead of NEOX,
-// the q/k norms left out) must fail the same comparison: the suite can tell.
+// deliberate mistake per addition (a bias dropped, the interleaved RoPE instead of NEOX,
+// a q norm left out, soft-capping off, ...) must fail the same comparison: the suite can tell.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +21,7 @@ import { agreementSuite, promptFor } from './suite.ts';
 /** Greedy tokens per case (the llama suite's 64 would double the time for little more). */
 const TOKENS = 32;
 
-agreementSuite('llama.cpp agreement, qwen2 and qwen3 files', FAMILY_CASES, TOKENS);
+agreementSuite('llama.cpp agreement, qwen2, qwen3 and phi3 files', FAMILY_CASES, TOKENS);
 agreementSuite('llama.cpp agreement, gemma2 files', GEMMA_CASES, TOKENS);
 
 /** Spec edits that each undo one thing a family adds. */
@@ -31,6 +32,7 @@ const MISTAKES: { label: string; what: string; edit: (spec: string) => string }[
   { label: 'gemma2 f32 GQA, window 4', what: 'final soft-capping off', edit: (s) => s.replace(/softcap\((.*), final_softcap\)$/m, '$1') },
   { label: 'gemma2 f32 GQA, window 4', what: 'the window on every layer', edit: (s) => s.replace(' * (1 - layer_index % 2)', '') },
   { label: 'gemma2 f32 GQA, window 4', what: 'GELU replaced by SiLU', edit: (s) => s.replace('gelu(h @ ffn_gate)', 'silu(h @ ffn_gate)') },
+  { label: 'phi3 f32 GQA, fused qkv and gate/up', what: 'gate and up swapped', edit: (s) => s.replace('silu(slice(gu, 0, ffn)) * slice(gu, ffn, ffn)', 'silu(slice(gu, ffn, ffn)) * slice(gu, 0, ffn)') },
   { label: 'qwen3 f32 GQA, head_dim 16', what: 'the q norm left out', edit: (s) => s.replace('rmsnorm(reshape(h @ attn_q, [T, heads, head_dim]), attn_q_norm, eps = norm_eps)', 'reshape(h @ attn_q, [T, heads, head_dim])') },
 ];
 

@@ -2,7 +2,8 @@
 // pattern of kernels.test.ts): NEOX RoPE (the rope kernel and RoPE folded into the KV
 // append), elementwise ops whose operand repeats along each token's row (a bias [N] on
 // [T, N], a weight [D] on [T, H, D]), rmsnorm over several rows per token (per-head
-// q/k norms), and attention with soft-capped scores (fused and unfused). fast-check draws shapes, data and positions; no adapter is a failure.
+// q/k norms), attention with soft-capped scores (fused and unfused), and slices of the last
+// dim (Phi-3's fused projections). fast-check draws shapes, data and positions; no adapter is a failure.
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { contiguousTables, CpuKvCache, rope } from '../../compiler/ir/interpret.ts';
@@ -123,3 +124,13 @@ it('attention with soft-capped scores (fused and unfused scores kernel)', () => 
   for (const s of wantScores) if (s > -1e29) expect(Math.abs(s)).toBeLessThanOrEqual(softcap);
   // Each run compiles three attention pipelines (slow on lavapipe): a third of the runs.
 }, Math.max(3, Math.round(RUNS / 3))));
+
+it('slice of the last dim (fused QKV / gate-up split)', () => gpuProp(fc.record({
+  rows: fc.integer({ min: 1, max: 4 }), width: fc.integer({ min: 1, max: 200 }), T: fc.integer({ min: 1, max: 12 }), a: fc.nat(), b: fc.nat(), seed,
+}), async ({ rows, width, T, a, b, seed }) => {
+  const start = a % width, len = 1 + (b % (width - start));
+  const x = data(rng(seed), T * rows * width);
+  const want = oracle({ params: { x }, tokens: new Int32Array(T), positions: new Int32Array(T) }, (g, p) => g.node('slice', { start, len }, [p('x', [T, rows, width])]));
+  const got = await runOnGpu(device, variants({ kind: 'slice', width, rows, start, len }).get('')!, T, { x }, { out: T * rows * len });
+  expect(Array.from(got.out)).toEqual(Array.from(want));
+}, RUNS));
