@@ -28,7 +28,7 @@ export interface OpArgs {
   // ---- plain ops ----
   /** src: [tokens [T], table [D, V]] -> [T, D]: row tokens[t] of the table. */
   embed: NoArgs;
-  /** src: [x [T, D], weight [D]] -> [T, D]: x / sqrt(mean(x^2) + eps) * weight. */
+  /** src: [x [T, ..., D], weight [D]] -> same shape: each row of D: x / sqrt(mean(x^2) + eps) * weight. */
   rmsnorm: { eps: number };
   /** src: [x [T, K], w [K, N]] -> [T, N]. */
   matmul: NoArgs;
@@ -67,6 +67,7 @@ export interface OpArgs {
    * (a fused QKV or gate/up projection split into its parts, Phi-3).
    */
   slice: { start: number; len: number };
+  /** src: [x] -> same shape: an elementwise function (UNARY_MEANING below). */
   unary: { fn: UnaryFn };
   /**
    * Elementwise; the operands have equal shapes, or one of them is a scalar (shape []), or one
