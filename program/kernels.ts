@@ -7,6 +7,8 @@ import type { QuantType } from './quant.ts';
 
 export type UnaryFn = 'silu' | 'gelu' | 'relu' | 'exp' | 'neg' | 'sigmoid' | 'tanh' | 'sqrt';
 export type BinaryFn = 'add' | 'sub' | 'mul' | 'div';
+/** What a matmul computes from its inputs first: x, rmsnorm(x) * norm, silu(gate) * up or gelu(gate) * up. */
+export type MatmulPrologue = 'none' | 'rmsnorm' | 'silu_mul' | 'gelu_mul';
 /** The function from router logits to the scores top-k selects on. */
 export type MoeScore = 'softmax' | 'sigmoid' | 'none';
 /** What a moe_experts kernel reads and whether it combines the chosen experts' rows (ir/ops.ts has the meaning). */
@@ -28,7 +30,7 @@ export type ElementwiseExpr =
  * Binding names (in this order) are fixed per kind; `Step.args` maps them to buffers:
  *   embed:       tokens, table, out
  *   rmsnorm:     x, weight, out
- *   matmul:      prologue none: x, w, [res], out | rmsnorm: x, norm, w, [res], out | silu_mul: gate, up, w, [res], out
+ *   matmul:      prologue none: x, w, [res], out | rmsnorm: x, norm, w, [res], out | silu_mul, gelu_mul: gate, up, w, [res], out
  *   rope:        x, positions, out
  *   kv_append:   k, v, positions, kv_slot, kcache, vcache
  *   attention:   q, positions, kv_seq, kv_table, kcache, vcache, out
@@ -63,7 +65,7 @@ export type KernelSpec =
   | { kind: 'embed'; dim: number; vocab: number; wtype?: QuantType }
   /** rmsnorm of `rows` rows of `dim` per token (rows absent: 1; e.g. per-head q/k norms). */
   | { kind: 'rmsnorm'; dim: number; eps: number; rows?: number }
-  | { kind: 'matmul'; K: number; N: number; prologue: 'none' | 'rmsnorm' | 'silu_mul'; eps: number; residual: boolean; wtype?: QuantType }
+  | { kind: 'matmul'; K: number; N: number; prologue: MatmulPrologue; eps: number; residual: boolean; wtype?: QuantType }
   /** neox (present only when true, so other kernels keep their keys): rotating halves (ir/ops.ts `rope`). */
   | { kind: 'rope'; heads: number; headDim: number; theta: number; neox?: boolean }
   | { kind: 'kv_append'; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; rope: number | null; neox?: boolean }

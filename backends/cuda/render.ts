@@ -53,9 +53,10 @@ export const cudaBackend: Backend = {
       vec4: K % 4 === 0, quant: !!spec.wtype, wq8: spec.wtype === 'q8_0', wq4: spec.wtype === 'q4_0',
       soff: spec.wtype ? quantWords(spec.wtype, K * N) : 0, wtypeText: spec.wtype ?? 'f32',
       qblock: QBLOCK, qwords: spec.wtype ? QUANT_WORDS_PER_BLOCK[spec.wtype] : 0,
-      proNone: spec.prologue === 'none', proRmsnorm: spec.prologue === 'rmsnorm', proSiluMul: spec.prologue === 'silu_mul',
-      prologueText: { none: 'x', rmsnorm: 'rmsnorm(x) * norm', silu_mul: 'silu(gate) * up' }[spec.prologue],
-      siluG: unaryFormula('silu', 'g', CUDA_DIALECT),
+      // silu_mul and gelu_mul read gate and up alike; only the function of g differs.
+      proNone: spec.prologue === 'none', proRmsnorm: spec.prologue === 'rmsnorm', proSiluMul: spec.prologue === 'silu_mul' || spec.prologue === 'gelu_mul',
+      prologueText: { none: 'x', rmsnorm: 'rmsnorm(x) * norm', silu_mul: 'silu(gate) * up', gelu_mul: 'gelu(gate) * up' }[spec.prologue],
+      siluG: unaryFormula(spec.prologue === 'gelu_mul' ? 'gelu' : 'silu', 'g', CUDA_DIALECT),
     });
     return [{
       key, source, entry: CUDA_ENTRY, bindings, workgroup: [warps * 32, 1, 1],

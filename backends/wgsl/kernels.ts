@@ -134,6 +134,15 @@ function moeExpertsPlan(spec: MoeExpertsSpec): Plan {
 type MatmulSpec = Extract<KernelSpec, { kind: 'matmul' }>;
 
 /**
+ * The gated prologue's function of g (a scalar or, in the vec4 GEMV, a vec4): silu, or gelu,
+ * whose tanh clamp needs its bounds splatted to g's type (WGSL's clamp does not mix them).
+ */
+function gluFormula(prologue: MatmulSpec['prologue'], type: 'f32' | 'vec4<f32>'): string {
+  if (prologue !== 'gelu_mul') return unaryFormula('silu', 'g', WGSL_DIALECT);
+  return unaryFormula('gelu', 'g', { ...WGSL_DIALECT, clamp: (x, lo, hi) => `clamp(${x}, ${type}(${lo}), ${type}(${hi}))` });
+}
+
+/**
  * The dequant partial's holes for a [K, N] block weight in `binding` (or quant: false).
  * Blocks run along K, so K must be a multiple of 32 (the scheduler only quantises such params).
  */
@@ -149,9 +158,10 @@ function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
   if (spec.prologue === 'rmsnorm' && !(spec.eps >= 0)) throw new Error(`rmsnorm eps must be >= 0, got ${spec.eps}`);
   const common = {
     K, N, eps: spec.eps, residual: spec.residual,
-    proNone: spec.prologue === 'none', proRmsnorm: spec.prologue === 'rmsnorm', proSiluMul: spec.prologue === 'silu_mul',
-    prologueText: { none: 'x', rmsnorm: 'rmsnorm(x) * norm', silu_mul: 'silu(gate) * up' }[spec.prologue],
-    siluG: unaryFormula('silu', 'g', WGSL_DIALECT),
+    // silu_mul and gelu_mul read gate and up alike (the templates' proSiluMul); only g's function differs.
+    proNone: spec.prologue === 'none', proRmsnorm: spec.prologue === 'rmsnorm', proSiluMul: spec.prologue === 'silu_mul' || spec.prologue === 'gelu_mul',
+    prologueText: { none: 'x', rmsnorm: 'rmsnorm(x) * norm', silu_mul: 'silu(gate) * up', gelu_mul: 'gelu(gate) * up' }[spec.prologue],
+    siluG: gluFormula(spec.prologue, 'f32'),
     ...quantContext(spec.wtype, 'w', K, N),
   };
   // GEMV: vec4 reads when rows split into whole vec4s. On a GPU 8 lanes per column read 128
@@ -172,7 +182,7 @@ function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
     const chunk = Math.min(KV, (vec4 ? 256 : 1024) / tpw);
     return {
       template: 'matmul_gemv', variant, minTokens,
-      context: { ...common, vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', KV, lanes, cols, wg, chunk, tpw, tileLen: chunk * tpw, redLen: wg * tpw, rsumLen: 16 * tpw },
+      context: { ...common, siluG: gluFormula(spec.prologue, vec4 ? 'vec4<f32>' : 'f32'), vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', KV, lanes, cols, wg, chunk, tpw, tileLen: chunk * tpw, redLen: wg * tpw, rsumLen: 16 * tpw },
       workgroup: [wg, 1, 1], grid: [{ tokensPerGroup: 0, groups: cdiv(N, cols) }, { tokensPerGroup: tpw, groups: 1 }, ONE],
       vec4Bindings: vec4 ? ['x', 'norm', 'gate', 'up', ...(spec.wtype ? [] : ['w'])] : [],
     };

@@ -184,7 +184,10 @@ function fusedMatmul(n: Node<'fused_matmul'>, s: Values[], T: number): Float64Ar
   const K = w.shape[0] as number, N = w.shape[1] as number;
   let x: Values = s[0];
   if (prologue === 'rmsnorm') x = rmsnorm(s[0], s[1], T, K, eps);
-  if (prologue === 'silu_mul') x = Float64Array.from(s[0], (g, i) => UNARY_MEANING.silu(g) * s[1][i]);
+  if (prologue === 'silu_mul' || prologue === 'gelu_mul') {
+    const f = UNARY_MEANING[prologue === 'silu_mul' ? 'silu' : 'gelu'];
+    x = Float64Array.from(s[0], (g, i) => f(g) * s[1][i]);
+  }
   const y = matmul(x, s[prologue === 'none' ? 1 : 2], T, K, N);
   if (residual) { const r = s[s.length - 1]; for (let i = 0; i < y.length; i++) y[i] += r[i]; }
   return y;

@@ -11,7 +11,7 @@ export type DType = 'f32' | 'i32' | 'cache';
 /** Ops without arguments. */
 export type NoArgs = Record<never, never>;
 
-import type { BinaryFn, MoeExpertsArgs, MoeScore, UnaryFn } from '../../program/kernels.ts';
+import type { BinaryFn, MatmulPrologue, MoeExpertsArgs, MoeScore, UnaryFn } from '../../program/kernels.ts';
 
 /** Arguments per op. Sources are listed in the comment: their order is part of the op. */
 export interface OpArgs {
@@ -93,10 +93,11 @@ export interface OpArgs {
   // ---- fused ops (produced by passes) ---- (produced by passes) ----
   /**
    * matmul with an optional prologue on its input and an optional residual add in its epilogue.
-   * src by prologue:  none: [x, w, res?]   rmsnorm: [x, normWeight, w, res?]   silu_mul: [gate, up, w, res?]
-   * meaning: y = P(x) @ w (+ res), where P is identity, rmsnorm(x, normWeight, eps) or silu(gate) * up.
+   * src by prologue:  none: [x, w, res?]   rmsnorm: [x, normWeight, w, res?]   silu_mul / gelu_mul: [gate, up, w, res?]
+   * meaning: y = P(x) @ w (+ res), where P is identity, rmsnorm(x, normWeight, eps), silu(gate) * up
+   * or gelu(gate) * up (Gemma's gated GELU).
    */
-  fused_matmul: { prologue: 'none' | 'rmsnorm' | 'silu_mul'; eps: number; residual: boolean };
+  fused_matmul: { prologue: MatmulPrologue; eps: number; residual: boolean };
   /** src: [x [T, K], router [K, E]] -> routing [T, k, 2] = topk(score(x @ router)). */
   moe_route: MoeRouteArgs;
   /**

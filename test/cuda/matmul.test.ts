@@ -11,7 +11,7 @@ import { blockWeights, data, expectClose, matmulCase, rng } from '../gpu/harness
 import { nvccCompile, runOnCpu } from './emulate.ts';
 
 const TOL = 1e-4;
-const PROLOGUES = ['none', 'rmsnorm', 'silu_mul'] as const;
+const PROLOGUES = ['none', 'rmsnorm', 'silu_mul', 'gelu_mul'] as const;
 const WTYPES = ['f32', 'q8_0', 'q4_0'] as const;
 
 const render = (spec: KernelSpec) => cudaBackend.render(kernelKey(spec), spec)[0];

@@ -3,14 +3,15 @@
 // append), elementwise ops whose operand repeats along each token's row (a bias [N] on
 // [T, N], a weight [D] on [T, H, D]), rmsnorm over several rows per token (per-head
 // q/k norms), attention with soft-capped scores (fused and unfused), and slices of the last
-// dim (Phi-3's fused projections). fast-check draws shapes, data and positions; no adapter is a failure.
+// dim (Phi-3's fused projections), and the matmul's gelu(gate) * up prologue. fast-check draws shapes, data and positions; no adapter is a failure.
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { contiguousTables, CpuKvCache, rope } from '../../compiler/ir/interpret.ts';
 import type { ElementwiseExpr } from '../../program/kernels.ts';
 import { kvRowWord, packKvTable, pageWords } from '../../program/kv.ts';
 import { createGpuDevice } from '../../runtime/webgpu/device.ts';
-import { data, expectClose, expectCloseEach, gpuProp, oracle, rng, runOnGpu, seedArb as seed, variants } from './harness.ts';
+import { data, expectClose, expectCloseEach, gpuProp, matmulCase, oracle, rng, runOnGpu, seedArb as seed, variants } from './harness.ts';
+import { CPU_TARGET, GPU_TARGET } from '../../backends/backend.ts';
 
 const TOL = 1e-4;
 const RUNS = Number(process.env.INFER_GPU_RUNS ?? 12);
@@ -134,3 +135,20 @@ it('slice of the last dim (fused QKV / gate-up split)', () => gpuProp(fc.record(
   const got = await runOnGpu(device, variants({ kind: 'slice', width, rows, start, len }).get('')!, T, { x }, { out: T * rows * len });
   expect(Array.from(got.out)).toEqual(Array.from(want));
 }, RUNS));
+
+// Gemma's gated GELU in the down projection's prologue (fuseGeluMul): every matmul variant
+// (GEMV with vec4 and scalar rows, the 4-token GEMV, the tiled kernel), with and without
+// the residual epilogue.
+it('matmul with the gelu(gate) * up prologue, every variant', () => gpuProp(fc.record({
+  K: fc.oneof(fc.integer({ min: 1, max: 200 }), fc.integer({ min: 1, max: 60 }).map((k) => 4 * k)), N: fc.integer({ min: 1, max: 100 }),
+  T: fc.integer({ min: 1, max: 40 }), residual: fc.boolean(), variant: fc.constantFrom('gemv', 'gemv4', 'tiled'), cpu: fc.boolean(), seed,
+}), async ({ K, N, T, residual, variant, cpu, seed }) => {
+  const next = rng(seed);
+  // Gates of a few units: GELU's curved part and its tails, where tanh saturates.
+  const { inputs } = matmulCase(next, data(next, K * N, 1 / Math.sqrt(K)), K, N, T, 'gelu_mul', residual);
+  inputs.gate = inputs.gate.map((g) => 4 * g);
+  const want = oracle({ params: inputs, tokens: new Int32Array(T), positions: new Int32Array(T) }, (b, p) =>
+    b.node('fused_matmul', { prologue: 'gelu_mul', eps: 0, residual }, [p('gate', [T, K]), p('up', [T, K]), p('w', [K, N]), ...(residual ? [p('res', [T, N])] : [])]));
+  const got = await runOnGpu(device, variants({ kind: 'matmul', K, N, prologue: 'gelu_mul', eps: 0, residual }, cpu ? CPU_TARGET : GPU_TARGET).get(variant)!, T, inputs, { out: T * N });
+  expectClose(got.out, want, TOL, `${variant} K=${K} N=${N} T=${T}`);
+}, Math.max(4, Math.round(RUNS / 2))));
