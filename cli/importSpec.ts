@@ -19,7 +19,7 @@ import { renderSpec } from './importRender.ts';
 
 export class ImportError extends Error {}
 
-export const SUPPORTED = "'llama' (dense or Mixtral-style MoE, with MHA/GQA/MQA attention, tied or separate output), 'qwen2', 'qwen3', 'gemma2', 'phi3' (fused QKV and gate/up)";
+export const SUPPORTED = "'llama' (dense or Mixtral-style MoE, with MHA/GQA/MQA attention, tied or separate output), 'qwen2', 'qwen3', 'gemma2', 'phi3' (fused QKV and gate/up), 'qwen3moe'";
 
 /** What each architecture adds to the llama block (importRender.ts writes it). */
 export interface Family {
@@ -48,6 +48,8 @@ export const FAMILIES: Readonly<Record<string, Family>> = {
   qwen3: { arch: 'qwen3', neox: true, qkvBias: false, qkNorm: true, moe: false, gemma: false, fused: false },
   gemma2: { arch: 'gemma2', neox: true, qkvBias: false, qkNorm: false, moe: false, gemma: true, fused: false },
   phi3: { arch: 'phi3', neox: true, qkvBias: false, qkNorm: false, moe: false, gemma: false, fused: true },
+  // Qwen3's block with Mixtral-style experts (softmax, top-k, renormalised: llama.cpp's qwen3moe).
+  qwen3moe: { arch: 'qwen3moe', neox: true, qkvBias: false, qkNorm: true, moe: true, gemma: false, fused: false },
 };
 
 export interface ImportOptions {
@@ -122,6 +124,7 @@ export function specFromGguf(g: GgufFile, opts: ImportOptions = {}): string {
   };
 
   const experts = int(`${A}.expert_count`, 0);
+  if (experts === 0 && A === 'qwen3moe') fail(`'${A}.expert_count' is missing or 0: a qwen3moe file needs experts`);
   if (experts > 0 && !family.moe) fail(`'${A}.expert_count' is ${experts}: infer imports ${A} dense only (Mixtral-style experts are read for 'llama')`);
   if (experts === 0 && g.tensor('blk.0.ffn_gate_exps.weight')) fail(`tensor blk.0.ffn_gate_exps.weight holds merged experts, but '${A}.expert_count' is missing or 0`);
   const expertsUsed = experts > 0 ? int(`${A}.expert_used_count`) : 0;
@@ -136,7 +139,9 @@ export function specFromGguf(g: GgufFile, opts: ImportOptions = {}): string {
     if (s !== undefined && s !== 1 && s !== 0) fail(`'${key}' = ${s}: rope scaling is not supported; infer imports plain RoPE`);
   }
 
-  const layers = int(`${A}.block_count`), dim = int(`${A}.embedding_length`), ffn = int(`${A}.feed_forward_length`);
+  const layers = int(`${A}.block_count`), dim = int(`${A}.embedding_length`);
+  // Qwen3-MoE sizes its experts by expert_feed_forward_length (llama.cpp: else feed_forward_length / expert_used_count).
+  const ffn = A === 'qwen3moe' ? int(`${A}.expert_feed_forward_length`, Math.floor(int(`${A}.feed_forward_length`) / Math.max(1, expertsUsed))) : int(`${A}.feed_forward_length`);
   const heads = int(`${A}.attention.head_count`), kvHeads = int(`${A}.attention.head_count_kv`, heads);
   for (const [k, v] of [['block_count', layers], ['embedding_length', dim], ['feed_forward_length', ffn], ['attention.head_count', heads], ['attention.head_count_kv', kvHeads]] as const) {
     if (v < 1) fail(`'${A}.${k}' must be at least 1, got ${v}`);

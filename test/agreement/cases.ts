@@ -56,6 +56,8 @@ export const FAMILY_CASES: AgreementCase[] = [
   { ...base, label: 'qwen3 f32 MQA tied', arch: 'qwen3', dim: 64, heads: 4, kvHeads: 1, ffn: 128, type: 'f32', tied: true, seed: 44, tol: EXACT },
   // Phi-3: fused attn_qkv and gate/up ffn_up; a sliding-window key llama.cpp (and the import) ignore.
   // (A general.name containing "phi3" makes llama.cpp look up Phi-3's <|endoftext|>, absent here.)
+  // Qwen3-MoE: q/k norms, NEOX RoPE and 8 experts, top-2 renormalised.
+  { ...base, label: 'qwen3moe f32 8 experts top-2', arch: 'qwen3moe', dim: 64, heads: 4, kvHeads: 2, ffn: 32, experts: 8, expertsUsed: 2, type: 'f32', tied: false, seed: 46, tol: EXACT },
   { ...base, label: 'phi3 f32 GQA, fused qkv and gate/up', arch: 'phi3', name: 'random fused-projection model', dim: 64, heads: 4, kvHeads: 2, ffn: 96, type: 'f32', tied: false, seed: 45, window: 8, tol: EXACT },
 ];
 

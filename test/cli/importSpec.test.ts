@@ -74,15 +74,16 @@ describe('infer import', () => {
     expect(await a.forward(ids, pos)).toEqual(await b.forward(ids, pos));
   });
 
-  it('imports qwen2, qwen3, gemma2, phi3 and a llama sliding window, with each family\'s lines, reading every tensor right', async () => {
+  it('imports qwen2, qwen3, qwen3moe, gemma2, phi3 and a llama sliding window, with each family\'s lines, reading every tensor right', async () => {
     for (const [arch, lines] of [
       ['qwen2', [/^    q = rope\(reshape\(h @ attn_q \+ attn_q_bias, \[T, heads, head_dim\]\), theta = rope_theta, neox = true\)$/m, /^      attn_v_bias: \[kv_heads \* head_dim\]$/m]],
       ['qwen3', [/^    k = rope\(rmsnorm\(reshape\(h @ attn_k, \[T, kv_heads, head_dim\]\), attn_k_norm, eps = norm_eps\), theta = rope_theta, neox = true\)$/m, /^      attn_q_norm: \[head_dim\]$/m]],
       ['llama', [/^    sliding_window = 3$/m, /attention\(q, cache\(k, v\), causal, window = sliding_window\)/]],
       ['gemma2', [/^  x = embed\(tokens, token_embd\) \* sqrt\(dim\)$/m, /window = sliding_window \* \(1 - layer_index % 2\), softcap = attn_softcap/, /^  logits = softcap\(rmsnorm\(x, output_norm, eps = norm_eps\) @ token_embd, final_softcap\)$/m, /^    attn_softcap = 50.0; final_softcap = 30.0$/m]],
+      ['qwen3moe', [/^    r = topk\(softmax\(h @ ffn_gate_inp\), k = top_k\)$/m, /^      attn_k_norm: \[head_dim\]$/m, /^    experts = 4; top_k = 2$/m]],
       ['phi3', [/^    qkv = h @ attn_qkv$/m, /^    v = reshape\(slice\(qkv, \(heads \+ kv_heads\) \* head_dim, kv_heads \* head_dim\), \[T, kv_heads, head_dim\]\)$/m, /silu\(slice\(gu, 0, ffn\)\) \* slice\(gu, ffn, ffn\)/]],
     ] as const) {
-      const f = file({ arch, seed: 31, window: arch === 'llama' ? 3 : undefined, ...(arch === 'phi3' ? { name: 'fused' } : {}) });
+      const f = file({ arch, seed: 31, window: arch === 'llama' ? 3 : undefined, ...(arch === 'phi3' ? { name: 'fused' } : {}), ...(arch === 'qwen3moe' ? { experts: 4, expertsUsed: 2 } : {}) });
       const spec = importGguf(f);
       for (const re of lines) expect(spec).toMatch(re);
       expect(spec).toMatch(new RegExp(`^# Imported from .* by \`infer import\`: ${arch} architecture`, 'm'));
