@@ -10,12 +10,19 @@ export interface SpecFacts {
   /** Sliding window of every layer's attention (0: none); Gemma 2: of the layers its pattern names. */
   window: number;
   gemma: GemmaFacts | undefined;
+  /** The shared expert's width (Qwen2-MoE), else 0. */
+  sharedFfn: number;
 }
 
 export function renderSpec(s: SpecFacts): string {
   const f = s.family;
   const attn = s.kvHeads === s.heads ? 'multi-head' : s.kvHeads === 1 ? 'multi-query' : `grouped-query (${s.heads / s.kvHeads} query heads per KV head)`;
   const moe = s.experts > 0;
+  const sharedParams = f.sharedExpert ? `
+      ffn_gate_inp_shexp: [dim, 1]
+      ffn_gate_shexp: [dim, shared_ffn]
+      ffn_up_shexp: [dim, shared_ffn]
+      ffn_down_shexp: [shared_ffn, dim]` : '';
   const ffnParams = f.fused
     ? `      ffn_up: [dim, 2 * ffn]
       ffn_down: [ffn, dim]`
@@ -27,7 +34,12 @@ export function renderSpec(s: SpecFacts): string {
     : `      ffn_gate: [dim, ffn]
       ffn_up: [dim, ffn]
       ffn_down: [ffn, dim]`;
-  const ffnBody = moe
+  const ffnBody = f.sharedExpert ? `    # Qwen2-MoE: softmax over the router logits, top-k, not renormalised; plus a shared
+    # expert scaled per token by sigmoid(h @ ffn_gate_inp_shexp) ([T, 1], repeated along the row).
+    r = topk(softmax(h @ ffn_gate_inp), k = top_k, renorm = false)
+    shared = (silu(h @ ffn_gate_shexp) * (h @ ffn_up_shexp)) @ ffn_down_shexp
+    return x + moe(h, r, experts) { e => (silu(h @ e.ffn_gate) * (h @ e.ffn_up)) @ e.ffn_down } + sigmoid(h @ ffn_gate_inp_shexp) * shared`
+    : moe
     ? `    # Mixture of experts as llama.cpp runs it: softmax over all router logits, top-k, renormalised.
     r = topk(softmax(h @ ffn_gate_inp), k = top_k)
     return x + moe(h, r, experts) { e => (silu(h @ e.ffn_gate) * (h @ e.ffn_up)) @ e.ffn_down }`
@@ -79,7 +91,7 @@ model ${s.name} {
   config {
     vocab = ${s.vocab}; dim = ${s.dim}; layers = ${s.layers}; heads = ${s.heads}; kv_heads = ${s.kvHeads}
     head_dim = ${s.headDim}; ffn = ${s.ffn}; rope_theta = ${f32Literal(s.theta)}; norm_eps = ${f32Literal(s.eps)}
-    max_context = ${s.maxContext}${s.eos !== undefined ? `; eos = ${s.eos}` : ''}${moe ? `\n    experts = ${s.experts}; top_k = ${s.expertsUsed}` : ''}${s.window > 0 ? `\n    sliding_window = ${s.window}` : ''}${g ? `\n    attn_softcap = ${f32Literal(g.attnSoftcap)}; final_softcap = ${f32Literal(g.finalSoftcap)}` : ''}
+    max_context = ${s.maxContext}${s.eos !== undefined ? `; eos = ${s.eos}` : ''}${moe ? `\n    experts = ${s.experts}; top_k = ${s.expertsUsed}${f.sharedExpert ? `; shared_ffn = ${s.sharedFfn}` : ''}` : ''}${s.window > 0 ? `\n    sliding_window = ${s.window}` : ''}${g ? `\n    attn_softcap = ${f32Literal(g.attnSoftcap)}; final_softcap = ${f32Literal(g.finalSoftcap)}` : ''}
   }
 
   kv_cache { layout = contiguous; dtype = f32 }
@@ -99,7 +111,7 @@ model ${s.name} {
 ${attnParams}
       attn_output: [heads * head_dim, dim]
 ${extraParams}      ffn_norm: [dim]
-${ffnParams}
+${ffnParams}${sharedParams}
     }
 ${notes}    h = rmsnorm(x, attn_norm, eps = norm_eps)
 ${qkvLines}

@@ -19,7 +19,7 @@ import { renderSpec } from './importRender.ts';
 
 export class ImportError extends Error {}
 
-export const SUPPORTED = "'llama' (dense or Mixtral-style MoE, with MHA/GQA/MQA attention, tied or separate output), 'qwen2', 'qwen3', 'gemma2', 'phi3' (fused QKV and gate/up), 'qwen3moe'";
+export const SUPPORTED = "'llama' (dense or Mixtral-style MoE, with MHA/GQA/MQA attention, tied or separate output), 'qwen2', 'qwen3', 'gemma2', 'phi3' (fused QKV and gate/up), 'qwen3moe', 'qwen2moe'";
 
 /** What each architecture adds to the llama block (importRender.ts writes it). */
 export interface Family {
@@ -40,6 +40,11 @@ export interface Family {
   readonly gemma: boolean;
   /** Phi-3: one attn_qkv [dim, (heads + 2 kv_heads) head_dim] and one ffn_up [dim, 2 ffn] (gate, then up), split by slicing. */
   readonly fused: boolean;
+  /**
+   * Qwen2-MoE: unrenormalised top-k experts plus a shared expert (ffn_*_shexp) scaled per token
+   * by sigmoid(h @ ffn_gate_inp_shexp).
+   */
+  readonly sharedExpert?: boolean;
 }
 
 export const FAMILIES: Readonly<Record<string, Family>> = {
@@ -50,6 +55,7 @@ export const FAMILIES: Readonly<Record<string, Family>> = {
   phi3: { arch: 'phi3', neox: true, qkvBias: false, qkNorm: false, moe: false, gemma: false, fused: true },
   // Qwen3's block with Mixtral-style experts (softmax, top-k, renormalised: llama.cpp's qwen3moe).
   qwen3moe: { arch: 'qwen3moe', neox: true, qkvBias: false, qkNorm: true, moe: true, gemma: false, fused: false },
+  qwen2moe: { arch: 'qwen2moe', neox: true, qkvBias: true, qkNorm: false, moe: true, gemma: false, fused: false, sharedExpert: true },
 };
 
 export interface ImportOptions {
@@ -124,7 +130,7 @@ export function specFromGguf(g: GgufFile, opts: ImportOptions = {}): string {
   };
 
   const experts = int(`${A}.expert_count`, 0);
-  if (experts === 0 && A === 'qwen3moe') fail(`'${A}.expert_count' is missing or 0: a qwen3moe file needs experts`);
+  if (experts === 0 && (A === 'qwen3moe' || A === 'qwen2moe')) fail(`'${A}.expert_count' is missing or 0: a ${A} file needs experts`);
   if (experts > 0 && !family.moe) fail(`'${A}.expert_count' is ${experts}: infer imports ${A} dense only (Mixtral-style experts are read for 'llama')`);
   if (experts === 0 && g.tensor('blk.0.ffn_gate_exps.weight')) fail(`tensor blk.0.ffn_gate_exps.weight holds merged experts, but '${A}.expert_count' is missing or 0`);
   const expertsUsed = experts > 0 ? int(`${A}.expert_used_count`) : 0;
@@ -141,7 +147,9 @@ export function specFromGguf(g: GgufFile, opts: ImportOptions = {}): string {
 
   const layers = int(`${A}.block_count`), dim = int(`${A}.embedding_length`);
   // Qwen3-MoE sizes its experts by expert_feed_forward_length (llama.cpp: else feed_forward_length / expert_used_count).
-  const ffn = A === 'qwen3moe' ? int(`${A}.expert_feed_forward_length`, Math.floor(int(`${A}.feed_forward_length`) / Math.max(1, expertsUsed))) : int(`${A}.feed_forward_length`);
+  const ffn = A === 'qwen3moe' || A === 'qwen2moe' ? int(`${A}.expert_feed_forward_length`, Math.floor(int(`${A}.feed_forward_length`) / Math.max(1, expertsUsed))) : int(`${A}.feed_forward_length`);
+  // The shared expert's width (llama.cpp: else feed_forward_length).
+  const sharedFfn = family.sharedExpert ? int(`${A}.expert_shared_feed_forward_length`, int(`${A}.feed_forward_length`)) : 0;
   const heads = int(`${A}.attention.head_count`), kvHeads = int(`${A}.attention.head_count_kv`, heads);
   for (const [k, v] of [['block_count', layers], ['embedding_length', dim], ['feed_forward_length', ffn], ['attention.head_count', heads], ['attention.head_count_kv', kvHeads]] as const) {
     if (v < 1) fail(`'${A}.${k}' must be at least 1, got ${v}`);
@@ -215,7 +223,7 @@ export function specFromGguf(g: GgufFile, opts: ImportOptions = {}): string {
   const spec = renderSpec({
     name: sanitizeName(g.string('general.name') ?? basename(g.path).replace(/\.gguf$/i, '')),
     source: basename(g.path).replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 120),
-    vocab, dim, layers, heads, kvHeads, headDim, ffn, theta, eps, maxContext, eos, tied, experts, expertsUsed, notes, family, window, gemma,
+    vocab, dim, layers, heads, kvHeads, headDim, ffn, theta, eps, maxContext, eos, tied, experts, expertsUsed, notes, family, window, gemma, sharedFfn,
   });
   for (const note of notes) opts.onNote?.(`${g.path}: ${note}`);
   return spec;
@@ -231,6 +239,7 @@ export function layerTensors(f: Family, moe: boolean): string[] {
   if (f.qkvBias) names.push('attn_q.bias', 'attn_k.bias', 'attn_v.bias');
   if (f.qkNorm) names.push('attn_q_norm.weight', 'attn_k_norm.weight');
   if (f.gemma) names.push('post_attention_norm.weight', 'post_ffw_norm.weight');
+  if (f.sharedExpert) names.push('ffn_gate_inp_shexp.weight', 'ffn_gate_shexp.weight', 'ffn_up_shexp.weight', 'ffn_down_shexp.weight');
   return names;
 }
 

@@ -4,7 +4,7 @@
 // liveness (planMemory.ts).
 import type { Graph, Node } from './ir/graph.ts';
 import type { OpArgs } from './ir/ops.ts';
-import { elementsPerToken } from './ir/shapes.ts';
+import { elementsPerToken, perTokenScalar } from './ir/shapes.ts';
 import type { BufferDecl, Program, Step } from '../program/program.ts';
 import type { ElementwiseExpr, KernelSpec } from '../program/kernels.ts';
 import { kernelKey } from '../program/kernels.ts';
@@ -254,6 +254,7 @@ function elementwiseExpr(n: Node, bufOf: Map<Node, string>, inputs: string[]): E
     let i = inputs.indexOf(b);
     if (i < 0) { i = inputs.length; inputs.push(b); }
     // An operand without T that is not the node's shape repeats along each token's row (shapes.ts `broadcasts`).
+    if (perTokenScalar(s.shape, n.shape)) return { kind: 'input', index: i, perToken: true };
     return !s.shape.includes('T') && n.shape.includes('T') ? { kind: 'input', index: i, period: elementsPerToken(s.shape) } : { kind: 'input', index: i };
   };
   if (n.op === 'unary') return { kind: 'unary', fn: (n.arg as OpArgs['unary']).fn, arg: operand(n.src[0]) };

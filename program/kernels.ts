@@ -18,9 +18,10 @@ export type MoeExpertsArgs = { input: 'shared' | 'slot' | 'silu_mul' | 'swiglu';
 export type ElementwiseExpr =
   /**
    * Input `index` at the element's index in the step; with `period`, an input without T of
-   * `period` elements that repeats along each token's row: element e of a row reads e mod period.
+   * `period` elements that repeats along each token's row: element e of a row reads e mod period;
+   * with `perToken`, an input of one element per token that repeats along its token's row.
    */
-  | { kind: 'input'; index: number; period?: number }
+  | { kind: 'input'; index: number; period?: number; perToken?: true }
   | { kind: 'const'; value: number }
   | { kind: 'unary'; fn: UnaryFn; arg: ElementwiseExpr }
   | { kind: 'binary'; fn: BinaryFn; left: ElementwiseExpr; right: ElementwiseExpr };

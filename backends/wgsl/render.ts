@@ -50,7 +50,9 @@ export function renderAll(kernels: readonly { key: string; spec: KernelSpec }[])
 function elementwiseContext(spec: Extract<KernelSpec, { kind: 'elementwise' }>) {
   if (inputCount(spec.expr) > spec.inputs) throw new Error(`elementwise expression reads input ${inputCount(spec.expr) - 1} of ${spec.inputs}`);
   // e is the element's index within its token's row (elementwise.hbs).
-  const { lines, result } = renderExpr(spec.expr, WGSL_DIALECT, (i, period) => (period === undefined ? `in${i}[i]` : `in${i}[e % ${positiveInt('period', period)}u]`));
+  // A per-token input (one number per token) is read at the token, t.
+  const { lines, result } = renderExpr(spec.expr, WGSL_DIALECT, (i, period, perToken) =>
+    (perToken ? `in${i}[t]` : period === undefined ? `in${i}[i]` : `in${i}[e % ${positiveInt('period', period)}u]`));
   return { lines, result };
 }
 

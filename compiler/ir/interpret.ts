@@ -4,7 +4,7 @@ import type { Node, Graph } from './graph.ts';
 import type { WeightSource } from '../../program/weights.ts';
 import type { OpArgs } from './ops.ts';
 import { BINARY_MEANING, UNARY_MEANING } from './ops.ts';
-import { elementsPerToken } from './shapes.ts';
+import { elementsPerToken, perTokenScalar } from './shapes.ts';
 import type { KvDType } from '../../program/model.ts';
 import { storeRow, type KvStorage, type KvTables } from '../../program/kv.ts';
 
@@ -97,9 +97,12 @@ export function interpret(g: Graph, weights: WeightSource, kv: CpuKvCache, step:
         const f = BINARY_MEANING[(n.arg as OpArgs['binary']).fn];
         const [a, b] = s;
         const out = new Float64Array(size(n));
-        // A scalar (length 1) or a broadcast operand repeats: element i reads i mod its length.
-        const na = a.length, nb = b.length;
-        for (let i = 0; i < out.length; i++) out[i] = f(a[i % na], b[i % nb]);
+        // A scalar (length 1) or a broadcast operand repeats: element i reads i mod its length;
+        // a [T, 1] operand (perTokenScalar) repeats along its token's row of w: element i reads i / w.
+        const w = elementsPerToken(n.shape);
+        const at = (src: Node, len: number) => (perTokenScalar(src.shape, n.shape) ? (i: number) => Math.floor(i / w) : (i: number) => i % len);
+        const ia = at(n.src[0], a.length), ib = at(n.src[1], b.length);
+        for (let i = 0; i < out.length; i++) out[i] = f(a[ia(i)], b[ib(i)]);
         val.set(n, out);
         break;
       }

@@ -72,7 +72,9 @@ export interface OpArgs {
   /**
    * Elementwise; the operands have equal shapes, or one of them is a scalar (shape []), or one
    * has no T and its shape is a suffix of the other's (a bias [N] added to [T, N], a weight [D]
-   * multiplying [T, H, D]): it repeats along the leading dims (element i reads i mod its size).
+   * multiplying [T, H, D]): it repeats along the leading dims (element i reads i mod its size);
+   * or one is [T, 1] (one number per token, e.g. Qwen2-MoE's shared-expert gate): it repeats
+   * along its token's row.
    */
   binary: { fn: BinaryFn };
 

@@ -23,6 +23,11 @@ export function broadcasts(small: Shape, big: Shape): boolean {
   return small.every((d, i) => d === big[off + i]);
 }
 
+/** Whether `small` is one number per token ([T, 1], e.g. a gate) that repeats along each of `big`'s token rows. */
+export function perTokenScalar(small: Shape, big: Shape): boolean {
+  return small[0] === 'T' && big[0] === 'T' && elementsPerToken(small) === 1 && elementsPerToken(big) > 1;
+}
+
 function expectRank(what: string, s: Shape, rank: number): void {
   if (s.length !== rank) throw new ShapeError(`${what} must have rank ${rank}, got ${showShape(s)}`);
 }
@@ -117,7 +122,9 @@ export function inferType<O extends Op>(op: O, arg: OpArgs[O], src: readonly Typ
       if (b.shape.length === 0 || sameShape(a.shape, b.shape)) return { shape: a.shape, dtype: 'f32' };
       if (broadcasts(b.shape, a.shape)) return { shape: a.shape, dtype: 'f32' };
       if (broadcasts(a.shape, b.shape)) return { shape: b.shape, dtype: 'f32' };
-      throw new ShapeError(`operand shapes ${showShape(a.shape)} and ${showShape(b.shape)} differ (a shape without T may repeat over the other's leading dims when it is a suffix of it, as [N] of [T, N])`);
+      if (perTokenScalar(b.shape, a.shape)) return { shape: a.shape, dtype: 'f32' };
+      if (perTokenScalar(a.shape, b.shape)) return { shape: b.shape, dtype: 'f32' };
+      throw new ShapeError(`operand shapes ${showShape(a.shape)} and ${showShape(b.shape)} differ (a shape without T may repeat over the other's leading dims when it is a suffix of it, as [N] of [T, N]; a [T, 1] along each token's row)`);
     }
     case 'fused_matmul': {
       const a = arg as OpArgs['fused_matmul'];

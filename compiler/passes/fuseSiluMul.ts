@@ -5,13 +5,15 @@
 import { rewrite, useCounts, type Node } from '../ir/graph.ts';
 import type { OpArgs } from '../ir/ops.ts';
 import type { Pass } from './pass.ts';
+import { sameShape } from '../ir/shapes.ts';
 
 function gatedOperands(n: Node, fn: 'silu' | 'gelu'): [Node, Node] | null {
   if (n.op !== 'binary' || (n.arg as OpArgs['binary']).fn !== 'mul') return null;
   const isGate = (x: Node) => x.op === 'unary' && (x.arg as OpArgs['unary']).fn === fn;
   const [a, b] = n.src;
-  if (isGate(a) && b.shape.length === a.shape.length) return [a.src[0], b];
-  if (isGate(b) && a.shape.length === b.shape.length) return [b.src[0], a];
+  // Equal shapes only: a repeating operand (a bias, a [T, 1] gate) is not an up projection.
+  if (isGate(a) && sameShape(a.shape, b.shape)) return [a.src[0], b];
+  if (isGate(b) && sameShape(a.shape, b.shape)) return [b.src[0], a];
   return null;
 }
 

@@ -58,6 +58,9 @@ export const FAMILY_CASES: AgreementCase[] = [
   // (A general.name containing "phi3" makes llama.cpp look up Phi-3's <|endoftext|>, absent here.)
   // Qwen3-MoE: q/k norms, NEOX RoPE and 8 experts, top-2 renormalised.
   { ...base, label: 'qwen3moe f32 8 experts top-2', arch: 'qwen3moe', dim: 64, heads: 4, kvHeads: 2, ffn: 32, experts: 8, expertsUsed: 2, type: 'f32', tied: false, seed: 46, tol: EXACT },
+  // Qwen2-MoE: q/k/v biases, NEOX RoPE, 4 experts top-2 not renormalised, and a shared expert
+  // (width 48) scaled per token by a sigmoid gate.
+  { ...base, label: 'qwen2moe f32 4 experts top-2 + shared', arch: 'qwen2moe', dim: 64, heads: 4, kvHeads: 2, ffn: 32, sharedFfn: 48, experts: 4, expertsUsed: 2, type: 'f32', tied: false, seed: 47, tol: EXACT },
   { ...base, label: 'phi3 f32 GQA, fused qkv and gate/up', arch: 'phi3', name: 'random fused-projection model', dim: 64, heads: 4, kvHeads: 2, ffn: 96, type: 'f32', tied: false, seed: 45, window: 8, tol: EXACT },
 ];
 

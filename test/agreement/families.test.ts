@@ -21,7 +21,7 @@ import { agreementSuite, promptFor } from './suite.ts';
 /** Greedy tokens per case (the llama suite's 64 would double the time for little more). */
 const TOKENS = 32;
 
-agreementSuite('llama.cpp agreement, qwen2, qwen3, qwen3moe and phi3 files', FAMILY_CASES, TOKENS);
+agreementSuite('llama.cpp agreement, qwen2, qwen3, qwen3moe, qwen2moe and phi3 files', FAMILY_CASES, TOKENS);
 agreementSuite('llama.cpp agreement, gemma2 files', GEMMA_CASES, TOKENS);
 
 /** Spec edits that each undo one thing a family adds. */
@@ -34,6 +34,8 @@ const MISTAKES: { label: string; what: string; edit: (spec: string) => string }[
   { label: 'gemma2 f32 GQA, window 4', what: 'GELU replaced by SiLU', edit: (s) => s.replace('gelu(h @ ffn_gate)', 'silu(h @ ffn_gate)') },
   { label: 'phi3 f32 GQA, fused qkv and gate/up', what: 'gate and up swapped', edit: (s) => s.replace('silu(slice(gu, 0, ffn)) * slice(gu, ffn, ffn)', 'silu(slice(gu, ffn, ffn)) * slice(gu, 0, ffn)') },
   { label: 'qwen3moe f32 8 experts top-2', what: 'routing weights not renormalised', edit: (s) => s.replace('k = top_k)', 'k = top_k, renorm = false)') },
+  { label: 'qwen2moe f32 4 experts top-2 + shared', what: 'the shared expert missing', edit: (s) => s.replace(' + sigmoid(h @ ffn_gate_inp_shexp) * shared', '') },
+  { label: 'qwen2moe f32 4 experts top-2 + shared', what: 'the shared expert ungated', edit: (s) => s.replace('sigmoid(h @ ffn_gate_inp_shexp) * shared', 'shared') },
   { label: 'qwen3 f32 GQA, head_dim 16', what: 'the q norm left out', edit: (s) => s.replace('rmsnorm(reshape(h @ attn_q, [T, heads, head_dim]), attn_q_norm, eps = norm_eps)', 'reshape(h @ attn_q, [T, heads, head_dim])') },
 ];
 
