@@ -152,3 +152,20 @@ it('matmul with the gelu(gate) * up prologue, every variant', () => gpuProp(fc.r
   const got = await runOnGpu(device, variants({ kind: 'matmul', K, N, prologue: 'gelu_mul', eps: 0, residual }, cpu ? CPU_TARGET : GPU_TARGET).get(variant)!, T, inputs, { out: T * N });
   expectClose(got.out, want, TOL, `${variant} K=${K} N=${N} T=${T}`);
 }, Math.max(4, Math.round(RUNS / 2))));
+
+it('elementwise with a [T, 1] operand repeated along each token\'s row (a per-token gate)', () => gpuProp(fc.record({
+  width: fc.integer({ min: 2, max: 150 }), T: fc.integer({ min: 1, max: 12 }), fn: fc.constantFrom('add', 'sub', 'mul'), swap: fc.boolean(), seed,
+}), async ({ width, T, fn, swap, seed }) => {
+  const next = rng(seed);
+  const x = data(next, T * width, 2), g = data(next, T, 2);
+  const xi: ElementwiseExpr = { kind: 'input', index: 0 }, gi: ElementwiseExpr = { kind: 'input', index: 1, perToken: true };
+  const expr: ElementwiseExpr = { kind: 'binary', fn, left: swap ? gi : xi, right: swap ? xi : gi };
+  // The [T, 1] rule needs T in the shapes: embedding rows 0..T-1 of tables holding x and g gives them.
+  const tokens = Int32Array.from({ length: T }, (_, t) => t);
+  const want = oracle({ params: { in0: x, in1: g }, tokens, positions: new Int32Array(T) }, (b, p) => {
+    const xs = b.node('embed', {}, [b.tokens(), p('in0', [width, T])]), gs = b.node('embed', {}, [b.tokens(), p('in1', [1, T])]);
+    return b.node('binary', { fn }, swap ? [gs, xs] : [xs, gs]);
+  });
+  const got = await runOnGpu(device, variants({ kind: 'elementwise', width, inputs: 2, expr }).get('')!, T, { in0: x, in1: g }, { out: T * width });
+  expectCloseEach(got.out, want, TOL, `${fn} [T, ${width}] by [T, 1]`);
+}, RUNS));
