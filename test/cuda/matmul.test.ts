@@ -1,4 +1,4 @@
-// The CUDA backend's matmul (decode GEMV; rmsnorm / silu_mul prologues, residual epilogue,
+// The CUDA backend's matmul (decode GEMV; rmsnorm / silu_mul / gelu_mul prologues, residual epilogue,
 // f32 and q8_0 / q4_0 block weights in the WGSL kernels' device layout): every variant
 // compiles with nvcc for sm_90, and computes what the float64 interpreter does, run on the
 // CPU through emu/cuda_emu.h (this machine has nvcc but no GPU). Never skipped: a missing
@@ -26,7 +26,7 @@ describe('CUDA matmul', () => {
         sources.push({ name: kernelKey(spec), source: render(spec).source });
       }
     }
-    expect(sources.length).toBe(24);
+    expect(sources.length).toBe(32);
     nvccCompile(sources);
   }, 120_000);
 
