@@ -15,7 +15,7 @@ export interface BackendEntry {
 }
 
 const ALL_KINDS: readonly KernelKind[] = ['embed', 'rmsnorm', 'matmul', 'rope', 'kv_append', 'attention', 'attention_merge', 'elementwise',
-  'moe_route', 'moe_experts', 'moe_combine', 'softmax', 'attn_scores', 'attn_values'];
+  'moe_route', 'moe_experts', 'moe_combine', 'softmax', 'attn_scores', 'attn_values', 'slice'];
 
 export const BACKENDS: readonly BackendEntry[] = [
   { name: 'wgsl', ext: 'wgsl', kinds: new Set(ALL_KINDS), load: async () => (await import('./wgsl/render.ts')).wgslBackend },

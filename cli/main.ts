@@ -61,7 +61,8 @@ ${SPEC_USAGE}
   A terminal chat through the file's chat template; the conversation stays in the KV cache across turns.
   Ctrl-C stops a reply; an empty line or /exit ends the chat.`,
   import: `infer import FILE.gguf [-o SPEC] [--max-context N]
-  Writes a spec for a GGUF file (llama dense or Mixtral-style MoE) to SPEC, or stdout.`,
+  Writes a spec for a GGUF file (llama dense or Mixtral-style MoE, qwen2, qwen3, qwen2moe, qwen3moe,
+  gemma2, phi3) to SPEC, or stdout.`,
   serve: SERVE_USAGE,
   plan: PLAN_USAGE,
 } as const;

@@ -58,9 +58,10 @@ const keySpan = (window: number | null, T: number, context: number): number => (
 export function kernelCost(spec: KernelSpec, T: number, context: number): Omit<StepCost, 'label' | 'kind'> {
   switch (spec.kind) {
     case 'embed': return { bytesRead: T * (4 + weightBytes(spec.wtype ?? 'f32', spec.dim)), bytesWritten: T * spec.dim * F32, flops: 0 };
-    case 'rmsnorm': return { bytesRead: (T + 1) * spec.dim * F32, bytesWritten: T * spec.dim * F32, flops: 4 * T * spec.dim };
+    case 'rmsnorm': { const rows = T * (spec.rows ?? 1); return { bytesRead: (rows + 1) * spec.dim * F32, bytesWritten: rows * spec.dim * F32, flops: 4 * rows * spec.dim }; }
+    case 'slice': { const n = T * spec.rows * spec.len; return { bytesRead: n * F32, bytesWritten: n * F32, flops: 0 }; }
     case 'matmul': {
-      const inputs = spec.prologue === 'silu_mul' ? 2 : 1;
+      const inputs = spec.prologue === 'silu_mul' || spec.prologue === 'gelu_mul' ? 2 : 1;
       const read = inputs * T * spec.K + (spec.prologue === 'rmsnorm' ? spec.K : 0) + (spec.residual ? T * spec.N : 0);
       return { bytesRead: read * F32 + weightBytes(spec.wtype ?? 'f32', spec.K * spec.N), bytesWritten: T * spec.N * F32, flops: 2 * T * spec.K * spec.N };
     }

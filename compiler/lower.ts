@@ -11,8 +11,12 @@ import type { ModelInfo } from '../program/model.ts';
 import { sameShape, ShapeError, showShape } from './ir/shapes.ts';
 import { LowerError, lowerDim, lowerExpr, tensor } from './lowerExpr.ts';
 import { checkConfigLimits, checkParamLimits, LIMITS, showLimit } from './limits.ts';
+import { configDefault, REQUIRED_CONFIG } from './configKeys.ts';
 
-const REQUIRED = ['vocab', 'dim', 'layers', 'heads', 'kv_heads', 'head_dim'] as const;
+/** Inside a layer body, the number of the layer being unrolled (0, 1, ...): per-layer settings such as windows. */
+export const LAYER_INDEX = 'layer_index';
+
+const REQUIRED = REQUIRED_CONFIG;
 
 export interface Lowered { graph: Graph | null; diagnostics: Diagnostic[] }
 
@@ -55,14 +59,15 @@ export function lower(ast: Model, options: LowerOptions = {}): Lowered {
   const kvLoc = ast.sections.kvCache ?? ast.nameLoc;
   // Packed formats store a row in whole 32-bit words; two f16 or eight int4 values share one.
   if ((kv.dtype === 'int4' || kv.dtype === 'f16') && c.get('head_dim')! % 2 !== 0) err(kvLoc, `kv_cache dtype ${kv.dtype} needs an even head_dim, got ${c.get('head_dim')}`);
-  if (kv.layout === 'paged' && kv.page !== null && kv.page > (c.get('max_context') ?? 2048)) err(kvLoc, `kv_cache page size ${kv.page} is larger than max_context (${c.get('max_context') ?? 2048})`);
+  const maxContext = c.get('max_context') ?? configDefault('max_context');
+  if (kv.layout === 'paged' && kv.page !== null && kv.page > maxContext) err(kvLoc, `kv_cache page size ${kv.page} is larger than max_context (${maxContext})`);
   const weights = bindWeights(ast, err);
   if (!ast.layer) err(ast.nameLoc, "a model needs a 'layer' definition");
   if (diagnostics.length || !weights) return { graph: null, diagnostics };
 
   const model: ModelInfo = {
     name: ast.name, vocab: c.get('vocab')!, dim: c.get('dim')!, layers: c.get('layers')!, heads: c.get('heads')!,
-    kvHeads: c.get('kv_heads')!, headDim: c.get('head_dim')!, maxContext: c.get('max_context') ?? 2048, eos: eos ?? null,
+    kvHeads: c.get('kv_heads')!, headDim: c.get('head_dim')!, maxContext, eos: eos ?? null,
     kv: { layout: kv.layout === 'paged' ? { kind: 'paged', pageSize: kv.page! } : { kind: 'contiguous' }, dtype: kv.dtype, window: kv.window },
     weights, constants: Object.fromEntries(c),
   };
@@ -118,7 +123,7 @@ function declareParams(env: Env, decls: readonly ParamDecl[], prefix: string, se
 }
 
 function assign(env: Env, s: Assign): void {
-  if (s.target === 'tokens' || s.target === 'T') throw new LowerError(`'${s.target}' is built in and cannot be assigned`, s.targetLoc);
+  if (s.target === 'tokens' || s.target === 'T' || s.target === LAYER_INDEX) throw new LowerError(`'${s.target}' is built in and cannot be assigned`, s.targetLoc);
   env.set(s.target, lowerExpr(s.value, env));
 }
 
@@ -140,6 +145,7 @@ function applyLayer(env: Env, layer: LayerDecl, model: ModelInfo, globalNames: M
     const inner = env.child(l);
     declareParams(inner, layer.params, `blk.${l}.`, new Map(globalNames));
     inner.set(input.name, { kind: 'tensor', node: checkShape(x, inShape, input.loc, `layer input '${input.name}'`) });
+    inner.set(LAYER_INDEX, { kind: 'num', value: l });
     for (const s of layer.body) assign(inner, s);
     const out = checkShape(lowerExpr(layer.result, inner), outShape, layer.result.loc, 'the layer result');
     env.set(input.name, { kind: 'tensor', node: out });

@@ -25,7 +25,8 @@ export interface ExpertValue { kind: 'expert'; name: string; experts: number; me
 interface Arg { value: Value; loc: Loc }
 interface CallCtx { scope: Scope; call: CallExpr; args: Arg[]; named: Map<string, Arg> }
 
-function bool(a: Arg | undefined, fallback: boolean): boolean {
+/** A named true/false argument (the words true and false read as flags). */
+export function bool(a: Arg | undefined, fallback: boolean): boolean {
   if (!a) return fallback;
   if (a.value.kind === 'flag' && (a.value.name === 'true' || a.value.name === 'false')) return a.value.name === 'true';
   throw new LowerError(`expected true or false, got ${describe(a.value)}`, a.loc);

@@ -10,9 +10,10 @@ import { fuseMoe } from './passes/fuseMoe.ts';
 import { fuseNorm } from './passes/fuseNorm.ts';
 import { fuseResidual } from './passes/fuseResidual.ts';
 import { fuseSiluMul } from './passes/fuseSiluMul.ts';
+import { fuseGeluMul } from './passes/fuseGeluMul.ts';
 import type { Pass } from './passes/pass.ts';
 
-export const PIPELINE: readonly Pass[] = [fuseAttention, fuseMoe, fuseNorm, fuseSiluMul, fuseResidual, fuseKvAppend];
+export const PIPELINE: readonly Pass[] = [fuseAttention, fuseMoe, fuseNorm, fuseSiluMul, fuseGeluMul, fuseResidual, fuseKvAppend];
 
 export const FUSION_KEYS: readonly string[] = PIPELINE.map((p) => p.fuses);
 

@@ -4,7 +4,7 @@
 // liveness (planMemory.ts).
 import type { Graph, Node } from './ir/graph.ts';
 import type { OpArgs } from './ir/ops.ts';
-import { elementsPerToken } from './ir/shapes.ts';
+import { elementsPerToken, perTokenScalar } from './ir/shapes.ts';
 import type { BufferDecl, Program, Step } from '../program/program.ts';
 import type { ElementwiseExpr, KernelSpec } from '../program/kernels.ts';
 import { kernelKey } from '../program/kernels.ts';
@@ -113,14 +113,22 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
       }
       case 'const': break; // inlined into the elementwise kernels that use it
       case 'reshape': bufOf.set(n, src(0)); break;
+      case 'slice': {
+        const { start, len } = n.arg as OpArgs['slice'];
+        const width = n.src[0].shape.at(-1) as number;
+        emit(n, { kind: 'slice', width, rows: elementsPerToken(n.shape) / len, start, len }, { x: src(0), out: out() });
+        break;
+      }
       case 'embed': {
         const [dim, vocab] = n.src[1].shape as number[];
         emit(n, { kind: 'embed', dim, vocab, ...wtypeOf(n.src[1]) }, { tokens: src(0), table: src(1), out: out() });
         break;
       }
-      case 'rmsnorm':
-        emit(n, { kind: 'rmsnorm', dim: n.shape.at(-1) as number, eps: (n.arg as OpArgs['rmsnorm']).eps }, { x: src(0), weight: src(1), out: out() });
+      case 'rmsnorm': {
+        const dim = n.shape.at(-1) as number, rows = elementsPerToken(n.shape) / dim;
+        emit(n, { kind: 'rmsnorm', dim, eps: (n.arg as OpArgs['rmsnorm']).eps, ...(rows > 1 ? { rows } : {}) }, { x: src(0), weight: src(1), out: out() });
         break;
+      }
       case 'matmul': {
         const [K, N] = n.src[1].shape as number[];
         emit(n, { kind: 'matmul', K, N, prologue: 'none', eps: 0, residual: false, ...wtypeOf(n.src[1]) }, { x: src(0), w: src(1), out: out() });
@@ -140,14 +148,15 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
       }
       case 'rope': {
         const [, heads, headDim] = n.shape as [unknown, number, number];
-        emit(n, { kind: 'rope', heads, headDim, theta: (n.arg as OpArgs['rope']).theta }, { x: src(0), positions: src(1), out: out() });
+        const { theta, neox } = n.arg as OpArgs['rope'];
+        emit(n, { kind: 'rope', heads, headDim, theta, ...(neox ? { neox } : {}) }, { x: src(0), positions: src(1), out: out() });
         break;
       }
       case 'kv_store': {
         const a = n.arg as OpArgs['kv_store'];
         const [, kvHeads, headDim] = n.src[0].shape as [unknown, number, number];
         if (kvHeads !== m.kvHeads || headDim !== m.headDim) throw new ScheduleError(`cache(k, v) of layer ${a.layer} has shape [T, ${kvHeads}, ${headDim}], but the model's KV cache is [T, ${m.kvHeads}, ${m.headDim}]`);
-        emit(n, { kind: 'kv_append', kvHeads, headDim, pageSize: kv.pageSize, dtype: kv.dtype, rope: a.rope },
+        emit(n, { kind: 'kv_append', kvHeads, headDim, pageSize: kv.pageSize, dtype: kv.dtype, rope: a.rope, ...(a.neox ? { neox: true } : {}) },
           { k: src(0), v: src(1), positions: src(2), kv_slot: tables.kv_slot, ...kvArgs(a.layer) });
         bufOf.set(n, kvName(a.layer, 'k'));
         break;
@@ -155,7 +164,7 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
       case 'attention': {
         const a = n.arg as OpArgs['attention'];
         const [, heads, headDim] = n.shape as [unknown, number, number];
-        const spec = { kind: 'attention' as const, heads, kvHeads: m.kvHeads, headDim, pageSize: kv.pageSize, dtype: kv.dtype, scale: a.scale, window: a.window, causal: a.causal, splits };
+        const spec = { kind: 'attention' as const, heads, kvHeads: m.kvHeads, headDim, pageSize: kv.pageSize, dtype: kv.dtype, scale: a.scale, window: a.window, causal: a.causal, splits, ...(a.softcap !== undefined ? { softcap: a.softcap } : {}) };
         const common = { q: src(0), positions: src(2), kv_seq: tables.kv_seq, kv_table: tables.kv_table, ...kvArgs(a.layer) };
         if (splits === 1) { emit(n, spec, { ...common, out: out() }); break; }
         const part = addBuffer({ name: `t${n.id}.part`, kind: 'activation', dtype: 'f32', perToken: heads * splits * (headDim + 2), elements: 0 });
@@ -170,7 +179,7 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
         const context = n.op === 'attn_scores' ? a.context : n.src[0].shape[2] as number;
         const common = { heads, kvHeads: m.kvHeads, headDim, pageSize: kv.pageSize, dtype: kv.dtype, window: a.window, causal: a.causal, context };
         const tb = { positions: src(2), kv_seq: tables.kv_seq, kv_table: tables.kv_table };
-        if (n.op === 'attn_scores') emit(n, { kind: 'attn_scores', ...common, scale: a.scale }, { q: src(0), ...tb, kcache: kvName(a.layer, 'k'), out: out() });
+        if (n.op === 'attn_scores') emit(n, { kind: 'attn_scores', ...common, scale: a.scale, ...(a.softcap !== undefined ? { softcap: a.softcap } : {}) }, { q: src(0), ...tb, kcache: kvName(a.layer, 'k'), out: out() });
         else emit(n, { kind: 'attn_values', ...common }, { p: src(0), ...tb, vcache: kvName(a.layer, 'v'), out: out() });
         break;
       }
@@ -247,7 +256,9 @@ function elementwiseExpr(n: Node, bufOf: Map<Node, string>, inputs: string[]): E
     const b = bufOf.get(s)!;
     let i = inputs.indexOf(b);
     if (i < 0) { i = inputs.length; inputs.push(b); }
-    return { kind: 'input', index: i };
+    // An operand without T that is not the node's shape repeats along each token's row (shapes.ts `broadcasts`).
+    if (perTokenScalar(s.shape, n.shape)) return { kind: 'input', index: i, perToken: true };
+    return !s.shape.includes('T') && n.shape.includes('T') ? { kind: 'input', index: i, period: elementsPerToken(s.shape) } : { kind: 'input', index: i };
   };
   if (n.op === 'unary') return { kind: 'unary', fn: (n.arg as OpArgs['unary']).fn, arg: operand(n.src[0]) };
   return { kind: 'binary', fn: (n.arg as OpArgs['binary']).fn, left: operand(n.src[0]), right: operand(n.src[1]) };

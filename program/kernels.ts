@@ -7,6 +7,8 @@ import type { CompactType } from './quant.ts';
 
 export type UnaryFn = 'silu' | 'gelu' | 'relu' | 'exp' | 'neg' | 'sigmoid' | 'tanh' | 'sqrt';
 export type BinaryFn = 'add' | 'sub' | 'mul' | 'div';
+/** What a matmul computes from its inputs first: x, rmsnorm(x) * norm, silu(gate) * up or gelu(gate) * up. */
+export type MatmulPrologue = 'none' | 'rmsnorm' | 'silu_mul' | 'gelu_mul';
 /** The function from router logits to the scores top-k selects on. */
 export type MoeScore = 'softmax' | 'sigmoid' | 'none';
 /** What a moe_experts kernel reads and whether it combines the chosen experts' rows (ir/ops.ts has the meaning). */
@@ -14,7 +16,12 @@ export type MoeExpertsArgs = { input: 'shared' | 'slot' | 'silu_mul' | 'swiglu';
 
 /** An elementwise expression over a kernel's inputs (per element), constants inlined. */
 export type ElementwiseExpr =
-  | { kind: 'input'; index: number }
+  /**
+   * Input `index` at the element's index in the step; with `period`, an input without T of
+   * `period` elements that repeats along each token's row: element e of a row reads e mod period;
+   * with `perToken`, an input of one element per token that repeats along its token's row.
+   */
+  | { kind: 'input'; index: number; period?: number; perToken?: true }
   | { kind: 'const'; value: number }
   | { kind: 'unary'; fn: UnaryFn; arg: ElementwiseExpr }
   | { kind: 'binary'; fn: BinaryFn; left: ElementwiseExpr; right: ElementwiseExpr };
@@ -24,7 +31,7 @@ export type ElementwiseExpr =
  * Binding names (in this order) are fixed per kind; `Step.args` maps them to buffers:
  *   embed:       tokens, table, out
  *   rmsnorm:     x, weight, out
- *   matmul:      prologue none: x, w, [res], out | rmsnorm: x, norm, w, [res], out | silu_mul: gate, up, w, [res], out
+ *   matmul:      prologue none: x, w, [res], out | rmsnorm: x, norm, w, [res], out | silu_mul, gelu_mul: gate, up, w, [res], out
  *   rope:        x, positions, out
  *   kv_append:   k, v, positions, kv_slot, kcache, vcache
  *   attention:   q, positions, kv_seq, kv_table, kcache, vcache, out
@@ -34,6 +41,7 @@ export type ElementwiseExpr =
  *                (running max, sum, unnormalised P.V) that attention_merge combines.
  *   attention_merge: part, out
  *   elementwise: in0 .. in{inputs-1}, out
+ *   slice:       x, out
  *   moe_route:   x, router, out (the routing [T, k, 2], see ir/moe.ts) | direct (x = the scores): x, out
  *   moe_experts: input shared/slot: x, w, [routing], [res], out | silu_mul: gate, up, w, [routing], [res], out
  *                | swiglu: x, w (gate), w2 (up), routing, [res], out
@@ -59,13 +67,18 @@ export const MOE_ROWS_PER_PASS = 8;
 
 export type KernelSpec =
   | { kind: 'embed'; dim: number; vocab: number; wtype?: CompactType }
-  | { kind: 'rmsnorm'; dim: number; eps: number }
-  | { kind: 'matmul'; K: number; N: number; prologue: 'none' | 'rmsnorm' | 'silu_mul'; eps: number; residual: boolean; wtype?: CompactType }
-  | { kind: 'rope'; heads: number; headDim: number; theta: number }
-  | { kind: 'kv_append'; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; rope: number | null }
-  | { kind: 'attention'; heads: number; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; scale: number; window: number | null; causal: boolean; splits: number }
+  /** rmsnorm of `rows` rows of `dim` per token (rows absent: 1; e.g. per-head q/k norms). */
+  | { kind: 'rmsnorm'; dim: number; eps: number; rows?: number }
+  | { kind: 'matmul'; K: number; N: number; prologue: MatmulPrologue; eps: number; residual: boolean; wtype?: CompactType }
+  /** neox (present only when true, so other kernels keep their keys): rotating halves (ir/ops.ts `rope`). */
+  | { kind: 'rope'; heads: number; headDim: number; theta: number; neox?: boolean }
+  | { kind: 'kv_append'; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; rope: number | null; neox?: boolean }
+  /** softcap (present only when set): scores become softcap * tanh(score / softcap) (ir/ops.ts). */
+  | { kind: 'attention'; heads: number; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; scale: number; window: number | null; causal: boolean; splits: number; softcap?: number }
   | { kind: 'attention_merge'; heads: number; headDim: number; splits: number }
   | { kind: 'elementwise'; width: number; inputs: number; expr: ElementwiseExpr }
+  /** Columns start .. start + len - 1 of each of `rows` rows of `width` per token (ir/ops.ts `slice`). */
+  | { kind: 'slice'; width: number; rows: number; start: number; len: number }
   | { kind: 'moe_route'; K: number; experts: number; k: number; score: MoeScore; softmax: boolean; renorm: boolean; scale: number; direct: boolean }
   | ({ kind: 'moe_experts'; K: number; N: number; experts: number; k: number; dense: boolean; wtype?: CompactType } & MoeExpertsArgs)
   | { kind: 'moe_combine'; experts: number; k: number; width: number }
@@ -74,7 +87,7 @@ export type KernelSpec =
   /** The index of the largest of `width` values, per requested row (greedy sampling on the device). */
   | { kind: 'argmax'; width: number }
   /** The unfused attention (--no-fuse attention): scores [T, heads, context] against the paged cache, then P.V. */
-  | { kind: 'attn_scores'; heads: number; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; scale: number; window: number | null; causal: boolean; context: number }
+  | { kind: 'attn_scores'; heads: number; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; scale: number; window: number | null; causal: boolean; context: number; softcap?: number }
   | { kind: 'attn_values'; heads: number; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; window: number | null; causal: boolean; context: number };
 
 export type KernelKind = KernelSpec['kind'];
@@ -88,6 +101,7 @@ export const BINDINGS: { [K in KernelKind]: (spec: Extract<KernelSpec, { kind: K
   attention: () => ['q', 'positions', 'kv_seq', 'kv_table', 'kcache', 'vcache', 'out'],
   attention_merge: () => ['part', 'out'],
   elementwise: (s) => [...Array.from({ length: s.inputs }, (_, i) => `in${i}`), 'out'],
+  slice: () => ['x', 'out'],
   moe_route: (s) => (s.direct ? ['x', 'out'] : ['x', 'router', 'out']),
   moe_experts: (s) => [...(s.input === 'silu_mul' ? ['gate', 'up'] : ['x']), 'w', ...(s.input === 'swiglu' ? ['w2'] : []), ...(s.dense ? [] : ['routing']), ...(s.residual ? ['res'] : []), 'out'],
   moe_combine: () => ['routing', 'y', 'out'],

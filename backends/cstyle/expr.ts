@@ -83,9 +83,10 @@ export interface RenderedExpr {
  * Renders an expression as a list of single-assignment locals (`v0`, `v1`, ...), so a
  * formula that repeats its argument (gelu uses x four times) never duplicates a
  * subtree: text stays linear in the expression's size. Identical subtrees are rendered
- * once. `input(i)` gives the source text that reads input i (e.g. `in0[i]`).
+ * once. `input(i, period)` gives the source text that reads input i (e.g. `in0[i]`; with a
+ * period, the input repeats along each token's row: `in0[e % period]`).
  */
-export function renderExpr(expr: ElementwiseExpr, d: CDialect, input: (index: number) => string, prefix = 'v'): RenderedExpr {
+export function renderExpr(expr: ElementwiseExpr, d: CDialect, input: (index: number, period?: number, perToken?: boolean) => string, prefix = 'v'): RenderedExpr {
   const lines: string[] = [];
   const seen = new Map<string, string>();
   const visit = (e: ElementwiseExpr): string => {
@@ -96,7 +97,8 @@ export function renderExpr(expr: ElementwiseExpr, d: CDialect, input: (index: nu
     let value: string;
     if (e.kind === 'input') {
       if (!Number.isInteger(e.index) || e.index < 0) throw new Error(`bad input index ${e.index}`);
-      value = input(e.index);
+      if (e.period !== undefined && !(Number.isInteger(e.period) && e.period > 0)) throw new Error(`bad input period ${e.period}`);
+      value = input(e.index, e.period, e.perToken === true);
     } else if (e.kind === 'unary') value = unaryFormula(e.fn, visit(e.arg), d);
     else value = binaryFormula(e.fn, visit(e.left), visit(e.right));
     const name = `${prefix}${lines.length}`;

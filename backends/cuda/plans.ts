@@ -61,8 +61,21 @@ export function quantContext(wtype: CompactType | undefined, binding: string, K:
   return { quant: true, wq8: wtype === 'q8_0', wq4: wtype === 'q4_0', wtypeText: wtype, qbinding: binding, soff: quantWords(wtype, K * N), qblock: QBLOCK, qwords: QUANT_WORDS_PER_BLOCK[wtype] };
 }
 
+/** Settings the CUDA templates do not render yet: refused by name, never rendered wrong. */
+function refuseUnrendered(spec: KernelSpec): void {
+  const missing = [
+    spec.kind === 'slice' && 'slice kernels',
+    spec.kind === 'rmsnorm' && (spec.rows ?? 1) > 1 && 'rmsnorm over several rows per token',
+    (spec.kind === 'rope' || spec.kind === 'kv_append') && spec.neox && 'NEOX RoPE',
+    (spec.kind === 'attention' || spec.kind === 'attn_scores') && spec.softcap !== undefined && 'attention soft-capping',
+  ].filter(Boolean);
+  if (missing.length) throw new Error(`the CUDA backend does not render ${missing.join(', ')} yet: use --target wgsl`);
+}
+
 export function cudaPlans(spec: KernelSpec): CudaPlan[] {
+  refuseUnrendered(spec);
   switch (spec.kind) {
+    case 'slice': throw new Error('unreachable: refused above');
     case 'embed': {
       const dim = positiveInt('dim', spec.dim), vocab = positiveInt('vocab', spec.vocab);
       const vec4 = dim % 4 === 0;
@@ -137,9 +150,10 @@ function matmulPlans(spec: MatmulSpec): CudaPlan[] {
   const KV = vec4 ? K / 4 : K;
   const common = {
     K, N, KV, eps: spec.eps, residual: spec.residual, ...vecContext(vec4),
-    proNone: spec.prologue === 'none', proRmsnorm: spec.prologue === 'rmsnorm', proSiluMul: spec.prologue === 'silu_mul',
-    prologueText: { none: 'x', rmsnorm: 'rmsnorm(x) * norm', silu_mul: 'silu(gate) * up' }[spec.prologue],
-    siluG: unaryFormula('silu', 'g', CUDA_DIALECT),
+    // silu_mul and gelu_mul read gate and up alike; only the function of g differs.
+    proNone: spec.prologue === 'none', proRmsnorm: spec.prologue === 'rmsnorm', proSiluMul: spec.prologue === 'silu_mul' || spec.prologue === 'gelu_mul',
+    prologueText: { none: 'x', rmsnorm: 'rmsnorm(x) * norm', silu_mul: 'silu(gate) * up', gelu_mul: 'gelu(gate) * up' }[spec.prologue],
+    siluG: unaryFormula(spec.prologue === 'gelu_mul' ? 'gelu' : 'silu', 'g', CUDA_DIALECT),
     ...quantContext(spec.wtype, 'w', K, N),
   };
   // The staged chunk: STAGE_BYTES over the block's token rows, a multiple of 8 units so a

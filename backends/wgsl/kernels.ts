@@ -43,14 +43,15 @@ export function plansFor(spec: KernelSpec, target: Target = GPU_TARGET): Plan[] 
       return [rowPlan('embed', positiveInt('dim', spec.dim), { dim: spec.dim, vocab: positiveInt('vocab', spec.vocab), ...quantContext(spec.wtype, 'table', spec.dim, spec.vocab, target) }, f16Of(spec.wtype, target, ['table']))];
     case 'rmsnorm': {
       const wg = clampPow2(cdiv(positiveInt('dim', spec.dim), 4), 32, 256);
-      return [{ template: 'rmsnorm', variant: '', minTokens: 1, context: { dim: spec.dim, eps: spec.eps, wg },
-        workgroup: [wg, 1, 1], grid: [PER_TOKEN, ONE, ONE], vec4Bindings: [] }];
+      const rows = positiveInt('rows', spec.rows ?? 1);
+      return [{ template: 'rmsnorm', variant: '', minTokens: 1, context: { dim: spec.dim, eps: spec.eps, wg, rows },
+        workgroup: [wg, 1, 1], grid: [PER_TOKEN, { tokensPerGroup: 0, groups: rows }, ONE], vec4Bindings: [] }];
     }
     case 'matmul': return matmulPlans(spec, target);
     case 'rope': {
       const headDim = positiveInt('headDim', spec.headDim);
       if (headDim % 2) throw new Error(`rope needs an even headDim, got ${headDim}`);
-      return [rowPlan('rope', positiveInt('heads', spec.heads) * headDim / 2, { heads: spec.heads, headDim, half: headDim / 2, ...ropeTables(spec.theta, headDim) })];
+      return [rowPlan('rope', positiveInt('heads', spec.heads) * headDim / 2, { heads: spec.heads, headDim, half: headDim / 2, neox: spec.neox === true, ...ropeTables(spec.theta, headDim) })];
     }
     case 'kv_append': return [kvAppendPlan(spec)];
     case 'attention': return [attentionPlan(spec)];
@@ -60,6 +61,11 @@ export function plansFor(spec: KernelSpec, target: Target = GPU_TARGET): Plan[] 
     }
     case 'elementwise':
       return [rowPlan('elementwise', positiveInt('width', spec.width), { width: spec.width })];
+    case 'slice': {
+      const width = positiveInt('width', spec.width), rows = positiveInt('rows', spec.rows), len = positiveInt('len', spec.len);
+      if (!(Number.isInteger(spec.start) && spec.start >= 0 && spec.start + len <= width)) throw new Error(`slice: start ${spec.start} + len ${len} outside a row of ${width}`);
+      return [rowPlan('slice', rows * len, { width, rows, start: spec.start, len })];
+    }
     case 'moe_route': return [moeRoutePlan(spec)];
     case 'moe_experts': return [moeExpertsPlan(spec, target)];
     case 'moe_combine': {
@@ -139,6 +145,15 @@ function moeExpertsPlan(spec: MoeExpertsSpec, target: Target): Plan {
 type MatmulSpec = Extract<KernelSpec, { kind: 'matmul' }>;
 
 /**
+ * The gated prologue's function of g (a scalar or, in the vec4 GEMV, a vec4): silu, or gelu,
+ * whose tanh clamp needs its bounds splatted to g's type (WGSL's clamp does not mix them).
+ */
+function gluFormula(prologue: MatmulSpec['prologue'], type: 'f32' | 'vec4<f32>'): string {
+  if (prologue !== 'gelu_mul') return unaryFormula('silu', 'g', WGSL_DIALECT);
+  return unaryFormula('gelu', 'g', { ...WGSL_DIALECT, clamp: (x, lo, hi) => `clamp(${x}, ${type}(${lo}), ${type}(${hi}))` });
+}
+
+/**
  * The dequant partial's holes for a [K, N] compact weight in `binding` (or quant: false).
  * Blocks run along K, so K must be a multiple of the block length (the scheduler only
  * keeps such params compact). q8_0 and q4_0 have hand-unrolled loops in the GEMV and
@@ -166,9 +181,10 @@ function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
   if (spec.prologue === 'rmsnorm' && !(spec.eps >= 0)) throw new Error(`rmsnorm eps must be >= 0, got ${spec.eps}`);
   const common = {
     K, N, eps: spec.eps, residual: spec.residual,
-    proNone: spec.prologue === 'none', proRmsnorm: spec.prologue === 'rmsnorm', proSiluMul: spec.prologue === 'silu_mul',
-    prologueText: { none: 'x', rmsnorm: 'rmsnorm(x) * norm', silu_mul: 'silu(gate) * up' }[spec.prologue],
-    siluG: unaryFormula('silu', 'g', WGSL_DIALECT),
+    // silu_mul and gelu_mul read gate and up alike (the templates' proSiluMul); only g's function differs.
+    proNone: spec.prologue === 'none', proRmsnorm: spec.prologue === 'rmsnorm', proSiluMul: spec.prologue === 'silu_mul' || spec.prologue === 'gelu_mul',
+    prologueText: { none: 'x', rmsnorm: 'rmsnorm(x) * norm', silu_mul: 'silu(gate) * up', gelu_mul: 'gelu(gate) * up' }[spec.prologue],
+    siluG: gluFormula(spec.prologue, 'f32'),
     ...quantContext(spec.wtype, 'w', K, N, target),
   };
   const f16Bindings = f16Of(spec.wtype, target, ['w']);
@@ -190,7 +206,7 @@ function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
     const chunk = Math.min(KV, (vec4 ? 256 : 1024) / tpw);
     return {
       template: 'matmul_gemv', variant, minTokens,
-      context: { ...common, vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', KV, lanes, cols, wg, chunk, tpw, tileLen: chunk * tpw, redLen: wg * tpw, rsumLen: 16 * tpw },
+      context: { ...common, siluG: gluFormula(spec.prologue, vec4 ? 'vec4<f32>' : 'f32'), vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', KV, lanes, cols, wg, chunk, tpw, tileLen: chunk * tpw, redLen: wg * tpw, rsumLen: 16 * tpw },
       workgroup: [wg, 1, 1], grid: [{ tokensPerGroup: 0, groups: cdiv(N, cols) }, { tokensPerGroup: tpw, groups: 1 }, ONE],
       vec4Bindings: vec4 ? ['x', 'norm', 'gate', 'up', ...(spec.wtype ? [] : ['w'])] : [], f16Bindings,
     };

@@ -4,6 +4,7 @@
 import type { KernelSpec } from '../../program/kernels.ts';
 import { kvFormat, ropeTables } from '../cstyle/layout.ts';
 import { positiveInt } from '../cstyle/literal.ts';
+import { unaryFormula, WGSL_DIALECT } from '../cstyle/expr.ts';
 import { cdiv, clampPow2, ONE, PER_TOKEN, type Plan } from './plan.ts';
 
 export { kvFormat, ropeTables };
@@ -17,7 +18,7 @@ export function kvAppendPlan(spec: Extract<KernelSpec, { kind: 'kv_append' }>): 
   return {
     template: 'kv_append', variant: '', minTokens: 1,
     context: {
-      ...fmt, kvHeads, headDim, pageSize: positiveInt('pageSize', spec.pageSize), wg, rope,
+      ...fmt, kvHeads, headDim, pageSize: positiveInt('pageSize', spec.pageSize), wg, rope, neox: spec.neox === true,
       ...(rope ? { half: headDim / 2, ...ropeTables(spec.rope!, headDim) } : {}),
       rows: [{ elem: 'kelem', dst: 'kcache' }, { elem: 'velem', dst: 'vcache' }],
     },
@@ -57,12 +58,19 @@ export function attentionPlan(spec: AttentionSpec): Plan {
     template: 'attention', variant: '', minTokens: 1,
     context: {
       ...fmt, heads, kvHeads, headDim, group, qpw, wg, block, pageSize: positiveInt('pageSize', spec.pageSize),
-      scale: spec.scale, causal: spec.causal, windowed: spec.window !== null, window: spec.window ?? 0,
+      scale: spec.scale, causal: spec.causal, windowed: spec.window !== null, window: spec.window ?? 0, ...softcapContext(spec.softcap),
       vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', qstride, hdq: headDim / lanes, qsLen: qpw * qstride, pLen: qpw * block, split: splits > 1, splits,
     },
     workgroup: [wg, 1, 1], grid: [PER_TOKEN, { tokensPerGroup: 0, groups: heads / qpw }, { tokensPerGroup: 0, groups: splits }],
     vec4Bindings: vec4 ? ['q', ...(fmt.f32 ? ['kcache', 'vcache'] : []), ...(splits > 1 ? [] : ['out'])] : [],
   };
+}
+
+/** The soft-capping holes of the attention templates: a cap and tanh(a) (clamped, as every tanh), or none. */
+function softcapContext(cap: number | undefined) {
+  if (cap === undefined) return { softcap: false };
+  if (!(cap > 0) || !Number.isFinite(cap)) throw new Error(`attention softcap must be positive, got ${cap}`);
+  return { softcap: true, cap, tanhA: unaryFormula('tanh', 'a', WGSL_DIALECT) };
 }
 
 type UnfusedSpec = Extract<KernelSpec, { kind: 'attn_scores' | 'attn_values' }>;
@@ -78,7 +86,7 @@ export function attentionUnfusedPlan(spec: UnfusedSpec): Plan {
       template: spec.kind, variant: '', minTokens: 1,
       context: {
         ...fmt, heads, kvHeads, headDim, group: heads / kvHeads, context: positiveInt('context', spec.context), wg, pageSize: spec.pageSize,
-        causal: spec.causal, windowed: spec.window !== null, window: spec.window ?? 0, ...(spec.kind === 'attn_scores' ? { scale: spec.scale } : {}),
+        causal: spec.causal, windowed: spec.window !== null, window: spec.window ?? 0, ...(spec.kind === 'attn_scores' ? { scale: spec.scale, ...softcapContext(spec.softcap) } : {}),
       },
       workgroup: [wg, 1, 1], grid: [PER_TOKEN, { tokensPerGroup: 0, groups: heads }, ONE], vec4Bindings: [],
     };

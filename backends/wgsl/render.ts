@@ -9,6 +9,7 @@ import { STEP_BINDING, STEP_UNIFORM_FIELDS } from '../../program/stepUniform.ts'
 import { renderExpr, WGSL_DIALECT, inputCount } from '../cstyle/expr.ts';
 import { plansFor, TILED_MIN_TOKENS } from './kernels.ts';
 import { fill, type BindingDecl } from './templates.ts';
+import { positiveInt } from '../cstyle/literal.ts';
 
 export { TILED_MIN_TOKENS };
 
@@ -49,7 +50,10 @@ export function renderAll(kernels: readonly { key: string; spec: KernelSpec }[])
 
 function elementwiseContext(spec: Extract<KernelSpec, { kind: 'elementwise' }>) {
   if (inputCount(spec.expr) > spec.inputs) throw new Error(`elementwise expression reads input ${inputCount(spec.expr) - 1} of ${spec.inputs}`);
-  const { lines, result } = renderExpr(spec.expr, WGSL_DIALECT, (i) => `in${i}[i]`);
+  // e is the element's index within its token's row (elementwise.hbs).
+  // A per-token input (one number per token) is read at the token, t.
+  const { lines, result } = renderExpr(spec.expr, WGSL_DIALECT, (i, period, perToken) =>
+    (perToken ? `in${i}[t]` : period === undefined ? `in${i}[i]` : `in${i}[e % ${positiveInt('period', period)}u]`));
   return { lines, result };
 }
 

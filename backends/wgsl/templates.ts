@@ -2,7 +2,7 @@
 // environment (backends/cstyle/templateEnv.ts): u32 literals end in 'u', i32 in 'i'.
 import { templateEnv } from '../cstyle/templateEnv.ts';
 
-export const TEMPLATE_NAMES = ['embed', 'rmsnorm', 'matmul_gemv', 'matmul_tiled', 'rope', 'kv_append', 'attention', 'attention_merge', 'elementwise', 'moe_route', 'moe_experts', 'moe_combine', 'softmax', 'attn_scores', 'attn_values', 'argmax'] as const;
+export const TEMPLATE_NAMES = ['embed', 'rmsnorm', 'matmul_gemv', 'matmul_tiled', 'rope', 'kv_append', 'attention', 'attention_merge', 'elementwise', 'moe_route', 'moe_experts', 'moe_combine', 'softmax', 'attn_scores', 'attn_values', 'argmax', 'slice'] as const;
 export type TemplateName = (typeof TEMPLATE_NAMES)[number];
 
 const env = templateEnv({

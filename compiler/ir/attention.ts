@@ -30,7 +30,10 @@ export function attentionOverCache(b: GraphBuilder, q: Node, cache: Node, positi
   return b.node('attn_values', { layer: a.layer, causal: a.causal, window: a.window, headDim }, [p, cache, positions]);
 }
 
-/** q.k^T * scale over each token's visible keys; -inf at every other of the `context` columns. */
+/** Gemma 2's attention-logit soft-capping of a scaled score (identity without a cap). */
+export const softcapped = (s: number, cap: number | undefined): number => (cap === undefined ? s : cap * Math.tanh(s / cap));
+
+/** q.k^T * scale over each token's visible keys (soft-capped when asked); -inf at every other of the `context` columns. */
 export function attentionScores(kv: CpuKvCache, a: OpArgs['attn_scores'], q: Values, pos: Int32Array, H: number, tb: KvTables): Float64Array {
   const { kvHeads: KH, headDim: D, pageSize: P } = kv.storage;
   const S = a.context, group = H / KH, kc = kv.k[a.layer];
@@ -44,7 +47,7 @@ export function attentionScores(kv: CpuKvCache, a: OpArgs['attn_scores'], q: Val
         let dot = 0;
         const ko = (slot(s) * KH + kh) * D;
         for (let d = 0; d < D; d++) dot += q[qo + d] * kc[ko + d];
-        out[(t * H + h) * S + s] = dot * a.scale;
+        out[(t * H + h) * S + s] = softcapped(dot * a.scale, a.softcap);
       }
     }
   }
@@ -86,7 +89,7 @@ export function attention(kv: CpuKvCache, a: OpArgs['attention'], q: Values, pos
         let dot = 0;
         const ko = (slot(s) * KH + kh) * D;
         for (let d = 0; d < D; d++) dot += q[qo + d] * kc[ko + d];
-        scores[s - lo] = dot * a.scale;
+        scores[s - lo] = softcapped(dot * a.scale, a.softcap);
         max = Math.max(max, scores[s - lo]);
       }
       let sum = 0;

@@ -4,7 +4,7 @@ import type { Node, Graph } from './graph.ts';
 import type { WeightSource } from '../../program/weights.ts';
 import type { OpArgs } from './ops.ts';
 import { BINARY_MEANING, UNARY_MEANING } from './ops.ts';
-import { elementsPerToken } from './shapes.ts';
+import { elementsPerToken, perTokenScalar } from './shapes.ts';
 import type { KvDType } from '../../program/model.ts';
 import { storeRow, type KvStorage, type KvTables } from '../../program/kv.ts';
 
@@ -75,7 +75,15 @@ export function interpret(g: Graph, weights: WeightSource, kv: CpuKvCache, step:
       case 'rmsnorm': val.set(n, rmsnorm(s[0], s[1], T, n.shape.at(-1) as number, (n.arg as OpArgs['rmsnorm']).eps)); break;
       case 'matmul': val.set(n, matmul(s[0], s[1], T, n.src[1].shape[0] as number, n.src[1].shape[1] as number)); break;
       case 'reshape': val.set(n, s[0]); break;
-      case 'rope': val.set(n, rope(s[0], ints.get(n.src[1])!, n.shape[1] as number, n.shape[2] as number, (n.arg as OpArgs['rope']).theta)); break;
+      case 'slice': {
+        const { start, len } = n.arg as OpArgs['slice'];
+        const N = n.src[0].shape.at(-1) as number, rows = s[0].length / N;
+        const out = new Float64Array(rows * len);
+        for (let r = 0; r < rows; r++) for (let j = 0; j < len; j++) out[r * len + j] = s[0][r * N + start + j];
+        val.set(n, out);
+        break;
+      }
+      case 'rope': { const a = n.arg as OpArgs['rope']; val.set(n, rope(s[0], ints.get(n.src[1])!, n.shape[1] as number, n.shape[2] as number, a.theta, !!a.neox)); break; }
       case 'kv_store': kvStore(kv, n.arg as OpArgs['kv_store'], s[0], s[1], ints.get(n.src[2])!, tables.slots); break;
       case 'attention': val.set(n, attention(kv, n.arg as OpArgs['attention'], s[0], ints.get(n.src[2])!, n.shape[1] as number, tables)); break;
       case 'attn_scores': val.set(n, attentionScores(kv, n.arg as OpArgs['attn_scores'], s[0], ints.get(n.src[2])!, n.shape[1] as number, tables)); break;
@@ -89,7 +97,12 @@ export function interpret(g: Graph, weights: WeightSource, kv: CpuKvCache, step:
         const f = BINARY_MEANING[(n.arg as OpArgs['binary']).fn];
         const [a, b] = s;
         const out = new Float64Array(size(n));
-        for (let i = 0; i < out.length; i++) out[i] = f(a.length === 1 ? a[0] : a[i], b.length === 1 ? b[0] : b[i]);
+        // A scalar (length 1) or a broadcast operand repeats: element i reads i mod its length;
+        // a [T, 1] operand (perTokenScalar) repeats along its token's row of w: element i reads i / w.
+        const w = elementsPerToken(n.shape);
+        const at = (src: Node, len: number) => (perTokenScalar(src.shape, n.shape) ? (i: number) => Math.floor(i / w) : (i: number) => i % len);
+        const ia = at(n.src[0], a.length), ib = at(n.src[1], b.length);
+        for (let i = 0; i < out.length; i++) out[i] = f(a[ia(i)], b[ib(i)]);
         val.set(n, out);
         break;
       }
@@ -134,17 +147,21 @@ function matmul(x: Values, w: Values, T: number, K: number, N: number): Float64A
   return out;
 }
 
-/** llama.cpp's "normal" RoPE: rotate pairs (x[2i], x[2i+1]) by pos * theta^(-2i/D). */
-function rope(x: Values, pos: Int32Array, H: number, D: number, theta: number): Float64Array {
+/**
+ * RoPE: pair i rotates by pos * theta^(-2i/D). llama.cpp's "normal" style pairs
+ * (x[2i], x[2i+1]); the NEOX style (neox) pairs (x[i], x[i + D/2]), rotating the halves.
+ */
+export function rope(x: Values, pos: Int32Array, H: number, D: number, theta: number, neox = false): Float64Array {
   const out = new Float64Array(x.length);
+  const half = D / 2;
   for (let t = 0; t < pos.length; t++) {
-    for (let i = 0; i < D / 2; i++) {
+    for (let i = 0; i < half; i++) {
       const angle = pos[t] * Math.pow(theta, (-2 * i) / D);
       const c = Math.cos(angle), s = Math.sin(angle);
       for (let h = 0; h < H; h++) {
-        const o = (t * H + h) * D + 2 * i;
-        out[o] = x[o] * c - x[o + 1] * s;
-        out[o + 1] = x[o] * s + x[o + 1] * c;
+        const o0 = (t * H + h) * D + (neox ? i : 2 * i), o1 = o0 + (neox ? half : 1);
+        out[o0] = x[o0] * c - x[o1] * s;
+        out[o1] = x[o0] * s + x[o1] * c;
       }
     }
   }
@@ -154,7 +171,7 @@ function rope(x: Values, pos: Int32Array, H: number, D: number, theta: number): 
 /** Writes each token's K (rotated first when the append carries RoPE) and V rows, as the cache's dtype stores them. */
 function kvStore(kv: CpuKvCache, a: OpArgs['kv_store'], k: Values, v: Values, pos: Int32Array, slots: Int32Array): void {
   const { kvHeads: KH, headDim: D, dtype } = kv.storage;
-  const kr = a.rope === null ? k : rope(k, pos, KH, D, a.rope);
+  const kr = a.rope === null ? k : rope(k, pos, KH, D, a.rope, !!a.neox);
   pos.forEach((_, t) => {
     for (let h = 0; h < KH; h++) {
       const src = (t * KH + h) * D, dst = (slots[t] * KH + h) * D;
@@ -170,7 +187,10 @@ function fusedMatmul(n: Node<'fused_matmul'>, s: Values[], T: number): Float64Ar
   const K = w.shape[0] as number, N = w.shape[1] as number;
   let x: Values = s[0];
   if (prologue === 'rmsnorm') x = rmsnorm(s[0], s[1], T, K, eps);
-  if (prologue === 'silu_mul') x = Float64Array.from(s[0], (g, i) => UNARY_MEANING.silu(g) * s[1][i]);
+  if (prologue === 'silu_mul' || prologue === 'gelu_mul') {
+    const f = UNARY_MEANING[prologue === 'silu_mul' ? 'silu' : 'gelu'];
+    x = Float64Array.from(s[0], (g, i) => f(g) * s[1][i]);
+  }
   const y = matmul(x, s[prologue === 'none' ? 1 : 2], T, K, N);
   if (residual) { const r = s[s.length - 1]; for (let i = 0; i < y.length; i++) y[i] += r[i]; }
   return y;

@@ -11,7 +11,7 @@ export type DType = 'f32' | 'i32' | 'cache';
 /** Ops without arguments. */
 export type NoArgs = Record<never, never>;
 
-import type { BinaryFn, MoeExpertsArgs, MoeScore, UnaryFn } from '../../program/kernels.ts';
+import type { BinaryFn, MatmulPrologue, MoeExpertsArgs, MoeScore, UnaryFn } from '../../program/kernels.ts';
 
 /** Arguments per op. Sources are listed in the comment: their order is part of the op. */
 export interface OpArgs {
@@ -28,36 +28,54 @@ export interface OpArgs {
   // ---- plain ops ----
   /** src: [tokens [T], table [D, V]] -> [T, D]: row tokens[t] of the table. */
   embed: NoArgs;
-  /** src: [x [T, D], weight [D]] -> [T, D]: x / sqrt(mean(x^2) + eps) * weight. */
+  /** src: [x [T, ..., D], weight [D]] -> same shape: each row of D: x / sqrt(mean(x^2) + eps) * weight. */
   rmsnorm: { eps: number };
   /** src: [x [T, K], w [K, N]] -> [T, N]. */
   matmul: NoArgs;
   /** src: [x] -> same elements, new shape (row-major, no data movement). */
   reshape: { shape: Shape };
-  /** src: [x [T, H, D], positions [T]] -> [T, H, D]: llama.cpp "normal" (interleaved-pair) RoPE. */
-  rope: { theta: number };
+  /**
+   * src: [x [T, H, D], positions [T]] -> [T, H, D]: RoPE. Pair i of a head (i < D/2) rotates by
+   * pos * theta^(-2i/D); the pair is (x[2i], x[2i+1]) in llama.cpp's "normal" style, and
+   * (x[i], x[i + D/2]) with `neox` (rotating halves: GPT-NeoX, Qwen, Gemma, Phi-3).
+   */
+  rope: { theta: number; neox?: boolean };
   /**
    * src: [k [T, KH, D], v [T, KH, D], positions [T]] -> cache token: appends K/V of `layer` at
    * the tokens' positions, stored in the model's KV format (program/kv.ts). With `rope` set
-   * (a theta), K is rotated by RoPE first: the fused KvAppend that fuseKvAppend produces.
+   * (a theta), K is rotated by RoPE first (neox: rotating halves, as `rope`): the fused
+   * KvAppend that fuseKvAppend produces.
    */
-  kv_store: { layer: number; rope: number | null };
+  kv_store: { layer: number; rope: number | null; neox?: boolean };
   /**
    * src: [q [T, H, D], cache token, positions [T]] -> scores [T, H, context]: q.k^T * scale
    * against key j of the token's sequence where j is visible (j <= position when causal,
    * j < the sequence's length otherwise, and j > position - window when windowed), -inf
-   * elsewhere. Query head h reads KV head floor(h / (H / KH)). (attention.ts)
+   * elsewhere. Query head h reads KV head floor(h / (H / KH)). (attention.ts) With `softcap`
+   * (Gemma 2), a visible score s becomes softcap * tanh(s / softcap).
    */
-  attn_scores: { layer: number; causal: boolean; window: number | null; scale: number; context: number };
+  attn_scores: { layer: number; causal: boolean; window: number | null; scale: number; context: number; softcap?: number };
   /** src: [p [T, H, context], cache token, positions [T]] -> [T, H, headDim]: sum over the visible keys j of p[j] * v[j]. */
   attn_values: { layer: number; causal: boolean; window: number | null; headDim: number };
   /**
    * src: [q [T, H, D], cache token, positions [T]] -> [T, H, D]:
    * attn_values(softmax(attn_scores(q))), the fused PagedAttention that fuseAttention makes.
    */
-  attention: { layer: number; causal: boolean; window: number | null; scale: number };
+  attention: { layer: number; causal: boolean; window: number | null; scale: number; softcap?: number };
+  /**
+   * src: [x [T, ..., N]] -> [T, ..., len]: elements start .. start + len - 1 of the last dim
+   * (a fused QKV or gate/up projection split into its parts, Phi-3).
+   */
+  slice: { start: number; len: number };
+  /** src: [x] -> same shape: an elementwise function (UNARY_MEANING below). */
   unary: { fn: UnaryFn };
-  /** Elementwise; the operands have equal shapes, or one of them is a scalar (shape []). */
+  /**
+   * Elementwise; the operands have equal shapes, or one of them is a scalar (shape []), or one
+   * has no T and its shape is a suffix of the other's (a bias [N] added to [T, N], a weight [D]
+   * multiplying [T, H, D]): it repeats along the leading dims (element i reads i mod its size);
+   * or one is [T, 1] (one number per token, e.g. Qwen2-MoE's shared-expert gate): it repeats
+   * along its token's row.
+   */
   binary: { fn: BinaryFn };
 
   // ---- mixture of experts (moe.ts holds their meaning; see there for the routing layout) ----
@@ -77,10 +95,11 @@ export interface OpArgs {
   // ---- fused ops (produced by passes) ---- (produced by passes) ----
   /**
    * matmul with an optional prologue on its input and an optional residual add in its epilogue.
-   * src by prologue:  none: [x, w, res?]   rmsnorm: [x, normWeight, w, res?]   silu_mul: [gate, up, w, res?]
-   * meaning: y = P(x) @ w (+ res), where P is identity, rmsnorm(x, normWeight, eps) or silu(gate) * up.
+   * src by prologue:  none: [x, w, res?]   rmsnorm: [x, normWeight, w, res?]   silu_mul / gelu_mul: [gate, up, w, res?]
+   * meaning: y = P(x) @ w (+ res), where P is identity, rmsnorm(x, normWeight, eps), silu(gate) * up
+   * or gelu(gate) * up (Gemma's gated GELU).
    */
-  fused_matmul: { prologue: 'none' | 'rmsnorm' | 'silu_mul'; eps: number; residual: boolean };
+  fused_matmul: { prologue: MatmulPrologue; eps: number; residual: boolean };
   /** src: [x [T, K], router [K, E]] -> routing [T, k, 2] = topk(score(x @ router)). */
   moe_route: MoeRouteArgs;
   /**
@@ -104,7 +123,7 @@ export type Op = keyof OpArgs;
 export function arity(op: Op, arg: OpArgs[Op]): [number, number] {
   switch (op) {
     case 'tokens': case 'positions': case 'param': case 'const': return [0, 0];
-    case 'reshape': case 'unary': case 'softmax': case 'topk': return [1, 1];
+    case 'reshape': case 'unary': case 'softmax': case 'topk': case 'slice': return [1, 1];
     case 'embed': case 'rmsnorm': case 'matmul': case 'rope': case 'binary': case 'expert_matmul': case 'moe': case 'moe_route': return [2, 2];
     case 'moe_experts': {
       const a = arg as OpArgs['moe_experts'];

@@ -16,6 +16,18 @@ export function elementsPerToken(s: Shape): number {
   return s.reduce<number>((n, d) => (d === 'T' ? n : n * d), 1);
 }
 
+/** Whether `small` (no T) repeats over `big`'s leading dims: it is a proper suffix of `big`. */
+export function broadcasts(small: Shape, big: Shape): boolean {
+  if (small.length === 0 || small.length >= big.length || small.includes('T')) return false;
+  const off = big.length - small.length;
+  return small.every((d, i) => d === big[off + i]);
+}
+
+/** Whether `small` is one number per token ([T, 1], e.g. a gate) that repeats along each of `big`'s token rows. */
+export function perTokenScalar(small: Shape, big: Shape): boolean {
+  return small[0] === 'T' && big[0] === 'T' && elementsPerToken(small) === 1 && elementsPerToken(big) > 1;
+}
+
 function expectRank(what: string, s: Shape, rank: number): void {
   if (s.length !== rank) throw new ShapeError(`${what} must have rank ${rank}, got ${showShape(s)}`);
 }
@@ -91,13 +103,28 @@ export function inferType<O extends Op>(op: O, arg: OpArgs[O], src: readonly Typ
       if (cache.dtype !== 'cache') throw new ShapeError('attention values read a cache');
       return { shape: [p.shape[0], p.shape[1], (arg as OpArgs['attn_values']).headDim], dtype: 'f32' };
     }
+    case 'slice': {
+      const [x] = src;
+      const { start, len } = arg as OpArgs['slice'];
+      expectF32('slice', src);
+      const n = x.shape[x.shape.length - 1];
+      if (x.shape.length < 2 || typeof n !== 'number') throw new ShapeError(`slice takes a tensor [T, ..., N], got ${showShape(x.shape)}`);
+      if (!(Number.isInteger(start) && start >= 0 && Number.isInteger(len) && len >= 1 && start + len <= n)) {
+        throw new ShapeError(`slice(start = ${start}, len = ${len}) is outside the last dim of ${showShape(x.shape)} (0 <= start, 1 <= len, start + len <= ${n})`);
+      }
+      return { shape: [...x.shape.slice(0, -1), len], dtype: 'f32' };
+    }
     case 'unary': expectF32('unary op', src); return { shape: src[0].shape, dtype: 'f32' };
     case 'binary': {
       const [a, b] = src;
       expectF32('arithmetic', src);
       if (a.shape.length === 0) return { shape: b.shape, dtype: 'f32' };
       if (b.shape.length === 0 || sameShape(a.shape, b.shape)) return { shape: a.shape, dtype: 'f32' };
-      throw new ShapeError(`operand shapes ${showShape(a.shape)} and ${showShape(b.shape)} differ`);
+      if (broadcasts(b.shape, a.shape)) return { shape: a.shape, dtype: 'f32' };
+      if (broadcasts(a.shape, b.shape)) return { shape: b.shape, dtype: 'f32' };
+      if (perTokenScalar(b.shape, a.shape)) return { shape: a.shape, dtype: 'f32' };
+      if (perTokenScalar(a.shape, b.shape)) return { shape: b.shape, dtype: 'f32' };
+      throw new ShapeError(`operand shapes ${showShape(a.shape)} and ${showShape(b.shape)} differ (a shape without T may repeat over the other's leading dims when it is a suffix of it, as [N] of [T, N]; a [T, 1] along each token's row)`);
     }
     case 'fused_matmul': {
       const a = arg as OpArgs['fused_matmul'];

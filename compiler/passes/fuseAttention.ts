@@ -23,7 +23,8 @@ export const fuseAttention: Pass = {
       const a = scores.arg as OpArgs['attn_scores'], v = n.arg as OpArgs['attn_values'];
       if (a.layer !== v.layer || a.causal !== v.causal || a.window !== v.window) return undefined;
       if (scores.src[1] !== n.src[1] || scores.src[2] !== n.src[2]) return undefined;
-      return b.node('attention', { layer: a.layer, causal: a.causal, window: a.window, scale: a.scale }, [old.get(scores.src[0])!, src[1], src[2]]) as Node;
+      const arg: OpArgs['attention'] = { layer: a.layer, causal: a.causal, window: a.window, scale: a.scale, ...(a.softcap !== undefined ? { softcap: a.softcap } : {}) };
+      return b.node('attention', arg, [old.get(scores.src[0])!, src[1], src[2]]) as Node;
     });
   },
 };

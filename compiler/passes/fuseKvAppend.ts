@@ -17,8 +17,9 @@ export const fuseKvAppend: Pass = {
       if (n.op !== 'kv_store' || (n.arg as OpArgs['kv_store']).rope !== null) return undefined;
       const k = n.src[0];
       if (k.op !== 'rope' || uses.get(k) !== 1 || k.src[1] !== n.src[2]) return undefined;
-      const theta = (k.arg as OpArgs['rope']).theta;
-      return b.node('kv_store', { layer: (n.arg as OpArgs['kv_store']).layer, rope: theta }, [old.get(k.src[0])!, src[1], src[2]]) as Node;
+      const { theta, neox } = k.arg as OpArgs['rope'];
+      const layer = (n.arg as OpArgs['kv_store']).layer;
+      return b.node('kv_store', neox ? { layer, rope: theta, neox } : { layer, rope: theta }, [old.get(k.src[0])!, src[1], src[2]]) as Node;
     });
   },
 };

@@ -21,6 +21,7 @@ import { rewrite, useCounts, type Graph, type GraphBuilder, type Node } from '..
 import type { MoeScore } from '../../program/kernels.ts';
 import type { OpArgs } from '../ir/ops.ts';
 import type { Pass } from './pass.ts';
+import { sameShape } from '../ir/shapes.ts';
 
 interface Plan {
   readonly routing: Node;
@@ -59,8 +60,9 @@ function planFor(m: Node, uses: Map<Node, number>): Plan | null {
   let siluMul: [Node, Node] | null = null;
   if (body.has(x) && isFn(x, 'binary', 'mul') && uses.get(x) === 1) {
     const [a, b] = x.src;
-    if (isFn(a, 'unary', 'silu') && uses.get(a) === 1 && b.shape.length === 3) siluMul = [a.src[0], b];
-    else if (isFn(b, 'unary', 'silu') && uses.get(b) === 1 && a.shape.length === 3) siluMul = [b.src[0], a];
+    // Equal shapes only: a repeating operand (a [T, 1, 1] gate) is not an up projection.
+    if (isFn(a, 'unary', 'silu') && uses.get(a) === 1 && sameShape(a.shape, b.shape)) siluMul = [a.src[0], b];
+    else if (isFn(b, 'unary', 'silu') && uses.get(b) === 1 && sameShape(a.shape, b.shape)) siluMul = [b.src[0], a];
   }
   // Gate and up read the same input: one SwiGLU kernel reads both experts' matrices,
   // and the down projection takes its [T, k, F] rows (3 MoE dispatches instead of 4).

@@ -13,7 +13,11 @@ export interface GgufTensorIndex {
 }
 
 /** GGUF's tensor name for a spec param: `token_embd` -> `token_embd.weight`, `blk.0.attn_q` -> `blk.0.attn_q.weight`. */
-export const ggufTensorName = (param: string): string => `${param}.weight`;
+/**
+ * GGUF's tensor name for a spec param: `token_embd` -> `token_embd.weight`, `blk.0.attn_q` ->
+ * `blk.0.attn_q.weight`; a name ending in `_bias` names a bias: `blk.0.attn_q_bias` -> `blk.0.attn_q.bias`.
+ */
+export const ggufTensorName = (param: string): string => (param.endsWith('_bias') && param.length > 5 ? `${param.slice(0, -5)}.bias` : `${param}.weight`);
 
 const trimOnes = (d: readonly number[]): number[] => {
   const out = [...d];

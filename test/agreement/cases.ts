@@ -49,6 +49,35 @@ export const F32_CASES: AgreementCase[] = [
   { ...base, label: 'MoE f32 16 experts top-4, MQA tied', dim: 32, layers: 3, heads: 4, kvHeads: 1, ffn: 24, experts: 16, expertsUsed: 4, type: 'f32', tied: true, seed: 7, tol: EXACT },
 ]
 
+// Other llama-family architectures (import maps each to the llama block plus its
+// additions); f32 files, so exact as the llama f32 cases.
+export const FAMILY_CASES: AgreementCase[] = [
+  { ...base, label: 'qwen2 f32 GQA', arch: 'qwen2', dim: 64, heads: 4, kvHeads: 2, ffn: 128, type: 'f32', tied: false, seed: 41, theta: 1000000, eps: 1e-6, tol: EXACT },
+  { ...base, label: 'qwen2 f32 MQA tied', arch: 'qwen2', dim: 48, heads: 6, kvHeads: 1, ffn: 96, type: 'f32', tied: true, seed: 42, tol: EXACT },
+  { ...base, label: 'qwen3 f32 GQA, head_dim 16', arch: 'qwen3', dim: 48, heads: 4, kvHeads: 2, headDim: 16, ffn: 96, type: 'f32', tied: false, seed: 43, theta: 1000000, eps: 1e-6, tol: EXACT },
+  { ...base, label: 'qwen3 f32 MQA tied', arch: 'qwen3', dim: 64, heads: 4, kvHeads: 1, ffn: 128, type: 'f32', tied: true, seed: 44, tol: EXACT },
+  // Phi-3: fused attn_qkv and gate/up ffn_up; a sliding-window key llama.cpp (and the import) ignore.
+  // (A general.name containing "phi3" makes llama.cpp look up Phi-3's <|endoftext|>, absent here.)
+  // Qwen3-MoE: q/k norms, NEOX RoPE and 8 experts, top-2 renormalised.
+  { ...base, label: 'qwen3moe f32 8 experts top-2', arch: 'qwen3moe', dim: 64, heads: 4, kvHeads: 2, ffn: 32, experts: 8, expertsUsed: 2, type: 'f32', tied: false, seed: 46, tol: EXACT },
+  // Qwen2-MoE: q/k/v biases, NEOX RoPE, 4 experts top-2 not renormalised, and a shared expert
+  // (width 48) scaled per token by a sigmoid gate.
+  { ...base, label: 'qwen2moe f32 4 experts top-2 + shared', arch: 'qwen2moe', dim: 64, heads: 4, kvHeads: 2, ffn: 32, sharedFfn: 48, experts: 4, expertsUsed: 2, type: 'f32', tied: false, seed: 47, tol: EXACT },
+  { ...base, label: 'phi3 f32 GQA, fused qkv and gate/up', arch: 'phi3', name: 'random fused-projection model', dim: 64, heads: 4, kvHeads: 2, ffn: 96, type: 'f32', tied: false, seed: 45, window: 8, tol: EXACT },
+];
+
+// Gemma 2: llama.cpp's CPU GELU reads a table of f16 values at the f16 rounding of its
+// input (ggml's GGML_GELU_FP16), so even f32 files agree only to f16 rounding of the FFN
+// activations (relative 2^-11 per element); infer computes GELU in f32 / float64.
+// Small soft-caps (2 and 5 instead of Gemma's 50 and 30) so the caps shape the random
+// model's distributions, and windows of 4 (shorter than the 8-token prompt) and 16 under a 72-token sequence: even layers
+// windowed, odd layers full.
+export const GEMMA_TOL: Tolerance = { abs: 1e-3, rel: 3e-3 };
+export const GEMMA_CASES: AgreementCase[] = [
+  { ...base, label: 'gemma2 f32 GQA, window 4', arch: 'gemma2', dim: 64, heads: 4, kvHeads: 2, ffn: 128, type: 'f32', tied: true, seed: 51, window: 4, attnSoftcap: 2, finalSoftcap: 5, tol: GEMMA_TOL },
+  { ...base, label: 'gemma2 f32 MQA 3 layers, head_dim 32, window 16', arch: 'gemma2', dim: 48, layers: 3, heads: 2, kvHeads: 1, headDim: 32, ffn: 96, type: 'f32', tied: true, seed: 52, window: 16, attnSoftcap: 2, finalSoftcap: 5, tol: GEMMA_TOL },
+];
+
 export const QUANT_CASES: AgreementCase[] = [
   { ...base, label: 'token_embd q8_0', dim: 64, layers: 1, heads: 4, kvHeads: 2, ffn: 128, type: 'f32', embdType: 'q8_0', tied: false, seed: 11, tol: EXACT },
   { ...base, label: 'token_embd q4_0', dim: 64, layers: 1, heads: 4, kvHeads: 2, ffn: 128, type: 'f32', embdType: 'q4_0', tied: false, seed: 12, tol: EXACT },

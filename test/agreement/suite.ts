@@ -35,7 +35,7 @@ export function promptFor(c: AgreementCase): number[] {
 
 export interface Row { label: string; engine: string; prefill: number; decode: number; ratio: number; greedy: string }
 
-export function agreementSuite(name: string, cases: readonly AgreementCase[]): void {
+export function agreementSuite(name: string, cases: readonly AgreementCase[], greedyTokens = GREEDY_TOKENS): void {
   describe(name, () => {
     const dir = mkdtempSync(join(tmpdir(), 'infer-agree-'));
     const rows: Row[] = [];
@@ -46,7 +46,7 @@ export function agreementSuite(name: string, cases: readonly AgreementCase[]): v
       rmSync(dir, { recursive: true, force: true });
       const fmt = (x: number) => x.toExponential(2);
       console.log(`${name}: max |logprob infer - llama.cpp| and greedy agreement\n` + rows.map((r) =>
-        `  ${r.label.padEnd(40)} ${r.engine.padEnd(6)} prefill ${fmt(r.prefill)}  decode ${fmt(r.decode)}  of tolerance ${r.ratio.toFixed(3)}  greedy ${r.greedy}`).join('\n'));
+        `  ${r.label.padEnd(48)} ${r.engine.padEnd(6)} prefill ${fmt(r.prefill)}  decode ${fmt(r.decode)}  of tolerance ${r.ratio.toFixed(3)}  greedy ${r.greedy}`).join('\n'));
     });
 
     for (const c of cases) {
@@ -54,8 +54,8 @@ export function agreementSuite(name: string, cases: readonly AgreementCase[]): v
         const file = join(dir, `${c.label.replace(/[^A-Za-z0-9]+/g, '_')}.gguf`);
         writeLlamaGguf(file, c);
         const prompt = promptFor(c);
-        const ref = await runLlamaCpp(file, c.vocab, prompt, GREEDY_TOKENS);
-        expect(ref.greedy).toHaveLength(GREEDY_TOKENS);
+        const ref = await runLlamaCpp(file, c.vocab, prompt, greedyTokens);
+        expect(ref.greedy).toHaveLength(greedyTokens);
         const sequence = [...prompt, ...ref.greedy.slice(0, -1)];
 
         const spec = importGguf(file);
@@ -77,7 +77,7 @@ export function agreementSuite(name: string, cases: readonly AgreementCase[]): v
         for (const [kind, make] of engines) {
           const engine = await make();
           try {
-            check(c, kind, ref, await runInfer(engine, prompt, GREEDY_TOKENS, sequence), prompt.length, rows);
+            check(c, kind, ref, await runInfer(engine, prompt, greedyTokens, sequence), prompt.length, rows, greedyTokens);
           } finally {
             engine.dispose();
           }

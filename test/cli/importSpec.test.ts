@@ -74,6 +74,27 @@ describe('infer import', () => {
     expect(await a.forward(ids, pos)).toEqual(await b.forward(ids, pos));
   });
 
+  it('imports qwen2, qwen3, qwen3moe, gemma2, phi3 and a llama sliding window, with each family\'s lines, reading every tensor right', async () => {
+    for (const [arch, lines] of [
+      ['qwen2', [/^    q = rope\(reshape\(h @ attn_q \+ attn_q_bias, \[T, heads, head_dim\]\), theta = rope_theta, neox = true\)$/m, /^      attn_v_bias: \[kv_heads \* head_dim\]$/m]],
+      ['qwen3', [/^    k = rope\(rmsnorm\(reshape\(h @ attn_k, \[T, kv_heads, head_dim\]\), attn_k_norm, eps = norm_eps\), theta = rope_theta, neox = true\)$/m, /^      attn_q_norm: \[head_dim\]$/m]],
+      ['llama', [/^    sliding_window = 3$/m, /attention\(q, cache\(k, v\), causal, window = sliding_window\)/]],
+      ['gemma2', [/^  x = embed\(tokens, token_embd\) \* sqrt\(dim\)$/m, /window = sliding_window \* \(1 - layer_index % 2\), softcap = attn_softcap/, /^  logits = softcap\(rmsnorm\(x, output_norm, eps = norm_eps\) @ token_embd, final_softcap\)$/m, /^    attn_softcap = 50.0; final_softcap = 30.0$/m]],
+      ['qwen3moe', [/^    r = topk\(softmax\(h @ ffn_gate_inp\), k = top_k\)$/m, /^      attn_k_norm: \[head_dim\]$/m, /^    experts = 4; top_k = 2$/m]],
+      ['phi3', [/^    qkv = h @ attn_qkv$/m, /^    v = reshape\(slice\(qkv, \(heads \+ kv_heads\) \* head_dim, kv_heads \* head_dim\), \[T, kv_heads, head_dim\]\)$/m, /silu\(slice\(gu, 0, ffn\)\) \* slice\(gu, ffn, ffn\)/]],
+    ] as const) {
+      const f = file({ arch, seed: 31, window: arch === 'llama' ? 3 : undefined, ...(arch === 'phi3' ? { name: 'fused' } : {}), ...(arch === 'qwen3moe' ? { experts: 4, expertsUsed: 2 } : {}) });
+      const spec = importGguf(f);
+      for (const re of lines) expect(spec).toMatch(re);
+      expect(spec).toMatch(new RegExp(`^# Imported from .* by \`infer import\`: ${arch} architecture`, 'm'));
+      const viaGguf = compiled(spec), viaSeed = compiled(spec.replace('weights gguf', 'weights random(seed = 31)'));
+      const a = new CpuEngine(viaGguf.graph!, GgufWeights.load(f, viaGguf.program!.params), viaGguf.program!);
+      const b = new CpuEngine(viaSeed.graph!, new RandomWeights(viaSeed.program!.params, 31), viaSeed.program!);
+      const ids = Int32Array.of(1, 260, 270, 5, 7), pos = Int32Array.of(0, 1, 2, 3, 4);
+      expect(await a.forward(ids, pos)).toEqual(await b.forward(ids, pos));
+    }
+  });
+
   it('caps max_context on request', () => {
     expect(compiled(importGguf(file(), { maxContext: 16 })).program!.model.maxContext).toBe(16);
   });
@@ -130,6 +151,7 @@ describe('infer import refuses what it cannot reproduce', () => {
     writeGguf(biased, [['general.architecture', gv.str('llama')], ['llama.block_count', gv.u32(1)], ['llama.embedding_length', gv.u32(8)], ['llama.feed_forward_length', gv.u32(8)],
       ['llama.attention.head_count', gv.u32(2)], ['llama.attention.layer_norm_rms_epsilon', gv.f32(1e-5)]],
     [{ name: 'token_embd.weight', dims: [8, 4], type: 'f32', data: new Float32Array(32) }, { name: 'blk.0.attn_q.bias', dims: [8], type: 'f32', data: new Float32Array(8) }]);
-    refuse(biased, /tensor "blk.0.attn_q.bias" is not part of the dense llama that infer imports/);
+    refuse(biased, /tensor "blk.0.attn_q.bias" is not part of the llama model that infer imports \(biases, rope factors/);
+    refuse(file({ arch: 'qwen2', extra: [['qwen2.expert_count', gv.u32(4)]] }), /'qwen2.expert_count' is 4: infer imports qwen2 dense only/);
   });
 });

@@ -1,5 +1,5 @@
 // The CUDA backend's matmul variants (decode GEMV, 4-token GEMV, tiled prefill kernel) with
-// every prologue (none, rmsnorm, silu_mul), the residual epilogue and f32 / q8_0 / q4_0 block
+// every prologue (none, rmsnorm, silu_mul, gelu_mul), the residual epilogue and f32 / q8_0 / q4_0 block
 // weights in the WGSL kernels' device layout, against the float64 interpreter, run on the CPU
 // through the CUDA emulation (this machine has nvcc but no GPU; compile.test.ts builds the same
 // sources with nvcc). Never skipped: a missing g++ fails.
@@ -14,7 +14,7 @@ import { runOnCpu } from './emulate.ts';
 const TOL = 1e-4;
 // Two cases per (variant, weight type): 18 compiles of a test program, each drawing its prologue and epilogue.
 const RUNS = Number(process.env.INFER_CUDA_RUNS ?? 2);
-const PROLOGUES = ['none', 'rmsnorm', 'silu_mul'] as const;
+const PROLOGUES = ['none', 'rmsnorm', 'silu_mul', 'gelu_mul'] as const;
 const WTYPES = ['f32', 'q8_0', 'q4_0'] as const;
 /** Tokens each variant is drawn with: its own range (the tiled kernel also past one 32-token tile). */
 const TOKENS = { gemv: [1, 1], gemv4: [2, 7], tiled: [8, 40] } as const;

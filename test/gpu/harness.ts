@@ -105,7 +105,7 @@ export function expectCloseEach(got: ArrayLike<number>, want: ArrayLike<number>,
   }
 }
 
-export type Prologue = 'none' | 'rmsnorm' | 'silu_mul';
+export type Prologue = 'none' | 'rmsnorm' | 'silu_mul' | 'gelu_mul';
 
 /**
  * A fused matmul case: random inputs for the prologue's sources (and the residual)
