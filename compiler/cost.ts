@@ -42,7 +42,7 @@ export function activationBytes(p: Program, tokens: number): number {
 
 /** A param's device type (q8_0 / q4_0 when the Program keeps it quantised). */
 export function paramType(p: Program, name: string): WeightType {
-  const d = p.buffers.find((b) => b.name === `param:${name}`);
+  const d = p.buffers.find((b) => b.name === `param:${name}` || b.part?.of === name);
   return d?.dtype === 'q8_0' || d?.dtype === 'q4_0' ? d.dtype : 'f32';
 }
 
@@ -57,7 +57,13 @@ const keySpan = (window: number | null, T: number, context: number): number => (
 /** Bytes one dispatch of `spec` reads and writes, and its FLOPs, for T tokens whose last position is context-1. */
 export function kernelCost(spec: KernelSpec, T: number, context: number): Omit<StepCost, 'label' | 'kind'> {
   switch (spec.kind) {
-    case 'embed': return { bytesRead: T * (4 + weightBytes(spec.wtype ?? 'f32', spec.dim)), bytesWritten: T * spec.dim * F32, flops: 0 };
+    case 'embed': {
+      // A part of a split table (splitParams.ts) reads every token id, and the rows of its
+      // share of them: vocab / vocabTotal under uniformly drawn ids, so the parts add up to
+      // the unsplit table's rows.
+      const share = spec.vocab / (spec.vocabTotal ?? spec.vocab);
+      return { bytesRead: T * 4 + share * T * weightBytes(spec.wtype ?? 'f32', spec.dim), bytesWritten: share * T * spec.dim * F32, flops: 0 };
+    }
     case 'rmsnorm': return { bytesRead: (T + 1) * spec.dim * F32, bytesWritten: T * spec.dim * F32, flops: 4 * T * spec.dim };
     case 'matmul': {
       const inputs = spec.prologue === 'silu_mul' ? 2 : 1;

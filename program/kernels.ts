@@ -55,9 +55,20 @@ export type ElementwiseExpr =
 export const MOE_ROWS_PER_PASS = 8;
 
 export type KernelSpec =
-  | { kind: 'embed'; dim: number; vocab: number; wtype?: QuantType }
+  /**
+   * idOffset / vocabTotal (a split table, compiler/splitParams.ts): `table` holds ids
+   * [idOffset, idOffset + vocab) of a vocabTotal vocabulary; the kernel writes the rows of
+   * the tokens in that range only (and, in the part at 0, the zero rows of ids outside
+   * the whole vocabulary), so the parts' dispatches together write every row once.
+   */
+  | { kind: 'embed'; dim: number; vocab: number; wtype?: QuantType; idOffset?: number; vocabTotal?: number }
   | { kind: 'rmsnorm'; dim: number; eps: number }
-  | { kind: 'matmul'; K: number; N: number; prologue: 'none' | 'rmsnorm' | 'silu_mul'; eps: number; residual: boolean; wtype?: QuantType }
+  /**
+   * colOffset / outCols (a split weight, compiler/splitParams.ts): `w` is columns
+   * [colOffset, colOffset + N) of the weight, and `out` (and `res`) rows are outCols wide;
+   * this dispatch computes and writes those N columns of each row only.
+   */
+  | { kind: 'matmul'; K: number; N: number; prologue: 'none' | 'rmsnorm' | 'silu_mul'; eps: number; residual: boolean; wtype?: QuantType; colOffset?: number; outCols?: number }
   | { kind: 'rope'; heads: number; headDim: number; theta: number }
   | { kind: 'kv_append'; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; rope: number | null }
   | { kind: 'attention'; heads: number; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; scale: number; window: number | null; causal: boolean; splits: number }

@@ -49,7 +49,7 @@ export const cudaBackend: Backend = {
     ];
     const warps = 8;
     const source = env.fill('matmul_gemv', {
-      kind: spec.kind, stepFields: STEP_UNIFORM_FIELDS, entry: CUDA_ENTRY, params: params(spec), K, N, warps, eps: spec.eps, residual: spec.residual,
+      kind: spec.kind, stepFields: STEP_UNIFORM_FIELDS, entry: CUDA_ENTRY, params: params(spec), K, N, outCols: spec.outCols ?? N, colOffset: spec.colOffset ?? 0, warps, eps: spec.eps, residual: spec.residual,
       vec4: K % 4 === 0, quant: !!spec.wtype, wq8: spec.wtype === 'q8_0', wq4: spec.wtype === 'q4_0',
       soff: spec.wtype ? quantWords(spec.wtype, K * N) : 0, wtypeText: spec.wtype ?? 'f32',
       qblock: QBLOCK, qwords: spec.wtype ? QUANT_WORDS_PER_BLOCK[spec.wtype] : 0,
