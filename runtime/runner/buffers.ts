@@ -92,7 +92,7 @@ export function checkFit(device: Device, program: Program, sizing: Sizing, share
 }
 
 /** Allocates every Program buffer for `sizing`; params are uploaded from `weights`, one tensor at a time. */
-export function allocateProgramBuffers(device: Device, program: Program, weights: WeightSource, sizing: Sizing, shared?: SharedParams, memoryBytes?: number): ProgramBuffers {
+export async function allocateProgramBuffers(device: Device, program: Program, weights: WeightSource, sizing: Sizing, shared?: SharedParams, memoryBytes?: number): Promise<ProgramBuffers> {
   checkFit(device, program, sizing, shared, memoryBytes);
   const created: DeviceBuffer[] = [];
   const byName = new Map<string, DeviceBuffer>();
@@ -115,6 +115,7 @@ export function allocateProgramBuffers(device: Device, program: Program, weights
     // buffers), uploaded, and its host copy dropped before the next is read.
     const tensor: { name?: string; data?: Float32Array | { type: string; bytes: Uint8Array } } = {};
     const done = () => { if (tensor.name !== undefined) weights.evict?.(tensor.name); tensor.name = tensor.data = undefined; };
+    let unsettled = 0;
     for (const d of program.buffers) {
       if (d.storage !== undefined) { byName.set(d.name, arenaBufs.get(d.storage)!); continue; }
       // A param another runner already holds (same name, type and size): bound, not copied.
@@ -127,6 +128,8 @@ export function allocateProgramBuffers(device: Device, program: Program, weights
         const name = paramName(d);
         if (tensor.name !== name) { done(); tensor.name = name; tensor.data = readParam(d, name, weights); }
         device.upload(buf, 0, paramData(d, name, tensor.data!));
+        unsettled += buf.bytes;
+        if (unsettled >= SETTLE_BYTES && device.settle) { unsettled = 0; await device.settle(); }
       }
     }
     done();
@@ -150,6 +153,9 @@ export function allocateProgramBuffers(device: Device, program: Program, weights
     throw e;
   }
 }
+
+/** Uploaded bytes between waits for the device's staging copies to drain (see Device.settle). */
+const SETTLE_BYTES = 64 * MiB;
 
 const paramName = (d: BufferDecl): string => d.part?.of ?? d.name.replace(/^param:/, '');
 

@@ -93,7 +93,7 @@ export class ProgramRunner extends PagedEngine implements Engine {
     const k = o.program.kv;
     const maxSeqs = o.maxSequences ?? k.maxSequences;
     const sizing = chooseSizing(o.program, o.device, { maxTokens: o.maxTokensPerForward, maxSeqs, pages: o.kvPages ?? maxSeqs * k.pagesPerSequence });
-    const bufs = allocateProgramBuffers(o.device, o.program, o.weights, sizing, o.shareWeightsWith?.bufs, o.deviceMemoryBytes);
+    const bufs = await allocateProgramBuffers(o.device, o.program, o.weights, sizing, o.shareWeightsWith?.bufs, o.deviceMemoryBytes);
     try {
       const kernels = await compileProgramKernels(o.device, o.program, o.backend, o.target);
       return { bufs, kernels, setupMs: performance.now() - t0 };
