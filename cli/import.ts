@@ -21,13 +21,21 @@ export function importCommand(file: string, f: ImportFlags, io: Io): number {
 
 const MiB = (b: number): string => (b / 2 ** 20).toFixed(1);
 
-/** A progress renderer for GGUF loads: a bar on a TTY, a final summary line elsewhere. */
+/**
+ * A progress renderer for weight loads (tensors are read as the device takes them): a bar
+ * on a TTY; elsewhere (a log file, CI) a line at each quarter once the load has taken over
+ * a second, then the summary line.
+ */
 export function progressBar(file: string, io: Io, tty: boolean): (p: GgufProgress) => void {
   const t0 = performance.now();
-  let shown = -1;
+  let shown = -1, quarter = 0;
   return (p) => {
     const pct = p.totalBytes > 0 ? Math.floor((100 * p.bytes) / p.totalBytes) : 100;
     const done = p.index === p.count;
+    if (!tty && !done && pct >= 25 * (quarter + 1) && performance.now() - t0 > 1000) {
+      quarter = Math.floor(pct / 25);
+      io.err(`loading ${file}: ${pct}% (${MiB(p.bytes)}/${MiB(p.totalBytes)} MiB, ${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
+    }
     if (tty && (pct !== shown || done)) {
       shown = pct;
       const width = 30, fill = Math.round((width * pct) / 100);

@@ -2,6 +2,7 @@
 // WebGPU device. Several programs (a target and its draft) share one device, and a
 // self-draft binds the target's weight buffers. WebGPU pieces load lazily, so `infer
 // check` and `--backend cpu` never load Dawn's native module.
+import { freemem } from 'node:os';
 import type { Graph } from '../compiler/ir/graph.ts';
 import type { Program } from '../program/program.ts';
 import type { WeightSource } from '../program/weights.ts';
@@ -32,13 +33,22 @@ export interface OpenEngines {
   close(): void;
 }
 
+/**
+ * A software adapter (lavapipe) allocates device buffers in this process: its memory is the
+ * host's free memory, checked before allocating. A hardware adapter's is not exposed by
+ * WebGPU (its per-buffer limits are still checked).
+ */
+function softwareMemory(software: boolean): number | undefined {
+  return software ? freemem() : undefined;
+}
+
 /** Opens an engine per request on `backend`; requests with the same weights object share the weight buffers. */
 export async function openEngines(backend: EngineBackendName, requests: readonly EngineRequest[], pool: PoolOptions): Promise<OpenEngines> {
   if (backend === 'cpu') {
     const engines = requests.map((r) => new CpuEngine(r.graph, r.weights, r.program, pool));
     return { engines, close: () => { for (const e of engines) e.dispose(); } };
   }
-  const { createGpuDevice, NoAdapterError } = await import('../runtime/webgpu/device.ts');
+  const { createGpuDevice, NoAdapterError, targetOf } = await import('../runtime/webgpu/device.ts');
   const { WebGpuEngine } = await import('../runtime/webgpu/engine.ts');
   let device: GPUDevice;
   try { device = await createGpuDevice(); } catch (e) {
@@ -53,7 +63,7 @@ export async function openEngines(backend: EngineBackendName, requests: readonly
     for (const r of requests) {
       const owner = requests.findIndex((o) => o.weights === r.weights);
       made.push(await WebGpuEngine.create({
-        device, program: r.program, backend: wgsl, weights: r.weights, ...pool, moeStats: r.moeStats ?? false,
+        device, program: r.program, backend: wgsl, weights: r.weights, ...pool, moeStats: r.moeStats ?? false, deviceMemoryBytes: softwareMemory(targetOf(device).kind === 'cpu'),
         ...(owner < made.length ? { shareWeightsWith: made[owner] } : {}),
       }));
     }

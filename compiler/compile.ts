@@ -4,7 +4,7 @@ import { parseInfer, type Diagnostic, type Model } from '../dsl/index.ts';
 import type { Graph } from './ir/graph.ts';
 import { lower } from './lower.ts';
 import { runPipeline } from './pipeline.ts';
-import type { Program } from '../program/program.ts';
+import type { BufferLimits, Program } from '../program/program.ts';
 import { schedule } from './schedule.ts';
 
 export interface CompileOptions {
@@ -16,6 +16,8 @@ export interface CompileOptions {
   readonly layers?: number;
   /** Share activation storage by liveness (default true; schedule.ts ScheduleOptions.planMemory). */
   readonly planMemory?: boolean;
+  /** Device buffer limits to split params for (default WebGPU's; schedule.ts ScheduleOptions.limits). */
+  readonly limits?: BufferLimits;
 }
 
 export interface Compiled {
@@ -39,5 +41,5 @@ export function compileModel(ast: Model, options: CompileOptions = {}): Compiled
   const lowered = lower(ast, { layers: options.layers });
   if (!lowered.graph || lowered.diagnostics.length) return { ast, unfused: null, graph: null, program: null, diagnostics: lowered.diagnostics };
   const { graph, applied } = runPipeline(lowered.graph, options.noFuse);
-  return { ast, unfused: lowered.graph, graph, program: schedule(graph, applied, { weightTypes: options.weightTypes, planMemory: options.planMemory }), diagnostics: [] };
+  return { ast, unfused: lowered.graph, graph, program: schedule(graph, applied, { weightTypes: options.weightTypes, planMemory: options.planMemory, limits: options.limits }), diagnostics: [] };
 }

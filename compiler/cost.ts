@@ -42,7 +42,7 @@ export function activationBytes(p: Program, tokens: number): number {
 
 /** A param's device type (f16 or a block type when the Program keeps it compact). */
 export function paramType(p: Program, name: string): WeightType {
-  const d = p.buffers.find((b) => b.name === `param:${name}`);
+  const d = p.buffers.find((b) => b.name === `param:${name}` || b.part?.of === name);
   return d && isCompactType(d.dtype) ? d.dtype : 'f32';
 }
 
@@ -57,7 +57,13 @@ const keySpan = (window: number | null, T: number, context: number): number => (
 /** Bytes one dispatch of `spec` reads and writes, and its FLOPs, for T tokens whose last position is context-1. */
 export function kernelCost(spec: KernelSpec, T: number, context: number): Omit<StepCost, 'label' | 'kind'> {
   switch (spec.kind) {
-    case 'embed': return { bytesRead: T * (4 + weightBytes(spec.wtype ?? 'f32', spec.dim)), bytesWritten: T * spec.dim * F32, flops: 0 };
+    case 'embed': {
+      // A part of a split table (splitParams.ts) reads every token id, and the rows of its
+      // share of them: vocab / vocabTotal under uniformly drawn ids, so the parts add up to
+      // the unsplit table's rows.
+      const share = spec.vocab / (spec.vocabTotal ?? spec.vocab);
+      return { bytesRead: T * 4 + share * T * weightBytes(spec.wtype ?? 'f32', spec.dim), bytesWritten: share * T * spec.dim * F32, flops: 0 };
+    }
     case 'rmsnorm': { const rows = T * (spec.rows ?? 1); return { bytesRead: (rows + 1) * spec.dim * F32, bytesWritten: rows * spec.dim * F32, flops: 4 * rows * spec.dim }; }
     case 'slice': { const n = T * spec.rows * spec.len; return { bytesRead: n * F32, bytesWritten: n * F32, flops: 0 }; }
     case 'matmul': {

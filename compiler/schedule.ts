@@ -25,6 +25,8 @@ import { quantParams } from './quantParams.ts';
 import type { CompactType } from '../program/quant.ts';
 import { expertsRoutingIndex } from './ir/moe.ts';
 import { planMemory } from './planMemory.ts';
+import { SplitError, splitParams } from './splitParams.ts';
+import { WEBGPU_DEFAULT_LIMITS, type BufferLimits } from '../program/program.ts';
 
 export class ScheduleError extends Error {}
 
@@ -45,6 +47,11 @@ export interface ScheduleOptions {
    * the baseline the planner is tested against.
    */
   readonly planMemory?: boolean;
+  /**
+   * The device buffer limits to schedule for (default: WebGPU's defaults, which every
+   * adapter meets): params over them are split into column parts (splitParams.ts).
+   */
+  readonly limits?: BufferLimits;
 }
 
 /**
@@ -63,6 +70,11 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
   const splits = opts.attentionSplits ?? attentionSplits(m.maxContext);
   if (!Number.isInteger(splits) || splits < 1) throw new ScheduleError(`attention splits must be an integer >= 1, got ${splits}`);
   const quant = quantParams(g, opts.weightTypes);
+  const limits = opts.limits ?? WEBGPU_DEFAULT_LIMITS;
+  let split;
+  try { split = splitParams(g, quant, limits); } catch (e) { throw e instanceof SplitError ? new ScheduleError(e.message) : e; }
+  // A split param's buffers, in column order (the op that reads it emits one dispatch per part).
+  const partsOf = new Map<Node, { buffer: string; first: number; count: number }[]>();
   const wtypeOf = (n: Node): { wtype?: CompactType } => {
     const t = n.op === 'param' ? quant.get((n.arg as OpArgs['param']).name) : undefined;
     return t ? { wtype: t } : {};
@@ -76,10 +88,17 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
   const addBuffer = (d: BufferDecl): string => { buffers.push(d); return d.name; };
   const activation = (n: Node, kind: 'activation' | 'logits' = 'activation'): string =>
     addBuffer({ name: kind === 'logits' ? 'logits' : `t${n.id}`, kind, dtype: 'f32', perToken: elementsPerToken(n.shape), elements: 0 });
-  const emit = (n: Node, spec: KernelSpec, args: Record<string, string>): void => {
+  const emit = (n: Node, spec: KernelSpec, args: Record<string, string>, labelSuffix = ''): void => {
     const key = kernelKey(spec);
     kernels.set(key, spec);
-    steps.push({ kernel: key, args, label: `%${n.id} ${n.op}` });
+    steps.push({ kernel: key, args, label: `%${n.id} ${n.op}${labelSuffix}` });
+  };
+  type MatmulSpec = Extract<KernelSpec, { kind: 'matmul' }>;
+  // A matmul whose weight is split: one dispatch per part, each writing its columns of `out`.
+  const emitMatmul = (n: Node, spec: MatmulSpec, inputs: Record<string, string>, w: Node, o: string): void => {
+    const parts = partsOf.get(w);
+    if (!parts) { emit(n, spec, { ...inputs, w: bufOf.get(w)!, out: o }); return; }
+    parts.forEach((p, i) => emit(n, { ...spec, N: p.count, colOffset: p.first, outCols: spec.N }, { ...inputs, w: p.buffer, out: o }, ` part ${i + 1}/${parts.length}`));
   };
 
   // The page pool: per layer, K and V pages (rows, then scales for int8/int4; see
@@ -108,6 +127,12 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
         break;
       case 'param': {
         const name = (n.arg as OpArgs['param']).name;
+        const parts = split.get(name);
+        if (parts) {
+          const K = n.shape[0] as number;
+          partsOf.set(n, parts.map((part, i) => ({ ...part, buffer: addBuffer({ name: `param:${name}@${i}`, kind: 'param', dtype: quant.get(name) ?? 'f32', perToken: 0, elements: K * part.count, part }) })));
+          break;
+        }
         bufOf.set(n, addBuffer({ name: `param:${name}`, kind: 'param', dtype: quant.get(name) ?? 'f32', perToken: 0, elements: elementsPerToken(n.shape) }));
         break;
       }
@@ -121,7 +146,11 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
       }
       case 'embed': {
         const [dim, vocab] = n.src[1].shape as number[];
-        emit(n, { kind: 'embed', dim, vocab, ...wtypeOf(n.src[1]) }, { tokens: src(0), table: src(1), out: out() });
+        const parts = partsOf.get(n.src[1]);
+        if (!parts) { emit(n, { kind: 'embed', dim, vocab, ...wtypeOf(n.src[1]) }, { tokens: src(0), table: src(1), out: out() }); break; }
+        const o = out();
+        parts.forEach((p, i) => emit(n, { kind: 'embed', dim, vocab: p.count, ...wtypeOf(n.src[1]), idOffset: p.first, vocabTotal: vocab },
+          { tokens: src(0), table: p.buffer, out: o }, ` part ${i + 1}/${parts.length}`));
         break;
       }
       case 'rmsnorm': {
@@ -131,7 +160,7 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
       }
       case 'matmul': {
         const [K, N] = n.src[1].shape as number[];
-        emit(n, { kind: 'matmul', K, N, prologue: 'none', eps: 0, residual: false, ...wtypeOf(n.src[1]) }, { x: src(0), w: src(1), out: out() });
+        emitMatmul(n, { kind: 'matmul', K, N, prologue: 'none', eps: 0, residual: false, ...wtypeOf(n.src[1]) }, { x: src(0) }, n.src[1], out());
         break;
       }
       case 'fused_matmul': {
@@ -139,11 +168,10 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
         const wi = a.prologue === 'none' ? 1 : 2;
         const [K, N] = n.src[wi].shape as number[];
         const names = a.prologue === 'none' ? ['x'] : a.prologue === 'rmsnorm' ? ['x', 'norm'] : ['gate', 'up'];
-        const args: Record<string, string> = { w: src(wi) };
+        const args: Record<string, string> = {};
         names.forEach((name, i) => { args[name] = src(i); });
         if (a.residual) args.res = src(n.src.length - 1);
-        args.out = out();
-        emit(n, { kind: 'matmul', K, N, prologue: a.prologue, eps: a.eps, residual: a.residual, ...wtypeOf(n.src[wi]) }, args);
+        emitMatmul(n, { kind: 'matmul', K, N, prologue: a.prologue, eps: a.eps, residual: a.residual, ...wtypeOf(n.src[wi]) }, args, n.src[wi], out());
         break;
       }
       case 'rope': {
@@ -243,7 +271,7 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
   // Last: activations share storage by liveness over the finished dispatch list.
   const memory = opts.planMemory === false ? { buffers, arenas: [] } : planMemory({ buffers, kernels: kernelList, steps, logits });
   return {
-    format: PROGRAM_FORMAT, model: m, params: g.params, buffers: memory.buffers, arenas: memory.arenas, kv,
+    format: PROGRAM_FORMAT, model: m, params: g.params, buffers: memory.buffers, arenas: memory.arenas, kv, limits,
     kernels: kernelList, steps, logits, passes,
   };
 }

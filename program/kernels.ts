@@ -66,10 +66,21 @@ export type ElementwiseExpr =
 export const MOE_ROWS_PER_PASS = 8;
 
 export type KernelSpec =
-  | { kind: 'embed'; dim: number; vocab: number; wtype?: CompactType }
+  /**
+   * idOffset / vocabTotal (a split table, compiler/splitParams.ts): `table` holds ids
+   * [idOffset, idOffset + vocab) of a vocabTotal vocabulary; the kernel writes the rows of
+   * the tokens in that range only (and, in the part at 0, the zero rows of ids outside
+   * the whole vocabulary), so the parts' dispatches together write every row once.
+   */
+  | { kind: 'embed'; dim: number; vocab: number; wtype?: CompactType; idOffset?: number; vocabTotal?: number }
   /** rmsnorm of `rows` rows of `dim` per token (rows absent: 1; e.g. per-head q/k norms). */
   | { kind: 'rmsnorm'; dim: number; eps: number; rows?: number }
-  | { kind: 'matmul'; K: number; N: number; prologue: MatmulPrologue; eps: number; residual: boolean; wtype?: CompactType }
+  /**
+   * colOffset / outCols (a split weight, compiler/splitParams.ts): `w` is columns
+   * [colOffset, colOffset + N) of the weight, and `out` (and `res`) rows are outCols wide;
+   * this dispatch computes and writes those N columns of each row only.
+   */
+  | { kind: 'matmul'; K: number; N: number; prologue: MatmulPrologue; eps: number; residual: boolean; wtype?: CompactType; colOffset?: number; outCols?: number }
   /** neox (present only when true, so other kernels keep their keys): rotating halves (ir/ops.ts `rope`). */
   | { kind: 'rope'; heads: number; headDim: number; theta: number; neox?: boolean }
   | { kind: 'kv_append'; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; rope: number | null; neox?: boolean }

@@ -30,7 +30,33 @@ export interface BufferDecl {
    * Absent: the buffer has storage of its own.
    */
   readonly storage?: string;
+  /**
+   * Params only: this buffer holds columns [first, first + count) of param `of` (its last
+   * axis: rows of the [K, N] storage layout, vocabulary entries of an embedding table), as
+   * the [K, count] tensor of its own; `elements` counts the part's weights. A param over the
+   * device's buffer limits is split so (compiler/splitParams.ts); absent: the whole param.
+   */
+  readonly part?: ParamPart;
 }
+
+export interface ParamPart { readonly of: string; readonly first: number; readonly count: number }
+
+/**
+ * The buffer limits a Program was scheduled for: no buffer of it is larger (params over
+ * them are split, see compiler/splitParams.ts). WebGPU's defaults, which every adapter
+ * meets, unless the compiler is told otherwise.
+ */
+export interface BufferLimits {
+  /** Largest buffer one binding may see (maxStorageBufferBindingSize). */
+  readonly maxBindingBytes: number;
+  /** Largest single allocation (maxBufferSize). */
+  readonly maxBufferBytes: number;
+}
+
+export const WEBGPU_DEFAULT_LIMITS: BufferLimits = { maxBindingBytes: 128 * 1024 * 1024, maxBufferBytes: 256 * 1024 * 1024 };
+
+/** The most bytes one buffer of a Program may have under `l`. */
+export const bufferCap = (l: BufferLimits): number => Math.min(l.maxBindingBytes, l.maxBufferBytes);
 
 /** The runtime choices a buffer's size depends on. */
 export interface Sizing { readonly maxTokens: number; readonly pages: number; readonly maxSeqs: number }
@@ -74,8 +100,8 @@ export interface Step {
  */
 export const GREEDY_BUFFERS = { rows: 'greedy_rows', ids: 'greedy_ids' } as const;
 
-/** The Program format every backend and runtime checks: /3 added arenas and `storage`. */
-export const PROGRAM_FORMAT = 'infer-program/3';
+/** The Program format every backend and runtime checks: /3 added arenas and `storage`, /4 param parts and `limits`. */
+export const PROGRAM_FORMAT = 'infer-program/4';
 
 export interface Program {
   readonly format: typeof PROGRAM_FORMAT;
@@ -88,6 +114,8 @@ export interface Program {
    */
   readonly arenas: readonly BufferDecl[];
   readonly kv: KvPlan;
+  /** The buffer limits params were split for; a device with smaller limits cannot run this Program. */
+  readonly limits: BufferLimits;
   readonly kernels: readonly { readonly key: string; readonly spec: KernelSpec }[];
   /** The dispatches of one forward step over T tokens, in order. */
   readonly steps: readonly Step[];

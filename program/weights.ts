@@ -11,6 +11,8 @@ export interface WeightSource {
    * it (random weights) can only feed f32 programs.
    */
   getRaw?(name: string): { readonly type: string; readonly bytes: Uint8Array };
+  /** Drops the host copy of one tensor once a device holds it (uploads stream the weights tensor by tensor). */
+  evict?(name: string): void;
   /** Drops host copies once a device holds the weights (a GGUF file would otherwise stay in memory twice). */
   release?(): void;
 }

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
-all=(latest:run profile:profile llamacpp:llamacpp vulkan:vulkan kv:kv moe:moe quant:quant spec:spec tokenizer:tokenizer serve:serve browser:browser)
+all=(latest:run profile:profile llamacpp:llamacpp vulkan:vulkan kv:kv moe:moe quant:quant spec:spec tokenizer:tokenizer serve:serve browser:browser bigmodel:bigModel)
 only="${INFER_BENCH_ONLY:-}"
 ran=()
 for entry in "${all[@]}"; do

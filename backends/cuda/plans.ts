@@ -68,6 +68,8 @@ function refuseUnrendered(spec: KernelSpec): void {
     spec.kind === 'rmsnorm' && (spec.rows ?? 1) > 1 && 'rmsnorm over several rows per token',
     (spec.kind === 'rope' || spec.kind === 'kv_append') && spec.neox && 'NEOX RoPE',
     (spec.kind === 'attention' || spec.kind === 'attn_scores') && spec.softcap !== undefined && 'attention soft-capping',
+    spec.kind === 'matmul' && (spec.colOffset !== undefined || spec.outCols !== undefined) && 'matmuls over a split weight',
+    spec.kind === 'embed' && (spec.idOffset !== undefined || spec.vocabTotal !== undefined) && 'embeddings over a split table',
   ].filter(Boolean);
   if (missing.length) throw new Error(`the CUDA backend does not render ${missing.join(', ')} yet: use --target wgsl`);
 }

@@ -40,7 +40,7 @@ function f16Of(wtype: CompactType | undefined, target: Target, bindings: readonl
 export function plansFor(spec: KernelSpec, target: Target = GPU_TARGET): Plan[] {
   switch (spec.kind) {
     case 'embed':
-      return [rowPlan('embed', positiveInt('dim', spec.dim), { dim: spec.dim, vocab: positiveInt('vocab', spec.vocab), ...quantContext(spec.wtype, 'table', spec.dim, spec.vocab, target) }, f16Of(spec.wtype, target, ['table']))];
+      return [rowPlan('embed', positiveInt('dim', spec.dim), { dim: spec.dim, vocab: positiveInt('vocab', spec.vocab), ...embedPart(spec), ...quantContext(spec.wtype, 'table', spec.dim, spec.vocab, target) }, f16Of(spec.wtype, target, ['table']))];
     case 'rmsnorm': {
       const wg = clampPow2(cdiv(positiveInt('dim', spec.dim), 4), 32, 256);
       const rows = positiveInt('rows', spec.rows ?? 1);
@@ -143,6 +143,21 @@ function moeExpertsPlan(spec: MoeExpertsSpec, target: Target): Plan {
 }
 
 type MatmulSpec = Extract<KernelSpec, { kind: 'matmul' }>;
+type EmbedSpec = Extract<KernelSpec, { kind: 'embed' }>;
+
+/** A split table's id range (compiler/splitParams.ts): ids [idOffset, idOffset + vocab) of vocabTotal. */
+function embedPart(spec: EmbedSpec) {
+  const idOffset = spec.idOffset ?? 0, vocabTotal = spec.vocabTotal ?? spec.vocab;
+  if (!Number.isInteger(idOffset) || idOffset < 0 || idOffset + spec.vocab > vocabTotal) throw new Error(`embed: ids [${idOffset}, ${idOffset + spec.vocab}) outside a vocabulary of ${vocabTotal}`);
+  return { idOffset, vocabTotal, split: spec.idOffset !== undefined };
+}
+
+/** A split weight's output columns (compiler/splitParams.ts): columns [colOffset, colOffset + N) of outCols. */
+function matmulPart(spec: MatmulSpec) {
+  const colOffset = spec.colOffset ?? 0, outCols = spec.outCols ?? spec.N;
+  if (!Number.isInteger(colOffset) || colOffset < 0 || colOffset + spec.N > outCols) throw new Error(`matmul: columns [${colOffset}, ${colOffset + spec.N}) outside rows of ${outCols}`);
+  return { colOffset, outCols };
+}
 
 /**
  * The gated prologue's function of g (a scalar or, in the vec4 GEMV, a vec4): silu, or gelu,
@@ -180,7 +195,7 @@ function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
   const K = positiveInt('K', spec.K), N = positiveInt('N', spec.N);
   if (spec.prologue === 'rmsnorm' && !(spec.eps >= 0)) throw new Error(`rmsnorm eps must be >= 0, got ${spec.eps}`);
   const common = {
-    K, N, eps: spec.eps, residual: spec.residual,
+    K, N, ...matmulPart(spec), eps: spec.eps, residual: spec.residual,
     // silu_mul and gelu_mul read gate and up alike (the templates' proSiluMul); only g's function differs.
     proNone: spec.prologue === 'none', proRmsnorm: spec.prologue === 'rmsnorm', proSiluMul: spec.prologue === 'silu_mul' || spec.prologue === 'gelu_mul',
     prologueText: { none: 'x', rmsnorm: 'rmsnorm(x) * norm', silu_mul: 'silu(gate) * up', gelu_mul: 'gelu(gate) * up' }[spec.prologue],

@@ -5,7 +5,7 @@
 // Activations that share an arena (Program.arenas, compiler/planMemory.ts) are one device
 // buffer bound under each member's name, so steps keep binding by name.
 import { bufferBytes, type BufferDecl, type Program, type Sizing } from '../../program/program.ts';
-import { isCompactType, packBlocks, packHalves, type CompactType } from '../../program/quant.ts';
+import { isCompactType, packBlocks, packHalves, weightBytes, type CompactType } from '../../program/quant.ts';
 import { fromBf16, toHalf } from '../weights/ggufQuant.ts';
 import { STEP_UNIFORM_BYTES } from '../../program/stepUniform.ts';
 import type { WeightSource } from '../../program/weights.ts';
@@ -37,7 +37,7 @@ export interface SizingWanted { readonly maxTokens?: number; readonly pages: num
 
 /** Tokens per forward, pages and sequences, each checked; tokens default to what fits the binding limit. */
 export function chooseSizing(program: Program, device: Device, want: SizingWanted): Sizing {
-  const limit = device.limits.maxBindingBytes;
+  const limit = deviceCap(device);
   // Per-token buffers scale with the tokens per forward; fit them under the binding limit.
   const widest = Math.max(1, ...program.buffers.filter((b) => b.perToken > 0).map((b) => b.perToken * 4));
   const fit = Math.floor(limit / widest);
@@ -52,10 +52,16 @@ export function chooseSizing(program: Program, device: Device, want: SizingWante
   return { maxTokens, pages: want.pages, maxSeqs: want.maxSeqs };
 }
 
-/** Allocates every Program buffer for `sizing`; params are uploaded from `weights`. */
-export function allocateProgramBuffers(device: Device, program: Program, weights: WeightSource, sizing: Sizing, shared?: SharedParams): ProgramBuffers {
-  const limit = device.limits.maxBindingBytes;
-  // Every size first: nothing is allocated for a program that cannot fit.
+/** The most bytes one buffer may have on `device`: what one binding sees and one allocation holds. */
+const deviceCap = (device: Device): number => Math.min(device.limits.maxBindingBytes, device.limits.maxBufferBytes);
+
+/**
+ * Every size, before anything is allocated: each buffer against the device's binding and
+ * buffer limits, and (when the device's memory is known) the total against it, so a model
+ * that cannot fit is refused with its numbers rather than failing mid-upload or losing the device.
+ */
+export function checkFit(device: Device, program: Program, sizing: Sizing, shared?: SharedParams, memoryBytes?: number): void {
+  const limit = deviceCap(device);
   const arenas = new Map(program.arenas.map((a) => [a.name, a]));
   for (const d of program.buffers) {
     const arena = d.storage === undefined ? undefined : arenas.get(d.storage);
@@ -63,14 +69,32 @@ export function allocateProgramBuffers(device: Device, program: Program, weights
       throw new BufferSetupError(`buffer ${d.name} is stored in ${d.storage}, which the program ${arena ? `sizes for ${arena.perToken} values per token, under its ${d.perToken}` : 'does not declare'}`);
     }
   }
-  for (const d of [...program.arenas, ...program.buffers]) {
+  const what = device.limits.maxBindingBytes <= device.limits.maxBufferBytes ? 'storage binding limit' : 'buffer size limit';
+  const owned = [...program.arenas, ...program.buffers].filter((d) => d.storage === undefined && !(d.kind === 'param' && shared?.param(d)));
+  let total = STEP_UNIFORM_BYTES, largest = { name: '', bytes: 0 };
+  const byKind = new Map<string, number>();
+  for (const d of owned) {
     const size = bufferBytes(d, sizing);
-    if (size > limit) {
-      const why = d.perToken > 0 ? ` (${sizing.maxTokens} tokens x ${d.perToken} values); use fewer tokens per forward`
-        : d.perPage ? ` (${sizing.pages} KV pages x ${d.perPage * 4} bytes); use fewer KV pages` : '';
-      throw new BufferSetupError(`buffer ${d.name} needs ${mib(size)}${why}, over this device's storage binding limit of ${mib(limit)}; a tensor this large must be split across bindings, which this version does not do`);
-    }
+    total += size;
+    byKind.set(d.kind, (byKind.get(d.kind) ?? 0) + size);
+    if (size > largest.bytes) largest = { name: d.name, bytes: size };
+    if (size <= limit) continue;
+    const why = d.kind === 'param' ? ` (the program splits params over ${mib(Math.min(program.limits.maxBindingBytes, program.limits.maxBufferBytes))}; compile it for this device's limits)`
+      : d.perToken > 0 ? ` (${sizing.maxTokens} tokens x ${d.perToken} values); use fewer tokens per forward`
+        : d.perPage ? ` (${sizing.pages} KV pages x ${d.perPage * 4} bytes); use fewer KV pages or a shorter context` : '';
+    throw new BufferSetupError(`buffer ${d.name} needs ${mib(size)}${why}, over this device's ${what} of ${mib(limit)}`);
   }
+  if (memoryBytes !== undefined && total > memoryBytes) {
+    const parts = ['param', 'kv', 'activation', 'logits', 'input'].filter((k) => byKind.has(k))
+      .map((k) => `${{ param: 'weights', kv: 'KV cache', activation: 'activations', logits: 'logits', input: 'inputs' }[k]} ${mib(byKind.get(k)!)}`);
+    throw new BufferSetupError(`the model needs ${mib(total)} of device memory (${parts.join(', ')}; largest buffer ${largest.name}, ${mib(largest.bytes)}), `
+      + `over the ${mib(memoryBytes)} available on ${device.description}; use a smaller KV pool (fewer sequences or pages), fewer tokens per forward, or a more compact weight type`);
+  }
+}
+
+/** Allocates every Program buffer for `sizing`; params are uploaded from `weights`, one tensor at a time. */
+export async function allocateProgramBuffers(device: Device, program: Program, weights: WeightSource, sizing: Sizing, shared?: SharedParams, memoryBytes?: number): Promise<ProgramBuffers> {
+  checkFit(device, program, sizing, shared, memoryBytes);
   const created: DeviceBuffer[] = [];
   const byName = new Map<string, DeviceBuffer>();
   let bytes = 0, activationBytes = 0;
@@ -88,6 +112,11 @@ export function allocateProgramBuffers(device: Device, program: Program, weights
       arenaBufs.set(a.name, buf);
       activationBytes += buf.bytes;
     }
+    // Params stream from the weights: each tensor is read once (its parts are consecutive
+    // buffers), uploaded, and its host copy dropped before the next is read.
+    const tensor: { name?: string; data?: Float32Array | { type: string; bytes: Uint8Array } } = {};
+    const done = () => { if (tensor.name !== undefined) weights.evict?.(tensor.name); tensor.name = tensor.data = undefined; };
+    let unsettled = 0;
     for (const d of program.buffers) {
       if (d.storage !== undefined) { byName.set(d.name, arenaBufs.get(d.storage)!); continue; }
       // A param another runner already holds (same name, type and size): bound, not copied.
@@ -96,8 +125,15 @@ export function allocateProgramBuffers(device: Device, program: Program, weights
       const buf = make(d.name, bufferBytes(d, sizing), 'storage');
       byName.set(d.name, buf);
       if (d.kind === 'activation') activationBytes += buf.bytes;
-      if (d.kind === 'param') device.upload(buf, 0, paramData(d, weights));
+      if (d.kind === 'param') {
+        const name = paramName(d);
+        if (tensor.name !== name) { done(); tensor.name = name; tensor.data = readParam(d, name, weights); }
+        device.upload(buf, 0, paramData(d, name, tensor.data!));
+        unsettled += buf.bytes;
+        if (unsettled >= SETTLE_BYTES && device.settle) { unsettled = 0; await device.settle(); }
+      }
     }
+    done();
     if (!byName.has(program.logits)) throw new BufferSetupError(`the program has no '${program.logits}' buffer for its logits`);
     const uniform = make('step-uniform', STEP_UNIFORM_BYTES, 'uniform');
     return {
@@ -119,21 +155,39 @@ export function allocateProgramBuffers(device: Device, program: Program, weights
   }
 }
 
-/** A param's device bytes: its f32 values, or its f16 halves / blocks in the device layout (program/quant.ts). */
-function paramData(d: BufferDecl, weights: WeightSource): Float32Array | Uint32Array {
-  const name = d.name.replace(/^param:/, '');
-  if (isCompactType(d.dtype)) return quantParam(name, d.dtype, d.elements, weights);
-  const data = weights.get(name);
-  if (data.length !== d.elements) throw new BufferSetupError(`weight ${name} has ${data.length} values; the program expects ${d.elements}`);
-  return data;
+/** Uploaded bytes between waits for the device's staging copies to drain (see Device.settle). */
+const SETTLE_BYTES = 64 * MiB;
+
+const paramName = (d: BufferDecl): string => d.part?.of ?? d.name.replace(/^param:/, '');
+
+/** A param's whole tensor from the weights: f32 values, or the file's f16 halves / blocks for a param kept compact (bf16 becomes f16). */
+function readParam(d: BufferDecl, name: string, weights: WeightSource): Float32Array | { type: string; bytes: Uint8Array } {
+  if (!isCompactType(d.dtype)) return weights.get(name);
+  if (!weights.getRaw) throw new BufferSetupError(`the program keeps weight ${name} as ${d.dtype}, but this weight source has no raw tensors (compile without weight types to run it as f32)`);
+  const raw = weights.getRaw(name);
+  if (d.dtype === 'f16' && raw.type === 'bf16') return { type: 'f16', bytes: bf16ToF16(name, raw.bytes) };
+  if (raw.type !== d.dtype) throw new BufferSetupError(`the program keeps weight ${name} as ${d.dtype}, but the weight file stores it as ${raw.type} (compile with this file's tensor types)`);
+  return raw;
 }
 
-function quantParam(name: string, type: CompactType, elements: number, weights: WeightSource): Uint32Array {
-  if (!weights.getRaw) throw new BufferSetupError(`the program keeps weight ${name} as ${type}, but this weight source has no raw tensors (compile without weight types to run it as f32)`);
-  const raw = weights.getRaw(name);
-  if (type === 'f16' && raw.type === 'bf16') return packHalves(bf16ToF16(name, raw.bytes), elements);
-  if (raw.type !== type) throw new BufferSetupError(`the program keeps weight ${name} as ${type}, but the weight file stores it as ${raw.type} (compile with this file's tensor types)`);
-  return type === 'f16' ? packHalves(raw.bytes, elements) : packBlocks(type, raw.bytes, elements);
+/**
+ * A param buffer's device data: its f32 values, or its f16 halves / blocks in the device
+ * layout (program/quant.ts), of the whole tensor or of the part's columns (a [K, count]
+ * slice, contiguous in storage order, and whole blocks since blocks run along K).
+ */
+function paramData(d: BufferDecl, name: string, t: Float32Array | { type: string; bytes: Uint8Array }): Float32Array | Uint32Array {
+  const K = d.part ? d.elements / d.part.count : 0;
+  const from = d.part ? d.part.first * K : 0;
+  if (t instanceof Float32Array) {
+    const data = d.part ? t.subarray(from, from + d.elements) : t;
+    if (data.length !== d.elements) throw new BufferSetupError(`weight ${name} has ${t.length} values; the program expects ${d.part ? `columns ${d.part.first}..${d.part.first + d.part.count - 1} of ${K}` : d.elements}`);
+    return data;
+  }
+  const type = d.dtype as CompactType;
+  const at = d.part ? weightBytes(type, from) : 0, bytes = weightBytes(type, d.elements);
+  if (at + bytes > t.bytes.length) throw new BufferSetupError(`weight ${name} has ${t.bytes.length} bytes of ${type}; the program expects ${at + bytes}`);
+  const slice = t.bytes.subarray(at, at + bytes);
+  return type === 'f16' ? packHalves(slice, d.elements) : packBlocks(type, slice, d.elements);
 }
 
 /** bf16 -> f16 halves (program/quant.ts deviceWeightType says why); a value beyond f16's range is refused, never made infinite. */

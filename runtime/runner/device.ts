@@ -64,4 +64,10 @@ export interface Device {
   /** Runs the work in order; rejects with DeviceError when the device refuses or reports an error. */
   submit(work: Submission): Promise<SubmissionResult>;
   free(buffer: DeviceBuffer): void;
+  /**
+   * Waits until earlier uploads have reached their buffers, so the device can drop its
+   * staging copies (optional: devices whose uploads are synchronous need none). Weight
+   * uploads call it every so many bytes, so host memory never holds the whole model twice.
+   */
+  settle?(): Promise<void>;
 }

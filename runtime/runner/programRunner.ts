@@ -39,6 +39,11 @@ export interface RunnerOptions extends PoolOptions {
   readonly target?: Target;
   /** Bind the params this runner (same device) holds under the same name, type and size instead of uploading them. */
   readonly shareWeightsWith?: ProgramRunner;
+  /**
+   * Device memory this runner may allocate, when known (a software adapter's is the host's
+   * free memory): a program needing more is refused before anything is allocated.
+   */
+  readonly deviceMemoryBytes?: number;
 }
 
 /** Inputs the runtime writes before each forward, when the program declares them. */
@@ -95,7 +100,7 @@ export class ProgramRunner extends PagedEngine implements Engine {
     const k = o.program.kv;
     const maxSeqs = o.maxSequences ?? k.maxSequences;
     const sizing = chooseSizing(o.program, o.device, { maxTokens: o.maxTokensPerForward, maxSeqs, pages: o.kvPages ?? maxSeqs * k.pagesPerSequence });
-    const bufs = allocateProgramBuffers(o.device, o.program, o.weights, sizing, o.shareWeightsWith?.bufs);
+    const bufs = await allocateProgramBuffers(o.device, o.program, o.weights, sizing, o.shareWeightsWith?.bufs, o.deviceMemoryBytes);
     try {
       const kernels = await compileProgramKernels(o.device, o.program, o.backend, o.target);
       const argmax = await compileArgmax(o.device, o.backend, o.program.model.vocab, o.target);

@@ -44,6 +44,12 @@ export class WebGpuDevice implements Device {
     return b;
   }
 
+  async settle(): Promise<void> {
+    // writeBuffer stages its data until the queue's next submission: submit (nothing), wait.
+    this.gpu.queue.submit([]);
+    await this.gpu.queue.onSubmittedWorkDone();
+  }
+
   upload(buffer: DeviceBuffer, offset: number, data: ArrayBufferView): void {
     // The WebGPU typings want an ArrayBuffer-backed view; Dawn copies either kind.
     this.gpu.queue.writeBuffer((buffer as GpuBuf).gpu, offset, data as Uint8Array<ArrayBuffer>);

@@ -2,8 +2,8 @@
 // offset through a file handle (one buffer per tensor; the file is never read
 // whole), as raw blocks (for a device path that dequantises in its kernels) or
 // as Float32Array. GgufWeights binds a spec's params to a file's tensors by
-// GGUF's names, validates all of them before reading any, and loads them with
-// a progress callback.
+// GGUF's names, validates all of them before reading any, and reads each when
+// asked (a device upload streams the file tensor by tensor), with a progress callback.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { ParamInfo } from '../../program/model.ts';
 import { FileCursor } from './ggufCursor.ts';
@@ -131,57 +131,77 @@ export interface GgufProgress {
 export interface GgufLoadOptions { readonly onProgress?: (p: GgufProgress) => void }
 
 /**
- * A spec's weights from a GGUF file. The tensors' bytes are read at load as the
- * file stores them (quantised blocks stay blocks: `getRaw` hands them to a device
- * that dequantises in its kernels); `get` dequantises a tensor to f32 on first use
- * and keeps it, so the CPU engine and f32 device buffers see the same values as
- * before, and a quantised WebGPU run never holds f32 copies of its matrices.
+ * A spec's weights from a GGUF file, streamed: `load` checks every param against the
+ * header (name, shape, loadable type) and keeps the file open; nothing is read until a
+ * tensor is asked for. `getRaw` reads a tensor's bytes as the file stores them (quantised
+ * blocks stay blocks, for a device that dequantises in its kernels) and keeps nothing;
+ * `get` dequantises to f32 and keeps the result (the CPU engine reads every param each
+ * forward) until `evict` (the device holds it now) or `release`. So a device load holds
+ * one tensor at a time on the host, never the file. Progress is reported as each tensor
+ * is first read, in whatever order the reader asks for them.
  */
 export class GgufWeights implements ShapedWeightSource {
-  private readonly raw = new Map<string, { type: string; bytes: Uint8Array; elements: number }>();
+  private readonly tensors = new Map<string, GgufTensorInfo>();
   private readonly data = new Map<string, Float32Array>();
+  private readonly seen = new Set<string>();
+  private readonly totalBytes: number;
+  private bytesRead = 0;
 
-  private constructor(readonly params: readonly ParamInfo[], readonly path: string) {}
-
-  /** Checks every param against the file (name, shape, loadable type), then reads them all. */
-  static load(path: string, params: readonly ParamInfo[], opts: GgufLoadOptions = {}): GgufWeights {
-    return GgufFile.with(path, (g) => GgufWeights.fromFile(g, params, opts));
+  private constructor(readonly params: readonly ParamInfo[], private file: GgufFile | null, private readonly opts: GgufLoadOptions) {
+    for (const p of params) this.tensors.set(p.name, bindTensor(file!, p));
+    this.totalBytes = [...this.tensors.values()].reduce((s, t) => s + t.bytes, 0);
   }
 
+  get path(): string { return this.file?.path ?? '(released)'; }
+
+  /** Opens the file and checks every param against its header; tensors are read on demand. */
+  static load(path: string, params: readonly ParamInfo[], opts: GgufLoadOptions = {}): GgufWeights {
+    const g = GgufFile.open(path);
+    try { return new GgufWeights(params, g, opts); } catch (e) { g.close(); throw e; }
+  }
+
+  /** Binds the params to an open file (which the caller keeps open while this is used, and closes). */
   static fromFile(g: GgufFile, params: readonly ParamInfo[], opts: GgufLoadOptions = {}): GgufWeights {
-    const bound = params.map((p) => [p, bindTensor(g, p)] as const);
-    const w = new GgufWeights(params, g.path);
-    const totalBytes = bound.reduce((s, [, t]) => s + t.bytes, 0);
-    let bytes = 0;
-    bound.forEach(([p, t], i) => {
-      w.raw.set(p.name, { type: t.type.name, bytes: g.readRaw(t), elements: t.elements });
-      bytes += t.bytes;
-      opts.onProgress?.({ tensor: t.name, index: i + 1, count: bound.length, bytes, totalBytes });
-    });
-    return w;
+    return new GgufWeights(params, g, opts);
   }
 
   /** The file's ggml type name per param (what compileSpec's `weightTypes` takes). */
   types(): Map<string, string> {
-    return new Map([...this.raw].map(([name, r]) => [name, r.type]));
+    return new Map([...this.tensors].map(([name, t]) => [name, t.type.name]));
+  }
+
+  private read(name: string): { type: string; bytes: Uint8Array; elements: number } {
+    const t = this.tensors.get(name);
+    if (!t || !this.file) throw new GgufError(this.path, 0, `no tensor for parameter ${name} (${this.file ? `the spec's ${this.tensors.size} params do not include it` : 'release() was called'})`);
+    const bytes = this.file.readRaw(t);
+    if (!this.seen.has(name)) {
+      this.seen.add(name);
+      this.bytesRead += t.bytes;
+      this.opts.onProgress?.({ tensor: t.name, index: this.seen.size, count: this.tensors.size, bytes: this.bytesRead, totalBytes: this.totalBytes });
+    }
+    return { type: t.type.name, bytes, elements: t.elements };
   }
 
   get(name: string): Float32Array {
     let t = this.data.get(name);
     if (t) return t;
-    const r = this.raw.get(name);
-    if (!r) throw new GgufError(this.path, 0, `no loaded tensor for parameter ${name} (loaded: ${this.raw.size}, or release() was called)`);
+    const r = this.read(name);
     t = dequantize(r.type as DequantType, r.bytes, r.elements);
     this.data.set(name, t);
     return t;
   }
 
   getRaw(name: string): { readonly type: string; readonly bytes: Uint8Array } {
-    const r = this.raw.get(name);
-    if (!r) throw new GgufError(this.path, 0, `no loaded tensor for parameter ${name} (loaded: ${this.raw.size}, or release() was called)`);
-    return r;
+    return this.read(name);
   }
 
-  /** Drops every copy (e.g. once uploaded to a GPU). */
-  release(): void { this.raw.clear(); this.data.clear(); }
+  /** Drops the f32 copy of one tensor (a device holds it now). */
+  evict(name: string): void { this.data.delete(name); }
+
+  /** Drops every copy and closes the file (e.g. once uploaded to a GPU). */
+  release(): void {
+    this.data.clear();
+    this.file?.close();
+    this.file = null;
+  }
 }

@@ -11,7 +11,8 @@ import {
 } from './ggufTypes.ts';
 
 export type WriterTensor =
-  | { readonly name: string; readonly dims: readonly number[]; readonly type: EncodeType; readonly data: Float32Array }
+  /** data: the values, or a function making them when the tensor is written (a large model is never all in memory). */
+  | { readonly name: string; readonly dims: readonly number[]; readonly type: EncodeType; readonly data: Float32Array | (() => Float32Array) }
   | { readonly name: string; readonly dims: readonly number[]; readonly type: string; readonly raw: Uint8Array };
 
 export interface WriteOptions { readonly version?: 2 | 3; readonly alignment?: number }
@@ -117,7 +118,7 @@ export function writeGguf(path: string, metadata: Iterable<readonly [string, Ggu
     if (t.dims[0] % type.blockSize !== 0) throw new Error(`tensor ${t.name}: ${type.name} packs ${type.blockSize} values per block, but dim 0 is ${t.dims[0]}`);
     const bytes = tensorBytes(type, elements);
     if ('raw' in t && t.raw.length !== bytes) throw new Error(`tensor ${t.name}: ${t.raw.length} raw bytes given, ${bytes} expected`);
-    if ('data' in t && t.data.length !== elements) throw new Error(`tensor ${t.name}: ${t.data.length} values given, ${elements} expected`);
+    if ('data' in t && typeof t.data !== 'function' && t.data.length !== elements) throw new Error(`tensor ${t.name}: ${t.data.length} values given, ${elements} expected`);
     return bytes;
   });
   const infos: { name: string; infoOffset: number; typeOffset: number; offsetOffset: number; dimsOffset: number; offset: number; bytes: number }[] = [];
@@ -144,7 +145,9 @@ export function writeGguf(path: string, metadata: Iterable<readonly [string, Ggu
     const pad = (to: number) => { if (to > pos) writeSync(fd, new Uint8Array(to - pos)); pos = Math.max(pos, to); };
     tensors.forEach((t, i) => {
       pad(dataOffset + infos[i].offset);
-      const bytes = 'raw' in t ? t.raw : quantize(t.type, t.data);
+      const data = 'raw' in t ? null : typeof t.data === 'function' ? t.data() : t.data;
+      if (data && data.length !== t.dims.reduce((a, b) => a * b, 1)) throw new Error(`tensor ${t.name}: ${data.length} values given, ${t.dims.reduce((a, b) => a * b, 1)} expected`);
+      const bytes = 'raw' in t ? t.raw : quantize(t.type, data!);
       writeSync(fd, bytes);
       pos += bytes.length;
     });

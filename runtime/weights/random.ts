@@ -111,6 +111,9 @@ export class RandomWeights implements ShapedWeightSource {
     return t;
   }
 
+  /** Drops one generated tensor (a device holds it now). */
+  evict(name: string): void { this.cache.delete(name); }
+
   /** Drops generated tensors (e.g. once uploaded to a GPU). */
   release(): void { this.cache.clear(); }
 }

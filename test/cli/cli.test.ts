@@ -49,7 +49,7 @@ describe('infer compile', () => {
     const files = readdirSync(out).filter((f) => f.endsWith('.wgsl')).sort();
     const listed = manifest.kernels.flatMap((k: { variants: { file: string }[] }) => k.variants.map((v) => v.file)).sort();
     expect(files).toEqual(listed);
-    expect(manifest.program.format).toBe('infer-program/3');
+    expect(manifest.program.format).toBe('infer-program/4');
     // Activations share arenas (compiler/planMemory.ts); the summary line says how much that saves.
     expect(manifest.program.arenas.length).toBeGreaterThan(0);
     expect(r.err).toMatch(/activations: \d+ buffers \(\d+ in \d+ shared arenas\), \d+ bytes per token, [\d.]+ MiB at \d+ tokens per forward \([\d.]+ MiB unshared\)/);

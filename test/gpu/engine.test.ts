@@ -144,14 +144,23 @@ describe('WebGPU engine vs CPU engine', () => {
     } finally { gpu.dispose(); }
   }, 60_000);
 
-  it('refuses a buffer over the storage binding limit with a clear message', async () => {
+  it('refuses a buffer over the storage binding limit, or over the memory available, with a clear message, before allocating', async () => {
     const limit = device.limits.maxStorageBufferBindingSize;
     const vocab = Math.ceil((limit / 4 / 16) * 1.25); // token_embd [16, vocab]: 160 MiB
-    const { graph, program } = build({ vocab, dim: 16, layers: 1, heads: 2, kvHeads: 1, headDim: 8, ffn: 16, maxContext: 8 }, true);
+    const shape = { vocab, dim: 16, layers: 1, heads: 2, kvHeads: 1, headDim: 8, ffn: 16, maxContext: 8 };
+    const raw = runPipeline(denseLlama(shape)).graph;
+    // Scheduled for larger buffers than this device binds: the 160 MiB table is one buffer.
+    const big = 4 * limit;
+    const program = schedule(raw, [], { limits: { maxBindingBytes: big, maxBufferBytes: big } });
     // Zeros for the small tensors; the oversized one must be refused before it is read.
-    const sizes = new Map(graph.params.map((q) => [q.name, q.shape.reduce((a, b) => a * b, 1)]));
+    const sizes = new Map(raw.params.map((q) => [q.name, q.shape.reduce((a, b) => a * b, 1)]));
     const weights = { get: (name: string) => { if (name === 'token_embd' || name === 'output') throw new Error(`read ${name}`); return new Float32Array(sizes.get(name)!); } };
-    await expect(WebGpuEngine.create({ device, program, backend: wgslBackend, weights })).rejects.toThrow(/buffer param:(token_embd|output) needs .* over this device's storage binding limit of 128\.0 MiB|storage binding limit/);
+    await expect(WebGpuEngine.create({ device, program, backend: wgslBackend, weights }))
+      .rejects.toThrow(/^buffer param:(token_embd|output) needs 160\.0 MiB \(the program splits params over 512\.0 MiB; compile it for this device's limits\), over this device's (storage binding|buffer size) limit of 128\.0 MiB$/);
+    // Scheduled for the default limits it is split, so it fits every buffer; the whole does not fit 100 MiB of memory.
+    const split = schedule(raw);
+    await expect(WebGpuEngine.create({ device, program: split, backend: wgslBackend, weights, deviceMemoryBytes: 100 * 2 ** 20 }))
+      .rejects.toThrow(/^the model needs \d+\.\d MiB of device memory \(weights \d+\.\d MiB, KV cache .*; largest buffer param:(token_embd|output)@0, 80\.0 MiB\), over the 100\.0 MiB available on .*; use a smaller KV pool/);
     const small = build({ vocab: 4096, dim: 16, layers: 1, heads: 2, kvHeads: 1, headDim: 8, ffn: 16, maxContext: 16384 }, true);
     const w = new RandomWeights(small.graph.params, 1);
     await expect(WebGpuEngine.create({ device, program: small.program, backend: wgslBackend, weights: w, maxTokensPerForward: 16384 }))

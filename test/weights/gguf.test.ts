@@ -182,7 +182,7 @@ describe('layout and loading', () => {
     });
   });
 
-  it('loads a spec\'s params with progress, by GGUF names', () => {
+  it('loads a spec\'s params with progress, by GGUF names, reading each tensor when asked', () => {
     const file = tmp();
     const t = (name: string, dims: number[]) => ({ name, dims, type: 'q8_0' as const, data: Float32Array.from({ length: dims[0] * (dims[1] ?? 1) }, (_, i) => Math.sin(i)) });
     writeGguf(file, [], [t('token_embd.weight', [32, 4]), t('blk.0.attn_q.weight', [64, 2]), t('unused.weight', [32])]);
@@ -191,10 +191,21 @@ describe('layout and loading', () => {
     const w = GgufWeights.load(file, [{ name: 'token_embd', shape: [32, 4] }, { name: 'blk.0.attn_q', shape: [64, 2] }], {
       onProgress: (p) => { seen.push(`${p.index}/${p.count} ${p.tensor}`); last = p; },
     });
-    expect(seen).toEqual(['1/2 token_embd.weight', '2/2 blk.0.attn_q.weight']);
+    // Streamed: nothing is read until a tensor is asked for, then progress in the order asked.
+    expect(seen).toEqual([]);
+    expect(w.get('blk.0.attn_q')).toHaveLength(128);
+    expect(w.getRaw('token_embd').bytes).toHaveLength(4 * 34);
+    expect(seen).toEqual(['1/2 blk.0.attn_q.weight', '2/2 token_embd.weight']);
     expect(last.bytes).toBe(last.totalBytes);
     expect(last.totalBytes).toBe(4 * 34 + 4 * 34);
-    expect(w.get('blk.0.attn_q')).toHaveLength(128);
     expect(w.get('token_embd')[1]).toBeCloseTo(Math.sin(1), 2);
+    expect(seen).toHaveLength(2); // a tensor read again is not progress
+    // evict drops the f32 copy (read again from the file on the next get); release closes the file.
+    const a = w.get('token_embd');
+    w.evict('token_embd');
+    expect(w.get('token_embd')).not.toBe(a);
+    expect(w.get('token_embd')).toEqual(a);
+    w.release();
+    expect(() => w.getRaw('token_embd')).toThrow(/release\(\) was called/);
   });
 });
