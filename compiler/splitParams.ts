@@ -16,7 +16,7 @@
 import type { Graph, Node } from './ir/graph.ts';
 import type { OpArgs } from './ir/ops.ts';
 import { bufferBytes, bufferCap, type BufferLimits, type ParamPart } from '../program/program.ts';
-import type { QuantType } from '../program/quant.ts';
+import type { CompactType } from '../program/quant.ts';
 
 export class SplitError extends Error {}
 
@@ -33,7 +33,7 @@ function splittableOperand(n: Node): number | undefined {
 }
 
 /** Device bytes of a [K, count] tensor of `dtype`. */
-export function partBytes(dtype: 'f32' | QuantType, K: number, count: number): number {
+export function partBytes(dtype: 'f32' | CompactType, K: number, count: number): number {
   return bufferBytes({ name: '', kind: 'param', dtype, perToken: 0, elements: K * count }, { maxTokens: 0, pages: 0, maxSeqs: 0 });
 }
 
@@ -54,7 +54,7 @@ export function columnParts(N: number, cap: number, bytesOf: (count: number) => 
  * (params that fit are absent). Throws SplitError, naming the param, the op and the sizes,
  * when one cannot be split.
  */
-export function splitParams(g: Graph, quant: ReadonlyMap<string, QuantType>, limits: BufferLimits): Map<string, ParamPart[]> {
+export function splitParams(g: Graph, quant: ReadonlyMap<string, CompactType>, limits: BufferLimits): Map<string, ParamPart[]> {
   const cap = bufferCap(limits);
   if (!(cap >= 16)) throw new SplitError(`buffer limits must be at least 16 bytes, got binding ${limits.maxBindingBytes} and buffer ${limits.maxBufferBytes}`);
   const out = new Map<string, ParamPart[]>();

@@ -45,9 +45,12 @@ describe('which params stay quantised', () => {
     expect(p.kernels.filter((k) => k.spec.kind === 'matmul' && k.spec.N === base.vocab).map((k) => (k.spec as { wtype?: string }).wtype)).toEqual(['q4_0']);
   });
 
-  it('f32 / f16 files, 1-D params, K not a multiple of 32, and no types: all f32 with unchanged kernel keys', () => {
-    const plain = compiled({ ...base, type: 'f16', seed: 53 });
+  it('f32 files, 1-D params, K not a multiple of 32, and no types: f32 with unchanged kernel keys; f16 matrices stay f16', () => {
+    const plain = compiled({ ...base, type: 'f32', seed: 53 });
     expect([...dtypes(plain).values()].every((d) => d === 'f32')).toBe(true);
+    const half = compiled({ ...base, type: 'f16', seed: 53 });
+    expect(dtypes(half).get('blk.0.attn_q')).toBe('f16');
+    expect(dtypes(half).get('output_norm')).toBe('f32'); // 1-D params are f32 in the file
     const p = compiled({ ...base, seed: 53 }, new Map([['output_norm', 'q8_0'], ['blk.0.attn_q', 'q8_0'], ['blk.0.ffn_down', 'q4_0']]));
     expect(dtypes(p).get('output_norm')).toBe('f32'); // 1-D: a norm weight, read as f32
     expect(dtypes(p).get('blk.0.attn_q')).toBe('q8_0');

@@ -7,7 +7,7 @@
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kernelKey, type KernelSpec } from '../../program/kernels.ts';
-import { PROGRAM_FORMAT, type Program } from '../../program/program.ts';
+import { PROGRAM_FORMAT, WEBGPU_DEFAULT_LIMITS, type Program } from '../../program/program.ts';
 import { RandomWeights } from '../../runtime/weights/random.ts';
 import { build, runJson, runRunner, writeRunner } from './runnerHarness.ts';
 
@@ -21,6 +21,7 @@ const M2: KernelSpec = { kind: 'matmul', K: V, N: V, prologue: 'none', eps: 0, r
  */
 const PROGRAM: Program = {
   format: PROGRAM_FORMAT,
+  limits: WEBGPU_DEFAULT_LIMITS,
   model: {
     name: 'matmuls', vocab: V, dim: K, layers: 1, heads: 1, kvHeads: 1, headDim: 16, maxContext: CTX, eos: null,
     kv: { layout: { kind: 'paged', pageSize: 16 }, dtype: 'f32', window: null }, weights: { binding: 'random', seed: SEED }, constants: {},
