@@ -97,12 +97,15 @@ export async function createModelFromParts<C>(parts: ModelParts<C>, device: GPUD
 }
 
 async function openEngine<C>(parts: ModelParts<C>, device: GPUDevice, weights: WeightSource, options: CreateModelOptions): Promise<WebGpuEngine> {
-  const engine = await WebGpuEngine.create({
-    device, program: parts.program, backend: new EmbeddedBackend(parts.kernels), weights, maxSequences: 1,
-    ...(options.maxTokensPerForward !== undefined ? { maxTokensPerForward: options.maxTokensPerForward } : {}),
-  });
-  weights.release?.();
-  return engine;
+  // The device holds the weights once the engine is made (or nothing is held): drop the host side either way.
+  try {
+    return await WebGpuEngine.create({
+      device, program: parts.program, backend: new EmbeddedBackend(parts.kernels), weights, maxSequences: 1,
+      ...(options.maxTokensPerForward !== undefined ? { maxTokensPerForward: options.maxTokensPerForward } : {}),
+    });
+  } finally {
+    weights.release?.();
+  }
 }
 
 class Model<C> implements InferModel<C> {

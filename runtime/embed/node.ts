@@ -27,7 +27,10 @@ export function weightsFromPath(path: string, o: PathWeightsOptions = {}): Weigh
     load: async (params: readonly ParamInfo[], onProgress?: ProgressCallback, model?: Pick<ModelInfo, 'heads' | 'kvHeads'>): Promise<LoadedWeights> => {
       const progress = (p: { bytes: number; totalBytes: number }) => onProgress?.({ source: path, loadedBytes: p.bytes, totalBytes: p.totalBytes });
       if (isGgufPath(path)) {
-        return GgufFile.with(path, (g) => ({ source: GgufWeights.fromFile(g, params, { onProgress: progress }), metadata: g.metadata }));
+        // The weights read tensors from the open file as the device asks for them (streamed
+        // loading), so the file stays open until the source's release() closes it.
+        const g = GgufFile.open(path);
+        try { return { source: GgufWeights.fromFile(g, params, { onProgress: progress }), metadata: g.metadata }; } catch (e) { g.close(); throw e; }
       }
       const heads = o.heads ?? (model ? { heads: model.heads, kvHeads: model.kvHeads } : undefined);
       if (!heads) throw new Error(`${path}: a safetensors checkpoint needs the model's head counts: weightsFromPath(path, { heads: { heads, kvHeads } })`);
