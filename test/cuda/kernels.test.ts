@@ -1,17 +1,17 @@
-// The CUDA backend's row kernels (embed, rmsnorm, rope, elementwise, softmax, moe_combine,
+// The CUDA backend's row kernels (embed, rmsnorm, rope, slice, elementwise, softmax, moe_combine,
 // attention_merge) against the float64 interpreter, run on the CPU through the CUDA
 // emulation (emu/cuda_emu.h; this machine has nvcc but no GPU). fast-check draws shapes
 // (multiples of 4 and not: the float4 and scalar paths), data and positions. Each case
 // compiles a program with g++, so runs are few and shapes small. Never skipped: a missing
 // g++ fails. nvcc compiles the same sources in compile.test.ts.
 import fc from 'fast-check';
-import { it } from 'vitest';
+import { expect, it } from 'vitest';
 import { cudaBackend } from '../../backends/cuda/render.ts';
 import { kernelKey, type ElementwiseExpr, type KernelSpec } from '../../program/kernels.ts';
 import type { QuantType } from '../../program/quant.ts';
 import { blockWeights, data, expectClose, expectCloseEach, oracle, rng, seedArb as seed } from '../gpu/harness.ts';
 import { exprArb, f32Conditioned, graphOfExpr } from '../gpu/exprArb.ts';
-import { runOnCpu } from './emulate.ts';
+import { runKernelsOnCpu, runOnCpu } from './emulate.ts';
 
 const TOL = 1e-4;
 const RUNS = Number(process.env.INFER_CUDA_RUNS ?? 3);
@@ -35,24 +35,42 @@ it('embed (f32, q8_0 and q4_0 tables; ids outside the vocabulary give zero rows)
   expectClose(got.out, want, TOL, `embed ${wtype} dim=${dim}`);
 }), TIMEOUT);
 
-it('rmsnorm', () => prop(fc.record({ dim: fc.integer({ min: 1, max: 300 }), eps: fc.constantFrom(1e-5, 0.25), T: fc.integer({ min: 1, max: 4 }), seed }), ({ dim, eps, T, seed }) => {
+// Per-head norms (rows > 1) and the one-row kernel over the same rows as tokens, in one program.
+it('rmsnorm (one row per token, and several: per-head norms)', () => prop(fc.record({
+  dim: fc.integer({ min: 1, max: 300 }), rows: fc.integer({ min: 2, max: 5 }), eps: fc.constantFrom(1e-5, 0.25), T: fc.integer({ min: 1, max: 4 }), seed,
+}), ({ dim, rows, eps, T, seed }) => {
   const next = rng(seed);
-  const x = data(next, T * dim, 3), weight = data(next, dim);
-  const want = oracle({ params: { x, weight }, tokens: new Int32Array(T), positions: new Int32Array(T) }, (b, p) => b.node('rmsnorm', { eps }, [p('x', [T, dim]), p('weight', [dim])]));
-  const spec: KernelSpec = { kind: 'rmsnorm', dim, eps };
-  expectClose(runOnCpu(render(spec), spec, T, { x, weight }, { out: T * dim }).out, want, TOL, `rmsnorm dim=${dim}`);
+  const x = data(next, T * rows * dim, 3), weight = data(next, dim);
+  const want = oracle({ params: { x, weight }, tokens: new Int32Array(T), positions: new Int32Array(T) }, (b, p) => b.node('rmsnorm', { eps }, [p('x', [T, rows, dim]), p('weight', [dim])]));
+  const one: KernelSpec = { kind: 'rmsnorm', dim, eps }, perHead: KernelSpec = { kind: 'rmsnorm', dim, eps, rows };
+  const got = runKernelsOnCpu([{ kernel: render(one), spec: one, tokens: T * rows, bind: { out: 'out1' } }, { kernel: render(perHead), spec: perHead }], T, { x, weight }, { out1: T * rows * dim, out: T * rows * dim });
+  expectClose(got.out1, want, TOL, `rmsnorm dim=${dim} (rows as tokens)`);
+  expectClose(got.out, want, TOL, `rmsnorm dim=${dim} rows=${rows}`);
 }), TIMEOUT);
 
-it('rope (positions up to 8191)', () => prop(fc.record({
+// Both RoPE styles in one program, each against the interpreter.
+it('rope, normal and NEOX (rotating halves), positions up to 8191', () => prop(fc.record({
   heads: fc.integer({ min: 1, max: 4 }), headDim: fc.integer({ min: 1, max: 40 }).map((d) => 2 * d), T: fc.integer({ min: 1, max: 4 }),
   theta: fc.constantFrom(10000, 500000, 77.5), start: fc.integer({ min: 0, max: 8191 - 4 }), seed,
 }), ({ heads, headDim, T, theta, start, seed }) => {
   const next = rng(seed);
   const x = data(next, T * heads * headDim);
   const positions = Int32Array.from({ length: T }, (_, i) => start + i);
-  const want = oracle({ params: { x }, tokens: new Int32Array(T), positions }, (b, p) => b.node('rope', { theta }, [p('x', [T, heads, headDim]), b.positions()]));
-  const spec: KernelSpec = { kind: 'rope', heads, headDim, theta };
-  expectClose(runOnCpu(render(spec), spec, T, { x, positions }, { out: T * heads * headDim }).out, want, TOL, 'rope');
+  const want = (neox: boolean) => oracle({ params: { x }, tokens: new Int32Array(T), positions }, (b, p) => b.node('rope', { theta, ...(neox ? { neox } : {}) }, [p('x', [T, heads, headDim]), b.positions()]));
+  const normal: KernelSpec = { kind: 'rope', heads, headDim, theta }, neox: KernelSpec = { ...normal, neox: true };
+  const got = runKernelsOnCpu([{ kernel: render(normal), spec: normal }, { kernel: render(neox), spec: neox, bind: { out: 'out_neox' } }], T, { x, positions }, { out: T * heads * headDim, out_neox: T * heads * headDim });
+  expectClose(got.out, want(false), TOL, 'rope');
+  expectClose(got.out_neox, want(true), TOL, 'rope neox');
+}), TIMEOUT);
+
+it('slice of the last dim (fused QKV / gate-up split): an exact copy', () => prop(fc.record({
+  rows: fc.integer({ min: 1, max: 4 }), width: fc.integer({ min: 1, max: 200 }), T: fc.integer({ min: 1, max: 4 }), a: fc.nat(), b: fc.nat(), seed,
+}), ({ rows, width, T, a, b, seed }) => {
+  const start = a % width, len = 1 + (b % (width - start));
+  const x = data(rng(seed), T * rows * width);
+  const want = oracle({ params: { x }, tokens: new Int32Array(T), positions: new Int32Array(T) }, (g, p) => g.node('slice', { start, len }, [p('x', [T, rows, width])]));
+  const spec: KernelSpec = { kind: 'slice', width, rows, start, len };
+  expect(Array.from(runOnCpu(render(spec), spec, T, { x }, { out: T * rows * len }).out)).toEqual(Array.from(want));
 }), TIMEOUT);
 
 it('elementwise (random expressions over every unary and binary function)', () => prop(fc.record({

@@ -7,7 +7,7 @@
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kernelKey, type KernelSpec } from '../../program/kernels.ts';
-import { PROGRAM_FORMAT, type Program } from '../../program/program.ts';
+import { PROGRAM_FORMAT, WEBGPU_DEFAULT_LIMITS, type Program } from '../../program/program.ts';
 import { RandomWeights } from '../../runtime/weights/random.ts';
 import { build, runJson, runRunner, writeRunner } from './runnerHarness.ts';
 
@@ -45,6 +45,7 @@ const PROGRAM: Program = {
   ],
   logits: 'logits',
   passes: [],
+  limits: WEBGPU_DEFAULT_LIMITS,
 };
 
 const weights = new RandomWeights(PROGRAM.params, SEED);
