@@ -61,17 +61,21 @@ export function quantContext(wtype: CompactType | undefined, binding: string, K:
   return { quant: true, wq8: wtype === 'q8_0', wq4: wtype === 'q4_0', wtypeText: wtype, qbinding: binding, soff: quantWords(wtype, K * N), qblock: QBLOCK, qwords: QUANT_WORDS_PER_BLOCK[wtype] };
 }
 
-/** Settings the CUDA templates do not render yet: refused by name, never rendered wrong. */
-function refuseUnrendered(spec: KernelSpec): void {
-  const missing = [
-    spec.kind === 'matmul' && (spec.colOffset !== undefined || spec.outCols !== undefined) && 'matmuls over a split weight',
-    spec.kind === 'embed' && (spec.idOffset !== undefined || spec.vocabTotal !== undefined) && 'embeddings over a split table',
-  ].filter(Boolean);
-  if (missing.length) throw new Error(`the CUDA backend does not render ${missing.join(', ')} yet: use --target wgsl`);
+/** A split table's id range (compiler/splitParams.ts): ids [idOffset, idOffset + vocab) of vocabTotal. */
+function embedPart(spec: Extract<KernelSpec, { kind: 'embed' }>) {
+  const idOffset = spec.idOffset ?? 0, vocabTotal = spec.vocabTotal ?? spec.vocab;
+  if (!Number.isInteger(idOffset) || idOffset < 0 || idOffset + spec.vocab > vocabTotal) throw new Error(`embed: ids [${idOffset}, ${idOffset + spec.vocab}) outside a vocabulary of ${vocabTotal}`);
+  return { idOffset, vocabTotal, split: spec.idOffset !== undefined };
+}
+
+/** A split weight's output columns (compiler/splitParams.ts): columns [colOffset, colOffset + N) of outCols. */
+function matmulPart(spec: Extract<KernelSpec, { kind: 'matmul' }>) {
+  const colOffset = spec.colOffset ?? 0, outCols = spec.outCols ?? spec.N;
+  if (!Number.isInteger(colOffset) || colOffset < 0 || colOffset + spec.N > outCols) throw new Error(`matmul: columns [${colOffset}, ${colOffset + spec.N}) outside rows of ${outCols}`);
+  return { colOffset, outCols };
 }
 
 export function cudaPlans(spec: KernelSpec): CudaPlan[] {
-  refuseUnrendered(spec);
   switch (spec.kind) {
     case 'slice': {
       const width = positiveInt('width', spec.width), rows = positiveInt('rows', spec.rows), len = positiveInt('len', spec.len);
@@ -81,7 +85,7 @@ export function cudaPlans(spec: KernelSpec): CudaPlan[] {
     case 'embed': {
       const dim = positiveInt('dim', spec.dim), vocab = positiveInt('vocab', spec.vocab);
       const vec4 = dim % 4 === 0;
-      return [rowPlan('embed', vec4 ? dim / 4 : dim, { dim, vocab, vec: vec4 ? 4 : 1, ...vecContext(vec4), ...quantContext(spec.wtype, 'table', dim, vocab) })];
+      return [rowPlan('embed', vec4 ? dim / 4 : dim, { dim, vocab, vec: vec4 ? 4 : 1, ...embedPart(spec), ...vecContext(vec4), ...quantContext(spec.wtype, 'table', dim, vocab) })];
     }
     case 'rmsnorm': {
       const dim = positiveInt('dim', spec.dim), rows = positiveInt('rows', spec.rows ?? 1);
@@ -151,7 +155,7 @@ function matmulPlans(spec: MatmulSpec): CudaPlan[] {
   const vec4 = K % 4 === 0;
   const KV = vec4 ? K / 4 : K;
   const common = {
-    K, N, KV, eps: spec.eps, residual: spec.residual, ...vecContext(vec4),
+    K, N, KV, eps: spec.eps, residual: spec.residual, ...matmulPart(spec), ...vecContext(vec4),
     // silu_mul and gelu_mul read gate and up alike; only the function of g differs.
     proNone: spec.prologue === 'none', proRmsnorm: spec.prologue === 'rmsnorm', proSiluMul: spec.prologue === 'silu_mul' || spec.prologue === 'gelu_mul',
     prologueText: { none: 'x', rmsnorm: 'rmsnorm(x) * norm', silu_mul: 'silu(gate) * up', gelu_mul: 'gelu(gate) * up' }[spec.prologue],

@@ -35,6 +35,38 @@ it('embed (f32, q8_0 and q4_0 tables; ids outside the vocabulary give zero rows)
   expectClose(got.out, want, TOL, `embed ${wtype} dim=${dim}`);
 }), TIMEOUT);
 
+// A table split into id ranges (compiler/splitParams.ts): each part writes the rows of its ids,
+// the part at 0 also the zero rows of ids outside the whole vocabulary. Both parts run into
+// rows pre-filled with a sentinel (every row must be written once); the second also runs alone,
+// and the rows of the other tokens must keep the sentinel.
+it('embed over a split table (idOffset / vocabTotal; f32, q8_0 and q4_0 parts)', () => prop(fc.record({
+  dim: fc.integer({ min: 1, max: 70 }), v0: fc.integer({ min: 1, max: 12 }), v1: fc.integer({ min: 1, max: 12 }), T: fc.integer({ min: 2, max: 6 }),
+  wtype: fc.constantFrom<'f32' | QuantType>('f32', 'q8_0', 'q4_0'), seed,
+}), ({ dim: d0, v0, v1, T, wtype, seed }) => {
+  const next = rng(seed);
+  const dim = wtype === 'f32' ? d0 : 32 * Math.ceil(d0 / 32), vocab = v0 + v1;
+  const parts = [v0, v1].map((v) => (wtype === 'f32' ? { values: data(next, dim * v), packed: null } : blockWeights(wtype, next, dim * v, 1)));
+  // Token 0 is outside the vocabulary (past its end or negative), token 1 in the second part, the rest anywhere.
+  const tokens = Int32Array.from({ length: T }, (_, i) => (i === 0 ? (seed % 2 ? vocab : -1) : i === 1 ? v0 + Math.floor(next() * v1) : Math.floor(next() * vocab)));
+  const rowOf = (id: number) => (id < 0 || id >= vocab ? null : id < v0 ? parts[0].values.subarray(id * dim, (id + 1) * dim) : parts[1].values.subarray((id - v0) * dim, (id - v0 + 1) * dim));
+  const want = new Float32Array(T * dim);
+  tokens.forEach((id, t) => { const r = rowOf(id); if (r) want.set(r, t * dim); });
+  const specs = [{ idOffset: 0, v: v0 }, { idOffset: v0, v: v1 }].map(({ idOffset, v }): KernelSpec => ({ kind: 'embed', dim, vocab: v, ...(wtype === 'f32' ? {} : { wtype }), idOffset, vocabTotal: vocab }));
+  const SENTINEL = 7;
+  const got = runKernelsOnCpu([
+    { kernel: render(specs[0]), spec: specs[0], bind: { table: 't0' } },
+    { kernel: render(specs[1]), spec: specs[1], bind: { table: 't1' } },
+    { kernel: render(specs[1]), spec: specs[1], bind: { table: 't1', out: 'alone' } },
+  ], T, { tokens, t0: parts[0].packed ?? parts[0].values, t1: parts[1].packed ?? parts[1].values },
+  { out: new Float32Array(T * dim).fill(SENTINEL), alone: new Float32Array(T * dim).fill(SENTINEL) });
+  expectClose(got.out, want, TOL, `embed split ${wtype} dim=${dim} vocab=${v0}+${v1} tokens=${tokens}`);
+  tokens.forEach((id, t) => {
+    const row = Array.from(got.alone.subarray(t * dim, (t + 1) * dim));
+    if (id >= v0 && id < vocab) expectClose(row, want.subarray(t * dim, (t + 1) * dim), TOL, `second part alone, token ${id}`);
+    else expect(row, `the second part wrote the row of token ${id}`).toEqual(new Array(dim).fill(SENTINEL));
+  });
+}), TIMEOUT);
+
 // Per-head norms (rows > 1) and the one-row kernel over the same rows as tokens, in one program.
 it('rmsnorm (one row per token, and several: per-head norms)', () => prop(fc.record({
   dim: fc.integer({ min: 1, max: 300 }), rows: fc.integer({ min: 2, max: 5 }), eps: fc.constantFrom(1e-5, 0.25), T: fc.integer({ min: 1, max: 4 }), seed,
