@@ -117,6 +117,38 @@ it('elementwise (random expressions over every unary and binary function)', () =
   expectCloseEach(runOnCpu(render(spec), spec, T, ins, { out: T * width }).out, want, TOL, JSON.stringify(expr));
 }, RUNS + 1), TIMEOUT);
 
+// Operands that repeat (the families' biases and per-token gates): a bias [period] along each
+// token's row (x op b, b op x), and a [T, 1] operand along its token's row, in one program.
+it('elementwise with a repeating operand (a bias along each row; a per-token value)', () => prop(fc.record({
+  dims: fc.array(fc.integer({ min: 1, max: 12 }), { minLength: 1, maxLength: 3 }), keep: fc.integer({ min: 1, max: 3 }),
+  T: fc.integer({ min: 2, max: 4 }), fn: fc.constantFrom('add', 'sub', 'mul'), swap: fc.boolean(), seed,
+}), ({ dims, keep, T, fn, swap, seed }) => {
+  const next = rng(seed);
+  const bDims = dims.slice(dims.length - Math.min(keep, dims.length));
+  const width = dims.reduce((a, b) => a * b, 1), period = bDims.reduce((a, b) => a * b, 1);
+  const x = data(next, T * width, 2), b = data(next, period, 2), g = data(next, T, 2);
+  const xi: ElementwiseExpr = { kind: 'input', index: 0 };
+  const pair = (other: ElementwiseExpr): ElementwiseExpr => ({ kind: 'binary', fn, left: swap ? other : xi, right: swap ? xi : other });
+  const bias: KernelSpec = { kind: 'elementwise', width, inputs: 2, expr: pair({ kind: 'input', index: 1, period }) };
+  const gate: KernelSpec = { kind: 'elementwise', width, inputs: 2, expr: pair({ kind: 'input', index: 1, perToken: true }) };
+  const wantBias = oracle({ params: { in0: x, in1: b }, tokens: new Int32Array(T), positions: new Int32Array(T) }, (gr, p) => {
+    const xs = p('in0', [T, ...dims]), bs = p('in1', bDims);
+    return gr.node('binary', { fn }, swap ? [bs, xs] : [xs, bs]);
+  });
+  // The [T, 1] rule needs T in the shapes: embedding rows 0..T-1 of tables holding x and g gives them.
+  const tokens = Int32Array.from({ length: T }, (_, t) => t);
+  const wantGate = oracle({ params: { in0: x, in1: g }, tokens, positions: new Int32Array(T) }, (gr, p) => {
+    const xs = gr.node('embed', {}, [gr.tokens(), p('in0', [width, T])]), gs = gr.node('embed', {}, [gr.tokens(), p('in1', [1, T])]);
+    return gr.node('binary', { fn }, swap ? [gs, xs] : [xs, gs]);
+  });
+  const got = runKernelsOnCpu([
+    { kernel: render(bias), spec: bias, bind: { in1: 'b', out: 'out_b' } },
+    { kernel: render(gate), spec: gate, bind: { in1: 'g', out: 'out_g' } },
+  ], T, { in0: x, b, g }, { out_b: T * width, out_g: T * width });
+  expectCloseEach(got.out_b, wantBias, TOL, `${fn} [T, ${dims}] by [${bDims}]`);
+  expectCloseEach(got.out_g, wantGate, TOL, `${fn} [T, ${width}] by [T, 1]`);
+}), TIMEOUT);
+
 it('softmax (rows per token)', () => prop(fc.record({ width: fc.integer({ min: 1, max: 300 }), rows: fc.integer({ min: 1, max: 3 }), T: fc.integer({ min: 1, max: 3 }), seed }), ({ width, rows, T, seed }) => {
   const next = rng(seed);
   const x = data(next, T * rows * width, 8);
