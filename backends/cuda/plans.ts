@@ -15,7 +15,7 @@ import { CUDA_DIALECT, unaryFormula } from '../cstyle/expr.ts';
 import { kvFormat, ropeTables } from '../cstyle/layout.ts';
 import { positiveInt } from '../cstyle/literal.ts';
 
-export const TEMPLATE_NAMES = ['embed', 'rmsnorm', 'matmul_gemv', 'matmul_tiled', 'rope', 'kv_append', 'attention', 'attention_merge', 'elementwise',
+export const TEMPLATE_NAMES = ['embed', 'slice', 'rmsnorm', 'matmul_gemv', 'matmul_tiled', 'rope', 'kv_append', 'attention', 'attention_merge', 'elementwise',
   'moe_route', 'moe_experts', 'moe_combine', 'softmax', 'attn_scores', 'attn_values'] as const;
 export type CudaTemplate = (typeof TEMPLATE_NAMES)[number];
 
@@ -61,39 +61,43 @@ export function quantContext(wtype: CompactType | undefined, binding: string, K:
   return { quant: true, wq8: wtype === 'q8_0', wq4: wtype === 'q4_0', wtypeText: wtype, qbinding: binding, soff: quantWords(wtype, K * N), qblock: QBLOCK, qwords: QUANT_WORDS_PER_BLOCK[wtype] };
 }
 
-/** Settings the CUDA templates do not render yet: refused by name, never rendered wrong. */
-function refuseUnrendered(spec: KernelSpec): void {
-  const missing = [
-    spec.kind === 'slice' && 'slice kernels',
-    spec.kind === 'rmsnorm' && (spec.rows ?? 1) > 1 && 'rmsnorm over several rows per token',
-    (spec.kind === 'rope' || spec.kind === 'kv_append') && spec.neox && 'NEOX RoPE',
-    (spec.kind === 'attention' || spec.kind === 'attn_scores') && spec.softcap !== undefined && 'attention soft-capping',
-    spec.kind === 'matmul' && (spec.colOffset !== undefined || spec.outCols !== undefined) && 'matmuls over a split weight',
-    spec.kind === 'embed' && (spec.idOffset !== undefined || spec.vocabTotal !== undefined) && 'embeddings over a split table',
-  ].filter(Boolean);
-  if (missing.length) throw new Error(`the CUDA backend does not render ${missing.join(', ')} yet: use --target wgsl`);
+/** A split table's id range (compiler/splitParams.ts): ids [idOffset, idOffset + vocab) of vocabTotal. */
+function embedPart(spec: Extract<KernelSpec, { kind: 'embed' }>) {
+  const idOffset = spec.idOffset ?? 0, vocabTotal = spec.vocabTotal ?? spec.vocab;
+  if (!Number.isInteger(idOffset) || idOffset < 0 || idOffset + spec.vocab > vocabTotal) throw new Error(`embed: ids [${idOffset}, ${idOffset + spec.vocab}) outside a vocabulary of ${vocabTotal}`);
+  return { idOffset, vocabTotal, split: spec.idOffset !== undefined };
+}
+
+/** A split weight's output columns (compiler/splitParams.ts): columns [colOffset, colOffset + N) of outCols. */
+function matmulPart(spec: Extract<KernelSpec, { kind: 'matmul' }>) {
+  const colOffset = spec.colOffset ?? 0, outCols = spec.outCols ?? spec.N;
+  if (!Number.isInteger(colOffset) || colOffset < 0 || colOffset + spec.N > outCols) throw new Error(`matmul: columns [${colOffset}, ${colOffset + spec.N}) outside rows of ${outCols}`);
+  return { colOffset, outCols };
 }
 
 export function cudaPlans(spec: KernelSpec): CudaPlan[] {
-  refuseUnrendered(spec);
   switch (spec.kind) {
-    case 'slice': throw new Error('unreachable: refused above');
+    case 'slice': {
+      const width = positiveInt('width', spec.width), rows = positiveInt('rows', spec.rows), len = positiveInt('len', spec.len);
+      if (!(Number.isInteger(spec.start) && spec.start >= 0 && spec.start + len <= width)) throw new Error(`slice: start ${spec.start} + len ${len} outside a row of ${width}`);
+      return [rowPlan('slice', rows * len, { width, rows, start: spec.start, len })];
+    }
     case 'embed': {
       const dim = positiveInt('dim', spec.dim), vocab = positiveInt('vocab', spec.vocab);
       const vec4 = dim % 4 === 0;
-      return [rowPlan('embed', vec4 ? dim / 4 : dim, { dim, vocab, vec: vec4 ? 4 : 1, ...vecContext(vec4), ...quantContext(spec.wtype, 'table', dim, vocab) })];
+      return [rowPlan('embed', vec4 ? dim / 4 : dim, { dim, vocab, vec: vec4 ? 4 : 1, ...embedPart(spec), ...vecContext(vec4), ...quantContext(spec.wtype, 'table', dim, vocab) })];
     }
     case 'rmsnorm': {
-      const dim = positiveInt('dim', spec.dim);
+      const dim = positiveInt('dim', spec.dim), rows = positiveInt('rows', spec.rows ?? 1);
       if (!(spec.eps >= 0)) throw new Error(`rmsnorm eps must be >= 0, got ${spec.eps}`);
-      return [{ template: 'rmsnorm', variant: '', minTokens: 1, context: { dim, eps: spec.eps, ...vecContext(dim % 4 === 0) },
-        threads: pow2(cdiv(dim, 4), 32, 256), grid: [PER_TOKEN, ONE, ONE] }];
+      return [{ template: 'rmsnorm', variant: '', minTokens: 1, context: { dim, eps: spec.eps, rows, ...vecContext(dim % 4 === 0) },
+        threads: pow2(cdiv(dim, 4), 32, 256), grid: [PER_TOKEN, { tokensPerGroup: 0, groups: rows }, ONE] }];
     }
     case 'matmul': return matmulPlans(spec);
     case 'rope': {
       const headDim = positiveInt('headDim', spec.headDim), heads = positiveInt('heads', spec.heads);
       if (headDim % 2) throw new Error(`rope needs an even headDim, got ${headDim}`);
-      return [rowPlan('rope', heads * headDim / 2, { heads, headDim, half: headDim / 2, ...ropeTables(spec.theta, headDim) })];
+      return [rowPlan('rope', heads * headDim / 2, { heads, headDim, half: headDim / 2, neox: spec.neox === true, ...ropeTables(spec.theta, headDim) })];
     }
     case 'kv_append': {
       const kvHeads = positiveInt('kvHeads', spec.kvHeads), headDim = positiveInt('headDim', spec.headDim), pageSize = positiveInt('pageSize', spec.pageSize);
@@ -105,7 +109,7 @@ export function cudaPlans(spec: KernelSpec): CudaPlan[] {
       for (let d = 1; d <= 4; d++) if (kvHeads % d === 0) warps = d;
       return [{
         template: 'kv_append', variant: '', minTokens: 1,
-        context: { ...fmt, kvHeads, headDim, pageSize, warps, rope, ...(rope ? { half: headDim / 2, ...ropeTables(spec.rope!, headDim) } : {}),
+        context: { ...fmt, kvHeads, headDim, pageSize, warps, rope, neox: spec.neox === true, ...(rope ? { half: headDim / 2, ...ropeTables(spec.rope!, headDim) } : {}),
           rows: [{ elem: 'kelem', dst: 'kcache' }, { elem: 'velem', dst: 'vcache' }] },
         threads: 32 * warps, grid: [{ tokensPerGroup: 0, groups: kvHeads / warps }, PER_TOKEN, ONE],
       }];
@@ -136,7 +140,7 @@ export function cudaPlans(spec: KernelSpec): CudaPlan[] {
       return [{
         template: spec.kind, variant: '', minTokens: 1,
         context: { ...fmt, heads, kvHeads, headDim, group: heads / kvHeads, context: positiveInt('context', spec.context), pageSize: spec.pageSize,
-          causal: spec.causal, windowed: spec.window !== null, window: spec.window ?? 0, ...(spec.kind === 'attn_scores' ? { scale: spec.scale } : {}) },
+          causal: spec.causal, windowed: spec.window !== null, window: spec.window ?? 0, ...(spec.kind === 'attn_scores' ? { scale: spec.scale, ...softcapContext(spec.softcap) } : {}) },
         threads: spec.kind === 'attn_scores' ? 64 : pow2(headDim, 32, 256), grid: [PER_TOKEN, { tokensPerGroup: 0, groups: heads }, ONE],
       }];
     }
@@ -151,7 +155,7 @@ function matmulPlans(spec: MatmulSpec): CudaPlan[] {
   const vec4 = K % 4 === 0;
   const KV = vec4 ? K / 4 : K;
   const common = {
-    K, N, KV, eps: spec.eps, residual: spec.residual, ...vecContext(vec4),
+    K, N, KV, eps: spec.eps, residual: spec.residual, ...matmulPart(spec), ...vecContext(vec4),
     // silu_mul and gelu_mul read gate and up alike; only the function of g differs.
     proNone: spec.prologue === 'none', proRmsnorm: spec.prologue === 'rmsnorm', proSiluMul: spec.prologue === 'silu_mul' || spec.prologue === 'gelu_mul',
     prologueText: { none: 'x', rmsnorm: 'rmsnorm(x) * norm', silu_mul: 'silu(gate) * up', gelu_mul: 'gelu(gate) * up' }[spec.prologue],
@@ -203,12 +207,20 @@ function attentionPlan(spec: AttentionSpec): CudaPlan {
     template: 'attention', variant: '', minTokens: 1,
     context: {
       ...fmt, heads, kvHeads, headDim, group, qpw, block, pageSize, scale: spec.scale, causal: spec.causal, windowed: spec.window !== null, window: spec.window ?? 0,
+      ...softcapContext(spec.softcap),
       ...vecContext(vec4), dps, hdq: headDim / dps, qstride, qsLen4: (qpw * qstride) / 4, pLen: qpw * block, split: splits > 1, splits,
       // 16-byte loads of packed K rows when every row starts on 16 bytes.
       w16: !fmt.f32 && fmt.rowWords % 4 === 0 && fmt.pageWords % 4 === 0,
     },
     threads, grid: [PER_TOKEN, { tokensPerGroup: 0, groups: heads / qpw }, { tokensPerGroup: 0, groups: splits }],
   };
+}
+
+/** Soft-capping's holes (attention and attn_scores): the cap and tanh of a = s / cap (clamped as the dialect asks). */
+function softcapContext(cap: number | undefined) {
+  if (cap === undefined) return { softcap: false };
+  if (!(cap > 0) || !Number.isFinite(cap)) throw new Error(`attention softcap must be positive, got ${cap}`);
+  return { softcap: true, cap, tanhA: unaryFormula('tanh', 'a', CUDA_DIALECT) };
 }
 
 type MoeRouteSpec = Extract<KernelSpec, { kind: 'moe_route' }>;

@@ -12,6 +12,7 @@ import { bindingElementType, bindingNames, writtenBindings, type KernelSpec } fr
 import { CUDA_DIALECT, inputCount, renderExpr } from '../cstyle/expr.ts';
 import { templateEnv } from '../cstyle/templateEnv.ts';
 import { STEP_BINDING, STEP_UNIFORM_FIELDS } from '../../program/stepUniform.ts';
+import { positiveInt } from '../cstyle/literal.ts';
 import { cudaPlans } from './plans.ts';
 
 /** The kernel entry point's name (`main` is reserved in C++). */
@@ -60,5 +61,8 @@ export const cudaBackend: Backend = {
 
 function elementwiseContext(spec: Extract<KernelSpec, { kind: 'elementwise' }>) {
   if (inputCount(spec.expr) > spec.inputs) throw new Error(`elementwise expression reads input ${inputCount(spec.expr) - 1} of ${spec.inputs}`);
-  return renderExpr(spec.expr, CUDA_DIALECT, (i) => `in${i}[i]`);
+  // As the WGSL kernel: an input with a period repeats along each token's row (a bias), a
+  // per-token input has one element per token (program/kernels.ts ElementwiseExpr).
+  return renderExpr(spec.expr, CUDA_DIALECT, (i, period, perToken) =>
+    (perToken ? `in${i}[t]` : period === undefined ? `in${i}[i]` : `in${i}[e % ${positiveInt('period', period)}u]`));
 }

@@ -9,7 +9,7 @@ import { pickVariant } from '../../backends/backend.ts';
 import { cudaBackend } from '../../backends/cuda/render.ts';
 import { kernelKey, type KernelSpec } from '../../program/kernels.ts';
 import { blockWeights, data, expectClose, matmulCase, rng } from '../gpu/harness.ts';
-import { runOnCpu } from './emulate.ts';
+import { runKernelsOnCpu, runOnCpu } from './emulate.ts';
 
 const TOL = 1e-4;
 // Two cases per (variant, weight type): 18 compiles of a test program, each drawing its prologue and epilogue.
@@ -48,4 +48,41 @@ describe('CUDA matmul', () => {
       }, 180_000);
     }
   }
+});
+
+// A weight split into column parts (compiler/splitParams.ts): each part's kernel computes its
+// columns of the whole rows (outCols wide, the residual's rows too). The parts run into one
+// output, the second part first; the second part also runs alone into rows pre-filled with a
+// sentinel, which must survive outside its columns.
+describe('CUDA matmul over a split weight (colOffset / outCols)', () => {
+  it('every variant, weight type and prologue: the parts together equal the interpreter, and a part writes only its columns', () => {
+    fc.assert(fc.property(
+      fc.constantFrom('gemv', 'gemv4', 'tiled'), fc.constantFrom(...WTYPES), fc.constantFrom(...PROLOGUES), fc.boolean(),
+      fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 1 << 30 }),
+      (variant, wtype, prologue, residual, kBlocks, N0, N1, seed) => {
+        const next = rng(seed);
+        const T = variant === 'gemv' ? 1 : variant === 'gemv4' ? 2 + (seed % 6) : 8 + (seed % 30);
+        const K = wtype === 'f32' && seed % 2 ? 32 * kBlocks - 3 : 32 * kBlocks, N = N0 + N1;
+        // The parts' weights drawn apart (block weights are packed per part, as splitParams packs them); rows are columns n.
+        const parts = [N0, N1].map((n) => (wtype === 'f32' ? { values: data(next, K * n, 1 / Math.sqrt(K)), packed: null } : blockWeights(wtype, next, K * n, 1 / Math.sqrt(K))));
+        const whole = new Float32Array(K * N);
+        whole.set(parts[0].values, 0);
+        whole.set(parts[1].values, K * N0);
+        const { inputs, want, eps } = matmulCase(next, whole, K, N, T, prologue, residual);
+        const specs = [{ colOffset: 0, n: N0 }, { colOffset: N0, n: N1 }].map(({ colOffset, n }): KernelSpec =>
+          ({ kind: 'matmul', K, N: n, prologue, eps, residual, ...(wtype === 'f32' ? {} : { wtype }), colOffset, outCols: N }));
+        const kernel = (s: KernelSpec) => cudaBackend.render(kernelKey(s), s).find((v) => v.key.endsWith(`.${variant}`))!;
+        const SENTINEL = 7;
+        const got = runKernelsOnCpu([
+          { kernel: kernel(specs[1]), spec: specs[1], bind: { w: 'w1' } },
+          { kernel: kernel(specs[0]), spec: specs[0], bind: { w: 'w0' } },
+          { kernel: kernel(specs[1]), spec: specs[1], bind: { w: 'w1', out: 'alone' } },
+        ], T, { ...inputs, w0: parts[0].packed ?? parts[0].values, w1: parts[1].packed ?? parts[1].values }, { out: T * N, alone: new Float32Array(T * N).fill(SENTINEL) });
+        const what = `${variant} ${wtype} ${prologue}${residual ? '+residual' : ''} K=${K} N=${N0}+${N1} T=${T}`;
+        expectClose(got.out, want, TOL, what);
+        const outside = Array.from(got.alone).filter((_, i) => i % N < N0);
+        expect(outside, `${what}: the second part wrote outside its columns`).toEqual(new Array(T * N0).fill(SENTINEL));
+        expectClose(Array.from(got.alone).filter((_, i) => i % N >= N0), Array.from(want).filter((_, i) => i % N >= N0), TOL, `${what} (second part alone)`);
+      }), { numRuns: RUNS + 2 });
+  }, 180_000);
 });

@@ -1,7 +1,8 @@
 // The kernels the CUDA tests render: every kernel of every example (fused and unfused: the
 // kernels `infer compile --target cuda` writes), plus the kernel variants the examples do not
 // reach on their own (q8_0 / q4_0 weights in every matmul prologue, embed and expert kernel;
-// every KV format with and without split-K; heads that do not split into float4s).
+// every KV format with and without split-K; heads that do not split into float4s; the
+// families' settings: NEOX RoPE, soft-capping, per-head norms, slices; parts of split params).
 import { readdirSync, readFileSync } from 'node:fs';
 import { compileSpec } from '../../compiler/compile.ts';
 import { parseNoFuse } from '../../compiler/pipeline.ts';
@@ -48,4 +49,18 @@ export const EXTRA_SPECS: KernelSpec[] = [
     { kind: 'attn_values', heads: 8, kvHeads: 2, headDim: 64, pageSize: 16, dtype, window: 100, causal: true, context: 2048 },
   ]),
   { kind: 'attention_merge', heads: 32, headDim: 128, splits: 8 },
+  // The families' settings in formats and shapes the examples do not reach: NEOX RoPE into a
+  // quantised cache, soft-capping with split-K and odd head sizes, per-head norms of odd width.
+  { kind: 'kv_append', kvHeads: 3, headDim: 6, pageSize: 5, dtype: 'int4', rope: 10000, neox: true },
+  { kind: 'kv_append', kvHeads: 8, headDim: 128, pageSize: 16, dtype: 'f16', rope: 1e6, neox: true },
+  { kind: 'attention', heads: 6, kvHeads: 3, headDim: 6, pageSize: 3, dtype: 'int8', scale: 0.4, window: 3, causal: true, splits: 2, softcap: 50 },
+  { kind: 'attn_scores', heads: 8, kvHeads: 2, headDim: 64, pageSize: 16, dtype: 'f16', scale: 0.125, window: null, causal: true, context: 2048, softcap: 30 },
+  { kind: 'rmsnorm', dim: 37, eps: 1e-6, rows: 3 },
+  { kind: 'rope', heads: 5, headDim: 6, theta: 10000, neox: true },
+  { kind: 'slice', width: 37, rows: 2, start: 5, len: 11 },
+  // Parts of split params (compiler/splitParams.ts): a column part of a weight, an id range of a table.
+  { kind: 'matmul', K: 256, N: 96, prologue: 'rmsnorm', eps: 1e-5, residual: true, wtype: 'q4_0', colOffset: 160, outCols: 320 },
+  { kind: 'matmul', K: 37, N: 20, prologue: 'silu_mul', eps: 0, residual: false, colOffset: 20, outCols: 41 },
+  { kind: 'embed', dim: 128, vocab: 300, wtype: 'q8_0', idOffset: 300, vocabTotal: 700 },
+  { kind: 'embed', dim: 37, vocab: 50, idOffset: 0, vocabTotal: 90 },
 ];

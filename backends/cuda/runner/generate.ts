@@ -131,6 +131,7 @@ function modelHeader(program: Program, kernels: readonly RunnerKernel[], random:
     paramBytes += bufferBytes(b, { maxTokens: 0, pages: 0, maxSeqs: 0 });
     if (!random) return;
     if (isQuantType(b.dtype)) throw new RunnerGenerationError(`param buffer ${i} is kept as ${b.dtype} blocks; seeded random weights feed f32 params only`);
+    if (b.part) throw new RunnerGenerationError(`param buffer ${i} is part ${b.part.first}..${b.part.first + b.part.count - 1} of the split param ${b.part.of}; seeded random weights feed whole params only (compile for larger buffer limits)`);
     const shape = paramShapes.get(b.name.replace(/^param:/, ''));
     if (!shape) throw new RunnerGenerationError(`param buffer ${i} has no declared shape`);
     const p = random(b.name.replace(/^param:/, ''), shape);
