@@ -47,7 +47,6 @@ const PROGRAM: Program = {
   ],
   logits: 'logits',
   passes: [],
-  limits: WEBGPU_DEFAULT_LIMITS,
 };
 
 const weights = new RandomWeights(PROGRAM.params, SEED);
