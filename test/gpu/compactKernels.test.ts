@@ -14,7 +14,7 @@ import type { KernelSpec } from '../../program/kernels.ts';
 import { blockElements, type CompactType } from '../../program/quant.ts';
 import { createGpuDevice } from '../../runtime/webgpu/device.ts';
 import { CPU_TARGET, GPU_TARGET, type Target } from '../../backends/backend.ts';
-import { blockWeights, data, expectClose, gpuProp, matmulCase, oracle, rng, runOnGpu, seedArb, variants } from './harness.ts';
+import { blockWeights, data, expectClose, gpuProp, matmulCase, moeExpertsCase, oracle, rng, runOnGpu, seedArb, variants } from './harness.ts';
 
 const TOL = 1e-4;
 // Each run compiles its pipelines (the cost on lavapipe): 2 per property by default, more with the variable.
@@ -89,28 +89,11 @@ for (const f of FORMATS) {
       input: fc.constantFrom('shared', 'slot', 'silu_mul', 'swiglu' as const), E: fc.integer({ min: 2, max: 6 }), k0: fc.integer({ min: 1, max: 3 }),
       K: kArb(f), N: fc.integer({ min: 1, max: 40 }), T: fc.integer({ min: 1, max: 8 }), combine: fc.boolean(), res0: fc.boolean(), seed: seedArb,
     }), async ({ input, E, k0, K, N, T, combine, res0, seed }) => {
-      const k = Math.min(k0, E), residual = combine && res0, next = rng(seed);
-      const r = new Float32Array(T * k * 2);
-      for (let t = 0; t < T; t++) {
-        const order = Array.from({ length: E }, (_, e) => e).sort(() => next() - 0.5).slice(0, k);
-        order.forEach((e, j) => { r[(t * k + j) * 2] = 0.2 + next(); r[(t * k + j) * 2 + 1] = e; });
-      }
-      const w = blockWeights(f.wtype, next, K * N * E, 1 / Math.sqrt(K)), w2 = blockWeights(f.wtype, next, K * N * E, 1 / Math.sqrt(K));
-      const rows = input === 'shared' || input === 'swiglu' ? T : T * k;
-      const x = data(next, rows * K), up = data(next, rows * K), res = data(next, T * N);
-      const arg = { input, combine, residual };
-      const want = oracle({ params: { x, up, w: w.values, w2: w2.values, r, res }, tokens: new Int32Array(T), positions: new Int32Array(T) }, (b, p) => {
-        const xs = input === 'shared' || input === 'swiglu' ? p('x', [T, K]) : p('x', [T, k, K]);
-        return b.node('moe_experts', arg, [xs, ...(input === 'silu_mul' ? [p('up', [T, k, K])] : []), p('w', [K, N, E]),
-          ...(input === 'swiglu' ? [p('w2', [K, N, E])] : []), p('r', [T, k, 2]), ...(residual ? [p('res', [T, N])] : [])]);
-      });
-      const spec: KernelSpec = { kind: 'moe_experts', K, N, experts: E, k, dense: false, ...arg, wtype: f.wtype };
-      const rendered = variants(spec, targetFor(f, false)).get('')!;
+      const c = moeExpertsCase({ type: f.wtype, input, E, k: Math.min(k0, E), K, N, T, combine, residual: combine && res0, next: rng(seed) });
+      const rendered = variants(c.spec, targetFor(f, false)).get('')!;
       expectPath(f, rendered.source);
-      const inputs: Record<string, Float32Array> = input === 'silu_mul' ? { gate: x, up } : { x };
-      const got = await runOnGpu(device, rendered, T, { ...inputs, w: w.packed, ...(input === 'swiglu' ? { w2: w2.packed } : {}), routing: r, ...(residual ? { res } : {}) },
-        { out: (combine ? T : T * k) * N });
-      expectClose(got.out, want, TOL, `${f.name} moe_experts ${input}${combine ? ' combine' : ''}${residual ? ' residual' : ''} E=${E} k=${k} K=${K} N=${N} T=${T}`);
+      const got = await runOnGpu(device, rendered, T, c.inputs, { out: c.outLength });
+      expectClose(got.out, c.want, TOL, `${f.name}: ${c.label}`);
     }, RUNS));
 
     it('moe_experts dense (the unfused expert_matmul)', () => gpuProp(fc.record({

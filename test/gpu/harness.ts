@@ -136,3 +136,39 @@ export const gpuProp = <T>(arb: fc.Arbitrary<T>, body: (c: T) => Promise<void>, 
   fc.assert(fc.asyncProperty(arb, body), { numRuns: runs });
 /** Any 31-bit seed. */
 export const seedArb = fc.integer({ min: 0, max: 2 ** 31 - 1 });
+
+/** Routing rows for moe_experts: per token, k distinct experts in random order with weights in [0.2, 1.2). */
+export function moeRouting(T: number, E: number, k: number, next: () => number): Float32Array {
+  const r = new Float32Array(T * k * 2);
+  for (let t = 0; t < T; t++) {
+    const order = Array.from({ length: E }, (_, e) => e).sort(() => next() - 0.5).slice(0, k);
+    order.forEach((e, j) => { r[(t * k + j) * 2] = 0.2 + next(); r[(t * k + j) * 2 + 1] = e; });
+  }
+  return r;
+}
+
+export type MoeInput = 'shared' | 'slot' | 'silu_mul' | 'swiglu';
+
+/**
+ * A routed moe_experts case with `type` expert weights: the kernel spec, the interpreter's
+ * answer, the GPU buffers by binding name and the output's length, and a label for failures.
+ */
+export function moeExpertsCase(c: { type: CompactType; input: MoeInput; E: number; k: number; K: number; N: number; T: number; combine: boolean; residual: boolean; next: () => number }) {
+  const { type, input, E, k, K, N, T, combine, residual, next } = c;
+  const r = moeRouting(T, E, k, next);
+  const w = blockWeights(type, next, K * N * E, 1 / Math.sqrt(K)), w2 = blockWeights(type, next, K * N * E, 1 / Math.sqrt(K));
+  const rows = input === 'shared' || input === 'swiglu' ? T : T * k;
+  const x = data(next, rows * K), up = data(next, rows * K), res = data(next, T * N);
+  const arg = { input, combine, residual };
+  const want = oracle({ params: { x, up, w: w.values, w2: w2.values, r, res }, tokens: new Int32Array(T), positions: new Int32Array(T) }, (b, p) => {
+    const xs = input === 'shared' || input === 'swiglu' ? p('x', [T, K]) : p('x', [T, k, K]);
+    return b.node('moe_experts', arg, [xs, ...(input === 'silu_mul' ? [p('up', [T, k, K])] : []), p('w', [K, N, E]),
+      ...(input === 'swiglu' ? [p('w2', [K, N, E])] : []), p('r', [T, k, 2]), ...(residual ? [p('res', [T, N])] : [])]);
+  });
+  const spec: KernelSpec = { kind: 'moe_experts', K, N, experts: E, k, dense: false, ...arg, wtype: type };
+  const inputs: Record<string, Float32Array | Uint32Array> = {
+    ...(input === 'silu_mul' ? { gate: x, up } : { x }), w: w.packed, ...(input === 'swiglu' ? { w2: w2.packed } : {}), routing: r, ...(residual ? { res } : {}),
+  };
+  const label = `${type} moe_experts ${input}${combine ? ' combine' : ''}${residual ? ' residual' : ''} E=${E} k=${k} K=${K} N=${N} T=${T}`;
+  return { spec, want, inputs, outLength: (combine ? T : T * k) * N, label };
+}

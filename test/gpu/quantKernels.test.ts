@@ -11,7 +11,7 @@ import type { QuantType } from '../../program/quant.ts';
 import { createGpuDevice } from '../../runtime/webgpu/device.ts';
 import { dequantize, quantize } from '../../runtime/weights/ggufQuant.ts';
 import { packBlocks, unpackBlocks } from '../../program/quant.ts';
-import { blockWeights, data, expectClose, matmulCase, oracle, rng, runOnGpu, variants, gpuProp, seedArb } from './harness.ts';
+import { blockWeights, data, expectClose, matmulCase, moeExpertsCase, oracle, rng, runOnGpu, variants, gpuProp, seedArb } from './harness.ts';
 import { CPU_TARGET, GPU_TARGET } from '../../backends/backend.ts';
 
 const TOL = 1e-4;
@@ -82,14 +82,6 @@ it('quantised embed (q8_0, q4_0)', () => prop(fc.record({
 describe('quantised moe_experts', () => {
   type Input = 'shared' | 'slot' | 'silu_mul' | 'swiglu';
   /** A routing [T, k, 2]: each token's k distinct experts with positive weights. */
-  const routing = (T: number, E: number, k: number, next: () => number) => {
-    const r = new Float32Array(T * k * 2);
-    for (let t = 0; t < T; t++) {
-      const order = Array.from({ length: E }, (_, e) => e).sort(() => next() - 0.5).slice(0, k);
-      order.forEach((e, j) => { r[(t * k + j) * 2] = 0.2 + next(); r[(t * k + j) * 2 + 1] = e; });
-    }
-    return r;
-  };
   const caseArb = fc.record({
     wtype: fc.constantFrom<QuantType>('q8_0', 'q4_0'), E: fc.integer({ min: 2, max: 12 }), k0: fc.integer({ min: 1, max: 4 }),
     blocks: fc.integer({ min: 1, max: 5 }), N: fc.integer({ min: 1, max: 80 }), T: fc.integer({ min: 1, max: 10 }),
@@ -97,25 +89,11 @@ describe('quantised moe_experts', () => {
   });
   for (const input of ['shared', 'slot', 'silu_mul', 'swiglu'] as const satisfies readonly Input[]) {
     it(`${input}, per slot or combined (+ residual)`, () => prop(caseArb, async ({ wtype, E, k0, blocks, N, T, combine, residual: res0, seed }) => {
-      const K = 32 * blocks, k = Math.min(k0, E), residual = combine && res0;
-      const next = rng(seed);
-      const r = routing(T, E, k, next);
-      const w = blockWeights(wtype, next, K * N * E, 1 / Math.sqrt(K)), w2 = blockWeights(wtype, next, K * N * E, 1 / Math.sqrt(K));
-      const rows = input === 'shared' || input === 'swiglu' ? T : T * k;
-      const x = data(next, rows * K), up = data(next, rows * K), res = data(next, T * N);
-      const arg = { input, combine, residual };
-      const want = oracle({ params: { x, up, w: w.values, w2: w2.values, r, res }, tokens: new Int32Array(T), positions: new Int32Array(T) }, (b, p) => {
-        const xs = input === 'shared' || input === 'swiglu' ? p('x', [T, K]) : p('x', [T, k, K]);
-        return b.node('moe_experts', arg, [xs, ...(input === 'silu_mul' ? [p('up', [T, k, K])] : []), p('w', [K, N, E]),
-          ...(input === 'swiglu' ? [p('w2', [K, N, E])] : []), p('r', [T, k, 2]), ...(residual ? [p('res', [T, N])] : [])]);
-      });
-      const spec: KernelSpec = { kind: 'moe_experts', K, N, experts: E, k, dense: false, ...arg, wtype };
-      const rendered = variants(spec).get('')!;
+      const c = moeExpertsCase({ type: wtype, input, E, k: Math.min(k0, E), K: 32 * blocks, N, T, combine, residual: combine && res0, next: rng(seed) });
+      const rendered = variants(c.spec).get('')!;
       expect(rendered.source).toMatch(/var<storage, read> w: array<u32>;/);
-      const inputs: Record<string, Float32Array> = input === 'silu_mul' ? { gate: x, up } : { x };
-      const got = await runOnGpu(device, rendered, T, { ...inputs, w: w.packed, ...(input === 'swiglu' ? { w2: w2.packed } : {}), routing: r, ...(residual ? { res } : {}) },
-        { out: (combine ? T : T * k) * N });
-      expectClose(got.out, want, TOL, `${wtype} moe_experts ${input}${combine ? ' combine' : ''}${residual ? ' residual' : ''} E=${E} k=${k} K=${K} N=${N} T=${T}`);
+      const got = await runOnGpu(device, rendered, T, c.inputs, { out: c.outLength });
+      expectClose(got.out, c.want, TOL, c.label);
     }));
   }
 
