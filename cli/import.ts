@@ -1,9 +1,12 @@
-// The CLI's GGUF pieces: `infer import FILE.gguf [-o SPEC]`, and loading a
+// The CLI's GGUF pieces: `infer import FILE.gguf|HF-CHECKPOINT [-o SPEC]`, and loading a
 // `weights gguf` spec's tensors for `infer run --weights FILE.gguf` with a
 // progress bar on stderr (redrawn in place on a terminal; one summary line otherwise).
 import { writeFileSync } from 'node:fs';
 import type { ParamInfo } from '../program/model.ts';
+import { basename, dirname } from 'node:path';
 import { importGguf } from './importSpec.ts';
+import { importHf } from './importHf.ts';
+import { weightFormat } from './weights.ts';
 import { GgufWeights, type GgufProgress } from '../runtime/weights/gguf.ts';
 import type { Io } from './main.ts';
 import { parseInteger, selfCommand } from './args.ts';
@@ -12,10 +15,13 @@ export interface ImportFlags { output?: string; 'max-context'?: string }
 
 export function importCommand(file: string, f: ImportFlags, io: Io): number {
   const maxContext = f['max-context'] === undefined ? undefined : parseInteger('max-context', f['max-context'], 0, 1);
-  const spec = importGguf(file, { maxContext, onNote: (note) => io.err(`note: ${note}\n`) });
+  const opts = { maxContext, onNote: (note: string) => io.err(`note: ${note}\n`) };
+  // A Hugging Face checkpoint: its directory, index, .safetensors file or config.json.
+  const checkpoint = basename(file) === 'config.json' ? dirname(file) : file;
+  const spec = basename(file) === 'config.json' || weightFormat(file) === 'safetensors' ? importHf(checkpoint, opts) : importGguf(file, opts);
   if (f.output === undefined || f.output === '-') { io.out(spec); return 0; }
   writeFileSync(f.output, spec);
-  io.err(`wrote ${f.output} (run it with: ${selfCommand()} run ${f.output} --weights ${file})\n`);
+  io.err(`wrote ${f.output} (run it with: ${selfCommand()} run ${f.output} --weights ${checkpoint})\n`);
   return 0;
 }
 

@@ -12,6 +12,10 @@ export interface SpecFacts {
   gemma: GemmaFacts | undefined;
   /** The shared expert's width (Qwen2-MoE), else 0. */
   sharedFfn: number;
+  /** Mixtral-style experts' top-k weights are not renormalised (Qwen3-MoE's norm_topk_prob = false). */
+  noRenorm?: boolean;
+  /** Imported from a Hugging Face checkpoint (the loader maps the params' GGUF names to its tensors). */
+  hf?: boolean;
 }
 
 export function renderSpec(s: SpecFacts): string {
@@ -40,8 +44,8 @@ export function renderSpec(s: SpecFacts): string {
     shared = (silu(h @ ffn_gate_shexp) * (h @ ffn_up_shexp)) @ ffn_down_shexp
     return x + moe(h, r, experts) { e => (silu(h @ e.ffn_gate) * (h @ e.ffn_up)) @ e.ffn_down } + sigmoid(h @ ffn_gate_inp_shexp) * shared`
     : moe
-    ? `    # Mixture of experts as llama.cpp runs it: softmax over all router logits, top-k, renormalised.
-    r = topk(softmax(h @ ffn_gate_inp), k = top_k)
+    ? `    # Mixture of experts${s.noRenorm ? ': softmax over all router logits, top-k, not renormalised (norm_topk_prob = false).' : ' as llama.cpp runs it: softmax over all router logits, top-k, renormalised.'}
+    r = topk(softmax(h @ ffn_gate_inp), k = top_k${s.noRenorm ? ', renorm = false' : ''})
     return x + moe(h, r, experts) { e => (silu(h @ e.ffn_gate) * (h @ e.ffn_up)) @ e.ffn_down }`
     : s.gemma ? '    return x + rmsnorm((gelu(h @ ffn_gate) * (h @ ffn_up)) @ ffn_down, post_ffw_norm, eps = norm_eps)'
     : f.fused ? '    gu = h @ ffn_up\n    return x + (silu(slice(gu, 0, ffn)) * slice(gu, ffn, ffn)) @ ffn_down'
@@ -55,7 +59,8 @@ export function renderSpec(s: SpecFacts): string {
   const g = s.gemma;
   // Gemma 2's pattern 2 puts the window on even layers: window 0 (none) on odd ones.
   const windowArg = s.window === 0 ? '' : g && g.period === 2 ? ', window = sliding_window * (1 - layer_index % 2)' : ', window = sliding_window';
-  const attnArgs = `${windowArg}${g?.scaleByDim ? ', scale = 1 / sqrt(dim / heads)' : ''}${g ? ', softcap = attn_softcap' : ''}`;
+  const scaleArg = g?.scaleByDim ? ', scale = 1 / sqrt(dim / heads)' : g?.queryScalar !== undefined ? `, scale = 1 / sqrt(${f32Literal(g.queryScalar)})` : '';
+  const attnArgs = `${windowArg}${scaleArg}${g ? ', softcap = attn_softcap' : ''}`;
   const attnOut = 'reshape(attention(q, cache(k, v), causal' + attnArgs + '), [T, heads * head_dim]) @ attn_output';
   const proj = (w: string, heads: string) => {
     const y = `reshape(h @ attn_${w}${f.qkvBias ? ` + attn_${w}_bias` : ''}, [T, ${heads}, head_dim])`;
@@ -85,7 +90,7 @@ export function renderSpec(s: SpecFacts): string {
   ].map((l) => `    ${l}\n`).join('');
   return `# Imported from ${s.source} by \`infer import\`: ${f.arch} architecture, ${attn} attention,${moe ? ` ${s.experts} experts (top-${s.expertsUsed}),` : ''}
 # ${s.tied ? 'output tied to the token embeddings' : 'separate output matrix'}. Run it with: infer run SPEC --weights ${s.source}
-# Parameter shapes are in ggml order [in, out]; tensors bind by GGUF name (blk.N.attn_q -> blk.N.attn_q.weight).
+# Parameter shapes are in ggml order [in, out]; ${s.hf ? "params have GGUF names; the loader binds each to the checkpoint's tensor\n# (blk.N.attn_q -> model.layers.N.self_attn.q_proj.weight), converting as llama.cpp's converter does." : 'tensors bind by GGUF name (blk.N.attn_q -> blk.N.attn_q.weight).'}
 ${s.notes.map((n) => `# Note: ${n}.\n`).join('')}
 model ${s.name} {
   config {

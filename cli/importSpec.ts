@@ -258,6 +258,8 @@ export interface GemmaFacts {
   readonly period: number;
   /** The attention scale when it is not 1/sqrt(head_dim): 1/sqrt(dim/heads) for the 46-layer (27B) model. */
   readonly scaleByDim: boolean;
+  /** Else 1/sqrt(queryScalar) when set (a Hugging Face config's query_pre_attn_scalar). */
+  readonly queryScalar?: number;
 }
 
 function gemmaFacts(A: string, int: (k: string, d?: number) => number, float: (k: string, d?: number) => number, fail: (m: string) => never,

@@ -1,10 +1,11 @@
-// A spec's weights from a Hugging Face llama safetensors file. Spec params use
+// A spec's weights from a Hugging Face safetensors checkpoint (llama, Mistral, Mixtral,
+// and the families hfNames.ts maps: Qwen2/3, Qwen2/3-MoE, Gemma 2, Phi-3). Spec params use
 // GGUF's names (blk.N.attn_q, ...); each maps to its HF tensor
 // (model.layers.N.self_attn.q_proj.weight, ...). Layouts agree without a
 // transpose: an HF Linear weight is row-major [out, in], which is exactly ggml's
 // [in, out] with element (k, n) at n*K + k; embed_tokens [vocab, dim] likewise.
 //
-// The one real difference is RoPE. HF's llama rotates the two halves of each head
+// The one real difference for llama is RoPE. HF's llama rotates the two halves of each head
 // (dimension i with i + head_dim/2, "rotate_half"); GGUF files and infer rotate
 // adjacent pairs (2i, 2i+1). llama.cpp's converter therefore reorders the output
 // rows of q_proj and k_proj within each head so that HF row s*(head_dim/2) + i
@@ -16,42 +17,19 @@
 // Mixtral's expert tensors map too (block_sparse_moe.gate -> ffn_gate_inp, expert
 // E's w1/w3/w2 -> ffn_gate.E / ffn_up.E / ffn_down.E, and ffn_{gate,up,down}_exps
 // stacks experts 0.. as slices, GGUF's merged layout) for the MoE work to bind.
+// The other families' differences (Gemma's 1 + w norms, NEOX RoPE that needs no
+// reordering, Qwen's expert names) are in hfNames.ts.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { ParamInfo } from '../../program/model.ts';
 import type { ShapedWeightSource } from './random.ts';
 import { LOADABLE_DTYPES, SafetensorsError, type SafetensorsTensor } from './safetensors.ts';
 import { SafetensorsShards } from './safetensorsShards.ts';
+import { HF_ARCHITECTURE_NAMES, HF_FAMILIES, hfBinding, LLAMA_HF, type HfFamily } from './hfNames.ts';
 
 export interface HeadCounts { readonly heads: number; readonly kvHeads: number }
 
-const TOP: Readonly<Record<string, string>> = { token_embd: 'model.embed_tokens.weight', output_norm: 'model.norm.weight', output: 'lm_head.weight' };
-const LAYER: Readonly<Record<string, string>> = {
-  attn_norm: 'input_layernorm', attn_q: 'self_attn.q_proj', attn_k: 'self_attn.k_proj', attn_v: 'self_attn.v_proj',
-  attn_output: 'self_attn.o_proj', ffn_norm: 'post_attention_layernorm', ffn_gate: 'mlp.gate_proj', ffn_up: 'mlp.up_proj',
-  ffn_down: 'mlp.down_proj', ffn_gate_inp: 'block_sparse_moe.gate',
-};
-const EXPERT: Readonly<Record<string, string>> = { gate: 'w1', down: 'w2', up: 'w3' };
-
-export interface HfBinding {
-  /** The HF tensor (one), or the experts to stack (ffn_*_exps; found in the file by the loader). */
-  readonly name: string;
-  readonly permute?: 'heads' | 'kvHeads';
-  readonly stackExperts?: true;
-}
-
-/** The HF tensor a spec param (GGUF naming) binds to; undefined when it has none. */
-export function hfBinding(param: string): HfBinding | undefined {
-  if (TOP[param]) return { name: TOP[param] };
-  let m = /^blk\.(\d+)\.([a-z_]+)$/.exec(param);
-  if (m && LAYER[m[2]]) {
-    const name = `model.layers.${m[1]}.${LAYER[m[2]]}.weight`;
-    return m[2] === 'attn_q' ? { name, permute: 'heads' } : m[2] === 'attn_k' ? { name, permute: 'kvHeads' } : { name };
-  }
-  m = /^blk\.(\d+)\.ffn_(gate|up|down)\.(\d+)$/.exec(param);
-  if (m) return { name: `model.layers.${m[1]}.block_sparse_moe.experts.${m[3]}.${EXPERT[m[2]]}.weight` };
-  m = /^blk\.(\d+)\.ffn_(gate|up|down)_exps$/.exec(param);
-  if (m) return { name: `model.layers.${m[1]}.block_sparse_moe.experts.{E}.${EXPERT[m[2]]}.weight`, stackExperts: true };
-  return undefined;
-}
+export { hfBinding, type HfBinding } from './hfNames.ts';
 
 /**
  * HF row order -> GGUF row order for a [rows = heads * headDim, cols] projection: within
@@ -83,7 +61,38 @@ function moveRows(w: Float32Array, rows: number, cols: number, heads: number, ma
 }
 
 export interface SafetensorsProgress { readonly tensor: string; readonly index: number; readonly count: number; readonly bytes: number; readonly totalBytes: number }
-export interface SafetensorsLoadOptions { readonly onProgress?: (p: SafetensorsProgress) => void }
+export interface SafetensorsLoadOptions {
+  readonly onProgress?: (p: SafetensorsProgress) => void;
+  /** The checkpoint's family (default: the one its config.json names, else llama). */
+  readonly family?: HfFamily;
+}
+
+/** Tensors a checkpoint may hold that no spec binds (RoPE tables transformers rebuilds anyway). */
+const IGNORED = /\.rotary_emb\.inv_freq$/;
+
+/** The config.json beside a checkpoint (in its directory, or beside its file or index). */
+export function hfConfigPath(path: string): string {
+  return isCheckpointDir(path) ? join(path, 'config.json') : join(dirname(path), 'config.json');
+}
+
+/**
+ * The family of the checkpoint at `path`, by the config.json beside it (`architectures[0]`);
+ * llama when there is none (a bare .safetensors file, as the llama-only loader read them).
+ */
+export function hfFamilyOf(path: string): HfFamily {
+  const file = hfConfigPath(path);
+  if (!existsSync(file)) return LLAMA_HF;
+  let arch: unknown;
+  try { arch = (JSON.parse(readFileSync(file, 'utf8')) as { architectures?: unknown[] })?.architectures?.[0]; } catch (e) {
+    throw new SafetensorsError(file, 0, `config.json is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof arch !== 'string' || !Object.hasOwn(HF_FAMILIES, arch)) {
+    throw new SafetensorsError(file, 0, `config.json's architectures[0] is ${JSON.stringify(typeof arch === 'string' ? arch.slice(0, 60) : arch ?? null)}; infer reads ${HF_ARCHITECTURE_NAMES}`);
+  }
+  return HF_FAMILIES[arch];
+}
+
+const isCheckpointDir = (path: string): boolean => statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
 
 const trimOnes = (d: readonly number[]): number[] => {
   const out = [...d];
@@ -100,11 +109,13 @@ export class SafetensorsWeights implements ShapedWeightSource {
   /**
    * Checks every param against the checkpoint (name, shape, dtype) before reading any, then
    * loads them. `path`: a .safetensors file, a model.safetensors.index.json over shards, or a
-   * directory holding either.
+   * directory holding either. The family (which names, which conversions) is the one the
+   * config.json beside the checkpoint names; without one the checkpoint is read as llama.
    */
   static load(path: string, params: readonly ParamInfo[], heads: HeadCounts, opts: SafetensorsLoadOptions = {}): SafetensorsWeights {
+    const family = opts.family ?? hfFamilyOf(path);
     return SafetensorsShards.with(path, (f) => {
-      const bound = params.map((p) => [p, bindHf(f, p)] as const);
+      const bound = params.map((p) => [p, bindHf(f, p, family)] as const);
       const w = new SafetensorsWeights(params, path);
       const totalBytes = bound.reduce((s, [, b]) => s + b.tensors.reduce((a, t) => a + t.bytes, 0), 0);
       let bytes = 0;
@@ -112,16 +123,34 @@ export class SafetensorsWeights implements ShapedWeightSource {
         const parts = b.tensors.map((t) => f.readFloat32(t));
         let data = parts.length === 1 ? parts[0] : concat(parts);
         if (b.permute) {
-          const [rows, cols] = b.tensors[0].shape;
+          const rows = b.tensors[0].shape[0], cols = b.tensors[0].shape[1] ?? 1;
           const n = b.permute === 'heads' ? heads.heads : heads.kvHeads;
           if (rows % (2 * n) !== 0) throw new SafetensorsError(f.fileOf(b.tensors[0]), b.tensors[0].fileOffset, `has ${rows} rows, which do not split into ${n} heads of an even size for the RoPE reordering`, b.tensors[0].name);
           data = ropePermuteRows(data, rows, cols, n);
         }
+        // Gemma's (1 + w) norms, as llama.cpp's converter stores them (f32 addition, as there).
+        if (b.plusOne) data = data.map((v) => v + 1);
         w.data.set(p.name, data);
         bytes += b.tensors.reduce((a, t) => a + t.bytes, 0);
         opts.onProgress?.({ tensor: b.tensors[0].name, index: i + 1, count: bound.length, bytes, totalBytes });
       });
       return w;
+    });
+  }
+
+  /**
+   * The checks load() makes, without reading any tensor data, plus one: every tensor of the
+   * checkpoint is bound by some param (a tensor the spec leaves out, e.g. a bias, would make
+   * it compute another model), except those in `ignored`. For `infer import`.
+   */
+  static check(path: string, params: readonly ParamInfo[], family: HfFamily, ignored: readonly string[] = []): void {
+    SafetensorsShards.with(path, (f) => {
+      const used = new Set(params.flatMap((p) => bindHf(f, p, family).tensors.map((t) => t.name)));
+      const unused = f.tensors.filter((t) => !used.has(t.name) && !ignored.includes(t.name) && !IGNORED.test(t.name));
+      if (unused.length) {
+        const t = unused[0];
+        throw new SafetensorsError(f.fileOf(t), t.fileOffset, `the imported spec has no parameter for it${unused.length > 1 ? ` (nor for ${unused.length - 1} more tensors)` : ''}: infer would compute another model than the checkpoint's`, t.name);
+      }
     });
   }
 
@@ -142,9 +171,9 @@ const concat = (parts: Float32Array[]): Float32Array => {
 };
 
 /** The file's tensor(s) for a spec param, checked for presence, shape and dtype. */
-function bindHf(f: SafetensorsShards, p: ParamInfo): { tensors: SafetensorsTensor[]; permute?: 'heads' | 'kvHeads' } {
-  const b = hfBinding(p.name);
-  if (!b) throw new SafetensorsError(f.path, 8, `the spec's parameter ${p.name} has no Hugging Face llama name (infer maps token_embd, output_norm, output and blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down})`, p.name);
+function bindHf(f: SafetensorsShards, p: ParamInfo, family: HfFamily): { tensors: SafetensorsTensor[]; permute?: 'heads' | 'kvHeads'; plusOne?: true } {
+  const b = hfBinding(p.name, family);
+  if (!b) throw new SafetensorsError(f.path, 8, `the spec's parameter ${p.name} has no Hugging Face name in a ${family.arch} checkpoint (infer maps token_embd, output_norm, output and blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down} and each family's additions)`, p.name);
   const tensors: SafetensorsTensor[] = [];
   if (b.stackExperts) {
     for (let e = 0; ; e++) {
@@ -170,5 +199,5 @@ function bindHf(f: SafetensorsShards, p: ParamInfo): { tensors: SafetensorsTenso
       throw new SafetensorsError(f.fileOf(t), t.fileOffset, `dtype ${t.dtype} cannot be loaded (supported: ${LOADABLE_DTYPES.join(', ')})`, t.name);
     }
   }
-  return { tensors, permute: b.permute };
+  return { tensors, permute: b.permute, plusOne: b.plusOne };
 }
