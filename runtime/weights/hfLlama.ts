@@ -173,7 +173,7 @@ const concat = (parts: Float32Array[]): Float32Array => {
 /** The file's tensor(s) for a spec param, checked for presence, shape and dtype. */
 function bindHf(f: SafetensorsShards, p: ParamInfo, family: HfFamily): { tensors: SafetensorsTensor[]; permute?: 'heads' | 'kvHeads'; plusOne?: true } {
   const b = hfBinding(p.name, family);
-  if (!b) throw new SafetensorsError(f.path, 8, `the spec's parameter ${p.name} has no Hugging Face name in a ${family.arch} checkpoint (infer maps token_embd, output_norm, output and blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down} and each family's additions)`, p.name);
+  if (!b) throw new SafetensorsError(f.path, 8, `the spec's parameter ${p.name} has no Hugging Face ${family.arch} name (infer maps token_embd, output_norm, output and blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down} and each family's additions)`, p.name);
   const tensors: SafetensorsTensor[] = [];
   if (b.stackExperts) {
     for (let e = 0; ; e++) {
