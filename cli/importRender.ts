@@ -86,6 +86,7 @@ export function renderSpec(s: SpecFacts): string {
     ...(g ? [
       `# Gemma 2: ${g.period === 2 ? 'even layers attend to the last sliding_window positions, odd layers to all' : 'every layer attends to the last sliding_window positions'};`,
       '# attention logits are soft-capped (attn_softcap * tanh(s / attn_softcap)); norms also follow attention and the FFN.',
+      ...(s.hf ? ["# The checkpoint stores Gemma's norm weights as w for x * (1 + w): the loader adds 1 (llama.cpp's converter does too)."] : []),
     ] : []),
   ].map((l) => `    ${l}\n`).join('');
   return `# Imported from ${s.source} by \`infer import\`: ${f.arch} architecture, ${attn} attention,${moe ? ` ${s.experts} experts (top-${s.expertsUsed}),` : ''}

@@ -60,9 +60,10 @@ ${SPEC_USAGE}
                   [--top-k K] [--top-p P] [--seed S] [--f32-weights]
   A terminal chat through the file's chat template; the conversation stays in the KV cache across turns.
   Ctrl-C stops a reply; an empty line or /exit ends the chat.`,
-  import: `infer import FILE.gguf [-o SPEC] [--max-context N]
+  import: `infer import FILE.gguf|CHECKPOINT [-o SPEC] [--max-context N]
   Writes a spec for a GGUF file (llama dense or Mixtral-style MoE, qwen2, qwen3, qwen2moe, qwen3moe,
-  gemma2, phi3) to SPEC, or stdout.`,
+  gemma2, phi3) or a Hugging Face checkpoint (its directory with config.json and *.safetensors:
+  Llama, Mistral, Mixtral, Qwen2, Qwen3, Qwen2-MoE, Qwen3-MoE, Gemma 2, Phi-3) to SPEC, or stdout.`,
   serve: SERVE_USAGE,
   plan: PLAN_USAGE,
 } as const;
@@ -127,7 +128,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
       const t = await import('./text.ts');
       return (cmd === 'tokenize' ? t.tokenizeCommand : t.detokenizeCommand)(values as import('./text.ts').TokenizeFlags, io);
     }
-    if (positionals.length !== 1) throw new CliError(`${cmd} takes exactly one ${cmd === 'import' ? 'GGUF' : 'SPEC'} file, got ${positionals.length}\nusage: ${COMMAND_USAGE[cmd as Command]}`);
+    if (positionals.length !== 1) throw new CliError(`${cmd} takes exactly one ${cmd === 'import' ? 'GGUF file or checkpoint' : 'SPEC file'}, got ${positionals.length}\nusage: ${COMMAND_USAGE[cmd as Command]}`);
     const file = positionals[0];
     switch (cmd as Command) {
       case 'check': return check(file, io);

@@ -44,8 +44,8 @@ const paths = (c: HfCase) => {
   const slug = c.label.replace(/[^A-Za-z0-9]+/g, '_');
   return { hf: join(dir, slug), gguf: join(dir, `${slug}.gguf`) };
 };
-/** A spec without its header comments and model name (which say where it came from). */
-const body = (spec: string) => spec.slice(spec.indexOf('\n  config {'));
+/** A spec without its comments and model name (which say where it came from). */
+const body = (spec: string) => spec.slice(spec.indexOf('\n  config {')).split('\n').filter((l) => !l.trim().startsWith('#')).join('\n');
 
 async function logits(spec: string, weights: (params: ReturnType<typeof compile>['program']['params']) => WeightSource): Promise<Float32Array> {
   const { graph, program } = compile(spec);
@@ -127,11 +127,18 @@ describe('infer import refuses what the spec cannot express', () => {
     expect(() => importHf(p)).toThrow(/config\.json: no such file: a Hugging Face checkpoint is imported from the config\.json beside its \.safetensors files/);
   });
 
-  it('Gemma 2 layer_types other than alternating (or all) windows are refused; Qwen3-MoE without renormalisation says so', () => {
+  it('Gemma 2: layer_types other than alternating (or all) windows refused, query_pre_attn_scalar sets the scale; Qwen3-MoE without renormalisation', () => {
     const g = CASES[4];
     const p = join(dir, 'refuse_gemma');
     writeHfTwins(p, `${p}.gguf`, { ...g, shards: 1, config: { layer_types: ['full_attention', 'sliding_attention'] } });
     expect(() => importHf(p)).toThrow(/'layer_types' is neither windows on every layer nor on the even layers/);
+    writeHfTwins(p, `${p}.gguf`, { ...g, shards: 1, config: { layer_types: ['sliding_attention', 'sliding_attention'] } });
+    expect(importHf(p)).toMatch(/attention\(q, cache\(k, v\), causal, window = sliding_window, softcap = attn_softcap\)/);
+    // The 27B model's scalar is dim / heads (llama.cpp: its 46 layers); any other is written out.
+    writeHfTwins(p, `${p}.gguf`, { ...CASES[5], config: { query_pre_attn_scalar: 24 } });
+    expect(importHf(p)).toMatch(/causal, window = sliding_window \* \(1 - layer_index % 2\), scale = 1 \/ sqrt\(dim \/ heads\), softcap/);
+    writeHfTwins(p, `${p}.gguf`, { ...CASES[5], config: { query_pre_attn_scalar: 20 } });
+    expect(importHf(p)).toMatch(/, scale = 1 \/ sqrt\(20\.0\), softcap/);
     const q = join(dir, 'qwen3moe_norenorm');
     writeHfTwins(q, `${q}.gguf`, { ...CASES[8], config: { norm_topk_prob: false } });
     expect(importHf(q)).toMatch(/r = topk\(softmax\(h @ ffn_gate_inp\), k = top_k, renorm = false\)/);
