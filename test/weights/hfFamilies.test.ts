@@ -15,6 +15,9 @@ import { main } from '../../cli/main.ts';
 import { compileSpec } from '../../compiler/compile.ts';
 import { CpuEngine } from '../../runtime/cpu/engine.ts';
 import type { WeightSource } from '../../program/weights.ts';
+import { wgslBackend } from '../../backends/wgsl/render.ts';
+import { createGpuDevice } from '../../runtime/webgpu/device.ts';
+import { WebGpuEngine } from '../../runtime/webgpu/engine.ts';
 import { GgufWeights } from '../../runtime/weights/gguf.ts';
 import { SafetensorsWeights } from '../../runtime/weights/hfLlama.ts';
 import { HF_FAMILIES, type HfFamily } from '../../runtime/weights/hfNames.ts';
@@ -144,6 +147,23 @@ describe('infer import refuses what the spec cannot express', () => {
     expect(importHf(q)).toMatch(/r = topk\(softmax\(h @ ffn_gate_inp\), k = top_k, renorm = false\)/);
   });
 });
+
+it('on WebGPU too: the Gemma 2 checkpoint gives the converted GGUF file\'s logits', async () => {
+  const c = CASES[4];
+  const p = paths(c);
+  writeHfTwins(p.hf, p.gguf, c);
+  const { program } = compile(importHf(p.hf));
+  const device = await createGpuDevice();
+  try {
+    const gpu = async (w: WeightSource) => {
+      const e = await WebGpuEngine.create({ device, program, backend: wgslBackend, weights: w });
+      try { return Array.from(await e.forward(prompt, positions)); } finally { e.dispose(); }
+    };
+    const fromHf = await gpu(SafetensorsWeights.load(p.hf, program.params, { heads: c.heads, kvHeads: c.kvHeads }));
+    expect(fromHf).toHaveLength(prompt.length * c.vocab);
+    expect(fromHf).toEqual(await gpu(GgufWeights.load(p.gguf, program.params)));
+  } finally { device.destroy(); }
+}, 60_000);
 
 it('infer import DIR, then infer run SPEC --weights DIR gives the GGUF run\'s tokens', async () => {
   const c = CASES[4];
