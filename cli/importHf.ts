@@ -59,7 +59,8 @@ export function importHf(path: string, opts: ImportOptions = {}): string {
   if (headDim % 2 !== 0) fail(`the head size ${headDim} is odd; RoPE needs it even`);
   const theta = positive('rope_theta', 10000, false), eps = positive('rms_norm_eps', undefined, false);
 
-  refuseUnless('rope_scaling', (v) => ['default', undefined].includes((v as { rope_type?: string; type?: string }).rope_type ?? (v as { type?: string }).type), 'rope scaling is not supported; infer imports plain RoPE');
+  const ropeType = (v: unknown) => (typeof v === 'object' && v !== null ? (v as { rope_type?: unknown; type?: unknown }).rope_type ?? (v as { type?: unknown }).type ?? 'default' : v);
+  refuseUnless('rope_scaling', (v) => ropeType(v) === 'default', 'rope scaling is not supported; infer imports plain RoPE');
   refuseUnless('partial_rotary_factor', (v) => v === 1, 'partial RoPE is not supported');
   refuseUnless('attention_bias', (v) => v === (hf.arch === 'qwen2' || hf.arch === 'qwen2moe'), `the ${archName} spec ${family.qkvBias ? 'has' : 'has no'} q/k/v biases`);
   refuseUnless('mlp_bias', (v) => v === false, 'FFN biases are not supported');
