@@ -8,6 +8,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { importHf } from '../../cli/importHf.ts';
 import { importGguf } from '../../cli/importSpec.ts';
@@ -79,6 +80,38 @@ describe('a Hugging Face checkpoint imports and runs as the GGUF file converted 
     }, 30_000);
   }
 });
+
+/** Every family over drawn sizes: head counts and sizes (the q/k reordering), expert counts (the stacking), dtypes, shards, tying. */
+const drawnCase = fc.record({
+  family: fc.constantFrom(...CASES.map((c) => c.label)),
+  kvHeads: fc.integer({ min: 1, max: 2 }), group: fc.integer({ min: 1, max: 3 }), headDim: fc.constantFrom(4, 8, 12),
+  layers: fc.integer({ min: 1, max: 3 }), ffn: fc.integer({ min: 1, max: 5 }).map((n) => 8 * n),
+  experts: fc.integer({ min: 2, max: 5 }), used: fc.integer({ min: 1, max: 2 }), window: fc.integer({ min: 0, max: 6 }),
+  tied: fc.boolean(), bf16: fc.boolean(), shards: fc.integer({ min: 1, max: 3 }), seed: fc.integer({ min: 0, max: 1000 }),
+});
+
+it('over drawn sizes of every family, the two imports agree and the weights load bit for bit', () => {
+  let n = 0;
+  fc.assert(fc.property(drawnCase, (d) => {
+    const like = CASES.find((c) => c.label === d.family)!;
+    const heads = d.kvHeads * d.group, dim = heads * d.headDim;
+    const c: HfCase = {
+      ...like, label: `drawn ${n}`, layers: d.layers, heads, kvHeads: d.kvHeads, dim, headDim: undefined, ffn: d.ffn, seed: d.seed, bf16: d.bf16, shards: d.shards,
+      tied: like.arch === 'gemma2' || d.tied, window: like.window === undefined ? undefined : d.window || like.window,
+      ...(like.experts ? { experts: d.experts, expertsUsed: Math.min(d.used, d.experts) } : {}),
+    };
+    const p = { hf: join(dir, `drawn${n}`), gguf: join(dir, `drawn${n}.gguf`) };
+    n++;
+    writeHfTwins(p.hf, p.gguf, c);
+    const fromHf = importHf(p.hf);
+    expect(body(fromHf)).toBe(body(importGguf(p.gguf)));
+    const { program } = compile(fromHf);
+    const g = GgufWeights.load(p.gguf, program.params);
+    const s = SafetensorsWeights.load(p.hf, program.params, { heads, kvHeads: d.kvHeads });
+    for (const param of program.params) expect(s.get(param.name), param.name).toEqual(g.get(param.name));
+    rmSync(p.hf, { recursive: true, force: true });
+  }), { numRuns: 25 });
+}, 60_000);
 
 describe('a loader that forgets a conversion fails the comparison', () => {
   const MISTAKES: { label: string; what: string; family: (f: HfFamily) => HfFamily }[] = [
