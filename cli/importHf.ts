@@ -77,6 +77,7 @@ export function importHf(path: string, opts: ImportOptions = {}): string {
     refuseUnless('decoder_sparse_step', (v) => v === 1, 'infer imports MoE on every layer (decoder_sparse_step 1)');
     refuseUnless('mlp_only_layers', (v) => Array.isArray(v) && v.length === 0, 'dense layers among the MoE ones are not supported');
   }
+  // transformers' Qwen MoE configs default norm_topk_prob to false (Qwen3-MoE checkpoints set it true).
   const norm = config.norm_topk_prob;
   if (hf.arch === 'qwen2moe' && norm === true) fail("'norm_topk_prob' is true: the qwen2moe spec does not renormalise the top-k weights (as llama.cpp runs it)");
   const ffn = hf.experts === 'qwen' ? positive('moe_intermediate_size') : positive('intermediate_size');
@@ -123,7 +124,7 @@ export function importHf(path: string, opts: ImportOptions = {}): string {
   const source = basename(path).replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 120) || 'checkpoint';
   const spec = renderSpec({
     name: sanitizeName(basename(dir)), source, vocab, dim, layers, heads, kvHeads, headDim, ffn, theta, eps, maxContext, eos, tied,
-    experts, expertsUsed, notes, family, window, gemma, sharedFfn, noRenorm: hf.arch === 'qwen3moe' && norm === false, hf: true,
+    experts, expertsUsed, notes, family, window, gemma, sharedFfn, noRenorm: hf.arch === 'qwen3moe' && norm !== true, hf: true,
   });
   const compiled = compileSpec(spec, 'imported.infer');
   if (!compiled.program) throw new Error(`internal: the spec imported from ${configFile} does not compile: ${compiled.diagnostics.map((d) => d.message).join('; ')}`);

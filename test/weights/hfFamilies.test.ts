@@ -176,8 +176,10 @@ describe('infer import refuses what the spec cannot express', () => {
     writeHfTwins(p, `${p}.gguf`, { ...CASES[5], config: { query_pre_attn_scalar: 20 } });
     expect(importHf(p)).toMatch(/, scale = 1 \/ sqrt\(20\.0\), softcap/);
     const q = join(dir, 'qwen3moe_norenorm');
-    writeHfTwins(q, `${q}.gguf`, { ...CASES[8], config: { norm_topk_prob: false } });
-    expect(importHf(q)).toMatch(/r = topk\(softmax\(h @ ffn_gate_inp\), k = top_k, renorm = false\)/);
+    for (const norm of [false, undefined]) {
+      writeHfTwins(q, `${q}.gguf`, { ...CASES[8], config: { norm_topk_prob: norm } });
+      expect(importHf(q)).toMatch(/r = topk\(softmax\(h @ ffn_gate_inp\), k = top_k, renorm = false\)/);
+    }
   });
 });
 
