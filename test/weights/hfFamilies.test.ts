@@ -213,6 +213,12 @@ it('infer import DIR, then infer run SPEC --weights DIR gives the GGUF run\'s to
   const imp = await cli('import', p.hf, '-o', spec);
   expect(imp.code, imp.err).toBe(0);
   expect(imp.err).toContain(`--weights ${p.hf}`);
+  // The checkpoint named by its index or its config.json imports the same model.
+  for (const file of ['model.safetensors.index.json', 'config.json']) {
+    const r = await cli('import', join(p.hf, file));
+    expect(r.code, r.err).toBe(0);
+    expect(body(r.out)).toBe(body(readFileSync(spec, 'utf8')));
+  }
   const run = async (weights: string) => {
     const r = await cli('run', spec, '--weights', weights, '--backend', 'cpu', '--json', '--tokens', '1,270,281,17,99,12', '--max-tokens', '12', '--ignore-eos');
     expect(r.code, r.err).toBe(0);
