@@ -11,14 +11,17 @@
 // GEMVs' d*sc*(a.q) - dmin*mn*(sum a) regrouping of the same sum (both far below the 1e-4
 // of max |want| that matmul.test.ts uses). The embedding copies dequantised weights, so it
 // must equal the CPU decoder bit for bit. nvcc compiles the same variants in compile.test.ts.
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { RenderedKernel } from '../../backends/backend.ts';
 import { cudaBackend } from '../../backends/cuda/render.ts';
+import { compileSpec } from '../../compiler/compile.ts';
 import { kernelKey, type KernelSpec } from '../../program/kernels.ts';
 import { blockElements, type CompactType } from '../../program/quant.ts';
 import { blockWeights, expectClose, matmulCase, moeExpertsCase, rng, seedArb as seed, type MoeInput } from '../gpu/harness.ts';
 import { runKernelsOnCpu, type Launch } from './emulate.ts';
+import { writeRunner } from './runnerHarness.ts';
 
 const TOL = 1e-4;
 // Each run compiles one program of five kernels with g++.
@@ -94,5 +97,18 @@ describe('CUDA kernels over compact weights', () => {
         expect(Array.from(got.em_out), `embed ${wtype} dim=${em.dim} vocab=${em.vocab}`).toEqual(Array.from(embedWant));
         expectClose(got.mo_out, ec.want, TOL, ec.label);
       }), { numRuns: RUNS }), TIMEOUT);
+  }
+});
+
+// Compact params come from a weight file's raw tensors (the TypeScript runner refuses a weight
+// source without them, runtime/runner/buffers.ts); the generated runner's seeded random weights
+// fill f32 params only, so it refuses a Program that keeps params compact, f16 included, by name.
+it('the generated runner refuses seeded random weights for f16 and K-quant params, naming the buffer', () => {
+  const text = readFileSync('examples/llama-20m.infer', 'utf8');
+  const names = compileSpec(text, 'examples/llama-20m.infer').program!.params.map((p) => p.name);
+  for (const t of ['f16', 'q4_K']) {
+    const c = compileSpec(text, 'examples/llama-20m.infer', { weightTypes: new Map(names.map((n) => [n, t])) });
+    expect(c.program!.buffers.some((b) => b.dtype === t)).toBe(true);
+    expect(() => writeRunner(c.program!)).toThrow(new RegExp(`param buffer \\d+ is kept as ${t} \\(compact weights from a weight file\\); seeded random weights feed f32 params only`));
   }
 });
