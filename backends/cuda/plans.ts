@@ -9,10 +9,10 @@
 // Every shuffle is reached by every thread of its block (loops around shuffles have the same
 // trip count in every warp), which the CPU emulation relies on.
 import { MOE_ROWS_PER_PASS, type KernelSpec } from '../../program/kernels.ts';
-import { QBLOCK, QUANT_WORDS_PER_BLOCK, quantWords, type CompactType } from '../../program/quant.ts';
+import { blockElements, K_SECTIONS, type CompactType } from '../../program/quant.ts';
 import type { GridDim } from '../backend.ts';
 import { CUDA_DIALECT, unaryFormula } from '../cstyle/expr.ts';
-import { kvFormat, ropeTables } from '../cstyle/layout.ts';
+import { compactWeightFormat, kvFormat, NO_COMPACT_WEIGHT, ropeTables } from '../cstyle/layout.ts';
 import { positiveInt } from '../cstyle/literal.ts';
 
 export const TEMPLATE_NAMES = ['embed', 'slice', 'rmsnorm', 'matmul_gemv', 'matmul_tiled', 'rope', 'kv_append', 'attention', 'attention_merge', 'elementwise',
@@ -52,13 +52,37 @@ function rowPlan(template: CudaTemplate, units: number, context: Record<string, 
 /** The vector unit of a row of K floats: float4 when K splits into them (16-byte loads), else float. */
 const vecContext = (vec4: boolean) => ({ vec4, vtype: vec4 ? 'float4' : 'float', zeroV: vec4 ? 'make_float4(0.0f, 0.0f, 0.0f, 0.0f)' : '0.0f' });
 
-/** The dequant partial's holes for a [K, N] block weight in `binding` (program/quant.ts has the layout). */
+/**
+ * The dequant partial's holes for a [K, N] compact weight in `binding` (layout and constants:
+ * program/quant.ts through backends/cstyle/layout.ts, the ones the WGSL backend takes), and
+ * `unitV`: the weights a GEMV / expert lane pass reads as one unit, in V units (a staged
+ * chunk holds whole units). f16 rows are read 8 halves (16 bytes) per load when K % 8 == 0,
+ * else 4 (8 bytes); q8_0 / q4_0 16 bytes per lane; the K-quants a block per warp pass, one
+ * word of quants per lane (q4_K / q5_K bodies are 35 / 43 words, so only 4-byte aligned).
+ */
 export function quantContext(wtype: CompactType | undefined, binding: string, K: number, N: number) {
-  if (!wtype) return { quant: false, wq8: false, wq4: false, wtypeText: 'f32' };
-  // f16 and the K-quants stay compact for WGSL; the CUDA kernels read q8_0 and q4_0 blocks so far.
-  if (wtype !== 'q8_0' && wtype !== 'q4_0') throw new Error(`the CUDA backend reads f32, q8_0 and q4_0 weights, not ${wtype} (yet): use --target wgsl`);
-  if (K % QBLOCK !== 0) throw new Error(`${wtype} weights need K (dim 0) to be a multiple of ${QBLOCK}, got ${K}`);
-  return { quant: true, wq8: wtype === 'q8_0', wq4: wtype === 'q4_0', wtypeText: wtype, qbinding: binding, soff: quantWords(wtype, K * N), qblock: QBLOCK, qwords: QUANT_WORDS_PER_BLOCK[wtype] };
+  if (!wtype) return { ...NO_COMPACT_WEIGHT, f16x8: false, wtypeText: 'f32', unitV: 1 };
+  const format = compactWeightFormat(wtype, binding, K, N);
+  if (format.wk) {
+    // The K-quant lane passes index the scale, quant and high-bit fields by whole words.
+    for (const [field, at] of Object.entries(K_SECTIONS[wtype as 'q4_K' | 'q5_K' | 'q6_K'])) {
+      if (at % 4 !== 0) throw new Error(`${wtype}: field ${field} at body byte ${at} is not word-aligned`);
+    }
+  }
+  const f16x8 = format.wf16 && K % 8 === 0;
+  return { ...format, f16x8, unitV: format.wf16 ? (f16x8 ? 2 : 1) : blockElements(wtype) / 4 };
+}
+
+/**
+ * V units of the input rows a GEMV / expert block stages at a time: STAGE_BYTES over its
+ * `rows` token rows, a multiple of 8 units and of the weight's lane unit (powers of two), so a
+ * chunk holds whole 16-byte loads and whole blocks (KV is a multiple of the unit too).
+ */
+function stageChunk(KV: number, rows: number, vec4: boolean, unitV: number): number {
+  const unit = Math.max(8, unitV);
+  const chunk = Math.min(KV, Math.floor(STAGE_BYTES / (vec4 ? 16 : 4) / rows / unit) * unit);
+  if (chunk < 1 || (chunk < KV && chunk % unitV !== 0)) throw new Error(`no staged chunk of ${rows} rows holds a whole weight unit of ${unitV}`);
+  return chunk;
 }
 
 /** A split table's id range (compiler/splitParams.ts): ids [idOffset, idOffset + vocab) of vocabTotal. */
@@ -162,10 +186,8 @@ function matmulPlans(spec: MatmulSpec): CudaPlan[] {
     siluG: unaryFormula(spec.prologue === 'gelu_mul' ? 'gelu' : 'silu', 'g', CUDA_DIALECT),
     ...quantContext(spec.wtype, 'w', K, N),
   };
-  // The staged chunk: STAGE_BYTES over the block's token rows, a multiple of 8 units so a
-  // quantised chunk holds whole 16-byte loads (K % 32 == 0 makes KV a multiple of 8 too).
   const gemv = (tpw: number, minTokens: number, variant: string): CudaPlan => {
-    const chunk = Math.min(KV, Math.floor(STAGE_BYTES / (vec4 ? 16 : 4) / tpw / 8) * 8);
+    const chunk = stageChunk(KV, tpw, vec4, common.unitV);
     return {
       template: 'matmul_gemv', variant, minTokens, context: { ...common, warps: COL_WARPS, tpw, chunk },
       threads: COL_WARPS * 32, grid: [{ tokensPerGroup: 0, groups: cdiv(N, COL_WARPS) }, { tokensPerGroup: tpw, groups: 1 }, ONE],
@@ -250,11 +272,12 @@ function moeExpertsPlan(spec: MoeExpertsSpec): CudaPlan {
   const KV = vec4 ? K / 4 : K;
   const swiglu = spec.input === 'swiglu';
   const pairs = MOE_ROWS_PER_PASS;
+  const quant = quantContext(spec.wtype, 'w', K, N * experts);
   return {
     template: 'moe_experts', variant: '', minTokens: 1,
     context: {
-      ...quantContext(spec.wtype, 'w', K, N * experts), ...(spec.wtype && swiglu ? { qbinding2: 'w2' } : {}),
-      N, KV, experts, k, warps: COL_WARPS, pairs, chunk: Math.min(KV, Math.floor(STAGE_BYTES / (vec4 ? 16 : 4) / pairs / 8) * 8), ...vecContext(vec4),
+      ...quant, ...(spec.wtype && swiglu ? { qbinding2: 'w2' } : {}),
+      N, KV, experts, k, warps: COL_WARPS, pairs, chunk: stageChunk(KV, pairs, vec4, quant.unitV), ...vecContext(vec4),
       combine: spec.combine, residual: spec.residual, dense: spec.dense,
       inShared: spec.input === 'shared' || swiglu, inSlot: spec.input === 'slot', inSiluMul: spec.input === 'silu_mul', swiglu, needSilu: swiglu || spec.input === 'silu_mul',
       inputText: { shared: 'x[t]', slot: 'x[s]', silu_mul: 'silu(gate[s]) * up[s]', swiglu: 'x[t]' }[spec.input],

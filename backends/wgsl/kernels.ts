@@ -11,7 +11,8 @@ import { MOE_ROWS_PER_PASS, type KernelSpec } from '../../program/kernels.ts';
 import { GPU_TARGET, type Target } from '../backend.ts';
 import { unaryFormula, WGSL_DIALECT } from '../cstyle/expr.ts';
 import { positiveInt } from '../cstyle/literal.ts';
-import { BLOCK_LAYOUT, blockElements, isCompactType, K_SECTIONS, QUANT_WORDS_PER_BLOCK, quantWords, type CompactType } from '../../program/quant.ts';
+import type { CompactType } from '../../program/quant.ts';
+import { compactWeightFormat, NO_COMPACT_WEIGHT } from '../cstyle/layout.ts';
 import type { TemplateName } from './templates.ts';
 import { attentionPlan, attentionUnfusedPlan, kvAppendPlan, ropeTables } from './kvPlans.ts';
 import { cdiv, clampPow2, ONE, PER_TOKEN, ROW_WG, type Plan } from './plan.ts';
@@ -176,19 +177,9 @@ function gluFormula(prologue: MatmulSpec['prologue'], type: 'f32' | 'vec4<f32>')
  * of weights at a time.
  */
 function quantContext(wtype: CompactType | undefined, binding: string, K: number, N: number, target: Target) {
-  const none = { quant: false, wq8: false, wq4: false, wf16: false, f16native: false, wk: false, wk45: false, wq5k: false, wq6k: false, halfPerBlock: false, wgen: false };
-  if (!wtype) return none;
-  if (!isCompactType(wtype)) throw new Error(`unknown weight type ${String(wtype)}`);
-  if (K % blockElements(wtype) !== 0) throw new Error(`${wtype} weights need K (dim 0) to be a multiple of ${blockElements(wtype)}, got ${K}`);
-  const common = { ...none, quant: true, wgen: wtype !== 'q8_0' && wtype !== 'q4_0', qbinding: binding, wtypeText: wtype };
-  if (wtype === 'f16') return { ...common, wf16: true, f16native: Boolean(target.f16) };
-  const sections: Record<string, number> = wtype === 'q4_K' || wtype === 'q5_K' || wtype === 'q6_K' ? K_SECTIONS[wtype] : {};
-  return {
-    ...common, wq8: wtype === 'q8_0', wq4: wtype === 'q4_0', wk: wtype.endsWith('_K'), wk45: wtype === 'q4_K' || wtype === 'q5_K',
-    wq5k: wtype === 'q5_K', wq6k: wtype === 'q6_K', halfPerBlock: BLOCK_LAYOUT[wtype].halves === 1,
-    soff: quantWords(wtype, K * N), qblock: BLOCK_LAYOUT[wtype].elements, qwords: QUANT_WORDS_PER_BLOCK[wtype],
-    ksc: sections.scales, kqs: sections.qs, kqh: sections.qh, kql: sections.ql,
-  };
+  if (!wtype) return { ...NO_COMPACT_WEIGHT, f16native: false, wgen: false };
+  const format = compactWeightFormat(wtype, binding, K, N);
+  return { ...format, f16native: format.wf16 && Boolean(target.f16), wgen: wtype !== 'q8_0' && wtype !== 'q4_0' };
 }
 
 function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {

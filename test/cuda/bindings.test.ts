@@ -1,5 +1,6 @@
 // The CUDA and WGSL renderings of one Program bind the same buffers: for every kernel of every
-// example (and the extra variants), both backends give the same variants, the same binding
+// example (as written, and with its params kept as f16 / K-quant blocks as a weight file would
+// keep them), and the extra variants, both backends give the same variants, the same binding
 // names in the same order with the same access, and their sources declare each binding with
 // the same element type (parsed from the CUDA entry's parameters and the WGSL declarations),
 // which is the Program's bindingElementType.
@@ -7,7 +8,7 @@ import { expect, it } from 'vitest';
 import { cudaBackend } from '../../backends/cuda/render.ts';
 import { wgslBackend } from '../../backends/wgsl/render.ts';
 import { bindingElementType, kernelKey, type ElementType } from '../../program/kernels.ts';
-import { EXTRA_SPECS, exampleKernels } from './specs.ts';
+import { compactProgramKernels, EXTRA_SPECS, exampleKernels } from './specs.ts';
 
 const FROM_CUDA: Record<string, ElementType> = { int: 'i32', unsigned: 'u32', float: 'f32' };
 const FROM_WGSL: Record<string, ElementType> = { i32: 'i32', u32: 'u32', f32: 'f32', 'vec4<f32>': 'f32' };
@@ -33,7 +34,10 @@ function wgslParams(source: string): Map<string, { type: ElementType; written: b
 }
 
 it('CUDA and WGSL bind the same buffers with the same element types, kernel by kernel', () => {
-  const kernels = [...exampleKernels(), ...EXTRA_SPECS.map((spec) => ({ example: 'extra', key: kernelKey(spec), spec }))];
+  const compact = compactProgramKernels();
+  // Each compact type reaches the embedding, the matmul and (f16, tiny-mixtral) the experts.
+  for (const t of ['f16', 'q4_K', 'q5_K', 'q6_K']) expect(new Set(compact.filter((k) => 'wtype' in k.spec && k.spec.wtype === t).map((k) => k.spec.kind)), t).toEqual(new Set(t === 'f16' ? ['embed', 'matmul', 'moe_experts'] : ['embed', 'matmul']));
+  const kernels = [...exampleKernels(), ...compact, ...EXTRA_SPECS.map((spec) => ({ example: 'extra', key: kernelKey(spec), spec }))];
   let checked = 0;
   for (const { key, spec } of kernels) {
     const cuda = cudaBackend.render(key, spec), wgsl = wgslBackend.render(key, spec);

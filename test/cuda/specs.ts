@@ -1,6 +1,7 @@
 // The kernels the CUDA tests render: every kernel of every example (fused and unfused: the
 // kernels `infer compile --target cuda` writes), plus the kernel variants the examples do not
 // reach on their own (q8_0 / q4_0 weights in every matmul prologue, embed and expert kernel;
+// f16 and K-quant weights in each kernel kind that reads weights;
 // every KV format with and without split-K; heads that do not split into float4s; the
 // families' settings: NEOX RoPE, soft-capping, per-head norms, slices; parts of split params).
 import { readdirSync, readFileSync } from 'node:fs';
@@ -25,6 +26,30 @@ export function exampleKernels(): { example: string; key: string; spec: KernelSp
   return out;
 }
 
+/**
+ * Every distinct kernel of examples compiled as if their weight files kept the params compact
+ * (weightTypes: every param f16, q4_K, q5_K or q6_K, and a Q4_K_M-style mix of q4_K with q6_K
+ * for ffn_down and output): the compact-weight kernels a Program of a real file gets.
+ */
+export function compactProgramKernels(): { example: string; key: string; spec: KernelSpec }[] {
+  const seen = new Set<string>();
+  const out: { example: string; key: string; spec: KernelSpec }[] = [];
+  for (const f of ['llama-20m.infer', 'tiny-mixtral.infer']) {
+    const text = readFileSync(`examples/${f}`, 'utf8');
+    const names = compileSpec(text, `examples/${f}`).program?.params.map((p) => p.name) ?? [];
+    const mixes: ((name: string) => string)[] = [
+      ...['f16', 'q4_K', 'q5_K', 'q6_K'].map((t) => () => t),
+      (name) => (/ffn_down|^output$/.test(name) ? 'q6_K' : 'q4_K'),
+    ];
+    for (const mix of mixes) {
+      const c = compileSpec(text, `examples/${f}`, { weightTypes: new Map(names.map((n) => [n, mix(n)])) });
+      if (!c.program) throw new Error(`examples/${f} did not compile with compact weights`);
+      for (const k of c.program.kernels) if (!seen.has(k.key)) { seen.add(k.key); out.push({ example: f, key: k.key, spec: k.spec }); }
+    }
+  }
+  return out;
+}
+
 const KV_DTYPES: KvDType[] = ['f32', 'f16', 'int8', 'int4'];
 
 /** Kernel variants beyond the examples' own (block weights, every KV format, split-K, odd head sizes). */
@@ -34,6 +59,13 @@ export const EXTRA_SPECS: KernelSpec[] = [
     { kind: 'embed', dim: 128, vocab: 300, wtype },
     { kind: 'moe_experts', K: 128, N: 96, experts: 8, k: 2, dense: false, input: 'swiglu', combine: false, residual: false, wtype },
     { kind: 'moe_experts', K: 96, N: 128, experts: 8, k: 2, dense: false, input: 'silu_mul', combine: true, residual: true, wtype },
+  ]),
+  // f16 (8-byte loads in the matmul, K % 8 == 4; 16-byte loads in the experts) and the K-quants:
+  // each kind that reads weights once (the matmul's three variants), the SwiGLU pair reading two.
+  ...(['f16', 'q4_K', 'q5_K', 'q6_K'] as const).flatMap((wtype): KernelSpec[] => [
+    { kind: 'matmul', K: wtype === 'f16' ? 260 : 512, N: 96, prologue: 'rmsnorm', eps: 1e-5, residual: true, wtype },
+    { kind: 'embed', dim: 256, vocab: 300, wtype },
+    { kind: 'moe_experts', K: 256, N: 96, experts: 8, k: 2, dense: false, input: 'swiglu', combine: false, residual: false, wtype },
   ]),
   { kind: 'matmul', K: 37, N: 20, prologue: 'rmsnorm', eps: 1e-5, residual: true },
   { kind: 'moe_experts', K: 37, N: 20, experts: 4, k: 4, dense: true, input: 'slot', combine: false, residual: false },

@@ -11,7 +11,7 @@ import type { RenderedKernel } from '../../backend.ts';
 import { bindingElementType, type KernelSpec } from '../../../program/kernels.ts';
 import { tokenBytesPerLayer } from '../../../program/kv.ts';
 import { bufferBytes, type BufferDecl, type Program } from '../../../program/program.ts';
-import { isQuantType } from '../../../program/quant.ts';
+import { isCompactType } from '../../../program/quant.ts';
 import { STEP_UNIFORM_FIELDS } from '../../../program/stepUniform.ts';
 import { floatText, LiteralError } from '../../cstyle/literal.ts';
 
@@ -97,7 +97,7 @@ function kernelsSource(kernels: readonly RunnerKernel[]): string {
 
 function bufferRow(d: BufferDecl, storage: number): string {
   const kind = KINDS.indexOf(checkText('buffer kind', d.kind, KINDS));
-  if (isQuantType(d.dtype)) {
+  if (isCompactType(d.dtype)) {
     const bytes = bufferBytes(d, { maxTokens: 0, pages: 0, maxSeqs: 0 });
     return `  {${kind}, ${u64(bytes)}, 0ull, 0ull, 0ull, ${i32(storage)}},`;
   }
@@ -130,7 +130,8 @@ function modelHeader(program: Program, kernels: readonly RunnerKernel[], random:
     if (b.kind !== 'param') return;
     paramBytes += bufferBytes(b, { maxTokens: 0, pages: 0, maxSeqs: 0 });
     if (!random) return;
-    if (isQuantType(b.dtype)) throw new RunnerGenerationError(`param buffer ${i} is kept as ${b.dtype} blocks; seeded random weights feed f32 params only`);
+    // As the TypeScript runner (runtime/runner/buffers.ts): compact params come from a weight file's raw tensors.
+    if (isCompactType(b.dtype)) throw new RunnerGenerationError(`param buffer ${i} is kept as ${b.dtype} (compact weights from a weight file); seeded random weights feed f32 params only`);
     if (b.part) throw new RunnerGenerationError(`param buffer ${i} is part ${b.part.first}..${b.part.first + b.part.count - 1} of the split param ${b.part.of}; seeded random weights feed whole params only (compile for larger buffer limits)`);
     const shape = paramShapes.get(b.name.replace(/^param:/, ''));
     if (!shape) throw new RunnerGenerationError(`param buffer ${i} has no declared shape`);
