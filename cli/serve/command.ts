@@ -7,7 +7,7 @@ import type { Tokenizer } from '../../runtime/tokenizer/index.ts';
 import { Scheduler } from '../../runtime/serve/scheduler.ts';
 import { parseInteger } from '../args.ts';
 import type { Io } from '../main.ts';
-import { ENGINE_BACKENDS, openEngines } from '../openEngine.ts';
+import { ENGINE_BACKENDS, isEngineBackend, openEngines } from '../openEngine.ts';
 import { loadWeights, RunError } from '../run.ts';
 import { startServer } from './server.ts';
 
@@ -43,7 +43,7 @@ async function tokenizerFor(file: string | undefined, io: Io): Promise<Tokenizer
 export async function serveCommand(c: { program: Program; graph: Graph }, f: ServeFlags, io: Io, signals: NodeJS.EventEmitter = process): Promise<number> {
   const m = c.program.model;
   const backend = f.backend ?? 'webgpu';
-  if (backend !== 'webgpu' && backend !== 'cpu') throw new RunError(`unknown backend '${backend}': use ${ENGINE_BACKENDS.join(' or ')}`);
+  if (!isEngineBackend(backend)) throw new RunError(`unknown backend '${backend}': use ${ENGINE_BACKENDS.join(', ')}`);
   const port = parseInteger('port', f.port, 8080, 0, 65535);
   const maxBatch = parseInteger('max-batch', f['max-batch'], 8, 1, 1024);
   const maxQueue = parseInteger('queue', f.queue, 64, 0);
