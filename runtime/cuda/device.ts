@@ -30,6 +30,8 @@ export class CudaDevice implements Device {
   readonly canTime: boolean = true;
   description = 'CUDA runner';
   limits: DeviceLimits = { maxBindingBytes: 0, maxBufferBytes: 0, maxGroupsPerDim: 0 };
+  /** The runner is the CPU emulation (runner-emu): its device memory is the host's. */
+  emulated = false;
   /** Engines using this device (runtime/cuda/engine.ts): the runner stops with the last. */
   users = 0;
   private readonly waiting: Waiting[] = [];
@@ -71,7 +73,9 @@ export class CudaDevice implements Device {
       throw new DeviceError(`the CUDA runner ${binary} speaks protocol ${version}, this infer ${SERVE_PROTOCOL.version}: rebuild it`);
     }
     d.limits = { maxGroupsPerDim: v.getUint32(8, true), maxBufferBytes: Number(v.getBigUint64(16, true)), maxBindingBytes: Number(v.getBigUint64(24, true)) };
-    (d as { canTime: boolean }).canTime = v.getUint32(12, true) === 1;
+    const flags = v.getUint32(12, true);
+    (d as { canTime: boolean }).canTime = (flags & 1) !== 0;
+    d.emulated = (flags & 2) !== 0;
     d.description = new TextDecoder().decode(r.subarray(32));
     return d;
   }

@@ -7,7 +7,8 @@
 //   reply:   u32 length, u8 status (0 ok, 1 error), payload (on error: a UTF-8 message)
 // Every request gets exactly one reply, in order, so a client may send several before
 // reading (ids are the client's: it names each new buffer, kernel and binding).
-//   HELLO     -> u32 version, u32 kernels, u32 max groups per grid dim, u32 can time,
+//   HELLO     -> u32 version, u32 kernels, u32 max groups per grid dim, u32 flags (1: can
+//                time dispatches, 2: the CPU emulation, whose memory is the host's),
 //                u64 max buffer bytes, u64 max binding bytes, description (UTF-8, rest)
 //   ALLOCATE  u32 id, u8 use (0 storage, 1 uniform), u64 bytes, label (rest; messages only)
 //             -> nothing. Zero-filled. A uniform buffer (the step uniform) is host memory:
@@ -127,7 +128,11 @@ class Server {
     put<uint32_t>(out, VERSION);
     put<uint32_t>(out, KERNEL_COUNT);
     put<uint32_t>(out, MAX_GROUPS);
+#ifdef INFER_EMU
+    put<uint32_t>(out, 1 | 2);
+#else
     put<uint32_t>(out, 1);
+#endif
     put<uint64_t>(out, MAX_BUFFER);
     put<uint64_t>(out, MAX_BUFFER);
     out.insert(out.end(), what.begin(), what.end());
