@@ -15,7 +15,7 @@ import { compileSpec } from '../../compiler/compile.ts';
 import type { Program } from '../../program/program.ts';
 import { buildServeRunner, type BuiltRunner } from '../../runtime/cuda/build.ts';
 import { CudaDevice } from '../../runtime/cuda/device.ts';
-import { encodeRequest, OPS, type Field, type Op } from '../../runtime/cuda/protocol.ts';
+import { encodeRequest, OPS, utf8, type Field, type Op } from '../../runtime/cuda/protocol.ts';
 import { DeviceError } from '../../runtime/runner/device.ts';
 import { cli } from '../cli/runCli.ts';
 
@@ -44,6 +44,18 @@ describe('CudaDevice over runner-emu --serve', () => {
   it('a second build of the same program is the cached one', async () => {
     const again = await buildServeRunner([program], cudaBackend, 'emu', cache);
     expect(again).toEqual({ ...built, cached: true });
+  });
+
+  it('says which compiler is missing when it cannot build', async () => {
+    const saved = process.env.CXX;
+    process.env.CXX = '/nonexistent/g++';
+    const empty = mkdtempSync(join(tmpdir(), 'infer-cuda-nocxx-'));
+    try {
+      await expect(buildServeRunner([program], cudaBackend, 'emu', empty)).rejects.toThrow(/needs a C\+\+17 compiler: '\/nonexistent\/g\+\+' was not found \(install g\+\+ or set CXX\)/);
+    } finally {
+      if (saved === undefined) delete process.env.CXX; else process.env.CXX = saved;
+      rmSync(empty, { recursive: true, force: true });
+    }
   });
 
   it('infer run --backend cuda-emu builds through the same cache: the runner built above is the one it starts', async () => {
@@ -144,7 +156,38 @@ const fieldArb: fc.Arbitrary<Field> = fc.oneof(
   fc.oneof(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER })).map((u64) => ({ u64 })),
   fc.uint8Array({ maxLength: 24 }).map((bytes) => ({ bytes })),
 );
+const id = fc.integer({ min: 0, max: 3 });
+const small = fc.integer({ min: 0, max: 300 });
+/**
+ * Frames a session sends, well formed but with ids and ranges that may be wrong, so the
+ * fuzz reaches allocation, upload, copy, readback and free, not only the parser. No compile
+ * names a kernel with its true hash, so no binding exists and no kernel runs on fuzzed buffers.
+ */
+const sessionFrameArb: fc.Arbitrary<Uint8Array> = fc.oneof(
+  { weight: 3, arbitrary: fc.tuple(id, fc.constantFrom(0, 0, 1, 2), small, fc.string({ maxLength: 8 })).map(([i, use, bytes, label]) =>
+    encodeRequest(OPS.allocate, [{ u32: i }, { u8: use }, { u64: bytes }, { bytes: utf8(label) }])) },
+  { weight: 2, arbitrary: fc.tuple(id, small, fc.uint8Array({ maxLength: 32 })).map(([i, offset, bytes]) => encodeRequest(OPS.upload, [{ u32: i }, { u64: offset }, { bytes }])) },
+  id.map((i) => encodeRequest(OPS.free, [{ u32: i }])),
+  fc.tuple(
+    fc.array(fc.tuple(id, small, id, small, fc.integer({ min: 0, max: 64 })), { maxLength: 2 }),
+    fc.array(fc.tuple(id, fc.integer({ min: 0, max: 70000 })), { maxLength: 1 }),
+    fc.array(fc.tuple(id, small, fc.integer({ min: 0, max: 64 })), { maxLength: 3 }),
+    fc.boolean(),
+  ).map(([copies, dispatches, readbacks, timed]): Uint8Array => encodeRequest(OPS.submit, [
+    { u32: copies.length }, { u32: dispatches.length }, { u32: readbacks.length }, { u8: timed ? 1 : 0 },
+    ...copies.flatMap(([f, fo, t, to, n]): Field[] => [{ u32: f }, { u64: fo }, { u32: t }, { u64: to }, { u64: n }]),
+    ...dispatches.flatMap(([b, g]): Field[] => [{ u32: b }, { u32: g }, { u32: 1 }, { u32: 1 }]),
+    ...readbacks.flatMap(([b, o, n]): Field[] => [{ u32: b }, { u64: o }, { u64: n }]),
+  ])),
+  fc.tuple(id, fc.nat()).map(([i, hash]) => {
+    const k = firstKernel();
+    return encodeRequest(OPS.compile, [{ u32: i }, { u32: k.minTokens }, { u32: hash }, { u64: k.source.length }, { bytes: utf8(k.key) }]);
+  }),
+  fc.tuple(id, id, fc.array(id, { maxLength: 4 })).map(([i, k, ids]) => encodeRequest(OPS.bind, [{ u32: i }, { u32: k }, { u32: ids.length }, ...ids.map((u32) => ({ u32 }))])),
+  fc.constant(encodeRequest(OPS.hello, [])),
+);
 const frameArb = fc.oneof(
+  { weight: 4, arbitrary: sessionFrameArb },
   fc.tuple(opArb, fc.array(fieldArb, { maxLength: 14 })).map(([op, fields]) => encodeRequest(op as Op, fields)),
   // Any bytes behind a length that counts them (an empty frame included).
   fc.uint8Array({ maxLength: 40 }).map((bytes) => Uint8Array.from([...new Uint8Array(new Uint32Array([bytes.length]).buffer), ...bytes])),
@@ -158,7 +201,8 @@ const tailArb: fc.Arbitrary<Tail> = fc.oneof(
 
 describe('runner-emu --serve on fuzzed input', () => {
   it('answers every whole frame with one reply frame, and exits 0 at EOF or shutdown, 2 after a torn or oversized frame', async () => {
-    await fc.assert(fc.asyncProperty(fc.array(frameArb, { maxLength: 12 }), tailArb, async (frames, tail) => {
+    let ok = 0;
+    await fc.assert(fc.asyncProperty(fc.array(frameArb, { maxLength: 24, size: 'max' }), tailArb, async (frames, tail) => {
       const isShutdown = (f: Uint8Array) => f.length === 5 && f[4] === OPS.shutdown;
       const stop = frames.findIndex(isShutdown);
       const answered = stop >= 0 ? stop + 1 : frames.length;
@@ -171,8 +215,11 @@ describe('runner-emu --serve on fuzzed input', () => {
       const torn = stop < 0 && tail.kind !== 'none';
       expect(status.length, r.err).toBe(answered + (torn ? 1 : 0));
       for (const s of status) expect([SERVE_PROTOCOL.status.ok, SERVE_PROTOCOL.status.error]).toContain(s);
+      ok += status.filter((s) => s === SERVE_PROTOCOL.status.ok).length;
       if (torn) expect(status.at(-1)).toBe(SERVE_PROTOCOL.status.error);
       expect(r.code, r.err).toBe(torn ? 2 : 0);
     }), { numRuns: 60 });
+    // The sessions did things (allocations, uploads, copies, readbacks), not only fail to parse.
+    expect(ok).toBeGreaterThan(60);
   }, 300_000);
 });
