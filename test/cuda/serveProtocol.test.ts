@@ -13,7 +13,7 @@ import { cudaBackend } from '../../backends/cuda/render.ts';
 import { SERVE_PROTOCOL } from '../../backends/cuda/runner/serveTable.ts';
 import { compileSpec } from '../../compiler/compile.ts';
 import type { Program } from '../../program/program.ts';
-import { buildServeRunner, type BuiltRunner } from '../../runtime/cuda/build.ts';
+import { buildServeRunner, hasCudaGpu, type BuiltRunner } from '../../runtime/cuda/build.ts';
 import { CudaDevice } from '../../runtime/cuda/device.ts';
 import { encodeRequest, OPS, utf8, type Field, type Op } from '../../runtime/cuda/protocol.ts';
 import { DeviceError } from '../../runtime/runner/device.ts';
@@ -58,15 +58,19 @@ describe('CudaDevice over runner-emu --serve', () => {
     }
   });
 
-  it('infer run --backend cuda-emu builds through the same cache: the runner built above is the one it starts', async () => {
+  it('infer run --backend cuda-emu, and cuda where nvidia-smi finds no GPU, start the runner built above (the cache\'s one build)', async () => {
     const saved = { cache: process.env.INFER_CUDA_CACHE, runner: process.env.INFER_CUDA_RUNNER };
     process.env.INFER_CUDA_CACHE = cache;
     delete process.env.INFER_CUDA_RUNNER;
     try {
       const args = ['--tokens', '1,2,3', '--max-tokens', '6', '--ignore-eos', '--json', '--no-speculative'];
-      const [cuda, cpu] = [await cli('run', SPEC, '--backend', 'cuda-emu', ...args), await cli('run', SPEC, '--backend', 'cpu', ...args)];
-      expect(cuda.code, cuda.err).toBe(0);
-      expect((JSON.parse(cuda.out) as { tokens: number[] }).tokens).toEqual((JSON.parse(cpu.out) as { tokens: number[] }).tokens);
+      const cpu = await cli('run', SPEC, '--backend', 'cpu', ...args);
+      const gpu = hasCudaGpu();
+      for (const backend of gpu ? ['cuda-emu'] : ['cuda-emu', 'cuda']) {
+        const cuda = await cli('run', SPEC, '--backend', backend, ...args);
+        expect(cuda.code, cuda.err).toBe(0);
+        expect((JSON.parse(cuda.out) as { tokens: number[] }).tokens).toEqual((JSON.parse(cpu.out) as { tokens: number[] }).tokens);
+      }
       expect(readdirSync(cache)).toEqual([basename(built.dir)]);
     } finally {
       for (const [k, v] of [['INFER_CUDA_CACHE', saved.cache], ['INFER_CUDA_RUNNER', saved.runner]] as const) if (v === undefined) delete process.env[k]; else process.env[k] = v;
