@@ -20,7 +20,7 @@ export const SERVE_OPTIONS = {
   'max-batch': { type: 'string' }, 'kv-pages': { type: 'string' }, queue: { type: 'string' }, 'api-key': { type: 'string' },
 } as const;
 
-export const SERVE_USAGE = `infer serve SPEC [--weights FILE] [--backend webgpu|cpu] [--host 127.0.0.1] [--port 8080]
+export const SERVE_USAGE = `infer serve SPEC [--weights FILE] [--backend webgpu|cpu|cuda|cuda-emu] [--host 127.0.0.1] [--port 8080]
                    [--max-batch N] [--kv-pages N] [--queue N] [--api-key KEY]
   Serves the OpenAI API: POST /v1/completions (token-id prompts; text when the weights carry a tokenizer),
   POST /v1/chat/completions (when they also carry a chat template), GET /v1/models,
