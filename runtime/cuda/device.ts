@@ -80,6 +80,9 @@ export class CudaDevice implements Device {
     return d;
   }
 
+  /** The runner's process id (for diagnostics: a profiler, a debugger, a test that ends it). */
+  get pid(): number | undefined { return this.child.pid; }
+
   allocate(label: string, bytes: number, use: BufferUse): DeviceBuffer {
     const id = this.nextId++;
     this.send(OPS.allocate, [{ u32: id }, { u8: SERVE_PROTOCOL.use[use] }, { u64: bytes }, { bytes: utf8(label) }], `allocate '${label}'`);

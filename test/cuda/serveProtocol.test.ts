@@ -115,10 +115,14 @@ describe('CudaDevice over runner-emu --serve', () => {
     });
   });
 
-  it('rejects everything once the runner has exited, naming its status', async () => {
+  it('rejects everything once the runner has exited, naming its status or signal', async () => {
     const d = await CudaDevice.open(built.binary);
     await d.close();
     await expect(d.compile(firstKernel())).rejects.toThrow(/exited \(status 0\)/);
+    const killed = await CudaDevice.open(built.binary);
+    process.kill(killed.pid!, 'SIGKILL');
+    await expect(killed.settle()).rejects.toThrow(/exited \(signal SIGKILL\)/);
+    await killed.close();
   });
 });
 
