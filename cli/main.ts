@@ -35,7 +35,7 @@ const COMMAND_USAGE = {
   --target ts writes one TypeScript module (config, program, WGSL kernels, createModel) importing
   the runtime core from MODULE (default infer-compiler/runtime).
   --no-fuse takes a comma-separated list of fusions (${FUSION_KEYS.join(', ')}) or 'all'.`,
-  run: `infer run SPEC [--weights FILE] [--backend webgpu|cpu] [--tokens 1,2,3 [--tokens 4,5 ...] | --batch-file FILE]
+  run: `infer run SPEC [--weights FILE] [--backend webgpu|cpu|cuda|cuda-emu] [--tokens 1,2,3 [--tokens 4,5 ...] | --batch-file FILE]
                  [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--top-logprobs N]
                  [--prompt TEXT [--prompt TEXT ...] | --prompt-file FILE]
                  [--ignore-eos] [--json] [--verbose] [--no-fuse LIST] [--kv-pages N] [--f32-weights]
@@ -56,7 +56,7 @@ ${SPEC_USAGE}
   --json prints {"ids": [...]} or {"results": [{"ids": [...]}, ...]}. --special adds BOS/EOS and parses special-token texts.`,
   detokenize: `infer detokenize --weights FILE --ids 1,2,3 [--special] [--json]
   The text of the ids (--special renders control tokens); --json prints {"text": "..."}.`,
-  chat: `infer chat SPEC --weights FILE [--backend webgpu|cpu] [--system TEXT] [--max-tokens N] [--temperature T]
+  chat: `infer chat SPEC --weights FILE [--backend webgpu|cpu|cuda|cuda-emu] [--system TEXT] [--max-tokens N] [--temperature T]
                   [--top-k K] [--top-p P] [--seed S] [--f32-weights]
   A terminal chat through the file's chat template; the conversation stays in the KV cache across turns.
   Ctrl-C stops a reply; an empty line or /exit ends the chat.`,

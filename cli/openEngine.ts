@@ -1,5 +1,5 @@
 // The one place the CLI opens engines: the CPU interpreter, or the ProgramRunner on a
-// WebGPU device. Several programs (a target and its draft) share one device, and a
+// WebGPU device or a CUDA host runner (cli/openCudaEngines.ts). Several programs (a target and its draft) share one device, and a
 // self-draft binds the target's weight buffers. WebGPU pieces load lazily, so `infer
 // check` and `--backend cpu` never load Dawn's native module.
 import { freemem } from 'node:os';
@@ -14,8 +14,9 @@ import type { PoolOptions } from '../runtime/pagedEngine.ts';
 /** No GPU to run on: the message suggests --backend cpu. */
 export class NoGpuError extends Error {}
 
-export const ENGINE_BACKENDS = ['webgpu', 'cpu'] as const;
+export const ENGINE_BACKENDS = ['webgpu', 'cpu', 'cuda', 'cuda-emu'] as const;
 export type EngineBackendName = (typeof ENGINE_BACKENDS)[number];
+export const isEngineBackend = (name: string): name is EngineBackendName => (ENGINE_BACKENDS as readonly string[]).includes(name);
 
 export interface EngineRequest {
   readonly program: Program;
@@ -48,6 +49,7 @@ export async function openEngines(backend: EngineBackendName, requests: readonly
     const engines = requests.map((r) => new CpuEngine(r.graph, r.weights, r.program, pool));
     return { engines, close: () => { for (const e of engines) e.dispose(); } };
   }
+  if (backend === 'cuda' || backend === 'cuda-emu') return (await import('./openCudaEngines.ts')).openCudaEngines(backend, requests, pool);
   const { createGpuDevice, NoAdapterError, targetOf } = await import('../runtime/webgpu/device.ts');
   const { WebGpuEngine } = await import('../runtime/webgpu/engine.ts');
   let device: GPUDevice;

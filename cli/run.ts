@@ -6,7 +6,7 @@ import type { Graph } from '../compiler/ir/graph.ts';
 import type { Program } from '../program/program.ts';
 import { readFileSync } from 'node:fs';
 import { generate } from '../runtime/engine.ts';
-import { ENGINE_BACKENDS, openEngines, type EngineBackendName } from './openEngine.ts';
+import { ENGINE_BACKENDS, isEngineBackend, openEngines, type EngineBackendName } from './openEngine.ts';
 import { generateBatch } from '../runtime/batchGenerate.ts';
 import type { PoolOptions } from '../runtime/pagedEngine.ts';
 import type { SamplingOptions } from '../runtime/sampling.ts';
@@ -57,7 +57,7 @@ export async function loadWeights(program: Program, file: string | undefined, fl
 /** The engine backend and sampling flags `run` and `chat` share, each checked. */
 export function engineAndSampling(f: { backend?: string; temperature?: string; 'top-k'?: string; 'top-p'?: string; seed?: string }): { backend: EngineBackendName; sampling: SamplingOptions } {
   const backend = f.backend ?? 'webgpu';
-  if (backend !== 'webgpu' && backend !== 'cpu') throw new RunError(`unknown backend '${backend}': use ${ENGINE_BACKENDS.join(' or ')}`);
+  if (!isEngineBackend(backend)) throw new RunError(`unknown backend '${backend}': use ${ENGINE_BACKENDS.join(', ')}`);
   const sampling: SamplingOptions = {
     temperature: parseDecimal('temperature', f.temperature, 0, 0),
     topK: parseInteger('top-k', f['top-k'], 0, 0),
@@ -98,7 +98,7 @@ export async function runCommand(c: { program: Program; graph: Graph; ast?: Mode
 }
 
 interface PlainRun {
-  backend: 'webgpu' | 'cpu'; sampling: SamplingOptions; prompts: number[][]; pool: PoolOptions; maxTokens: number;
+  backend: EngineBackendName; sampling: SamplingOptions; prompts: number[][]; pool: PoolOptions; maxTokens: number;
   weights: WeightSource; topLogprobs: number; signal: AbortSignal;
   /** Set when the prompts were text: output is text too, and the tokenizer's end-of-generation ids stop. */
   tokenizer?: Tokenizer | null;

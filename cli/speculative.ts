@@ -105,7 +105,7 @@ export async function runSpeculative(r: SpecRun): Promise<number> {
     const setup_ms = engines.target.stats().setupMs + (engines.draft?.stats().setupMs ?? 0);
     const seqs: SeqOutcome[] = res.sequences.map((q) => ({ tokens: q.tokens, topLogprobs: q.topLogprobs, stop: q.stop, ...(q.notice ? { message: q.notice } : {}) }));
     const single = seqs.length === 1;
-    const stats = { backend: r.backend, ...(single ? {} : { sequences: seqs.length }), ...rest, setup_ms, spec };
+    const stats = { backend: engines.target.stats().backend, ...(single ? {} : { sequences: seqs.length }), ...rest, setup_ms, spec };
     return printReport({ sequences: seqs, stats, tables: specTable(spec), single }, { json: f.json, verbose: f.verbose, topLogprobs: r.topLogprobs, ...(r.text ? { text: r.text } : {}) }, io);
   } finally {
     opened.close();

@@ -7,7 +7,7 @@ import type { Tokenizer } from '../../runtime/tokenizer/index.ts';
 import { Scheduler } from '../../runtime/serve/scheduler.ts';
 import { parseInteger } from '../args.ts';
 import type { Io } from '../main.ts';
-import { ENGINE_BACKENDS, openEngines } from '../openEngine.ts';
+import { ENGINE_BACKENDS, isEngineBackend, openEngines } from '../openEngine.ts';
 import { loadWeights, RunError } from '../run.ts';
 import { startServer } from './server.ts';
 
@@ -20,7 +20,7 @@ export const SERVE_OPTIONS = {
   'max-batch': { type: 'string' }, 'kv-pages': { type: 'string' }, queue: { type: 'string' }, 'api-key': { type: 'string' },
 } as const;
 
-export const SERVE_USAGE = `infer serve SPEC [--weights FILE] [--backend webgpu|cpu] [--host 127.0.0.1] [--port 8080]
+export const SERVE_USAGE = `infer serve SPEC [--weights FILE] [--backend webgpu|cpu|cuda|cuda-emu] [--host 127.0.0.1] [--port 8080]
                    [--max-batch N] [--kv-pages N] [--queue N] [--api-key KEY]
   Serves the OpenAI API: POST /v1/completions (token-id prompts; text when the weights carry a tokenizer),
   POST /v1/chat/completions (when they also carry a chat template), GET /v1/models,
@@ -43,7 +43,7 @@ async function tokenizerFor(file: string | undefined, io: Io): Promise<Tokenizer
 export async function serveCommand(c: { program: Program; graph: Graph }, f: ServeFlags, io: Io, signals: NodeJS.EventEmitter = process): Promise<number> {
   const m = c.program.model;
   const backend = f.backend ?? 'webgpu';
-  if (backend !== 'webgpu' && backend !== 'cpu') throw new RunError(`unknown backend '${backend}': use ${ENGINE_BACKENDS.join(' or ')}`);
+  if (!isEngineBackend(backend)) throw new RunError(`unknown backend '${backend}': use ${ENGINE_BACKENDS.join(', ')}`);
   const port = parseInteger('port', f.port, 8080, 0, 65535);
   const maxBatch = parseInteger('max-batch', f['max-batch'], 8, 1, 1024);
   const maxQueue = parseInteger('queue', f.queue, 64, 0);

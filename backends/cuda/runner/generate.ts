@@ -14,6 +14,7 @@ import { bufferBytes, type BufferDecl, type Program } from '../../../program/pro
 import { isCompactType } from '../../../program/quant.ts';
 import { STEP_UNIFORM_FIELDS } from '../../../program/stepUniform.ts';
 import { floatText, LiteralError } from '../../cstyle/literal.ts';
+import { serveKernelsHeader } from './serveTable.ts';
 
 export interface RunnerKernel {
   readonly key: string;
@@ -29,7 +30,7 @@ export class RunnerGenerationError extends Error {}
 
 /** Fixed files copied into the output: [path in the output, source file]. */
 const STATIC_FILES: readonly [string, URL][] = [
-  ...['runner.cpp', 'runner_device.h', 'program_device.h', 'kv_pool.h', 'sampler.h', 'random_weights.h', 'bench.h'].map((f): [string, URL] => [`host/${f}`, new URL(`./${f}`, import.meta.url)]),
+  ...['runner.cpp', 'runner_device.h', 'program_device.h', 'kv_pool.h', 'sampler.h', 'random_weights.h', 'bench.h', 'serve.h', 'serve_device.h'].map((f): [string, URL] => [`host/${f}`, new URL(`./${f}`, import.meta.url)]),
   ...['cuda_emu.h', 'cuda_emu_fiber.h', 'cuda_emu_sched.h', 'cuda_emu_runtime.h', 'cuda_fp16.h'].map((f): [string, URL] => [`emu/${f}`, new URL(`../emu/${f}`, import.meta.url)]),
   ['build.sh', new URL('./build.sh', import.meta.url)],
 ];
@@ -61,6 +62,7 @@ export function cudaRunnerFiles(program: Program, kernels: readonly RunnerKernel
   for (const [path, url] of STATIC_FILES) files.set(path, readFileSync(url, 'utf8'));
   files.set('host/kernels.cu', kernelsSource(kernels));
   files.set('host/model.h', modelHeader(program, kernels, random));
+  files.set('host/serve_kernels.h', serveKernelsHeader(kernels));
   return files;
 }
 

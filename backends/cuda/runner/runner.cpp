@@ -6,6 +6,7 @@
 //   runner [--tokens 1,2,3]... [--max-tokens N] [--json] [--temperature T] [--top-k K]
 //          [--top-p P] [--seed S] [--ignore-eos] [--kv-pages N] [--max-tokens-per-forward N]
 //          [--weights-hash] [--bench PROMPT,DECODE]
+//   runner --serve   (a device for a TypeScript ProgramRunner: serve.h)
 // Environment: INFER_SYNC=1 waits for each launch (a device fault names its step);
 // CUDA_EMU_BLOCK_ORDER / CUDA_EMU_THREAD_ORDER=reverse (runner-emu, emu/cuda_emu.h).
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include "program_device.h"
 #include "sampler.h"
 #include "bench.h"
+#include "serve.h"
 
 namespace {
 
@@ -211,6 +213,8 @@ void print_sequence(const Request& r) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // runner --serve: the Device protocol on stdin/stdout (serve.h).
+  if (argc == 2 && !std::strcmp(argv[1], "--serve")) return serve::run();
   const Options o = parse(argc, argv);
   const auto t_setup = std::chrono::steady_clock::now();
   const size_t max_seqs = std::max<size_t>(o.prompts.size() == 1 ? 1 : 2, std::min<size_t>(o.prompts.size(), 64));
