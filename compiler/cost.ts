@@ -68,8 +68,8 @@ export function kernelCost(spec: KernelSpec, T: number, context: number): Omit<S
     case 'slice': { const n = T * spec.rows * spec.len; return { bytesRead: n * F32, bytesWritten: n * F32, flops: 0 }; }
     case 'matmul': {
       const inputs = spec.prologue === 'silu_mul' || spec.prologue === 'gelu_mul' ? 2 : 1;
-      const read = inputs * T * spec.K + (spec.prologue === 'rmsnorm' ? spec.K : 0) + (spec.residual ? T * spec.N : 0);
-      return { bytesRead: read * F32 + weightBytes(spec.wtype ?? 'f32', spec.K * spec.N), bytesWritten: T * spec.N * F32, flops: 2 * T * spec.K * spec.N };
+      const read = inputs * T * spec.K + (spec.prologue === 'rmsnorm' ? spec.K : 0) + (spec.bias ? spec.N : 0) + (spec.residual ? T * spec.N : 0);
+      return { bytesRead: read * F32 + weightBytes(spec.wtype ?? 'f32', spec.K * spec.N), bytesWritten: T * spec.N * F32, flops: 2 * T * spec.K * spec.N + (spec.softcap !== undefined ? 3 * T * spec.N : 0) };
     }
     case 'rope': { const n = T * spec.heads * spec.headDim; return { bytesRead: n * F32 + T * 4, bytesWritten: n * F32, flops: 6 * n }; }
     case 'kv_append': {

@@ -170,8 +170,11 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
         const names = a.prologue === 'none' ? ['x'] : a.prologue === 'rmsnorm' ? ['x', 'norm'] : ['gate', 'up'];
         const args: Record<string, string> = {};
         names.forEach((name, i) => { args[name] = src(i); });
+        // The bias is the whole row's [N] vector in every part of a split weight (each reads its own columns).
+        if (a.bias) args.bias = src(wi + 1);
         if (a.residual) args.res = src(n.src.length - 1);
-        emitMatmul(n, { kind: 'matmul', K, N, prologue: a.prologue, eps: a.eps, residual: a.residual, ...wtypeOf(n.src[wi]) }, args, n.src[wi], out());
+        const epilogue = { ...(a.bias ? { bias: true as const } : {}), ...(a.softcap !== undefined ? { softcap: a.softcap } : {}) };
+        emitMatmul(n, { kind: 'matmul', K, N, prologue: a.prologue, eps: a.eps, residual: a.residual, ...wtypeOf(n.src[wi]), ...epilogue }, args, n.src[wi], out());
         break;
       }
       case 'rope': {

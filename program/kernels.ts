@@ -31,7 +31,8 @@ export type ElementwiseExpr =
  * Binding names (in this order) are fixed per kind; `Step.args` maps them to buffers:
  *   embed:       tokens, table, out
  *   rmsnorm:     x, weight, out
- *   matmul:      prologue none: x, w, [res], out | rmsnorm: x, norm, w, [res], out | silu_mul, gelu_mul: gate, up, w, [res], out
+ *   matmul:      prologue none: x, w, [bias], [res], out | rmsnorm: x, norm, w, [bias], [res], out
+ *                | silu_mul, gelu_mul: gate, up, w, [bias], [res], out
  *   rope:        x, positions, out
  *   kv_append:   k, v, positions, kv_slot, kcache, vcache
  *   attention:   q, positions, kv_seq, kv_table, kcache, vcache, out
@@ -79,8 +80,11 @@ export type KernelSpec =
    * colOffset / outCols (a split weight, compiler/splitParams.ts): `w` is columns
    * [colOffset, colOffset + N) of the weight, and `out` (and `res`) rows are outCols wide;
    * this dispatch computes and writes those N columns of each row only.
+   * The epilogue (each present only when set, so other matmuls keep their keys): bias adds
+   * `bias` [outCols] (the whole row's bias: a part reads its columns colOffset + n), then
+   * softcap caps y to softcap * tanh(y / softcap), then residual adds `res` (ir/ops.ts).
    */
-  | { kind: 'matmul'; K: number; N: number; prologue: MatmulPrologue; eps: number; residual: boolean; wtype?: CompactType; colOffset?: number; outCols?: number }
+  | { kind: 'matmul'; K: number; N: number; prologue: MatmulPrologue; eps: number; residual: boolean; wtype?: CompactType; colOffset?: number; outCols?: number; bias?: true; softcap?: number }
   /** neox (present only when true, so other kernels keep their keys): rotating halves (ir/ops.ts `rope`). */
   | { kind: 'rope'; heads: number; headDim: number; theta: number; neox?: boolean }
   | { kind: 'kv_append'; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; rope: number | null; neox?: boolean }
@@ -106,7 +110,7 @@ export type KernelKind = KernelSpec['kind'];
 export const BINDINGS: { [K in KernelKind]: (spec: Extract<KernelSpec, { kind: K }>) => string[] } = {
   embed: () => ['tokens', 'table', 'out'],
   rmsnorm: () => ['x', 'weight', 'out'],
-  matmul: (s) => [...(s.prologue === 'none' ? ['x'] : s.prologue === 'rmsnorm' ? ['x', 'norm'] : ['gate', 'up']), 'w', ...(s.residual ? ['res'] : []), 'out'],
+  matmul: (s) => [...(s.prologue === 'none' ? ['x'] : s.prologue === 'rmsnorm' ? ['x', 'norm'] : ['gate', 'up']), 'w', ...(s.bias ? ['bias'] : []), ...(s.residual ? ['res'] : []), 'out'],
   rope: () => ['x', 'positions', 'out'],
   kv_append: () => ['k', 'v', 'positions', 'kv_slot', 'kcache', 'vcache'],
   attention: () => ['q', 'positions', 'kv_seq', 'kv_table', 'kcache', 'vcache', 'out'],

@@ -14,6 +14,7 @@ import type { GridDim } from '../backend.ts';
 import { CUDA_DIALECT, unaryFormula } from '../cstyle/expr.ts';
 import { kvFormat, ropeTables } from '../cstyle/layout.ts';
 import { positiveInt } from '../cstyle/literal.ts';
+import { epilogueContext } from '../cstyle/epilogue.ts';
 
 export const TEMPLATE_NAMES = ['embed', 'slice', 'rmsnorm', 'matmul_gemv', 'matmul_tiled', 'rope', 'kv_append', 'attention', 'attention_merge', 'elementwise',
   'moe_route', 'moe_experts', 'moe_combine', 'softmax', 'attn_scores', 'attn_values'] as const;
@@ -155,7 +156,7 @@ function matmulPlans(spec: MatmulSpec): CudaPlan[] {
   const vec4 = K % 4 === 0;
   const KV = vec4 ? K / 4 : K;
   const common = {
-    K, N, KV, eps: spec.eps, residual: spec.residual, ...matmulPart(spec), ...vecContext(vec4),
+    K, N, KV, eps: spec.eps, residual: spec.residual, ...matmulPart(spec), ...vecContext(vec4), ...epilogueContext(spec, CUDA_DIALECT),
     // silu_mul and gelu_mul read gate and up alike; only the function of g differs.
     proNone: spec.prologue === 'none', proRmsnorm: spec.prologue === 'rmsnorm', proSiluMul: spec.prologue === 'silu_mul' || spec.prologue === 'gelu_mul',
     prologueText: { none: 'x', rmsnorm: 'rmsnorm(x) * norm', silu_mul: 'silu(gate) * up', gelu_mul: 'gelu(gate) * up' }[spec.prologue],

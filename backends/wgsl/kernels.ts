@@ -10,6 +10,7 @@
 import { MOE_ROWS_PER_PASS, type KernelSpec } from '../../program/kernels.ts';
 import { GPU_TARGET, type Target } from '../backend.ts';
 import { unaryFormula, WGSL_DIALECT } from '../cstyle/expr.ts';
+import { epilogueContext } from '../cstyle/epilogue.ts';
 import { positiveInt } from '../cstyle/literal.ts';
 import { BLOCK_LAYOUT, blockElements, isCompactType, K_SECTIONS, QUANT_WORDS_PER_BLOCK, quantWords, type CompactType } from '../../program/quant.ts';
 import type { TemplateName } from './templates.ts';
@@ -195,7 +196,7 @@ function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
   const K = positiveInt('K', spec.K), N = positiveInt('N', spec.N);
   if (spec.prologue === 'rmsnorm' && !(spec.eps >= 0)) throw new Error(`rmsnorm eps must be >= 0, got ${spec.eps}`);
   const common = {
-    K, N, ...matmulPart(spec), eps: spec.eps, residual: spec.residual,
+    K, N, ...matmulPart(spec), eps: spec.eps, residual: spec.residual, ...epilogueContext(spec, WGSL_DIALECT),
     // silu_mul and gelu_mul read gate and up alike (the templates' proSiluMul); only g's function differs.
     proNone: spec.prologue === 'none', proRmsnorm: spec.prologue === 'rmsnorm', proSiluMul: spec.prologue === 'silu_mul' || spec.prologue === 'gelu_mul',
     prologueText: { none: 'x', rmsnorm: 'rmsnorm(x) * norm', silu_mul: 'silu(gate) * up', gelu_mul: 'gelu(gate) * up' }[spec.prologue],

@@ -182,7 +182,7 @@ function kvStore(kv: CpuKvCache, a: OpArgs['kv_store'], k: Values, v: Values, po
 }
 
 function fusedMatmul(n: Node<'fused_matmul'>, s: Values[], T: number): Float64Array {
-  const { prologue, eps, residual } = n.arg;
+  const { prologue, eps, residual, bias, softcap } = n.arg;
   const w = n.src[prologue === 'none' ? 1 : 2];
   const K = w.shape[0] as number, N = w.shape[1] as number;
   let x: Values = s[0];
@@ -192,6 +192,8 @@ function fusedMatmul(n: Node<'fused_matmul'>, s: Values[], T: number): Float64Ar
     x = Float64Array.from(s[0], (g, i) => f(g) * s[1][i]);
   }
   const y = matmul(x, s[prologue === 'none' ? 1 : 2], T, K, N);
+  if (bias) { const b = s[prologue === 'none' ? 2 : 3]; for (let i = 0; i < y.length; i++) y[i] += b[i % N]; }
+  if (softcap !== undefined) for (let i = 0; i < y.length; i++) y[i] = softcap * Math.tanh(y[i] / softcap);
   if (residual) { const r = s[s.length - 1]; for (let i = 0; i < y.length; i++) y[i] += r[i]; }
   return y;
 }

@@ -94,12 +94,16 @@ export interface OpArgs {
 
   // ---- fused ops (produced by passes) ---- (produced by passes) ----
   /**
-   * matmul with an optional prologue on its input and an optional residual add in its epilogue.
-   * src by prologue:  none: [x, w, res?]   rmsnorm: [x, normWeight, w, res?]   silu_mul / gelu_mul: [gate, up, w, res?]
-   * meaning: y = P(x) @ w (+ res), where P is identity, rmsnorm(x, normWeight, eps), silu(gate) * up
-   * or gelu(gate) * up (Gemma's gated GELU).
+   * matmul with an optional prologue on its input and an optional epilogue: a bias, soft-capping
+   * and a residual add, in that order.
+   * src by prologue:  none: [x, w, bias?, res?]   rmsnorm: [x, normWeight, w, bias?, res?]
+   *                   silu_mul / gelu_mul: [gate, up, w, bias?, res?]
+   * meaning: y = P(x) @ w, where P is identity, rmsnorm(x, normWeight, eps), silu(gate) * up or
+   * gelu(gate) * up (Gemma's gated GELU); then y + bias (bias [N], repeated over the tokens),
+   * then softcap * tanh(y / softcap), then y + res. `bias` and `softcap` are present only when
+   * set (fuseBias.ts, fuseSoftcap.ts), so other matmuls keep their kernel keys.
    */
-  fused_matmul: { prologue: MatmulPrologue; eps: number; residual: boolean };
+  fused_matmul: { prologue: MatmulPrologue; eps: number; residual: boolean; bias?: true; softcap?: number };
   /** src: [x [T, K], router [K, E]] -> routing [T, k, 2] = topk(score(x @ router)). */
   moe_route: MoeRouteArgs;
   /**
@@ -133,7 +137,7 @@ export function arity(op: Op, arg: OpArgs[Op]): [number, number] {
     case 'kv_store': case 'attention': case 'attn_scores': case 'attn_values': return [3, 3];
     case 'fused_matmul': {
       const a = arg as OpArgs['fused_matmul'];
-      const n = (a.prologue === 'none' ? 2 : 3) + (a.residual ? 1 : 0);
+      const n = (a.prologue === 'none' ? 2 : 3) + (a.bias ? 1 : 0) + (a.residual ? 1 : 0);
       return [n, n];
     }
   }

@@ -133,6 +133,8 @@ export function inferType<O extends Op>(op: O, arg: OpArgs[O], src: readonly Typ
       const out: Typed = { shape: [x.shape[0], w.shape[1]], dtype: 'f32' };
       if (x.shape[1] !== w.shape[0]) throw new ShapeError(`fused matmul inner dims ${x.shape[1]} and ${w.shape[0]} differ`);
       if (a.residual && !sameShape(src[src.length - 1].shape, out.shape)) throw new ShapeError('fused residual shape differs from the matmul output');
+      if (a.bias && !sameShape(src[a.prologue === 'none' ? 2 : 3].shape, [w.shape[1]])) throw new ShapeError(`fused bias must be [${w.shape[1]}], got ${showShape(src[a.prologue === 'none' ? 2 : 3].shape)}`);
+      if (a.softcap !== undefined && !(a.softcap > 0 && Number.isFinite(a.softcap))) throw new ShapeError(`fused softcap must be a positive number, got ${a.softcap}`);
       return out;
     }
   }
