@@ -61,6 +61,10 @@ export const EXTRA_SPECS: KernelSpec[] = [
   // Parts of split params (compiler/splitParams.ts): a column part of a weight, an id range of a table.
   { kind: 'matmul', K: 256, N: 96, prologue: 'rmsnorm', eps: 1e-5, residual: true, wtype: 'q4_0', colOffset: 160, outCols: 320 },
   { kind: 'matmul', K: 37, N: 20, prologue: 'silu_mul', eps: 0, residual: false, colOffset: 20, outCols: 41 },
+  // The matmul epilogue (bias, softcap) with block weights, in a part, and on scalar rows.
+  { kind: 'matmul', K: 256, N: 96, prologue: 'rmsnorm', eps: 1e-5, residual: true, wtype: 'q4_0', colOffset: 160, outCols: 320, bias: true, softcap: 30 },
+  { kind: 'matmul', K: 37, N: 20, prologue: 'gelu_mul', eps: 0, residual: false, softcap: 0.5 },
+  { kind: 'matmul', K: 256, N: 96, prologue: 'none', eps: 0, residual: false, wtype: 'q8_0', bias: true },
   { kind: 'embed', dim: 128, vocab: 300, wtype: 'q8_0', idOffset: 300, vocabTotal: 700 },
   { kind: 'embed', dim: 37, vocab: 50, idOffset: 0, vocabTotal: 90 },
 ];
