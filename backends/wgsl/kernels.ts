@@ -10,7 +10,7 @@
 import { MOE_ROWS_PER_PASS, type KernelSpec } from '../../program/kernels.ts';
 import { GPU_TARGET, type Target } from '../backend.ts';
 import { unaryFormula, WGSL_DIALECT } from '../cstyle/expr.ts';
-import { epilogueContext } from '../cstyle/epilogue.ts';
+import { epilogueContext, normContext } from '../cstyle/fusions.ts';
 import { positiveInt } from '../cstyle/literal.ts';
 import { BLOCK_LAYOUT, blockElements, isCompactType, K_SECTIONS, QUANT_WORDS_PER_BLOCK, quantWords, type CompactType } from '../../program/quant.ts';
 import type { TemplateName } from './templates.ts';
@@ -52,7 +52,7 @@ export function plansFor(spec: KernelSpec, target: Target = GPU_TARGET): Plan[] 
     case 'rope': {
       const headDim = positiveInt('headDim', spec.headDim);
       if (headDim % 2) throw new Error(`rope needs an even headDim, got ${headDim}`);
-      return [rowPlan('rope', positiveInt('heads', spec.heads) * headDim / 2, { heads: spec.heads, headDim, half: headDim / 2, neox: spec.neox === true, ...ropeTables(spec.theta, headDim) })];
+      return [rowPlan('rope', positiveInt('heads', spec.heads) * headDim / 2, { heads: spec.heads, headDim, half: headDim / 2, neox: spec.neox === true, ...normContext(spec.norm), ...ropeTables(spec.theta, headDim) })];
     }
     case 'kv_append': return [kvAppendPlan(spec)];
     case 'attention': return [attentionPlan(spec)];

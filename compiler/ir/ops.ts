@@ -38,15 +38,18 @@ export interface OpArgs {
    * src: [x [T, H, D], positions [T]] -> [T, H, D]: RoPE. Pair i of a head (i < D/2) rotates by
    * pos * theta^(-2i/D); the pair is (x[2i], x[2i+1]) in llama.cpp's "normal" style, and
    * (x[i], x[i + D/2]) with `neox` (rotating halves: GPT-NeoX, Qwen, Gemma, Phi-3).
+   * With `norm` (an eps; src: [x, positions, normWeight [D]]), each head's row is RMS-normalised
+   * first: rope(rmsnorm(x, normWeight, norm)), Qwen3's per-head q norm (fuseQkNorm.ts).
    */
-  rope: { theta: number; neox?: boolean };
+  rope: { theta: number; neox?: boolean; norm?: number };
   /**
    * src: [k [T, KH, D], v [T, KH, D], positions [T]] -> cache token: appends K/V of `layer` at
    * the tokens' positions, stored in the model's KV format (program/kv.ts). With `rope` set
    * (a theta), K is rotated by RoPE first (neox: rotating halves, as `rope`): the fused
-   * KvAppend that fuseKvAppend produces.
+   * KvAppend that fuseKvAppend produces. With `norm` (an eps; src: [k, v, positions, normWeight [D]]),
+   * each K head row is RMS-normalised before the rotation (Qwen3's k norm, fuseQkNorm.ts).
    */
-  kv_store: { layer: number; rope: number | null; neox?: boolean };
+  kv_store: { layer: number; rope: number | null; neox?: boolean; norm?: number };
   /**
    * src: [q [T, H, D], cache token, positions [T]] -> scores [T, H, context]: q.k^T * scale
    * against key j of the token's sequence where j is visible (j <= position when causal,
@@ -128,13 +131,15 @@ export function arity(op: Op, arg: OpArgs[Op]): [number, number] {
   switch (op) {
     case 'tokens': case 'positions': case 'param': case 'const': return [0, 0];
     case 'reshape': case 'unary': case 'softmax': case 'topk': case 'slice': return [1, 1];
-    case 'embed': case 'rmsnorm': case 'matmul': case 'rope': case 'binary': case 'expert_matmul': case 'moe': case 'moe_route': return [2, 2];
+    case 'rope': return (arg as OpArgs['rope']).norm !== undefined ? [3, 3] : [2, 2];
+    case 'kv_store': return (arg as OpArgs['kv_store']).norm !== undefined ? [4, 4] : [3, 3];
+    case 'embed': case 'rmsnorm': case 'matmul': case 'binary': case 'expert_matmul': case 'moe': case 'moe_route': return [2, 2];
     case 'moe_experts': {
       const a = arg as OpArgs['moe_experts'];
       const n = (a.input === 'silu_mul' || a.input === 'swiglu' ? 4 : 3) + (a.residual ? 1 : 0);
       return [n, n];
     }
-    case 'kv_store': case 'attention': case 'attn_scores': case 'attn_values': return [3, 3];
+    case 'attention': case 'attn_scores': case 'attn_values': return [3, 3];
     case 'fused_matmul': {
       const a = arg as OpArgs['fused_matmul'];
       const n = (a.prologue === 'none' ? 2 : 3) + (a.bias ? 1 : 0) + (a.residual ? 1 : 0);

@@ -75,7 +75,7 @@ describe('fusion passes', () => {
     fc.assert(fc.property(shapeArb, ({ shape, seed, T }) => {
       const g = denseLlama(shape);
       const { graph: f, applied } = runPipeline(g);
-      expect(applied).toEqual(['fuseAttention', 'fuseMoe', 'fuseNorm', 'fuseSiluMul', 'fuseGeluMul', 'fuseBias', 'fuseSoftcap', 'fuseResidual', 'fuseKvAppend']);
+      expect(applied).toEqual(['fuseAttention', 'fuseMoe', 'fuseNorm', 'fuseSiluMul', 'fuseGeluMul', 'fuseBias', 'fuseSoftcap', 'fuseResidual', 'fuseQkNorm', 'fuseKvAppend']);
       expect(count(f, (n) => fused(n, 'silu_mul', true))).toBe(shape.layers);
       expect(count(f, (n) => n.op === 'binary' || n.op === 'unary' || n.op === 'rmsnorm' || n.op === 'matmul' || n.op === 'softmax' || n.op === 'attn_scores')).toBe(0);
       expect(maxRelDiff(logitsOf(f, seed, T), logitsOf(g, seed, T))).toBeLessThan(1e-12);
@@ -140,7 +140,7 @@ describe('fusion passes', () => {
 
   it('--no-fuse switches passes off and rejects unknown names', () => {
     const g = denseLlama({ vocab: 9, dim: 8, layers: 1, heads: 2, kvHeads: 1, headDim: 4, ffn: 6 });
-    expect(runPipeline(g, parseNoFuse('norm,residual,moe')).applied).toEqual(['fuseAttention', 'fuseSiluMul', 'fuseGeluMul', 'fuseBias', 'fuseSoftcap', 'fuseKvAppend']);
+    expect(runPipeline(g, parseNoFuse('norm,residual,moe')).applied).toEqual(['fuseAttention', 'fuseSiluMul', 'fuseGeluMul', 'fuseBias', 'fuseSoftcap', 'fuseQkNorm', 'fuseKvAppend']);
     expect(runPipeline(g, parseNoFuse('attention')).graph.nodes.some((n) => n.op === 'attn_scores')).toBe(true);
     expect(runPipeline(g, parseNoFuse('all')).graph.nodes.length).toBe(g.nodes.length);
     expect(() => parseNoFuse('norm,bogus')).toThrow(/unknown fusion 'bogus'/);
