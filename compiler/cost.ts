@@ -68,13 +68,18 @@ export function kernelCost(spec: KernelSpec, T: number, context: number): Omit<S
     case 'slice': { const n = T * spec.rows * spec.len; return { bytesRead: n * F32, bytesWritten: n * F32, flops: 0 }; }
     case 'matmul': {
       const inputs = spec.prologue === 'silu_mul' || spec.prologue === 'gelu_mul' ? 2 : 1;
-      const read = inputs * T * spec.K + (spec.prologue === 'rmsnorm' ? spec.K : 0) + (spec.residual ? T * spec.N : 0);
-      return { bytesRead: read * F32 + weightBytes(spec.wtype ?? 'f32', spec.K * spec.N), bytesWritten: T * spec.N * F32, flops: 2 * T * spec.K * spec.N };
+      const read = inputs * T * spec.K + (spec.prologue === 'rmsnorm' ? spec.K : 0) + (spec.bias ? spec.N : 0) + (spec.residual ? T * spec.N : 0);
+      return { bytesRead: read * F32 + weightBytes(spec.wtype ?? 'f32', spec.K * spec.N), bytesWritten: T * spec.N * F32, flops: 2 * T * spec.K * spec.N + (spec.softcap !== undefined ? 3 * T * spec.N : 0) };
     }
-    case 'rope': { const n = T * spec.heads * spec.headDim; return { bytesRead: n * F32 + T * 4, bytesWritten: n * F32, flops: 6 * n }; }
+    case 'rope': {
+      // A normalising rope (fuseQkNorm) also reads its norm weight once and does rmsnorm's work.
+      const n = T * spec.heads * spec.headDim, norm = spec.norm !== undefined;
+      return { bytesRead: n * F32 + T * 4 + (norm ? spec.headDim * F32 : 0), bytesWritten: n * F32, flops: 6 * n + (norm ? 4 * n : 0) };
+    }
     case 'kv_append': {
       const n = 2 * T * spec.kvHeads * spec.headDim;
-      return { bytesRead: n * F32 + T * 8, bytesWritten: T * tokenBytesPerLayer(spec), flops: spec.rope === null ? 0 : 3 * n };
+      const norm = spec.norm !== undefined;
+      return { bytesRead: n * F32 + T * 8 + (norm ? spec.headDim * F32 : 0), bytesWritten: T * tokenBytesPerLayer(spec), flops: (spec.rope === null ? 0 : 3 * n) + (norm ? 2 * n : 0) };
     }
     case 'attention': {
       // Reads the K/V of the span once per KV head (the query heads of a group share it),

@@ -1,7 +1,9 @@
 // The ordered pass list. Order matters: attention fuses first (its softmax is not a
 // router's, and fuseMoe must not see it); norms fuse before residuals so a matmul
 // can carry both a prologue and an epilogue; MoE fuses first, while its router is
-// still a plain matmul and its residual add still a plain add. Every pass's output is verified.
+// still a plain matmul and its residual add still a plain add; a matmul's epilogue fills in
+// its order (bias, then softcap, then residual), after the prologues; q/k norms fold into
+// their RoPE before the KV append takes K's RoPE. Every pass's output is verified.
 import type { Graph } from './ir/graph.ts';
 import { verify } from './ir/verify.ts';
 import { fuseAttention } from './passes/fuseAttention.ts';
@@ -11,9 +13,12 @@ import { fuseNorm } from './passes/fuseNorm.ts';
 import { fuseResidual } from './passes/fuseResidual.ts';
 import { fuseSiluMul } from './passes/fuseSiluMul.ts';
 import { fuseGeluMul } from './passes/fuseGeluMul.ts';
+import { fuseBias } from './passes/fuseBias.ts';
+import { fuseSoftcap } from './passes/fuseSoftcap.ts';
+import { fuseQkNorm } from './passes/fuseQkNorm.ts';
 import type { Pass } from './passes/pass.ts';
 
-export const PIPELINE: readonly Pass[] = [fuseAttention, fuseMoe, fuseNorm, fuseSiluMul, fuseGeluMul, fuseResidual, fuseKvAppend];
+export const PIPELINE: readonly Pass[] = [fuseAttention, fuseMoe, fuseNorm, fuseSiluMul, fuseGeluMul, fuseBias, fuseSoftcap, fuseResidual, fuseQkNorm, fuseKvAppend];
 
 export const FUSION_KEYS: readonly string[] = PIPELINE.map((p) => p.fuses);
 

@@ -170,22 +170,26 @@ export function schedule(g: Graph, passes: readonly string[] = [], opts: Schedul
         const names = a.prologue === 'none' ? ['x'] : a.prologue === 'rmsnorm' ? ['x', 'norm'] : ['gate', 'up'];
         const args: Record<string, string> = {};
         names.forEach((name, i) => { args[name] = src(i); });
+        // The bias is the whole row's [N] vector in every part of a split weight (each reads its own columns).
+        if (a.bias) args.bias = src(wi + 1);
         if (a.residual) args.res = src(n.src.length - 1);
-        emitMatmul(n, { kind: 'matmul', K, N, prologue: a.prologue, eps: a.eps, residual: a.residual, ...wtypeOf(n.src[wi]) }, args, n.src[wi], out());
+        const epilogue = { ...(a.bias ? { bias: true as const } : {}), ...(a.softcap !== undefined ? { softcap: a.softcap } : {}) };
+        emitMatmul(n, { kind: 'matmul', K, N, prologue: a.prologue, eps: a.eps, residual: a.residual, ...wtypeOf(n.src[wi]), ...epilogue }, args, n.src[wi], out());
         break;
       }
       case 'rope': {
         const [, heads, headDim] = n.shape as [unknown, number, number];
-        const { theta, neox } = n.arg as OpArgs['rope'];
-        emit(n, { kind: 'rope', heads, headDim, theta, ...(neox ? { neox } : {}) }, { x: src(0), positions: src(1), out: out() });
+        const { theta, neox, norm } = n.arg as OpArgs['rope'];
+        const normed = norm !== undefined ? { norm } : {};
+        emit(n, { kind: 'rope', heads, headDim, theta, ...(neox ? { neox } : {}), ...normed }, { x: src(0), positions: src(1), ...(norm !== undefined ? { norm: src(2) } : {}), out: out() });
         break;
       }
       case 'kv_store': {
         const a = n.arg as OpArgs['kv_store'];
         const [, kvHeads, headDim] = n.src[0].shape as [unknown, number, number];
         if (kvHeads !== m.kvHeads || headDim !== m.headDim) throw new ScheduleError(`cache(k, v) of layer ${a.layer} has shape [T, ${kvHeads}, ${headDim}], but the model's KV cache is [T, ${m.kvHeads}, ${m.headDim}]`);
-        emit(n, { kind: 'kv_append', kvHeads, headDim, pageSize: kv.pageSize, dtype: kv.dtype, rope: a.rope, ...(a.neox ? { neox: true } : {}) },
-          { k: src(0), v: src(1), positions: src(2), kv_slot: tables.kv_slot, ...kvArgs(a.layer) });
+        emit(n, { kind: 'kv_append', kvHeads, headDim, pageSize: kv.pageSize, dtype: kv.dtype, rope: a.rope, ...(a.neox ? { neox: true } : {}), ...(a.norm !== undefined ? { norm: a.norm } : {}) },
+          { k: src(0), v: src(1), positions: src(2), kv_slot: tables.kv_slot, ...(a.norm !== undefined ? { norm: src(3) } : {}), ...kvArgs(a.layer) });
         bufOf.set(n, kvName(a.layer, 'k'));
         break;
       }

@@ -31,9 +31,10 @@ export type ElementwiseExpr =
  * Binding names (in this order) are fixed per kind; `Step.args` maps them to buffers:
  *   embed:       tokens, table, out
  *   rmsnorm:     x, weight, out
- *   matmul:      prologue none: x, w, [res], out | rmsnorm: x, norm, w, [res], out | silu_mul, gelu_mul: gate, up, w, [res], out
- *   rope:        x, positions, out
- *   kv_append:   k, v, positions, kv_slot, kcache, vcache
+ *   matmul:      prologue none: x, w, [bias], [res], out | rmsnorm: x, norm, w, [bias], [res], out
+ *                | silu_mul, gelu_mul: gate, up, w, [bias], [res], out
+ *   rope:        x, positions, [norm], out
+ *   kv_append:   k, v, positions, kv_slot, [norm], kcache, vcache
  *   attention:   q, positions, kv_seq, kv_table, kcache, vcache, out
  *                (pages, scales and the packed block table: program/kv.ts). With
  *                splits > 1 (flash-decoding) each token's key range is split across `splits`
@@ -79,11 +80,18 @@ export type KernelSpec =
    * colOffset / outCols (a split weight, compiler/splitParams.ts): `w` is columns
    * [colOffset, colOffset + N) of the weight, and `out` (and `res`) rows are outCols wide;
    * this dispatch computes and writes those N columns of each row only.
+   * The epilogue (each present only when set, so other matmuls keep their keys): bias adds
+   * `bias` [outCols] (the whole row's bias: a part reads its columns colOffset + n), then
+   * softcap caps y to softcap * tanh(y / softcap), then residual adds `res` (ir/ops.ts).
    */
-  | { kind: 'matmul'; K: number; N: number; prologue: MatmulPrologue; eps: number; residual: boolean; wtype?: CompactType; colOffset?: number; outCols?: number }
-  /** neox (present only when true, so other kernels keep their keys): rotating halves (ir/ops.ts `rope`). */
-  | { kind: 'rope'; heads: number; headDim: number; theta: number; neox?: boolean }
-  | { kind: 'kv_append'; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; rope: number | null; neox?: boolean }
+  | { kind: 'matmul'; K: number; N: number; prologue: MatmulPrologue; eps: number; residual: boolean; wtype?: CompactType; colOffset?: number; outCols?: number; bias?: true; softcap?: number }
+  /**
+   * neox (present only when true, so other kernels keep their keys): rotating halves (ir/ops.ts `rope`).
+   * norm (an eps, present only when set): each head's row is RMS-normalised by `norm` [headDim] first.
+   */
+  | { kind: 'rope'; heads: number; headDim: number; theta: number; neox?: boolean; norm?: number }
+  /** norm (an eps, present only when set): each K row is RMS-normalised by `norm` [headDim] before RoPE (ir/ops.ts `kv_store`). */
+  | { kind: 'kv_append'; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; rope: number | null; neox?: boolean; norm?: number }
   /** softcap (present only when set): scores become softcap * tanh(score / softcap) (ir/ops.ts). */
   | { kind: 'attention'; heads: number; kvHeads: number; headDim: number; pageSize: number; dtype: KvDType; scale: number; window: number | null; causal: boolean; splits: number; softcap?: number }
   | { kind: 'attention_merge'; heads: number; headDim: number; splits: number }
@@ -106,9 +114,9 @@ export type KernelKind = KernelSpec['kind'];
 export const BINDINGS: { [K in KernelKind]: (spec: Extract<KernelSpec, { kind: K }>) => string[] } = {
   embed: () => ['tokens', 'table', 'out'],
   rmsnorm: () => ['x', 'weight', 'out'],
-  matmul: (s) => [...(s.prologue === 'none' ? ['x'] : s.prologue === 'rmsnorm' ? ['x', 'norm'] : ['gate', 'up']), 'w', ...(s.residual ? ['res'] : []), 'out'],
-  rope: () => ['x', 'positions', 'out'],
-  kv_append: () => ['k', 'v', 'positions', 'kv_slot', 'kcache', 'vcache'],
+  matmul: (s) => [...(s.prologue === 'none' ? ['x'] : s.prologue === 'rmsnorm' ? ['x', 'norm'] : ['gate', 'up']), 'w', ...(s.bias ? ['bias'] : []), ...(s.residual ? ['res'] : []), 'out'],
+  rope: (s) => ['x', 'positions', ...(s.norm !== undefined ? ['norm'] : []), 'out'],
+  kv_append: (s) => ['k', 'v', 'positions', 'kv_slot', ...(s.norm !== undefined ? ['norm'] : []), 'kcache', 'vcache'],
   attention: () => ['q', 'positions', 'kv_seq', 'kv_table', 'kcache', 'vcache', 'out'],
   attention_merge: () => ['part', 'out'],
   elementwise: (s) => [...Array.from({ length: s.inputs }, (_, i) => `in${i}`), 'out'],

@@ -14,6 +14,7 @@ import type { GridDim } from '../backend.ts';
 import { CUDA_DIALECT, unaryFormula } from '../cstyle/expr.ts';
 import { compactWeightFormat, kvFormat, NO_COMPACT_WEIGHT, ropeTables } from '../cstyle/layout.ts';
 import { positiveInt } from '../cstyle/literal.ts';
+import { epilogueContext, normContext } from '../cstyle/fusions.ts';
 
 export const TEMPLATE_NAMES = ['embed', 'slice', 'rmsnorm', 'matmul_gemv', 'matmul_tiled', 'rope', 'kv_append', 'attention', 'attention_merge', 'elementwise',
   'moe_route', 'moe_experts', 'moe_combine', 'softmax', 'attn_scores', 'attn_values'] as const;
@@ -121,7 +122,7 @@ export function cudaPlans(spec: KernelSpec): CudaPlan[] {
     case 'rope': {
       const headDim = positiveInt('headDim', spec.headDim), heads = positiveInt('heads', spec.heads);
       if (headDim % 2) throw new Error(`rope needs an even headDim, got ${headDim}`);
-      return [rowPlan('rope', heads * headDim / 2, { heads, headDim, half: headDim / 2, neox: spec.neox === true, ...ropeTables(spec.theta, headDim) })];
+      return [rowPlan('rope', heads * headDim / 2, { heads, headDim, half: headDim / 2, neox: spec.neox === true, ...normContext(spec.norm), ...ropeTables(spec.theta, headDim) })];
     }
     case 'kv_append': {
       const kvHeads = positiveInt('kvHeads', spec.kvHeads), headDim = positiveInt('headDim', spec.headDim), pageSize = positiveInt('pageSize', spec.pageSize);
@@ -133,7 +134,7 @@ export function cudaPlans(spec: KernelSpec): CudaPlan[] {
       for (let d = 1; d <= 4; d++) if (kvHeads % d === 0) warps = d;
       return [{
         template: 'kv_append', variant: '', minTokens: 1,
-        context: { ...fmt, kvHeads, headDim, pageSize, warps, rope, neox: spec.neox === true, ...(rope ? { half: headDim / 2, ...ropeTables(spec.rope!, headDim) } : {}),
+        context: { ...fmt, kvHeads, headDim, pageSize, warps, rope, neox: spec.neox === true, ...normContext(spec.norm), ...(rope ? { half: headDim / 2, ...ropeTables(spec.rope!, headDim) } : {}),
           rows: [{ elem: 'kelem', dst: 'kcache' }, { elem: 'velem', dst: 'vcache' }] },
         threads: 32 * warps, grid: [{ tokensPerGroup: 0, groups: kvHeads / warps }, PER_TOKEN, ONE],
       }];
@@ -179,7 +180,7 @@ function matmulPlans(spec: MatmulSpec): CudaPlan[] {
   const vec4 = K % 4 === 0;
   const KV = vec4 ? K / 4 : K;
   const common = {
-    K, N, KV, eps: spec.eps, residual: spec.residual, ...matmulPart(spec), ...vecContext(vec4),
+    K, N, KV, eps: spec.eps, residual: spec.residual, ...matmulPart(spec), ...vecContext(vec4), ...epilogueContext(spec, CUDA_DIALECT),
     // silu_mul and gelu_mul read gate and up alike; only the function of g differs.
     proNone: spec.prologue === 'none', proRmsnorm: spec.prologue === 'rmsnorm', proSiluMul: spec.prologue === 'silu_mul' || spec.prologue === 'gelu_mul',
     prologueText: { none: 'x', rmsnorm: 'rmsnorm(x) * norm', silu_mul: 'silu(gate) * up', gelu_mul: 'gelu(gate) * up' }[spec.prologue],

@@ -20,7 +20,7 @@ export const CUDA_ENTRY = 'infer_kernel';
 
 const env = templateEnv({
   dir: new URL('./templates/', import.meta.url), ext: '.cu.hbs', uintSuffix: 'u', intSuffix: '', floatSuffix: 'f',
-  partials: ['header', 'members', 'entry', 'dequant', 'rope_fn', 'kv_addr', 'kv_read', 'row_dot'],
+  partials: ['header', 'members', 'entry', 'dequant', 'rope_fn', 'kv_addr', 'kv_read', 'row_dot', 'matmul_epilogue'],
 });
 
 const C_TYPES = { i32: 'int', u32: 'unsigned', f32: 'float' } as const;

@@ -10,6 +10,7 @@
 import { MOE_ROWS_PER_PASS, type KernelSpec } from '../../program/kernels.ts';
 import { GPU_TARGET, type Target } from '../backend.ts';
 import { unaryFormula, WGSL_DIALECT } from '../cstyle/expr.ts';
+import { epilogueContext, normContext } from '../cstyle/fusions.ts';
 import { positiveInt } from '../cstyle/literal.ts';
 import type { CompactType } from '../../program/quant.ts';
 import { compactWeightFormat, NO_COMPACT_WEIGHT } from '../cstyle/layout.ts';
@@ -52,7 +53,7 @@ export function plansFor(spec: KernelSpec, target: Target = GPU_TARGET): Plan[] 
     case 'rope': {
       const headDim = positiveInt('headDim', spec.headDim);
       if (headDim % 2) throw new Error(`rope needs an even headDim, got ${headDim}`);
-      return [rowPlan('rope', positiveInt('heads', spec.heads) * headDim / 2, { heads: spec.heads, headDim, half: headDim / 2, neox: spec.neox === true, ...ropeTables(spec.theta, headDim) })];
+      return [rowPlan('rope', positiveInt('heads', spec.heads) * headDim / 2, { heads: spec.heads, headDim, half: headDim / 2, neox: spec.neox === true, ...normContext(spec.norm), ...ropeTables(spec.theta, headDim) })];
     }
     case 'kv_append': return [kvAppendPlan(spec)];
     case 'attention': return [attentionPlan(spec)];
@@ -186,7 +187,7 @@ function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
   const K = positiveInt('K', spec.K), N = positiveInt('N', spec.N);
   if (spec.prologue === 'rmsnorm' && !(spec.eps >= 0)) throw new Error(`rmsnorm eps must be >= 0, got ${spec.eps}`);
   const common = {
-    K, N, ...matmulPart(spec), eps: spec.eps, residual: spec.residual,
+    K, N, ...matmulPart(spec), eps: spec.eps, residual: spec.residual, ...epilogueContext(spec, WGSL_DIALECT),
     // silu_mul and gelu_mul read gate and up alike (the templates' proSiluMul); only g's function differs.
     proNone: spec.prologue === 'none', proRmsnorm: spec.prologue === 'rmsnorm', proSiluMul: spec.prologue === 'silu_mul' || spec.prologue === 'gelu_mul',
     prologueText: { none: 'x', rmsnorm: 'rmsnorm(x) * norm', silu_mul: 'silu(gate) * up', gelu_mul: 'gelu(gate) * up' }[spec.prologue],

@@ -5,6 +5,7 @@ import type { KernelSpec } from '../../program/kernels.ts';
 import { kvFormat, ropeTables } from '../cstyle/layout.ts';
 import { positiveInt } from '../cstyle/literal.ts';
 import { unaryFormula, WGSL_DIALECT } from '../cstyle/expr.ts';
+import { normContext } from '../cstyle/fusions.ts';
 import { cdiv, clampPow2, ONE, PER_TOKEN, type Plan } from './plan.ts';
 
 export { kvFormat, ropeTables };
@@ -18,7 +19,7 @@ export function kvAppendPlan(spec: Extract<KernelSpec, { kind: 'kv_append' }>): 
   return {
     template: 'kv_append', variant: '', minTokens: 1,
     context: {
-      ...fmt, kvHeads, headDim, pageSize: positiveInt('pageSize', spec.pageSize), wg, rope, neox: spec.neox === true,
+      ...fmt, kvHeads, headDim, pageSize: positiveInt('pageSize', spec.pageSize), wg, rope, neox: spec.neox === true, ...normContext(spec.norm),
       ...(rope ? { half: headDim / 2, ...ropeTables(spec.rope!, headDim) } : {}),
       rows: [{ elem: 'kelem', dst: 'kcache' }, { elem: 'velem', dst: 'vcache' }],
     },

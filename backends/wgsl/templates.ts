@@ -7,7 +7,7 @@ export type TemplateName = (typeof TEMPLATE_NAMES)[number];
 
 const env = templateEnv({
   dir: new URL('./templates/', import.meta.url), ext: '.hbs', uintSuffix: 'u', intSuffix: 'i', floatSuffix: '',
-  partials: ['header', 'rolled', 'rope_fn', 'dequant', 'kv_addr', 'kv_read'],
+  partials: ['header', 'rolled', 'rope_fn', 'dequant', 'kv_addr', 'kv_read', 'matmul_epilogue'],
 });
 
 /** One declaration line per binding; `header.hbs` turns these into `@group(0) @binding(i)` vars. */

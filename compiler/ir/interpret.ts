@@ -83,8 +83,18 @@ export function interpret(g: Graph, weights: WeightSource, kv: CpuKvCache, step:
         val.set(n, out);
         break;
       }
-      case 'rope': { const a = n.arg as OpArgs['rope']; val.set(n, rope(s[0], ints.get(n.src[1])!, n.shape[1] as number, n.shape[2] as number, a.theta, !!a.neox)); break; }
-      case 'kv_store': kvStore(kv, n.arg as OpArgs['kv_store'], s[0], s[1], ints.get(n.src[2])!, tables.slots); break;
+      case 'rope': {
+        const a = n.arg as OpArgs['rope'], D = n.shape[2] as number;
+        const x = a.norm === undefined ? s[0] : rmsnorm(s[0], s[2], T, D, a.norm);
+        val.set(n, rope(x, ints.get(n.src[1])!, n.shape[1] as number, D, a.theta, !!a.neox));
+        break;
+      }
+      case 'kv_store': {
+        const a = n.arg as OpArgs['kv_store'];
+        const k = a.norm === undefined ? s[0] : rmsnorm(s[0], s[3], T, n.src[0].shape[2] as number, a.norm);
+        kvStore(kv, a, k, s[1], ints.get(n.src[2])!, tables.slots);
+        break;
+      }
       case 'attention': val.set(n, attention(kv, n.arg as OpArgs['attention'], s[0], ints.get(n.src[2])!, n.shape[1] as number, tables)); break;
       case 'attn_scores': val.set(n, attentionScores(kv, n.arg as OpArgs['attn_scores'], s[0], ints.get(n.src[2])!, n.shape[1] as number, tables)); break;
       case 'attn_values': val.set(n, attentionValues(kv, n.arg as OpArgs['attn_values'], s[0], ints.get(n.src[2])!, n.shape[1] as number, tables)); break;
@@ -168,7 +178,7 @@ export function rope(x: Values, pos: Int32Array, H: number, D: number, theta: nu
   return out;
 }
 
-/** Writes each token's K (rotated first when the append carries RoPE) and V rows, as the cache's dtype stores them. */
+/** Writes each token's K (normalised by the caller when the append carries a norm, then rotated when it carries RoPE) and V rows, as the cache's dtype stores them. */
 function kvStore(kv: CpuKvCache, a: OpArgs['kv_store'], k: Values, v: Values, pos: Int32Array, slots: Int32Array): void {
   const { kvHeads: KH, headDim: D, dtype } = kv.storage;
   const kr = a.rope === null ? k : rope(k, pos, KH, D, a.rope, !!a.neox);
@@ -182,7 +192,7 @@ function kvStore(kv: CpuKvCache, a: OpArgs['kv_store'], k: Values, v: Values, po
 }
 
 function fusedMatmul(n: Node<'fused_matmul'>, s: Values[], T: number): Float64Array {
-  const { prologue, eps, residual } = n.arg;
+  const { prologue, eps, residual, bias, softcap } = n.arg;
   const w = n.src[prologue === 'none' ? 1 : 2];
   const K = w.shape[0] as number, N = w.shape[1] as number;
   let x: Values = s[0];
@@ -192,6 +202,8 @@ function fusedMatmul(n: Node<'fused_matmul'>, s: Values[], T: number): Float64Ar
     x = Float64Array.from(s[0], (g, i) => f(g) * s[1][i]);
   }
   const y = matmul(x, s[prologue === 'none' ? 1 : 2], T, K, N);
+  if (bias) { const b = s[prologue === 'none' ? 2 : 3]; for (let i = 0; i < y.length; i++) y[i] += b[i % N]; }
+  if (softcap !== undefined) for (let i = 0; i < y.length; i++) y[i] = softcap * Math.tanh(y[i] / softcap);
   if (residual) { const r = s[s.length - 1]; for (let i = 0; i < y.length; i++) y[i] += r[i]; }
   return y;
 }

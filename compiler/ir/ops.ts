@@ -38,15 +38,18 @@ export interface OpArgs {
    * src: [x [T, H, D], positions [T]] -> [T, H, D]: RoPE. Pair i of a head (i < D/2) rotates by
    * pos * theta^(-2i/D); the pair is (x[2i], x[2i+1]) in llama.cpp's "normal" style, and
    * (x[i], x[i + D/2]) with `neox` (rotating halves: GPT-NeoX, Qwen, Gemma, Phi-3).
+   * With `norm` (an eps; src: [x, positions, normWeight [D]]), each head's row is RMS-normalised
+   * first: rope(rmsnorm(x, normWeight, norm)), Qwen3's per-head q norm (fuseQkNorm.ts).
    */
-  rope: { theta: number; neox?: boolean };
+  rope: { theta: number; neox?: boolean; norm?: number };
   /**
    * src: [k [T, KH, D], v [T, KH, D], positions [T]] -> cache token: appends K/V of `layer` at
    * the tokens' positions, stored in the model's KV format (program/kv.ts). With `rope` set
    * (a theta), K is rotated by RoPE first (neox: rotating halves, as `rope`): the fused
-   * KvAppend that fuseKvAppend produces.
+   * KvAppend that fuseKvAppend produces. With `norm` (an eps; src: [k, v, positions, normWeight [D]]),
+   * each K head row is RMS-normalised before the rotation (Qwen3's k norm, fuseQkNorm.ts).
    */
-  kv_store: { layer: number; rope: number | null; neox?: boolean };
+  kv_store: { layer: number; rope: number | null; neox?: boolean; norm?: number };
   /**
    * src: [q [T, H, D], cache token, positions [T]] -> scores [T, H, context]: q.k^T * scale
    * against key j of the token's sequence where j is visible (j <= position when causal,
@@ -94,12 +97,16 @@ export interface OpArgs {
 
   // ---- fused ops (produced by passes) ---- (produced by passes) ----
   /**
-   * matmul with an optional prologue on its input and an optional residual add in its epilogue.
-   * src by prologue:  none: [x, w, res?]   rmsnorm: [x, normWeight, w, res?]   silu_mul / gelu_mul: [gate, up, w, res?]
-   * meaning: y = P(x) @ w (+ res), where P is identity, rmsnorm(x, normWeight, eps), silu(gate) * up
-   * or gelu(gate) * up (Gemma's gated GELU).
+   * matmul with an optional prologue on its input and an optional epilogue: a bias, soft-capping
+   * and a residual add, in that order.
+   * src by prologue:  none: [x, w, bias?, res?]   rmsnorm: [x, normWeight, w, bias?, res?]
+   *                   silu_mul / gelu_mul: [gate, up, w, bias?, res?]
+   * meaning: y = P(x) @ w, where P is identity, rmsnorm(x, normWeight, eps), silu(gate) * up or
+   * gelu(gate) * up (Gemma's gated GELU); then y + bias (bias [N], repeated over the tokens),
+   * then softcap * tanh(y / softcap), then y + res. `bias` and `softcap` are present only when
+   * set (fuseBias.ts, fuseSoftcap.ts), so other matmuls keep their kernel keys.
    */
-  fused_matmul: { prologue: MatmulPrologue; eps: number; residual: boolean };
+  fused_matmul: { prologue: MatmulPrologue; eps: number; residual: boolean; bias?: true; softcap?: number };
   /** src: [x [T, K], router [K, E]] -> routing [T, k, 2] = topk(score(x @ router)). */
   moe_route: MoeRouteArgs;
   /**
@@ -124,16 +131,18 @@ export function arity(op: Op, arg: OpArgs[Op]): [number, number] {
   switch (op) {
     case 'tokens': case 'positions': case 'param': case 'const': return [0, 0];
     case 'reshape': case 'unary': case 'softmax': case 'topk': case 'slice': return [1, 1];
-    case 'embed': case 'rmsnorm': case 'matmul': case 'rope': case 'binary': case 'expert_matmul': case 'moe': case 'moe_route': return [2, 2];
+    case 'rope': return (arg as OpArgs['rope']).norm !== undefined ? [3, 3] : [2, 2];
+    case 'kv_store': return (arg as OpArgs['kv_store']).norm !== undefined ? [4, 4] : [3, 3];
+    case 'embed': case 'rmsnorm': case 'matmul': case 'binary': case 'expert_matmul': case 'moe': case 'moe_route': return [2, 2];
     case 'moe_experts': {
       const a = arg as OpArgs['moe_experts'];
       const n = (a.input === 'silu_mul' || a.input === 'swiglu' ? 4 : 3) + (a.residual ? 1 : 0);
       return [n, n];
     }
-    case 'kv_store': case 'attention': case 'attn_scores': case 'attn_values': return [3, 3];
+    case 'attention': case 'attn_scores': case 'attn_values': return [3, 3];
     case 'fused_matmul': {
       const a = arg as OpArgs['fused_matmul'];
-      const n = (a.prologue === 'none' ? 2 : 3) + (a.residual ? 1 : 0);
+      const n = (a.prologue === 'none' ? 2 : 3) + (a.bias ? 1 : 0) + (a.residual ? 1 : 0);
       return [n, n];
     }
   }

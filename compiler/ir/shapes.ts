@@ -9,6 +9,11 @@ export class ShapeError extends Error {}
 export interface Typed { readonly shape: Shape; readonly dtype: DType }
 
 export const showShape = (s: Shape): string => `[${s.join(', ')}]`;
+
+/** A fused per-head norm's weight: [D], D the head size it normalises. */
+function expectNormWeight(op: string, w: Shape, d: Dim): void {
+  if (!sameShape(w, [d])) throw new ShapeError(`${op}'s norm weight must be [${d}], got ${showShape(w)}`);
+}
 export const sameShape = (a: Shape, b: Shape): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
 
 /** Elements per token (product of the non-T dims) and whether the leading dim is T. */
@@ -82,12 +87,14 @@ export function inferType<O extends Op>(op: O, arg: OpArgs[O], src: readonly Typ
       if (pos.dtype !== 'i32') throw new ShapeError('rope needs the positions vector');
       const d = x.shape[2];
       if (typeof d !== 'number' || d % 2 !== 0) throw new ShapeError(`rope needs an even head_dim, got ${d}`);
+      if ((arg as OpArgs['rope']).norm !== undefined) expectNormWeight('rope', src[2].shape, d);
       return { shape: x.shape, dtype: 'f32' };
     }
     case 'kv_store': {
       const [k, v] = src;
       expectRank('cached k', k.shape, 3);
       if (!sameShape(k.shape, v.shape)) throw new ShapeError(`cache(k, v): k ${showShape(k.shape)} and v ${showShape(v.shape)} differ`);
+      if ((arg as OpArgs['kv_store']).norm !== undefined) expectNormWeight('kv_store', src[3].shape, k.shape[2]);
       return { shape: [], dtype: 'cache' };
     }
     case 'attention': case 'attn_scores': {
@@ -133,6 +140,8 @@ export function inferType<O extends Op>(op: O, arg: OpArgs[O], src: readonly Typ
       const out: Typed = { shape: [x.shape[0], w.shape[1]], dtype: 'f32' };
       if (x.shape[1] !== w.shape[0]) throw new ShapeError(`fused matmul inner dims ${x.shape[1]} and ${w.shape[0]} differ`);
       if (a.residual && !sameShape(src[src.length - 1].shape, out.shape)) throw new ShapeError('fused residual shape differs from the matmul output');
+      if (a.bias && !sameShape(src[a.prologue === 'none' ? 2 : 3].shape, [w.shape[1]])) throw new ShapeError(`fused bias must be [${w.shape[1]}], got ${showShape(src[a.prologue === 'none' ? 2 : 3].shape)}`);
+      if (a.softcap !== undefined && !(a.softcap > 0 && Number.isFinite(a.softcap))) throw new ShapeError(`fused softcap must be a positive number, got ${a.softcap}`);
       return out;
     }
   }

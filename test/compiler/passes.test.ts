@@ -10,6 +10,9 @@ import { fuseKvAppend } from '../../compiler/passes/fuseKvAppend.ts';
 import { fuseNorm } from '../../compiler/passes/fuseNorm.ts';
 import { fuseResidual } from '../../compiler/passes/fuseResidual.ts';
 import { fuseSiluMul } from '../../compiler/passes/fuseSiluMul.ts';
+import { fuseBias } from '../../compiler/passes/fuseBias.ts';
+import { fuseSoftcap } from '../../compiler/passes/fuseSoftcap.ts';
+import { fuseQkNorm } from '../../compiler/passes/fuseQkNorm.ts';
 import { parseNoFuse, runPipeline } from '../../compiler/pipeline.ts';
 import { attentionOverCache } from '../../compiler/ir/attention.ts';
 import { denseLlama, type LlamaShape } from '../fixtures/denseLlama.ts';
@@ -75,7 +78,7 @@ describe('fusion passes', () => {
     fc.assert(fc.property(shapeArb, ({ shape, seed, T }) => {
       const g = denseLlama(shape);
       const { graph: f, applied } = runPipeline(g);
-      expect(applied).toEqual(['fuseAttention', 'fuseMoe', 'fuseNorm', 'fuseSiluMul', 'fuseGeluMul', 'fuseResidual', 'fuseKvAppend']);
+      expect(applied).toEqual(['fuseAttention', 'fuseMoe', 'fuseNorm', 'fuseSiluMul', 'fuseGeluMul', 'fuseBias', 'fuseSoftcap', 'fuseResidual', 'fuseQkNorm', 'fuseKvAppend']);
       expect(count(f, (n) => fused(n, 'silu_mul', true))).toBe(shape.layers);
       expect(count(f, (n) => n.op === 'binary' || n.op === 'unary' || n.op === 'rmsnorm' || n.op === 'matmul' || n.op === 'softmax' || n.op === 'attn_scores')).toBe(0);
       expect(maxRelDiff(logitsOf(f, seed, T), logitsOf(g, seed, T))).toBeLessThan(1e-12);
@@ -138,9 +141,36 @@ describe('fusion passes', () => {
     expect(count(f, (n) => n.op === 'matmul')).toBe(1);
   });
 
+  // The families' fusions refuse what they must not fold (their positive cases and the
+  // meaning they keep: familyFusions.test.ts on the family examples).
+  it('leaves a bias, a soft-cap and a q/k norm unfused where folding would change or repeat work', () => {
+    const model = denseLlama({ vocab: 9, dim: 4, layers: 1, heads: 1, kvHeads: 1, headDim: 4, ffn: 4 }).model;
+    const b = new GraphBuilder();
+    const x = b.node('embed', {}, [b.tokens(), b.param('token_embd', [4, 9])]);
+    const y = b.node('matmul', {}, [x, b.param('w', [4, 4])]);
+    // A matmul with another user (its bias add would be computed twice), and a bias that is not [N].
+    const biased = b.node('binary', { fn: 'add' }, [y, b.param('b', [4])]);
+    const notBias = b.node('binary', { fn: 'add' }, [b.node('matmul', {}, [x, b.param('w2', [4, 4])]), b.constant(2)]);
+    // c * tanh(y / d) with c != d is not a soft-cap.
+    const y3 = b.node('matmul', {}, [x, b.param('w3', [4, 4])]);
+    const skewed = b.node('binary', { fn: 'mul' }, [b.node('unary', { fn: 'tanh' }, [b.node('binary', { fn: 'div' }, [y3, b.constant(3)])]), b.constant(4)]);
+    // A per-head norm read by something besides the rope.
+    const heads = b.node('reshape', { shape: ['T', 1, 4] }, [x]);
+    const normed = b.node('rmsnorm', { eps: 1e-6 }, [heads, b.param('q_norm', [4])]);
+    const roped = b.node('rope', { theta: 1e4 }, [normed, b.positions()]);
+    const flat = (n: Node) => b.node('reshape', { shape: ['T', 4] }, [n]);
+    const out = [biased, y, notBias, skewed, flat(roped), flat(normed)].reduce((acc, n) => b.node('binary', { fn: 'add' }, [acc, n]));
+    const g = b.finish(model, out);
+    for (const pass of [fuseBias, fuseSoftcap, fuseQkNorm]) {
+      const f = pass.run(g);
+      expect(count(f, (n) => n.op === 'fused_matmul' || (n.op === 'rope' && (n.arg as OpArgs['rope']).norm !== undefined)), pass.name).toBe(0);
+      expect(f.nodes.length, pass.name).toBe(g.nodes.length);
+    }
+  });
+
   it('--no-fuse switches passes off and rejects unknown names', () => {
     const g = denseLlama({ vocab: 9, dim: 8, layers: 1, heads: 2, kvHeads: 1, headDim: 4, ffn: 6 });
-    expect(runPipeline(g, parseNoFuse('norm,residual,moe')).applied).toEqual(['fuseAttention', 'fuseSiluMul', 'fuseGeluMul', 'fuseKvAppend']);
+    expect(runPipeline(g, parseNoFuse('norm,residual,moe')).applied).toEqual(['fuseAttention', 'fuseSiluMul', 'fuseGeluMul', 'fuseBias', 'fuseSoftcap', 'fuseQkNorm', 'fuseKvAppend']);
     expect(runPipeline(g, parseNoFuse('attention')).graph.nodes.some((n) => n.op === 'attn_scores')).toBe(true);
     expect(runPipeline(g, parseNoFuse('all')).graph.nodes.length).toBe(g.nodes.length);
     expect(() => parseNoFuse('norm,bogus')).toThrow(/unknown fusion 'bogus'/);

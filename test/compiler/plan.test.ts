@@ -4,7 +4,8 @@
 // GPU), the pool is enough for the batch to reach that context, and the bytes per decode
 // step (and per prefill forward) are within 5% of the bytes the submitted dispatches touch,
 // counted from their bindings and the uploaded block tables (runtime/runner/traffic.ts),
-// not from compiler/cost.ts. Also the speculative formula and the examples' MoE plans.
+// not from compiler/cost.ts; the same for the families' fused and unfused kernels. Also the
+// speculative formula and the examples' MoE plans.
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -73,6 +74,28 @@ describe('infer plan against the runner', () => {
         }
       }), { numRuns: 40 });
   }, 60_000);
+
+  // The families' fused kernels (bias / softcap epilogues, per-head norms in rope and the KV
+  // append) and their unfused forms: one decode step of a batch of 2 at context 40.
+  for (const [name, noFuse] of [['tiny-qwen2', 'bias'], ['tiny-gemma2', 'softcap'], ['tiny-qwen3', 'qk_norm']] as const) {
+    it(`${name}: bytes per decode step within 5% of the dispatches, fused and with --no-fuse ${noFuse}`, async () => {
+      for (const off of [[], [noFuse]]) {
+        const p = compile(readFileSync(`examples/${name}.infer`, 'utf8'), off);
+        const plan = buildPlan(p, { context: 40, batch: 2, tokensPerForward: 39 });
+        const device = new TrafficDevice(nullDevice());
+        const engine = await ProgramRunner.open({ device, program: p, backend: wgslBackend, weights: zeroWeights(p), maxTokensPerForward: 39, maxSequences: 2, kvPages: plan.kv_pool.pages });
+        try {
+          const seqs = [engine.kv.join(), engine.kv.join()];
+          for (const seq of seqs) await engine.forwardBatch([{ seq, tokens: new Array(39).fill(1) }]);
+          await engine.forwardBatch(seqs.map((seq) => ({ seq, tokens: [1] })));
+          const counted = sum(countTraffic(p, device));
+          expect(Math.abs(counted - plan.bytes_per_step) / plan.bytes_per_step, `${name} --no-fuse ${off.join(',')}`).toBeLessThan(0.05);
+        } finally {
+          engine.dispose();
+        }
+      }
+    });
+  }
 
   it('speculative: (1 - a^(K+1)) / (1 - a) tokens per pass, K + 1 at a = 1, 1 at a = 0', () => {
     expect(expectedTokensPerPass(0, 4)).toBe(1);

@@ -3,14 +3,17 @@
 // param's columns exactly, each split op becomes one dispatch per part, and the cost model
 // counts the same weight bytes as the unsplit program. Params that cannot be split are refused.
 import fc from 'fast-check';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { compileSpec } from '../../compiler/compile.ts';
 import { decodeMinimumBytes, forwardCost, paramBytes } from '../../compiler/cost.ts';
 import { columnParts, partBytes } from '../../compiler/splitParams.ts';
 import { bufferBytes, bufferCap, WEBGPU_DEFAULT_LIMITS, type Program } from '../../program/program.ts';
+import type { KernelSpec } from '../../program/kernels.ts';
 import { llamaSpec } from '../fixtures/splitLlama.ts';
 
 const SIZING = { maxTokens: 1, pages: 1, maxSeqs: 1 };
+type MatmulSpec = Extract<KernelSpec, { kind: 'matmul' }>;
 const params = (p: Program) => p.buffers.filter((b) => b.kind === 'param');
 
 describe('column parts', () => {
@@ -86,6 +89,35 @@ describe('split programs', () => {
     const p = compileSpec(text, 's.infer').program!;
     expect(p.limits).toEqual(WEBGPU_DEFAULT_LIMITS);
     expect(params(p).every((b) => !b.part)).toBe(true);
+  });
+
+  // The families' epilogues over split weights: every part of a biased or soft-capped matmul
+  // keeps the epilogue, reads the whole (unsplit) bias at its own columns (the kernel's
+  // colOffset), and the parts tile the output columns.
+  it('keep the bias and softcap epilogues in every part, with the whole bias bound', () => {
+    for (const name of ['tiny-qwen2', 'tiny-gemma2']) {
+      const p = compileSpec(readFileSync(`examples/${name}.infer`, 'utf8'), name, { limits: { maxBindingBytes: 8192, maxBufferBytes: 16384 } }).program!;
+      const specs = new Map(p.kernels.map((k) => [k.key, k.spec]));
+      const byNode = new Map<string, { spec: MatmulSpec; args: Record<string, string> }[]>();
+      for (const st of p.steps) {
+        const spec = specs.get(st.kernel)!;
+        if (spec.kind !== 'matmul' || !(spec.bias || spec.softcap !== undefined)) continue;
+        const node = st.label.split(' ')[0];
+        byNode.set(node, [...(byNode.get(node) ?? []), { spec, args: st.args }]);
+      }
+      const split = [...byNode.values()].filter((parts) => parts.length > 1);
+      expect(split.length, `${name}: a split matmul with an epilogue`).toBeGreaterThan(0);
+      for (const parts of split) {
+        let next = 0;
+        for (const { spec, args } of parts) {
+          expect(spec.colOffset).toBe(next);
+          next += spec.N;
+          expect([spec.bias, spec.softcap]).toEqual([parts[0].spec.bias, parts[0].spec.softcap]);
+          if (spec.bias) expect(p.buffers.find((b) => b.name === args.bias)?.part, 'the bias is bound whole').toBeUndefined();
+        }
+        expect(next).toBe(parts[0].spec.outCols);
+      }
+    }
   });
 
   it('refuse a param they cannot split: one column over the limit', () => {

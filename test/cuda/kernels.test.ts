@@ -1,5 +1,5 @@
-// The CUDA backend's row kernels (embed, rmsnorm, rope, slice, elementwise, softmax, moe_combine,
-// attention_merge) against the float64 interpreter, run on the CPU through the CUDA
+// The CUDA backend's row kernels (embed, rmsnorm, rope, rope and kv_append with the per-head
+// norm, slice, elementwise, softmax, moe_combine, attention_merge) against the float64 interpreter, run on the CPU through the CUDA
 // emulation (emu/cuda_emu.h; this machine has nvcc but no GPU). fast-check draws shapes
 // (multiples of 4 and not: the float4 and scalar paths), data and positions. Each case
 // compiles a program with g++, so runs are few and shapes small. Never skipped: a missing
@@ -12,6 +12,8 @@ import type { QuantType } from '../../program/quant.ts';
 import { blockWeights, data, expectClose, expectCloseEach, oracle, rng, seedArb as seed } from '../gpu/harness.ts';
 import { exprArb, f32Conditioned, graphOfExpr } from '../gpu/exprArb.ts';
 import { runKernelsOnCpu, runOnCpu } from './emulate.ts';
+import { expectWithinBound, normalised } from '../gpu/qkNormCheck.ts';
+import { kvRowWord } from '../../program/kv.ts';
 
 const TOL = 1e-4;
 const RUNS = Number(process.env.INFER_CUDA_RUNS ?? 3);
@@ -93,6 +95,36 @@ it('rope, normal and NEOX (rotating halves), positions up to 8191', () => prop(f
   const got = runKernelsOnCpu([{ kernel: render(normal), spec: normal }, { kernel: render(neox), spec: neox, bind: { out: 'out_neox' } }], T, { x, positions }, { out: T * heads * headDim, out_neox: T * heads * headDim });
   expectClose(got.out, want(false), TOL, 'rope');
   expectClose(got.out_neox, want(true), TOL, 'rope neox');
+}), TIMEOUT);
+
+// Qwen3's per-head q/k norm folded in (fuseQkNorm.ts): rope with `norm` in both styles, and
+// the KV append with `norm` and RoPE (f32 pages of one slot, tokens scattered in reverse), in
+// one emulated program; the bound is the WebGPU test's (test/gpu/qkNormCheck.ts).
+it('rope and kv_append with the per-head norm equal rope(rmsnorm(x)) and store it', () => prop(fc.record({
+  heads: fc.integer({ min: 1, max: 4 }), headDim: fc.integer({ min: 1, max: 40 }).map((d) => 2 * d), T: fc.integer({ min: 1, max: 4 }),
+  theta: fc.constantFrom(10000, 1e6, 77.5), neox: fc.boolean(), eps: fc.constantFrom(1e-6, 0.25), start: fc.integer({ min: 0, max: 8191 - 4 }), seed,
+}), ({ heads, headDim, T, theta, neox, eps, start, seed }) => {
+  const next = rng(seed);
+  const x = data(next, T * heads * headDim, 3), v = data(next, T * heads * headDim), norm = data(next, headDim);
+  const positions = Int32Array.from({ length: T }, (_, i) => start + i), slots = Int32Array.from({ length: T }, (_, t) => T - 1 - t);
+  const style = neox ? { neox } : {};
+  const want = oracle({ params: { x, norm }, tokens: new Int32Array(T), positions }, (b, p) =>
+    b.node('rope', { theta, ...style, norm: eps }, [p('x', [T, heads, headDim]), b.positions(), p('norm', [headDim])]));
+  const rope: KernelSpec = { kind: 'rope', heads, headDim, theta, ...style, norm: eps };
+  const append: KernelSpec = { kind: 'kv_append', kvHeads: heads, headDim, pageSize: 1, dtype: 'f32', rope: theta, ...style, norm: eps };
+  const n = T * heads * headDim;
+  const got = runKernelsOnCpu([{ kernel: render(rope), spec: rope }, { kernel: render(append), spec: append, bind: { k: 'x' } }], T,
+    { x, v, positions, norm, kv_slot: slots }, { out: n, kcache: n, vcache: n });
+  const exact = normalised(x, norm, headDim, eps);
+  expectWithinBound(got.out, want, exact, headDim, neox, true, `cuda rope norm ${neox ? 'neox' : 'normal'} H=${heads} D=${headDim} T=${T}`);
+  const gotK = new Float64Array(n);
+  for (let t = 0; t < T; t++) {
+    for (let h = 0; h < heads; h++) {
+      const w = kvRowWord({ kvHeads: heads, headDim, pageSize: 1, dtype: 'f32' }, slots[t], h, 0), o = (t * heads + h) * headDim;
+      for (let d = 0; d < headDim; d++) gotK[o + d] = got.kcache[w + d];
+    }
+  }
+  expectWithinBound(gotK, want, exact, headDim, neox, true, `cuda kv_append norm ${neox ? 'neox' : 'normal'} KH=${heads} D=${headDim} T=${T}`);
 }), TIMEOUT);
 
 it('slice of the last dim (fused QKV / gate-up split): an exact copy', () => prop(fc.record({

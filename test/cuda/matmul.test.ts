@@ -10,6 +10,7 @@ import { cudaBackend } from '../../backends/cuda/render.ts';
 import { kernelKey, type KernelSpec } from '../../program/kernels.ts';
 import { blockWeights, data, expectClose, matmulCase, rng } from '../gpu/harness.ts';
 import { runKernelsOnCpu, runOnCpu } from './emulate.ts';
+import { EPILOGUE_FORMATS, epilogueCase, expectEpilogue } from '../gpu/epilogueCase.ts';
 
 const TOL = 1e-4;
 // Two cases per (variant, weight type): 18 compiles of a test program, each drawing its prologue and epilogue.
@@ -83,6 +84,26 @@ describe('CUDA matmul over a split weight (colOffset / outCols)', () => {
         const outside = Array.from(got.alone).filter((_, i) => i % N < N0);
         expect(outside, `${what}: the second part wrote outside its columns`).toEqual(new Array(T * N0).fill(SENTINEL));
         expectClose(Array.from(got.alone).filter((_, i) => i % N >= N0), Array.from(want).filter((_, i) => i % N >= N0), TOL, `${what} (second part alone)`);
+      }), { numRuns: RUNS + 2 });
+  }, 180_000);
+});
+
+// The bias / softcap epilogue (fuseBias.ts, fuseSoftcap.ts) in every variant, after any
+// prologue, before any residual, with the weight types CUDA reads (WTYPES) and in a column part of a
+// split weight: the case and its f32 error bound are the WebGPU test's (test/gpu/epilogueCase.ts).
+describe('CUDA matmul epilogue: bias and softcap', () => {
+  it('every variant equals the interpreter within the f32 bound, and a part writes only its columns', () => {
+    fc.assert(fc.property(
+      fc.constantFrom('gemv', 'gemv4', 'tiled'), fc.constantFrom(...EPILOGUE_FORMATS.filter((f) => (WTYPES as readonly string[]).includes(f))), fc.constantFrom(...PROLOGUES), fc.integer({ min: 1, max: 200 }), fc.integer({ min: 1, max: 70 }),
+      fc.boolean(), fc.option(fc.constantFrom(0.5, 3, 30), { nil: undefined }), fc.boolean(), fc.option(fc.record({ before: fc.integer({ min: 1, max: 20 }), after: fc.integer({ min: 0, max: 20 }) }), { nil: undefined }),
+      fc.integer({ min: 0, max: 1 << 30 }),
+      (variant, format, prologue, units, N, bias, softcap, residual, part, seed) => {
+        if (!bias && softcap === undefined) return;
+        const T = variant === 'gemv' ? 1 : variant === 'gemv4' ? 2 + (seed % 6) : 8 + (seed % 33);
+        const e = epilogueCase({ format, units, N, T, prologue, bias, softcap, residual, part, next: rng(seed) });
+        const kernel = cudaBackend.render(kernelKey(e.spec), e.spec).find((v) => v.key.endsWith(`.${variant}`))!;
+        const got = runOnCpu(kernel, e.spec, T, e.inputs, { out: T * e.outCols });
+        expectEpilogue(e, got.out, `cuda ${variant} ${e.label}`);
       }), { numRuns: RUNS + 2 });
   }, 180_000);
 });

@@ -88,11 +88,20 @@ export const EXTRA_SPECS: KernelSpec[] = [
   { kind: 'attention', heads: 6, kvHeads: 3, headDim: 6, pageSize: 3, dtype: 'int8', scale: 0.4, window: 3, causal: true, splits: 2, softcap: 50 },
   { kind: 'attn_scores', heads: 8, kvHeads: 2, headDim: 64, pageSize: 16, dtype: 'f16', scale: 0.125, window: null, causal: true, context: 2048, softcap: 30 },
   { kind: 'rmsnorm', dim: 37, eps: 1e-6, rows: 3 },
+  // Qwen3's per-head norms folded into RoPE and the KV append (fuseQkNorm.ts), in every KV format and both RoPE styles.
+  ...KV_DTYPES.map((dtype): KernelSpec => ({ kind: 'kv_append', kvHeads: 8, headDim: 128, pageSize: 16, dtype, rope: 1e6, neox: dtype !== 'int8', norm: 1e-6 })),
+  { kind: 'kv_append', kvHeads: 3, headDim: 6, pageSize: 5, dtype: 'int4', rope: null, norm: 1e-6 },
+  { kind: 'rope', heads: 5, headDim: 6, theta: 10000, norm: 1e-6 },
+  { kind: 'rope', heads: 32, headDim: 128, theta: 1e6, neox: true, norm: 1e-6 },
   { kind: 'rope', heads: 5, headDim: 6, theta: 10000, neox: true },
   { kind: 'slice', width: 37, rows: 2, start: 5, len: 11 },
   // Parts of split params (compiler/splitParams.ts): a column part of a weight, an id range of a table.
   { kind: 'matmul', K: 256, N: 96, prologue: 'rmsnorm', eps: 1e-5, residual: true, wtype: 'q4_0', colOffset: 160, outCols: 320 },
   { kind: 'matmul', K: 37, N: 20, prologue: 'silu_mul', eps: 0, residual: false, colOffset: 20, outCols: 41 },
+  // The matmul epilogue (bias, softcap) with block weights, in a part, and on scalar rows.
+  { kind: 'matmul', K: 256, N: 96, prologue: 'rmsnorm', eps: 1e-5, residual: true, wtype: 'q4_0', colOffset: 160, outCols: 320, bias: true, softcap: 30 },
+  { kind: 'matmul', K: 37, N: 20, prologue: 'gelu_mul', eps: 0, residual: false, softcap: 0.5 },
+  { kind: 'matmul', K: 256, N: 96, prologue: 'none', eps: 0, residual: false, wtype: 'q8_0', bias: true },
   { kind: 'embed', dim: 128, vocab: 300, wtype: 'q8_0', idOffset: 300, vocabTotal: 700 },
   { kind: 'embed', dim: 37, vocab: 50, idOffset: 0, vocabTotal: 90 },
 ];
