@@ -7,7 +7,8 @@ the GPU machine and run `python3 bundle/run.py`. In under ten minutes it:
   1. builds every model's runner with nvcc for this GPU's architecture (-Xptxas -v, so the
      registers and spills of every kernel are in the log), in parallel;
   2. runs each model's cases (greedy, batched, sampled prompts) and compares the tokens with
-     the CPU engine's, written into expected.json on the machine that made the bundle;
+     the CPU engine's, written into expected.json on the machine that made the bundle (the
+     1B model's from bench/gpu/expected-1b.json); a model without expected tokens fails;
   3. runs compute-sanitizer memcheck and racecheck once, on the smallest model;
   4. times prefill and decode with CUDA events (`runner --bench`) and reports the decode's
      achieved bandwidth against a device-to-device copy measured in the same run.
@@ -75,7 +76,39 @@ def tokens_of(result):
     return [result["tokens"]]
 
 
+# A greedy step whose runner-up is within this many nats of the chosen token in the float64
+# reference may go the other way in f32 (a 1B model's f32 accumulation over 22 layers moves
+# logits by far more than float64 rounding); past such a step the sequence legitimately diverges.
+NEAR_TIE = 0.01
+
+
+def compare_tokens(case, got):
+    """(ok, note): got (tokens per sequence) against the case's expected tokens, allowing a
+    near tie (NEAR_TIE) resolved to the reference's runner-up, after which the rest of
+    that sequence is not compared."""
+    want = case["tokens"]
+    if len(got) != len(want):
+        return False, f"{len(got)} sequences, expected {len(want)}"
+    notes = []
+    for s, (w, g) in enumerate(zip(want, got)):
+        for i, (a, b) in enumerate(zip(w, g)):
+            if a == b:
+                continue
+            up = case.get("runner_up")
+            if up and up[s][i][0] == b and up[s][i][1] < NEAR_TIE:
+                notes.append(f"sequence {s} step {i}: near tie ({up[s][i][1]:.2e} nats) resolved to the runner-up {b}; the rest not compared")
+                break
+            return False, f"sequence {s} step {i}: expected {a}, got {b}"
+        else:
+            if len(w) != len(g):
+                return False, f"sequence {s}: {len(g)} tokens, expected {len(w)}"
+    return True, "; ".join(notes)
+
+
 def check_cases(model, cases):
+    if not cases:
+        log(f"  {model}: NO EXPECTED TOKENS in expected.json (the bundle was made without them)")
+        return [{"case": "expected tokens", "ok": False, "error": "no expected tokens for this model"}]
     out = []
     for case in cases:
         status, stdout, stderr = run([RUNNER, *case["args"], "--json"], cwd=os.path.join(MODELS, model), timeout=240)
@@ -84,11 +117,13 @@ def check_cases(model, cases):
             entry["error"] = f"runner exited {status}: {stderr[-2000:]}"
         else:
             got = tokens_of(json.loads(stdout))
-            entry["ok"] = got == case["tokens"]
+            entry["ok"], note = compare_tokens(case, got)
+            if note:
+                entry["note"] = note
             if not entry["ok"]:
                 entry["expected"], entry["got"] = case["tokens"], got
         out.append(entry)
-        log(f"  {model} {case['name']}: {'ok' if entry['ok'] else 'MISMATCH ' + json.dumps({k: entry.get(k) for k in ('expected', 'got', 'error')})[:400]}")
+        log(f"  {model} {case['name']}: {('ok ' + entry.get('note', '')) if entry['ok'] else 'MISMATCH ' + json.dumps({k: entry.get(k) for k in ('note', 'expected', 'got', 'error')})[:400]}")
     return out
 
 

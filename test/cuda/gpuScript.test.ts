@@ -1,0 +1,47 @@
+// The parts of the GPU machine's script (bench/gpu/run.py) that need no GPU: its token
+// comparison (exact, a near tie resolved to the reference's runner-up, a wrong token, a
+// missing sequence), that a model without expected tokens fails, and that the committed 1B
+// expected tokens (bench/gpu/expected-1b.json) belong to the current llama-1b.infer and carry
+// a runner-up for every step. Runs python3 (present wherever the tests run; no torch needed).
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { EXPECTED_1B, specSha256, type Expected1B } from '../../bench/gpu/expected.ts';
+
+/** Calls run.<fn>(*args) in python3 and returns its result as JSON. */
+function py(fn: string, ...args: unknown[]): unknown {
+  const code = `import json, sys; sys.path.insert(0, 'bench/gpu'); import run; print(json.dumps(run.${fn}(*json.loads(sys.argv[1]))))`;
+  const r = spawnSync('python3', ['-B', '-c', code, JSON.stringify(args)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`python3 failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+}
+
+describe('bench/gpu/run.py compare_tokens', () => {
+  const c = { name: 'g', args: [], tokens: [[5, 6, 7], [8, 9]], runner_up: [[[1, 2.0], [4, 0.001], [3, 1.0]], [[2, 0.5], [1, 0.002]]] };
+  it('exact tokens pass; a near tie resolved to the runner-up passes with a note and ends the comparison', () => {
+    expect(py('compare_tokens', c, [[5, 6, 7], [8, 9]])).toEqual([true, '']);
+    const [ok, note] = py('compare_tokens', c, [[5, 4, 99], [8, 9]]) as [boolean, string];
+    expect(ok).toBe(true);
+    expect(note).toMatch(/sequence 0 step 1: near tie .* runner-up 4/);
+  });
+  it('a wrong token, a far runner-up, a wrong sequence count or length fail', () => {
+    expect(py('compare_tokens', c, [[5, 6, 8], [8, 9]])).toEqual([false, 'sequence 0 step 2: expected 7, got 8']);
+    expect(py('compare_tokens', c, [[1, 6, 7], [8, 9]])).toEqual([false, 'sequence 0 step 0: expected 5, got 1']);
+    expect(py('compare_tokens', c, [[5, 6, 7]])).toEqual([false, '1 sequences, expected 2']);
+    expect(py('compare_tokens', c, [[5, 6, 7], [8]])).toEqual([false, 'sequence 1: 1 tokens, expected 2']);
+    expect(py('compare_tokens', { ...c, runner_up: undefined }, [[5, 4, 7], [8, 9]])).toEqual([false, 'sequence 0 step 1: expected 6, got 4']);
+  });
+  it('a model without expected tokens fails', () => {
+    expect(py('check_cases', 'llama-1b', [])).toEqual([{ case: 'expected tokens', ok: false, error: 'no expected tokens for this model' }]);
+  });
+});
+
+it('the committed 1B expected tokens are for the current spec, greedy 32 tokens with runner-ups', () => {
+  const e = JSON.parse(readFileSync(EXPECTED_1B, 'utf8')) as Expected1B;
+  expect(e.spec_sha256).toBe(specSha256(e.spec));
+  const greedy = e.cases.find((c) => c.name === 'greedy-32')!;
+  expect(greedy.tokens).toHaveLength(1);
+  expect(greedy.tokens[0]).toHaveLength(32);
+  expect(greedy.runner_up![0]).toHaveLength(32);
+  for (const [id, gap] of greedy.runner_up![0]) { expect(id).toBeGreaterThanOrEqual(0); expect(gap).toBeGreaterThanOrEqual(0); }
+});
