@@ -11,6 +11,8 @@ import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { main } from '../../cli/main.ts';
+import { compileSpec } from '../../compiler/compile.ts';
+import { hfLlamaConfig } from './hfConfig.ts';
 import { cpuArgs, EXPECTED_1B, expectedCase, specSha256, type Case, type Expected1B, type ExpectedCase } from './expected.ts';
 
 const { values: flags } = parseArgs({ options: { out: { type: 'string' }, 'expected-1b': { type: 'boolean' } } });
@@ -57,6 +59,11 @@ for (const spec of specs) {
   process.stderr.write(`${name}: compiling\n`);
   await cli('compile', spec, '--target', 'cuda', '--out', join(OUT, 'models', name));
   const big = spec === BIG;
+  if (big) {
+    // run.py's PyTorch side: config.json here, the weights from `runner --write-hf` on the GPU machine.
+    mkdirSync(join(OUT, 'models', name, 'hf'), { recursive: true });
+    writeFileSync(join(OUT, 'models', name, 'hf', 'config.json'), JSON.stringify(hfLlamaConfig(compileSpec(readFileSync(spec, 'utf8'), spec).program!), null, 1) + '\n');
+  }
   const expected: ExpectedCase[] = big ? await bigCases() : [];
   for (const c of big ? [] : CASES) {
     process.stderr.write(`${name}: ${c.name} on the CPU engine\n`);

@@ -4,14 +4,21 @@
 // expected tokens (bench/gpu/expected-1b.json) belong to the current llama-1b.infer and carry
 // a runner-up for every step. Runs python3 (present wherever the tests run; no torch needed).
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EXPECTED_1B, specSha256, type Expected1B } from '../../bench/gpu/expected.ts';
+import { hfLlamaConfig } from '../../bench/gpu/hfConfig.ts';
+import { compileSpec } from '../../compiler/compile.ts';
 
 /** Calls run.<fn>(*args) in python3 and returns its result as JSON. */
 function py(fn: string, ...args: unknown[]): unknown {
+  return pyWith({}, fn, ...args);
+}
+function pyWith(env: Record<string, string>, fn: string, ...args: unknown[]): unknown {
   const code = `import json, sys; sys.path.insert(0, 'bench/gpu'); import run; print(json.dumps(run.${fn}(*json.loads(sys.argv[1]))))`;
-  const r = spawnSync('python3', ['-B', '-c', code, JSON.stringify(args)], { encoding: 'utf8' });
+  const r = spawnSync('python3', ['-B', '-c', code, JSON.stringify(args)], { encoding: 'utf8', env: { ...process.env, ...env } });
   if (r.status !== 0) throw new Error(`python3 failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!);
 }
@@ -31,6 +38,16 @@ describe('bench/gpu/run.py compare_tokens', () => {
     expect(py('compare_tokens', c, [[5, 6, 7], [8]])).toEqual([false, 'sequence 1: 1 tokens, expected 2']);
     expect(py('compare_tokens', { ...c, runner_up: undefined }, [[5, 4, 7], [8, 9]])).toEqual([false, 'sequence 0 step 1: expected 6, got 4']);
   });
+  it('the PyTorch side reports why it is skipped where torch cannot be imported', () => {
+    // A planted torch module that fails to import, so the guard is exercised whether or not torch is installed.
+    const dir = mkdtempSync(join(tmpdir(), 'infer-fake-torch-'));
+    writeFileSync(join(dir, 'torch.py'), 'raise ImportError("planted: no torch")\n');
+    try {
+      expect(pyWith({ PYTHONPATH: dir }, 'torch_side_by_side', 'llama-1b', [], 8, 2)).toEqual({ skipped: 'cannot import torch / transformers: planted: no torch' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
   it('a model without expected tokens fails', () => {
     expect(py('check_cases', 'llama-1b', [])).toEqual([{ case: 'expected tokens', ok: false, error: 'no expected tokens for this model' }]);
   });
@@ -44,4 +61,13 @@ it('the committed 1B expected tokens are for the current spec, greedy 32 tokens 
   expect(greedy.tokens[0]).toHaveLength(32);
   expect(greedy.runner_up![0]).toHaveLength(32);
   for (const [id, gap] of greedy.runner_up![0]) { expect(id).toBeGreaterThanOrEqual(0); expect(gap).toBeGreaterThanOrEqual(0); }
+});
+
+it('the HF config of llama-1b.infer has its sizes (the PyTorch side of run.py builds the same model)', () => {
+  const spec = 'bench/gpu/llama-1b.infer';
+  const config = hfLlamaConfig(compileSpec(readFileSync(spec, 'utf8'), spec).program!);
+  expect(config).toMatchObject({
+    vocab_size: 32000, hidden_size: 2048, intermediate_size: 5632, num_hidden_layers: 22, num_attention_heads: 32,
+    num_key_value_heads: 4, head_dim: 64, rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: false,
+  });
 });

@@ -13,7 +13,10 @@ import { importGguf } from '../../cli/importSpec.ts';
 import { GgufFile } from '../../runtime/weights/gguf.ts';
 import { writeLlamaGguf } from '../../runtime/weights/randomLlamaGguf.ts';
 import { cli } from '../cli/runCli.ts';
-import { build, runJson, writeRunner } from './runnerHarness.ts';
+import { SafetensorsWeights } from '../../runtime/weights/hfLlama.ts';
+import { RandomWeights } from '../../runtime/weights/random.ts';
+import { SafetensorsFile } from '../../runtime/weights/safetensors.ts';
+import { build, runJson, runRunner, writeRunner } from './runnerHarness.ts';
 
 const ARGS = ['--tokens', '1,2,3', '--tokens', '4', '--max-tokens', '8', '--ignore-eos'];
 const dirs: string[] = [];
@@ -25,11 +28,12 @@ async function cpuSequences(spec: string, args: readonly string[]): Promise<numb
   return (JSON.parse(r.out) as { sequences: { tokens: number[] }[] }).sequences.map((s) => s.tokens);
 }
 
-function runnerSequences(program: Program, args: readonly string[]): number[][] {
+/** Builds the program's runner-emu; returns its directory and its sequences for `args`. */
+function runnerSequences(program: Program, args: readonly string[]): { dir: string; tokens: number[][] } {
   const dir = writeRunner(program, 'infer-runner-split-');
   dirs.push(dir);
   build(dir, '--emu');
-  return (runJson(dir, args).sequences as { tokens: number[] }[]).map((s) => s.tokens);
+  return { dir, tokens: (runJson(dir, args).sequences as { tokens: number[] }[]).map((s) => s.tokens) };
 }
 
 /** The parts per split param, e.g. { token_embd: 5 }. */
@@ -52,14 +56,22 @@ describe('split Programs through the CUDA runner equal the CPU engine', () => {
     const program = compileSpec(text, 's.infer', { weightTypes, limits }).program!;
     expect(partCounts(program)).toEqual({ token_embd: 7, 'blk.0.ffn_gate': 2, 'blk.0.ffn_up': 2, 'blk.0.ffn_down': 2 });
     expect(program.buffers.find((b) => b.part?.of === 'token_embd')!.dtype).toBe('q8_0');
-    expect(runnerSequences(program, ['--weights', file, ...ARGS])).toEqual(await cpuSequences(spec, ['--weights', file, ...ARGS]));
+    expect(runnerSequences(program, ['--weights', file, ...ARGS]).tokens).toEqual(await cpuSequences(spec, ['--weights', file, ...ARGS]));
   }, 300_000);
 
-  it('seeded weights: tiny-llama with every param over 16 KiB split', async () => {
+  it('seeded weights: tiny-llama with every param over 16 KiB split; --write-hf writes them as the HF checkpoint hfLlama.ts reads back exactly', async () => {
     const spec = 'examples/tiny-llama.infer';
     const program = compileSpec(readFileSync(spec, 'utf8'), spec, { limits: { maxBindingBytes: 16384, maxBufferBytes: 16384 } }).program!;
     expect(Object.keys(partCounts(program)).length).toBeGreaterThan(2);
-    expect(runnerSequences(program, ARGS)).toEqual(await cpuSequences(spec, ARGS));
+    const { dir, tokens } = runnerSequences(program, ARGS);
+    expect(tokens).toEqual(await cpuSequences(spec, ARGS));
+    // The PyTorch side of bench/gpu/run.py loads this file: HF names, [out, in] shapes, q/k rows in rotate-half order.
+    const hf = join(dir, 'model.safetensors');
+    expect(runRunner(dir, ['--write-hf', hf]).status).toBe(0);
+    const m = program.model, seeded = new RandomWeights(program.params, (m.weights as { seed: number }).seed);
+    const loaded = SafetensorsWeights.load(hf, program.params, { heads: m.heads, kvHeads: m.kvHeads });
+    for (const p of program.params) expect(loaded.get(p.name), p.name).toEqual(seeded.get(p.name));
+    expect(SafetensorsFile.with(hf, (f) => f.tensor('model.layers.0.self_attn.q_proj.weight')!.shape)).toEqual([64, 64]);
   }, 300_000);
 });
 

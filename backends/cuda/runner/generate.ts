@@ -31,7 +31,7 @@ export class RunnerGenerationError extends Error {}
 /** Fixed files copied into the output: [path in the output, source file]. */
 const STATIC_FILES: readonly [string, URL][] = [
   ...['runner.cpp', 'runner_device.h', 'program_device.h', 'kv_pool.h', 'sampler.h', 'random_weights.h', 'bench.h',
-    'weights_file.h', 'weights_gguf.h', 'weights_safetensors.h', 'weights_convert.h', 'weights_load.h'].map((f): [string, URL] => [`host/${f}`, new URL(`./${f}`, import.meta.url)]),
+    'weights_file.h', 'weights_gguf.h', 'weights_safetensors.h', 'weights_convert.h', 'weights_load.h', 'weights_hf_writer.h'].map((f): [string, URL] => [`host/${f}`, new URL(`./${f}`, import.meta.url)]),
   ...['cuda_emu.h', 'cuda_emu_fiber.h', 'cuda_emu_sched.h', 'cuda_emu_runtime.h', 'cuda_fp16.h'].map((f): [string, URL] => [`emu/${f}`, new URL(`../emu/${f}`, import.meta.url)]),
   ['build.sh', new URL('./build.sh', import.meta.url)],
 ];

@@ -6,6 +6,7 @@
 //   runner [--tokens 1,2,3]... [--max-tokens N] [--json] [--temperature T] [--top-k K]
 //          [--top-p P] [--seed S] [--ignore-eos] [--kv-pages N] [--max-tokens-per-forward N]
 //          [--weights-hash] [--bench PROMPT,DECODE] [--weights FILE.gguf|FILE.safetensors|DIR]
+//          [--write-hf FILE.safetensors]
 // Environment: INFER_SYNC=1 waits for each launch (a device fault names its step);
 // CUDA_EMU_BLOCK_ORDER / CUDA_EMU_THREAD_ORDER=reverse (runner-emu, emu/cuda_emu.h).
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <vector>
 // First: the weight readers' standard headers must precede the emulation's macros (__noinline__).
 #include "weights_load.h"
+#include "weights_hf_writer.h"
 #include "program_device.h"
 #include "sampler.h"
 #include "bench.h"
@@ -71,7 +73,7 @@ struct Options {
   bool json = false, ignore_eos = false, weights_hash = false;
   SamplingOptions sampling;
   int64_t bench_prompt = 0, bench_decode = 0;
-  std::string weights;
+  std::string weights, write_hf;
 };
 
 /** Continuous batching without prefix sharing (runtime/batchGenerate.ts BatchGenerator.step). */
@@ -178,6 +180,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--ignore-eos") o.ignore_eos = true;
     else if (a == "--weights-hash") o.weights_hash = true;
     else if (a == "--weights") o.weights = value();
+    else if (a == "--write-hf") o.write_hf = value();
     else if (a == "--temperature") o.sampling.temperature = parse_number("--temperature", value(), 0, 1e30);
     else if (a == "--top-k") o.sampling.top_k = int(parse_int("--top-k", value(), 0, 1 << 30));
     else if (a == "--top-p") { o.sampling.top_p = parse_number("--top-p", value(), 0, 1); if (o.sampling.top_p == 0) usage_error("--top-p needs a number in (0, 1]"); }
@@ -190,7 +193,7 @@ Options parse(int argc, char** argv) {
       if (c == std::string::npos) usage_error("--bench needs PROMPT,DECODE (token counts)");
       o.bench_prompt = parse_int("--bench", v.substr(0, c).c_str(), 1, model::MAX_CONTEXT);
       o.bench_decode = parse_int("--bench", v.substr(c + 1).c_str(), 0, model::MAX_CONTEXT);
-    } else usage_error("unknown flag '" + a + "' (flags: --tokens, --max-tokens, --json, --temperature, --top-k, --top-p, --seed, --ignore-eos, --kv-pages, --max-tokens-per-forward, --weights-hash, --bench, --weights)");
+    } else usage_error("unknown flag '" + a + "' (flags: --tokens, --max-tokens, --json, --temperature, --top-k, --top-p, --seed, --ignore-eos, --kv-pages, --max-tokens-per-forward, --weights-hash, --bench, --weights, --write-hf)");
   }
   if (o.prompts.empty()) o.prompts.push_back({1});
   return o;
@@ -234,6 +237,7 @@ int main(int argc, char** argv) {
   const uint64_t fit = (1ull << 30) / std::max<uint64_t>(1, model::WIDEST_PER_TOKEN_BYTES);
   const uint64_t tpf = o.tokens_per_forward > 0 ? uint64_t(o.tokens_per_forward) : std::min<uint64_t>(model::MAX_CONTEXT, fit);
   try {
+    if (!o.write_hf.empty()) { write_hf_safetensors(o.write_hf); return 0; }
     ProgramDevice dev(Sizing{tpf, pages, max_seqs});
     load_weights(dev, o.weights);
     if (o.weights_hash) {
