@@ -69,7 +69,7 @@ for (const spec of specs) {
     process.stderr.write(`${name}: ${c.name} on the CPU engine\n`);
     expected.push(expectedCase(c, await cli(...cpuArgs(spec, c))));
   }
-  models[name] = { cases: expected, bench: big ? { prompt: 512, decode: 64 } : { prompt: 128, decode: 32 } };
+  models[name] = { cases: expected, bench: big ? { prompt: 512, decode: 64 } : { prompt: 128, decode: 32 }, ...(big ? { big: true } : {}) };
 }
 const expected = { models, sanitize: { model: 'tiny-llama', args: ['--tokens', '1,2,3', '--max-tokens', '3'] } };
 writeFileSync(join(OUT, 'expected.json'), JSON.stringify(expected, null, 1) + '\n');

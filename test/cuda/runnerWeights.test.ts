@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cString } from '../../backends/cuda/runner/weightTables.ts';
 import { importGguf } from '../../cli/importSpec.ts';
 import { GgufFile } from '../../runtime/weights/gguf.ts';
 import { writeLlamaGguf, type GgufLlama } from '../../runtime/weights/randomLlamaGguf.ts';
@@ -143,4 +144,13 @@ describe('bad weight files: a message with the byte offset, never a crash', () =
     writeFileSync(path('renamed.safetensors'), renamed);
     expect(failure(f32Dir, path('renamed.safetensors'))).toMatch(/byte 8: tensor model\.norm\.weight: missing/);
   });
+});
+
+it('names reach C++ only as literals of [A-Za-z0-9_.] and three-digit octal escapes', () => {
+  fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 40 }), (s) => {
+    const lit = cString(s);
+    expect(lit).toMatch(/^"(?:[A-Za-z0-9_.]|\\[0-7]{3})*"$/);
+    const bytes = [...lit.slice(1, -1).matchAll(/\\([0-7]{3})|(.)/g)].map((m) => (m[1] ? parseInt(m[1], 8) : m[2].charCodeAt(0)));
+    expect(new TextDecoder().decode(Uint8Array.from(bytes))).toBe(new TextDecoder().decode(new TextEncoder().encode(s)));
+  }));
 });
