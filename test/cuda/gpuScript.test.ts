@@ -12,44 +12,45 @@ import { EXPECTED_1B, specSha256, type Expected1B } from '../../bench/gpu/expect
 import { hfLlamaConfig } from '../../bench/gpu/hfConfig.ts';
 import { compileSpec } from '../../compiler/compile.ts';
 
-/** Calls run.<fn>(*args) in python3 and returns its result as JSON. */
-function py(fn: string, ...args: unknown[]): unknown {
-  return pyWith({}, fn, ...args);
-}
-function pyWith(env: Record<string, string>, fn: string, ...args: unknown[]): unknown {
-  const code = `import json, sys; sys.path.insert(0, 'bench/gpu'); import run; print(json.dumps(run.${fn}(*json.loads(sys.argv[1]))))`;
-  const r = spawnSync('python3', ['-B', '-c', code, JSON.stringify(args)], { encoding: 'utf8', env: { ...process.env, ...env } });
+/** Calls run.<fn>(*args) for each [fn, args] in one python3 process; returns the results (as JSON). */
+function py(calls: readonly (readonly [string, readonly unknown[]])[], env: Record<string, string> = {}): unknown[] {
+  const code = "import json, sys; sys.path.insert(0, 'bench/gpu'); import run; print(json.dumps([getattr(run, f)(*a) for f, a in json.loads(sys.argv[1])]))";
+  const r = spawnSync('python3', ['-B', '-c', code, JSON.stringify(calls)], { encoding: 'utf8', env: { ...process.env, ...env } });
   if (r.status !== 0) throw new Error(`python3 failed: ${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as unknown[];
 }
 
-describe('bench/gpu/run.py compare_tokens', () => {
+describe('bench/gpu/run.py', () => {
   const c = { name: 'g', args: [], tokens: [[5, 6, 7], [8, 9]], runner_up: [[[1, 2.0], [4, 0.001], [3, 1.0]], [[2, 0.5], [1, 0.002]]] };
-  it('exact tokens pass; a near tie resolved to the runner-up passes with a note and ends the comparison', () => {
-    expect(py('compare_tokens', c, [[5, 6, 7], [8, 9]])).toEqual([true, '']);
-    const [ok, note] = py('compare_tokens', c, [[5, 4, 99], [8, 9]]) as [boolean, string];
-    expect(ok).toBe(true);
-    expect(note).toMatch(/sequence 0 step 1: near tie .* runner-up 4/);
+  const got = [[[5, 6, 7], [8, 9]], [[5, 4, 99], [8, 9]], [[5, 6, 8], [8, 9]], [[1, 6, 7], [8, 9]], [[5, 6, 7]], [[5, 6, 7], [8]]];
+  const [exact, nearTie, wrong, farRunnerUp, fewer, shorter, noRunnerUp, noCases] = py([
+    ...got.map((g): [string, unknown[]] => ['compare_tokens', [c, g]]),
+    ['compare_tokens', [{ ...c, runner_up: undefined }, [[5, 4, 7], [8, 9]]]],
+    ['check_cases', ['llama-1b', []]],
+  ]);
+  it('compare_tokens: exact tokens pass; a near tie resolved to the runner-up passes with a note and ends the comparison', () => {
+    expect(exact).toEqual([true, '']);
+    expect(nearTie).toEqual([true, expect.stringMatching(/^sequence 0 step 1: near tie .* runner-up 4/)]);
   });
-  it('a wrong token, a far runner-up, a wrong sequence count or length fail', () => {
-    expect(py('compare_tokens', c, [[5, 6, 8], [8, 9]])).toEqual([false, 'sequence 0 step 2: expected 7, got 8']);
-    expect(py('compare_tokens', c, [[1, 6, 7], [8, 9]])).toEqual([false, 'sequence 0 step 0: expected 5, got 1']);
-    expect(py('compare_tokens', c, [[5, 6, 7]])).toEqual([false, '1 sequences, expected 2']);
-    expect(py('compare_tokens', c, [[5, 6, 7], [8]])).toEqual([false, 'sequence 1: 1 tokens, expected 2']);
-    expect(py('compare_tokens', { ...c, runner_up: undefined }, [[5, 4, 7], [8, 9]])).toEqual([false, 'sequence 0 step 1: expected 6, got 4']);
+  it('compare_tokens: a wrong token, a far runner-up, no runner-ups, a wrong sequence count or length fail', () => {
+    expect(wrong).toEqual([false, 'sequence 0 step 2: expected 7, got 8']);
+    expect(farRunnerUp).toEqual([false, 'sequence 0 step 0: expected 5, got 1']);
+    expect(noRunnerUp).toEqual([false, 'sequence 0 step 1: expected 6, got 4']);
+    expect(fewer).toEqual([false, '1 sequences, expected 2']);
+    expect(shorter).toEqual([false, 'sequence 1: 1 tokens, expected 2']);
+  });
+  it('a model without expected tokens fails', () => {
+    expect(noCases).toEqual([{ case: 'expected tokens', ok: false, error: 'no expected tokens for this model' }]);
   });
   it('the PyTorch side reports why it is skipped where torch cannot be imported', () => {
     // A planted torch module that fails to import, so the guard is exercised whether or not torch is installed.
     const dir = mkdtempSync(join(tmpdir(), 'infer-fake-torch-'));
     writeFileSync(join(dir, 'torch.py'), 'raise ImportError("planted: no torch")\n');
     try {
-      expect(pyWith({ PYTHONPATH: dir }, 'torch_side_by_side', 'llama-1b', [], 8, 2)).toEqual({ skipped: 'cannot import torch / transformers: planted: no torch' });
+      expect(py([['torch_side_by_side', ['llama-1b', [], 8, 2]]], { PYTHONPATH: dir })).toEqual([{ skipped: 'cannot import torch / transformers: planted: no torch' }]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
-  it('a model without expected tokens fails', () => {
-    expect(py('check_cases', 'llama-1b', [])).toEqual([{ case: 'expected tokens', ok: false, error: 'no expected tokens for this model' }]);
   });
 });
 
