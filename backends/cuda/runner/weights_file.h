@@ -53,7 +53,7 @@ class WeightFile {
   explicit WeightFile(const std::string& path) : path(path) {
     fd_ = ::open(path.c_str(), O_RDONLY);
     if (fd_ < 0) throw WeightError(path, 0, std::string("cannot open: ") + (errno == ENOENT ? "no such file" : std::strerror(errno)));
-    struct stat st;
+    struct stat st {};
     if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) { ::close(fd_); throw WeightError(path, 0, S_ISDIR(st.st_mode) ? "a directory, not a weight file" : "not a regular file"); }
     size = uint64_t(st.st_size);
   }
