@@ -54,7 +54,7 @@ describe('bench/gpu/run.py', () => {
   });
 });
 
-it('the committed 1B expected tokens are for the current spec, greedy 32 tokens with runner-ups', () => {
+it('the committed 1B expected tokens are for the current spec: greedy 32 tokens with runner-ups, a batch of 3', () => {
   const e = JSON.parse(readFileSync(EXPECTED_1B, 'utf8')) as Expected1B;
   expect(e.spec_sha256).toBe(specSha256(e.spec));
   const greedy = e.cases.find((c) => c.name === 'greedy-32')!;
@@ -62,6 +62,10 @@ it('the committed 1B expected tokens are for the current spec, greedy 32 tokens 
   expect(greedy.tokens[0]).toHaveLength(32);
   expect(greedy.runner_up![0]).toHaveLength(32);
   for (const [id, gap] of greedy.runner_up![0]) { expect(id).toBeGreaterThanOrEqual(0); expect(gap).toBeGreaterThanOrEqual(0); }
+  const batch = e.cases.find((c) => c.name === 'batch-3')!;
+  expect(batch.tokens.map((t) => t.length)).toEqual([8, 8, 8]);
+  // The batch's first prompt is the greedy case's: the same first 8 tokens.
+  expect(batch.tokens[0]).toEqual(greedy.tokens[0].slice(0, 8));
 });
 
 it('the HF config of llama-1b.infer has its sizes (the PyTorch side of run.py builds the same model)', () => {
