@@ -130,6 +130,19 @@ describe('bad weight files: a message with the byte offset, never a crash', () =
     expect(failure(quantDir, path('f32.gguf'))).toMatch(/byte \d+: tensor token_embd\.weight: type f32 cannot fill a param the Program keeps as q8_0/);
   });
 
+  it('safetensors with flipped header bytes: loads or fails with a byte offset (fuzz)', () => {
+    const bytes = readFileSync(path('model.safetensors'));
+    const headerEnd = 8 + Number(bytes.readBigUInt64LE(0));
+    fc.assert(fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: headerEnd - 1 }), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 3 }), (flips) => {
+      const b = Buffer.from(bytes);
+      for (const [at, x] of flips) b[at] ^= x;
+      writeFileSync(path('flip.safetensors'), b);
+      const r = runRunner(f32Dir, ['--weights', path('flip.safetensors'), '--max-tokens', '1']);
+      expect(r.status === 0 || r.status === 1, `${JSON.stringify(flips)}: status ${r.status} ${r.stderr}`).toBe(true);
+      if (r.status === 1) expect(r.stderr).toMatch(/^runner: .*flip\.safetensors: byte \d+: /);
+    }), { numRuns: 30 });
+  });
+
   it('safetensors: truncated, broken JSON, a missing tensor', () => {
     const bytes = readFileSync(path('model.safetensors'));
     for (const cut of [5, 12, 300, bytes.length - 10]) {
