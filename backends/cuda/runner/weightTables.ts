@@ -8,7 +8,7 @@
 // them: runtime/ is above this layer). Names reach C++ only as string literals in which every
 // byte outside [A-Za-z0-9_.] is an octal escape, so no file or spec text can end a literal.
 import type { Program } from '../../../program/program.ts';
-import { BLOCK_LAYOUT, QUANT_TYPES, QUANT_WORDS_PER_BLOCK } from '../../../program/quant.ts';
+import { BLOCK_LAYOUT, K_SECTIONS, QUANT_TYPES, QUANT_WORDS_PER_BLOCK } from '../../../program/quant.ts';
 import { LiteralError } from '../../cstyle/literal.ts';
 
 /** A ggml tensor type of GGUF files: its on-disk id, name and block geometry. */
@@ -64,6 +64,9 @@ export function weightTableLines(program: Program, formats: WeightFormats | null
     'struct DeviceType { const char* name; unsigned block_elements, block_bytes, halves, halves_at, body_words; bool blocks; };',
     `inline const DeviceType DEVICE_TYPES[] = {\n${deviceTypes.join('\n')}\n};`,
     `constexpr unsigned DEVICE_TYPE_COUNT = ${u32(DEVICE_TYPES.length)};`,
+    '/** Byte offsets of the K-quant fields inside a block\'s body (program/quant.ts K_SECTIONS), for dequantising to f32. */',
+    `constexpr unsigned K4_SCALES = ${u32(K_SECTIONS.q4_K.scales)}, K4_QS = ${u32(K_SECTIONS.q4_K.qs)}, K5_QH = ${u32(K_SECTIONS.q5_K.qh)}, K5_QS = ${u32(K_SECTIONS.q5_K.qs)};`,
+    `constexpr unsigned K6_QL = ${u32(K_SECTIONS.q6_K.ql)}, K6_QH = ${u32(K_SECTIONS.q6_K.qh)}, K6_SCALES = ${u32(K_SECTIONS.q6_K.scales)}, K6_D = ${u32(BLOCK_LAYOUT.q6_K.halvesAt)};`,
     '/** A GGUF tensor type: on-disk id, ggml name, elements and bytes per block. */',
     'struct FileType { unsigned id; const char* name; unsigned block_elements, block_bytes; };',
     '/** A safetensors dtype: name, bytes per element, the FileType its bytes are (nullptr: not loadable). */',

@@ -1,7 +1,8 @@
 // File bytes -> a param buffer's device bytes, one table entry per (file type, device type)
 // pair the runner can load, as runtime/runner/buffers.ts does in TypeScript: f32 copied;
 // f16 / bf16 widened to f32 (exactly) when the Program keeps the param f32; q8_0 / q4_0
-// dequantised to f32 as ggml does (runtime/weights/ggufQuant.ts: d * q, exact in f32); f16
+// dequantised to f32 as ggml does (runtime/weights/ggufQuant.ts: d * q, exact in f32), and
+// q4_K / q5_K / q6_K too, with the TypeScript decoders' roundings (field offsets: model.h); f16
 // kept as f16; bf16 narrowed to f16 (refused beyond f16's range, as buffers.ts bf16ToF16);
 // and any block type the Program keeps compact repacked into the device layout of
 // program/quant.ts (bodies, then the f16 halves), from the layout constants model.h holds.
@@ -107,6 +108,53 @@ inline void q4_0_to_f32(const uint8_t* src, uint64_t n, const model::DeviceType&
   }
 }
 
+/** q4_K / q5_K (d, dmin, 12 scale bytes, [q5_K: qh[32]], qs[128]) -> d * scale * q - dmin * min, as ggufQuant.ts decodeQ45K. */
+template <bool FIVE> void q45_K_to_f32(const uint8_t* src, uint64_t n, const model::DeviceType&, Staged& out) {
+  out.main.resize(n * 4);
+  float* o = reinterpret_cast<float*>(out.main.data());
+  const unsigned bytes = FIVE ? 176 : 144;
+  for (uint64_t b = 0; b < n / 256; b++) {
+    const uint8_t* blk = src + b * bytes;
+    const float d = half_to_float(uint16_t(blk[0] | (blk[1] << 8))), dmin = half_to_float(uint16_t(blk[2] | (blk[3] << 8)));
+    const uint8_t *body = blk + 4, *sc = body + model::K4_SCALES, *qs = body + (FIVE ? model::K5_QS : model::K4_QS), *qh = body + model::K5_QH;
+    for (int c = 0; c < 4; c++) {
+      for (int half = 0; half < 2; half++) {
+        const int s = 2 * c + half;
+        const unsigned scale = s < 4 ? sc[s] & 63 : (sc[s + 4] & 15) | ((sc[s - 4] >> 6) << 4);
+        const unsigned min = s < 4 ? sc[s + 4] & 63 : (sc[s + 4] >> 4) | ((sc[s] >> 6) << 4);
+        const float ds = d * float(scale), ms = dmin * float(min);
+        for (int j = 0; j < 32; j++) {
+          const unsigned nib = half ? qs[32 * c + j] >> 4 : qs[32 * c + j] & 15;
+          const unsigned q = FIVE && ((qh[j] >> s) & 1) ? nib + 16 : nib;
+          // One rounding, as the TypeScript decoder's fround(ds * q - ms) in double.
+          o[b * 256 + 64 * c + 32 * half + j] = float(double(ds) * q - double(ms));
+        }
+      }
+    }
+  }
+}
+
+/** q6_K (ql[128], qh[64], int8 scales[16], d) -> (d * scale) * (q - 32), as ggufQuant.ts decodeQ6K. */
+inline void q6_K_to_f32(const uint8_t* src, uint64_t n, const model::DeviceType&, Staged& out) {
+  out.main.resize(n * 4);
+  float* o = reinterpret_cast<float*>(out.main.data());
+  for (uint64_t b = 0; b < n / 256; b++) {
+    const uint8_t* blk = src + b * 210;
+    const float d = half_to_float(uint16_t(blk[model::K6_D] | (blk[model::K6_D + 1] << 8)));
+    for (int h = 0; h < 2; h++) {
+      for (int r = 0; r < 4; r++) {
+        for (int j = 0; j < 32; j++) {
+          const uint8_t lo = blk[model::K6_QL + 64 * h + 32 * (r % 2) + j];
+          const int nib = r < 2 ? lo & 15 : lo >> 4;
+          const int hi = (blk[model::K6_QH + 32 * h + j] >> (2 * r)) & 3;
+          const float ds = d * float(int8_t(blk[model::K6_SCALES + 8 * h + 2 * r + (j >> 4)]));
+          o[b * 256 + 128 * h + 32 * r + j] = ds * float((nib | (hi << 4)) - 32);
+        }
+      }
+    }
+  }
+}
+
 /** A block type into its own device layout: each block's halves to `halves`, the rest of its bytes to `main`. */
 inline void repack_blocks(const uint8_t* src, uint64_t n, const model::DeviceType& to, Staged& out) {
   const uint64_t blocks = n / to.block_elements, body = uint64_t(to.body_words) * 4, hb = 2ull * to.halves;
@@ -130,6 +178,9 @@ inline const Conversion CONVERSIONS[] = {
   {"bf16", "f32", convert_detail::bf16_to_f32},
   {"q8_0", "f32", convert_detail::q8_0_to_f32},
   {"q4_0", "f32", convert_detail::q4_0_to_f32},
+  {"q4_K", "f32", convert_detail::q45_K_to_f32<false>},
+  {"q5_K", "f32", convert_detail::q45_K_to_f32<true>},
+  {"q6_K", "f32", convert_detail::q6_K_to_f32},
   {"f16", "f16", convert_detail::copy},
   {"bf16", "f16", convert_detail::bf16_to_f16},
 };
