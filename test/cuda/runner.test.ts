@@ -4,8 +4,7 @@
 // single and batched prompts are the argmax of the float64 forward of the same Program; the
 // ASan build and reverse block / thread replay give the same tokens; the nvcc build compiles
 // and links against libcudart (no GPU here). Never skipped: a missing g++ or nvcc fails.
-import { readFileSync, rmSync } from 'node:fs';
-import { compileSpec } from '../../compiler/compile.ts';
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kernelKey, type KernelSpec } from '../../program/kernels.ts';
 import { PROGRAM_FORMAT, WEBGPU_DEFAULT_LIMITS, type Program } from '../../program/program.ts';
@@ -127,12 +126,4 @@ describe('generated CUDA host runner (matmul Program, CPU emulation)', () => {
   it('the nvcc build compiles and links against libcudart', () => {
     build(dir, '--cuda');
   }, 300_000);
-});
-
-// Split params (compiler/splitParams.ts) are not generated yet: the runner's seeded random
-// weights fill whole tensors, so a Program with param parts is refused by name.
-it('a Program with split params is refused with a message naming the part', () => {
-  const c = compileSpec(readFileSync('examples/tiny-llama.infer', 'utf8'), 'examples/tiny-llama.infer', { limits: { maxBindingBytes: 16384, maxBufferBytes: 16384 } });
-  expect(c.program!.buffers.some((b) => b.part)).toBe(true);
-  expect(() => writeRunner(c.program!)).toThrow(/part 0\.\.\d+ of the split param token_embd; seeded random weights feed whole params only/);
 });

@@ -15,6 +15,7 @@ import { isCompactType } from '../../../program/quant.ts';
 import { STEP_UNIFORM_FIELDS } from '../../../program/stepUniform.ts';
 import { floatText, LiteralError } from '../../cstyle/literal.ts';
 import { serveKernelsHeader } from './serveTable.ts';
+import { weightTableLines, type WeightFormats } from './weightTables.ts';
 
 export interface RunnerKernel {
   readonly key: string;
@@ -30,7 +31,8 @@ export class RunnerGenerationError extends Error {}
 
 /** Fixed files copied into the output: [path in the output, source file]. */
 const STATIC_FILES: readonly [string, URL][] = [
-  ...['runner.cpp', 'runner_device.h', 'program_device.h', 'kv_pool.h', 'sampler.h', 'random_weights.h', 'bench.h', 'serve.h', 'serve_device.h'].map((f): [string, URL] => [`host/${f}`, new URL(`./${f}`, import.meta.url)]),
+  ...['runner.cpp', 'runner_device.h', 'program_device.h', 'kv_pool.h', 'sampler.h', 'random_weights.h', 'bench.h',
+    'weights_file.h', 'weights_gguf.h', 'weights_safetensors.h', 'weights_convert.h', 'weights_load.h', 'weights_hf_writer.h', 'serve.h', 'serve_device.h'].map((f): [string, URL] => [`host/${f}`, new URL(`./${f}`, import.meta.url)]),
   ...['cuda_emu.h', 'cuda_emu_fiber.h', 'cuda_emu_sched.h', 'cuda_emu_runtime.h', 'cuda_fp16.h'].map((f): [string, URL] => [`emu/${f}`, new URL(`../emu/${f}`, import.meta.url)]),
   ['build.sh', new URL('./build.sh', import.meta.url)],
 ];
@@ -57,11 +59,11 @@ function checkText<T extends string>(what: string, value: string, allowed: reado
 }
 
 /** Every file of the runner, by path relative to the output directory. */
-export function cudaRunnerFiles(program: Program, kernels: readonly RunnerKernel[], random: ((name: string, shape: readonly number[]) => RandomPlan) | null): Map<string, string> {
+export function cudaRunnerFiles(program: Program, kernels: readonly RunnerKernel[], random: ((name: string, shape: readonly number[]) => RandomPlan) | null, formats: WeightFormats | null = null): Map<string, string> {
   const files = new Map<string, string>();
   for (const [path, url] of STATIC_FILES) files.set(path, readFileSync(url, 'utf8'));
   files.set('host/kernels.cu', kernelsSource(kernels));
-  files.set('host/model.h', modelHeader(program, kernels, random));
+  files.set('host/model.h', modelHeader(program, kernels, random, formats));
   files.set('host/serve_kernels.h', serveKernelsHeader(kernels));
   return files;
 }
@@ -106,7 +108,7 @@ function bufferRow(d: BufferDecl, storage: number): string {
   return `  {${kind}, ${u64(4 * d.elements)}, ${u64(4 * d.perToken)}, ${u64(4 * (d.perPage ?? 0))}, ${u64(4 * (d.perSeq ?? 0))}, ${i32(storage)}},`;
 }
 
-function modelHeader(program: Program, kernels: readonly RunnerKernel[], random: ((name: string, shape: readonly number[]) => RandomPlan) | null): string {
+function modelHeader(program: Program, kernels: readonly RunnerKernel[], random: ((name: string, shape: readonly number[]) => RandomPlan) | null, formats: WeightFormats | null): string {
   const m = program.model, kv = program.kv;
   const bufIndex = new Map(program.buffers.map((b, i) => [b.name, i]));
   const arenaIndex = new Map(program.arenas.map((a, i) => [a.name, i]));
@@ -134,12 +136,14 @@ function modelHeader(program: Program, kernels: readonly RunnerKernel[], random:
     if (!random) return;
     // As the TypeScript runner (runtime/runner/buffers.ts): compact params come from a weight file's raw tensors.
     if (isCompactType(b.dtype)) throw new RunnerGenerationError(`param buffer ${i} is kept as ${b.dtype} (compact weights from a weight file); seeded random weights feed f32 params only`);
-    if (b.part) throw new RunnerGenerationError(`param buffer ${i} is part ${b.part.first}..${b.part.first + b.part.count - 1} of the split param ${b.part.of}; seeded random weights feed whole params only (compile for larger buffer limits)`);
-    const shape = paramShapes.get(b.name.replace(/^param:/, ''));
+    // A part holds columns first.. of the whole tensor: its values are the stream's from first * K on.
+    const name = b.part?.of ?? b.name.replace(/^param:/, '');
+    const shape = paramShapes.get(name);
     if (!shape) throw new RunnerGenerationError(`param buffer ${i} has no declared shape`);
-    const p = random(b.name.replace(/^param:/, ''), shape);
-    if (p.elements !== b.elements) throw new RunnerGenerationError(`param buffer ${i} holds ${b.elements} values, its tensor ${p.elements}`);
-    randoms.push(`  {${i32(i)}, ${u64(p.elements)}, ${u32(p.hash)}, ${floatText(p.a)}, ${floatText(p.base)}},`);
+    const p = random(name, shape);
+    const K = b.part ? b.elements / b.part.count : 0, skip = b.part ? b.part.first * K : 0;
+    if (!Number.isInteger(K) || skip + b.elements > p.elements || (!b.part && p.elements !== b.elements)) throw new RunnerGenerationError(`param buffer ${i} holds ${b.elements} values, its tensor ${p.elements}`);
+    randoms.push(`  {${i32(i)}, ${u64(skip)}, ${u64(b.elements)}, ${u32(p.hash)}, ${floatText(p.a)}, ${floatText(p.base)}},`);
   });
   const kernelIndex = new Map(kernels.map((k, i) => [k.key, i]));
   const variants: string[] = [], args: string[] = [], steps: string[] = [];
@@ -191,10 +195,12 @@ function modelHeader(program: Program, kernels: readonly RunnerKernel[], random:
     `inline const Buffer BUFFERS[] = {\n${program.buffers.map((b, i) => bufferRow(b, b.storage === undefined ? -1 : arenaOf(i, b.storage))).join('\n')}\n};`,
     `constexpr int LOGITS = ${i32(logits)};`,
     ...INPUTS.map((n) => `constexpr int IN_${n.toUpperCase()} = ${i32(input(n))};`),
-    'struct RandomParam { int buffer; uint64_t elements; uint32_t hash; double a, base; };',
+    '/** A param buffer of seeded weights: values skip .. skip + elements of its tensor\'s stream (a part: its columns). */',
+    'struct RandomParam { int buffer; uint64_t skip, elements; uint32_t hash; double a, base; };',
     `constexpr bool RANDOM_WEIGHTS = ${random ? 'true' : 'false'};`,
     `constexpr uint64_t RANDOM_PARAM_COUNT = ${u64(randoms.length)};`,
-    `inline const RandomParam RANDOM_PARAMS[] = {\n${randoms.join('\n')}\n  {-1, 0ull, 0u, 0.0, 0.0},\n};`,
+    `inline const RandomParam RANDOM_PARAMS[] = {\n${randoms.join('\n')}\n  {-1, 0ull, 0ull, 0u, 0.0, 0.0},\n};`,
+    ...weightTableLines(program, formats),
     'struct GridDim { unsigned per, groups; };',
     'using Launcher = void (*)(const dim3&, const dim3&, unsigned, void* const*);',
     'struct Variant { int kernel; Launcher launch; unsigned min_tokens; unsigned block[3]; GridDim grid[3]; unsigned first_arg, nargs; };',

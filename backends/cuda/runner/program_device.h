@@ -4,6 +4,7 @@
 // rest zeroed; a forward uploads the inputs, picks each step's variant (largest minTokens
 // that fits) and grid for T tokens, launches the dispatch list in order, checking each.
 #pragma once
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -39,16 +40,26 @@ class ProgramDevice {
   void* buffer(int i) const { return ptrs_[size_t(i)]; }
   uint64_t size(int i) const { return sizes_[size_t(i)]; }
 
-  /** Fills every param from the seeded random weights (model.h's per-tensor hash and scale). */
+  /** Fills every param from the seeded random weights (model.h's per-tensor hash and scale; a part: its slice of the stream), a chunk at a time. */
   void load_random_weights() {
     std::vector<float> host;
     for (size_t i = 0; i < model::RANDOM_PARAM_COUNT; i++) {
       const model::RandomParam& p = model::RANDOM_PARAMS[i];
-      host.resize(p.elements);
-      random_tensor(p.hash, p.a, p.base, host.data(), p.elements);
       if (p.elements * 4 != size(p.buffer)) throw std::runtime_error("param buffer " + std::to_string(p.buffer) + " size differs from its tensor");
-      CUDA_CHECK(cudaMemcpy(buffer(p.buffer), host.data(), p.elements * 4, cudaMemcpyHostToDevice));
+      RandomStream stream(p.hash, p.a, p.base);
+      stream.skip(p.skip);
+      for (uint64_t at = 0; at < p.elements; at += host.size()) {
+        host.resize(size_t(std::min<uint64_t>(p.elements - at, 1u << 22)));
+        stream.fill(host.data(), host.size());
+        write(p.buffer, at * 4, host.data(), host.size() * 4);
+      }
     }
+  }
+
+  /** Copies host bytes into buffer `i` at byte `offset` (checked against its size). */
+  void write(int i, uint64_t offset, const void* data, uint64_t bytes) {
+    if (offset > size(i) || bytes > size(i) - offset) throw std::runtime_error("a write of " + std::to_string(bytes) + " bytes at " + std::to_string(offset) + " overflows buffer " + std::to_string(i) + " (" + std::to_string(size(i)) + " bytes)");
+    if (bytes) CUDA_CHECK(cudaMemcpy(static_cast<char*>(buffer(i)) + offset, data, bytes, cudaMemcpyHostToDevice));
   }
 
   /** FNV-1a of every param buffer's device bytes, in buffer order. */

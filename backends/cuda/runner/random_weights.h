@@ -30,15 +30,27 @@ class Xoshiro128 {
   uint32_t s_, a_, b_, c_, d_;
 };
 
-/** Fills `out` with the tensor's values (volatile keeps the double expression from being fused or reassociated). */
-inline void random_tensor(uint32_t hash, double a, double base, float* out, uint64_t n) {
-  Xoshiro128 rng(hash);
-  for (uint64_t i = 0; i < n; i++) {
-    volatile double u = double(rng.next_u32()) / 2147483648.0 - 1.0;
-    volatile double v = a * u;
-    out[i] = float(base + v);
+/** A tensor's values in order (volatile keeps the double expression from being fused or reassociated). */
+class RandomStream {
+ public:
+  RandomStream(uint32_t hash, double a, double base) : rng_(hash), a_(a), base_(base) {}
+  void fill(float* out, uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) {
+      volatile double u = double(rng_.next_u32()) / 2147483648.0 - 1.0;
+      volatile double v = a_ * u;
+      out[i] = float(base_ + v);
+    }
   }
-}
+  /** Moves past n values (a part of a split param starts inside its tensor's stream). */
+  void skip(uint64_t n) { for (uint64_t i = 0; i < n; i++) rng_.next_u32(); }
+
+ private:
+  Xoshiro128 rng_;
+  double a_, base_;
+};
+
+/** Fills `out` with the tensor's n values. */
+inline void random_tensor(uint32_t hash, double a, double base, float* out, uint64_t n) { RandomStream(hash, a, base).fill(out, n); }
 
 /** FNV-1a over bytes, for --weights-hash (tests compare it with the TypeScript weights). */
 inline uint32_t fnv1a(const void* data, uint64_t bytes, uint32_t h = 2166136261u) {

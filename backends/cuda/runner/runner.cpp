@@ -5,7 +5,8 @@
 // sampled by its own seeded sampler), then prints what `infer run --json` prints.
 //   runner [--tokens 1,2,3]... [--max-tokens N] [--json] [--temperature T] [--top-k K]
 //          [--top-p P] [--seed S] [--ignore-eos] [--kv-pages N] [--max-tokens-per-forward N]
-//          [--weights-hash] [--bench PROMPT,DECODE]
+//          [--weights-hash] [--bench PROMPT,DECODE] [--weights FILE.gguf|FILE.safetensors|DIR]
+//          [--write-hf FILE.safetensors]
 //   runner --serve   (a device for a TypeScript ProgramRunner: serve.h)
 // Environment: INFER_SYNC=1 waits for each launch (a device fault names its step);
 // CUDA_EMU_BLOCK_ORDER / CUDA_EMU_THREAD_ORDER=reverse (runner-emu, emu/cuda_emu.h).
@@ -15,6 +16,9 @@
 #include <cstring>
 #include <string>
 #include <vector>
+// First: the weight readers' standard headers must precede the emulation's macros (__noinline__).
+#include "weights_load.h"
+#include "weights_hf_writer.h"
 #include "program_device.h"
 #include "sampler.h"
 #include "bench.h"
@@ -71,6 +75,7 @@ struct Options {
   bool json = false, ignore_eos = false, weights_hash = false;
   SamplingOptions sampling;
   int64_t bench_prompt = 0, bench_decode = 0;
+  std::string weights, write_hf;
 };
 
 /** Continuous batching without prefix sharing (runtime/batchGenerate.ts BatchGenerator.step). */
@@ -176,6 +181,8 @@ Options parse(int argc, char** argv) {
     else if (a == "--json") o.json = true;
     else if (a == "--ignore-eos") o.ignore_eos = true;
     else if (a == "--weights-hash") o.weights_hash = true;
+    else if (a == "--weights") o.weights = value();
+    else if (a == "--write-hf") o.write_hf = value();
     else if (a == "--temperature") o.sampling.temperature = parse_number("--temperature", value(), 0, 1e30);
     else if (a == "--top-k") o.sampling.top_k = int(parse_int("--top-k", value(), 0, 1 << 30));
     else if (a == "--top-p") { o.sampling.top_p = parse_number("--top-p", value(), 0, 1); if (o.sampling.top_p == 0) usage_error("--top-p needs a number in (0, 1]"); }
@@ -188,10 +195,21 @@ Options parse(int argc, char** argv) {
       if (c == std::string::npos) usage_error("--bench needs PROMPT,DECODE (token counts)");
       o.bench_prompt = parse_int("--bench", v.substr(0, c).c_str(), 1, model::MAX_CONTEXT);
       o.bench_decode = parse_int("--bench", v.substr(c + 1).c_str(), 0, model::MAX_CONTEXT);
-    } else usage_error("unknown flag '" + a + "' (flags: --tokens, --max-tokens, --json, --temperature, --top-k, --top-p, --seed, --ignore-eos, --kv-pages, --max-tokens-per-forward, --weights-hash, --bench)");
+    } else usage_error("unknown flag '" + a + "' (flags: --tokens, --max-tokens, --json, --temperature, --top-k, --top-p, --seed, --ignore-eos, --kv-pages, --max-tokens-per-forward, --weights-hash, --bench, --weights, --write-hf)");
   }
   if (o.prompts.empty()) o.prompts.push_back({1});
   return o;
+}
+
+/** The spec's seeded weights, or FILE for a spec that binds a weight file (as `infer run --weights`). */
+void load_weights(ProgramDevice& dev, const std::string& file) {
+  if (model::RANDOM_WEIGHTS) {
+    if (!file.empty()) std::fprintf(stderr, "note: --weights %s ignored: this model binds seeded random weights\n", printable(file, 400).c_str());
+    dev.load_random_weights();
+  } else {
+    if (file.empty()) usage_error("this model binds a weight file ('weights gguf'): give it with --weights FILE.gguf (or a Hugging Face llama FILE.safetensors, index or directory)");
+    load_weight_file(dev, file);
+  }
 }
 
 void print_ints(const std::vector<int>& v) {
@@ -223,9 +241,9 @@ int main(int argc, char** argv) {
   const uint64_t fit = (1ull << 30) / std::max<uint64_t>(1, model::WIDEST_PER_TOKEN_BYTES);
   const uint64_t tpf = o.tokens_per_forward > 0 ? uint64_t(o.tokens_per_forward) : std::min<uint64_t>(model::MAX_CONTEXT, fit);
   try {
+    if (!o.write_hf.empty()) { write_hf_safetensors(o.write_hf); return 0; }
     ProgramDevice dev(Sizing{tpf, pages, max_seqs});
-    if (!model::RANDOM_WEIGHTS) usage_error("this model binds a weight file; this runner loads only seeded random weights");
-    dev.load_random_weights();
+    load_weights(dev, o.weights);
     if (o.weights_hash) {
       std::printf("{\"param_hashes\":[");
       const std::vector<uint32_t> h = dev.param_hashes();
