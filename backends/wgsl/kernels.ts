@@ -235,9 +235,42 @@ function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
   // (llama-20m on lavapipe: 8 tokens 80 vs 178 ms, 16 tokens 160 vs 174 ms).
   const tiled: Plan = {
     template: 'matmul_tiled', variant: 'tiled', minTokens: target.kind === 'cpu' ? 2 * TILED_MIN_TOKENS : TILED_MIN_TOKENS,
-    context: { ...common, ...tile }, workgroup: [tile.tx, tile.ty, 1],
+    context: { ...common, ...tile, sg: false }, workgroup: [tile.tx, tile.ty, 1],
     grid: [{ tokensPerGroup: 0, groups: cdiv(N, tile.bn) }, { tokensPerGroup: tile.bt, groups: 1 }, ONE], vec4Bindings: [], f16Bindings,
   };
-  return [gemv, gemvMulti, tiled];
+  const sgSize = subgroupTileSize(target);
+  if (sgSize === 0) return [gemv, gemvMulti, tiled];
+  // A CPU adapter with a fixed subgroup size: the subgroup-tiled kernel for every multi-token
+  // step, as tiles of 1, 2 and 4 token groups (SG tokens each) from the token count that fills
+  // them. One group with one column per invocation measured best at 4..8 tokens, two columns
+  // with more groups (bench/results/prefill-ab.md).
+  const sgPlan = (groups: number, tn: number, minTokens: number, variant: string): Plan => {
+    const bt = groups * sgSize, wg = SG_TILED_WG;
+    return {
+      template: 'matmul_tiled', variant, minTokens,
+      context: {
+        ...common, bt, bn: wg * tn, bk: 4, tx: wg, ty: 1, tt: bt, tn, ttn: bt * tn, sg: true, sgSize, sgTokenGroups: groups,
+        sgGroups: Array.from({ length: groups }, (_, g) => g),
+        sgRows: Array.from({ length: bt }, (_, row) => ({ g: Math.floor(row / sgSize), lane: row % sgSize, row })),
+      },
+      workgroup: [wg, 1, 1], grid: [{ tokensPerGroup: 0, groups: cdiv(N, wg * tn) }, { tokensPerGroup: bt, groups: 1 }, ONE],
+      vec4Bindings: [], f16Bindings, subgroups: true,
+    };
+  };
+  return [gemv, sgPlan(1, 1, 2, `sg${sgSize}`), sgPlan(2, 2, 2 * sgSize, 'tiled'), sgPlan(4, 2, 4 * sgSize, `sg${4 * sgSize}`)];
+}
+
+/** Invocations of a subgroup-tiled matmul workgroup (its RMS prologue gives each of up to 4 x SG token rows WG / BT invocations). */
+const SG_TILED_WG = 64;
+
+/**
+ * The subgroup size the subgroup-tiled matmul is built for, or 0 to use the shared-memory
+ * kernels: only on CPU targets (where lanes are SIMD lanes and the tiles' barriers and
+ * shared-memory gathers cost most), and only for a power-of-two size whose 4-group tile
+ * fits the workgroup.
+ */
+function subgroupTileSize(target: Target): number {
+  const s = target.subgroupSize;
+  return target.kind === 'cpu' && s !== undefined && Number.isInteger(s) && s >= 4 && s <= SG_TILED_WG / 4 && (s & (s - 1)) === 0 ? s : 0;
 }
 
