@@ -217,13 +217,22 @@ function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
   // A variant per tokens-per-workgroup: 1 for decode, GEMV_TOKENS for small batches and
   // speculative verification (2..7 tokens), where each weight read then serves every token
   // of the group instead of being repeated per token. Staged input stays within 4 KiB.
+  const sgSize = subgroupTileSize(target);
   const gemvPlan = (tpw: number, minTokens: number, variant: string): Plan => {
     const chunk = Math.min(KV, (vec4 ? 256 : 1024) / tpw);
+    // f32 weights on a CPU adapter with subgroups: the input goes from lane to lane by
+    // subgroupBroadcast instead of through shared memory, in workgroups of SG_TILED_WG
+    // columns (small N, e.g. a KV projection's 128, still spreads over several CPU threads).
+    const sg = sgSize > 0 && !spec.wtype;
+    const [w, c] = sg ? [SG_TILED_WG, SG_TILED_WG] : [wg, cols];
     return {
       template: 'matmul_gemv', variant, minTokens,
-      context: { ...common, siluG: gluFormula(spec.prologue, vec4 ? 'vec4<f32>' : 'f32'), vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', KV, lanes, cols, wg, chunk, tpw, tileLen: chunk * tpw, redLen: wg * tpw, rsumLen: 16 * tpw },
-      workgroup: [wg, 1, 1], grid: [{ tokensPerGroup: 0, groups: cdiv(N, cols) }, { tokensPerGroup: tpw, groups: 1 }, ONE],
-      vec4Bindings: vec4 ? ['x', 'norm', 'gate', 'up', ...(spec.wtype ? [] : ['w'])] : [], f16Bindings,
+      context: {
+        ...common, siluG: gluFormula(spec.prologue, vec4 ? 'vec4<f32>' : 'f32'), vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', KV, lanes: sg ? 1 : lanes, cols: c, wg: w, chunk, tpw, tileLen: chunk * tpw, redLen: w * tpw, rsumLen: 16 * tpw,
+        sg, ...(sg ? { sgSize, sgLanes: Array.from({ length: sgSize }, (_, i) => i) } : {}),
+      },
+      workgroup: [w, 1, 1], grid: [{ tokensPerGroup: 0, groups: cdiv(N, c) }, { tokensPerGroup: tpw, groups: 1 }, ONE],
+      vec4Bindings: vec4 ? ['x', 'norm', 'gate', 'up', ...(spec.wtype ? [] : ['w'])] : [], f16Bindings, subgroups: sg,
     };
   };
   const gemv = gemvPlan(1, 1, 'gemv');
@@ -238,7 +247,6 @@ function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
     context: { ...common, ...tile, sg: false }, workgroup: [tile.tx, tile.ty, 1],
     grid: [{ tokensPerGroup: 0, groups: cdiv(N, tile.bn) }, { tokensPerGroup: tile.bt, groups: 1 }, ONE], vec4Bindings: [], f16Bindings,
   };
-  const sgSize = subgroupTileSize(target);
   if (sgSize === 0) return [gemv, gemvMulti, tiled];
   // A CPU adapter with a fixed subgroup size: the subgroup-tiled kernel for every multi-token
   // step, as tiles of 1, 2 and 4 token groups (SG tokens each) from the token count that fills

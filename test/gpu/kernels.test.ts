@@ -65,13 +65,14 @@ describe('matmul', () => {
       }
     }
   }
-  // A CPU adapter with subgroups (lavapipe: 8 lanes) runs every multi-token step on the
-  // subgroup-tiled kernel, in tiles of 1, 2 and 4 subgroups of tokens (sgS, tiled, sg4S).
+  // A CPU adapter with subgroups (lavapipe: 8 lanes) runs decode on the subgroup GEMV and
+  // every multi-token step on the subgroup-tiled kernel, in tiles of 1, 2 and 4 subgroups of
+  // tokens (sgS, tiled, sg4S).
   for (const prologue of ['none', 'rmsnorm', 'silu_mul'] as const) {
-    it(`subgroup-tiled, prologue ${prologue} (tiles of 1, 2 and 4 token groups; residual or not)`, () => {
+    it(`subgroup GEMV and tiled, prologue ${prologue} (tiles of 1, 2 and 4 token groups; residual or not)`, () => {
       const target = { ...CPU_TARGET, subgroupSize: targetOf(device).subgroupSize };
       expect(target.subgroupSize, "the adapter's subgroup size (the subgroups feature, one fixed size)").toBeGreaterThan(0);
-      const keys = [`sg${target.subgroupSize}`, 'tiled', `sg${4 * target.subgroupSize!}`];
+      const keys = ['gemv', `sg${target.subgroupSize}`, 'tiled', `sg${4 * target.subgroupSize!}`];
       return prop(fc.tuple(shape(70), fc.constantFrom(...keys), fc.boolean()), async ([{ K, N, T, seed }, variant, residual]) => {
         const next = rng(seed);
         const { inputs: t, want, eps } = matmulCase(next, data(next, K * N, 1 / Math.sqrt(K)), K, N, T, prologue, residual);
