@@ -244,7 +244,7 @@ function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
   // (llama-20m on lavapipe: 8 tokens 80 vs 178 ms, 16 tokens 160 vs 174 ms).
   const tiled: Plan = {
     template: 'matmul_tiled', variant: 'tiled', minTokens: target.kind === 'cpu' ? 2 * TILED_MIN_TOKENS : TILED_MIN_TOKENS,
-    context: { ...common, ...tile, sg: false }, workgroup: [tile.tx, tile.ty, 1],
+    context: { ...common, ...tile, sg: false, av4: false }, workgroup: [tile.tx, tile.ty, 1],
     grid: [{ tokensPerGroup: 0, groups: cdiv(N, tile.bn) }, { tokensPerGroup: tile.bt, groups: 1 }, ONE], vec4Bindings: [], f16Bindings,
   };
   if (sgSize === 0) return [gemv, gemvMulti, tiled];
@@ -257,12 +257,13 @@ function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
     return {
       template: 'matmul_tiled', variant, minTokens,
       context: {
-        ...common, bt, bn: wg * tn, bk: 4, tx: wg, ty: 1, tt: bt, tn, ttn: bt * tn, sg: true, sgSize, sgTokenGroups: groups,
+        ...common, siluG: gluFormula(spec.prologue, vec4 ? 'vec4<f32>' : 'f32'), av4: vec4,
+        bt, bn: wg * tn, bk: 4, tx: wg, ty: 1, tt: bt, tn, ttn: bt * tn, sg: true, sgSize, sgTokenGroups: groups,
         sgGroups: Array.from({ length: groups }, (_, g) => g),
         sgRows: Array.from({ length: bt }, (_, row) => ({ g: Math.floor(row / sgSize), lane: row % sgSize, row })),
       },
       workgroup: [wg, 1, 1], grid: [{ tokensPerGroup: 0, groups: cdiv(N, wg * tn) }, { tokensPerGroup: bt, groups: 1 }, ONE],
-      vec4Bindings: [], f16Bindings, subgroups: true,
+      vec4Bindings: vec4 ? ['x', 'norm', 'gate', 'up', ...(spec.wtype ? [] : ['w'])] : [], f16Bindings, subgroups: true,
     };
   };
   return [gemv, sgPlan(1, 1, 2, `sg${sgSize}`), sgPlan(2, 2, 2 * sgSize, 'tiled'), sgPlan(4, 2, 4 * sgSize, `sg${4 * sgSize}`)];
