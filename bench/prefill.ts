@@ -8,7 +8,8 @@
 //     weights, in alternating rounds; per round the ratio base time / this time for a
 //     prefill of each prompt and for a decode step; medians over INFER_BENCH_ROUNDS (7).
 //     This machine's speed drifts with its load: only the per-round ratios are comparable.
-// Writes bench/results/prefill.{md,json} (prefill-ab.* in the A/B mode).
+//     INFER_BENCH_SEQS=4: every step carries 4 sequences (prefill 4 prompts, decode 4 tokens).
+// Writes bench/results/prefill.{md,json} (prefill-ab.*, prefill-ab-x<SEQS>.* in the A/B mode).
 //   node --import tsx bench/prefill.ts
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';

@@ -4,7 +4,8 @@
 //     workgroups of 64 (small rows are common: a 64-wide row fills one group), y = token.
 //   rmsnorm: one workgroup per token row, power-of-two size up to 256, tree reduction.
 //   matmul: a GEMV for decode (minTokens 1) and a BT x BN tiled kernel for prefill
-//     (minTokens TILED_MIN_TOKENS); see the templates for the algorithms.
+//     (minTokens TILED_MIN_TOKENS); on a CPU adapter with subgroups, the subgroup-tiled
+//     kernel from 2 tokens on and (f32) a subgroup GEMV; see the templates for the algorithms.
 //   attention: one workgroup per (token, QPW query heads of one KV head).
 // Workgroups stay within WebGPU's default limits (256 invocations, 16 KiB shared).
 import { MOE_ROWS_PER_PASS, type KernelSpec } from '../../program/kernels.ts';
@@ -251,7 +252,7 @@ function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
   // A CPU adapter with a fixed subgroup size: the subgroup-tiled kernel for every multi-token
   // step, as tiles of 1, 2 and 4 token groups (SG tokens each) from the token count that fills
   // them. One group with one column per invocation measured best at 4..8 tokens, two columns
-  // with more groups (bench/results/prefill-ab.md).
+  // with more groups (a kernel microbenchmark on lavapipe: bench/results/prefill-notes.md).
   const sgPlan = (groups: number, tn: number, minTokens: number, variant: string): Plan => {
     const bt = groups * sgSize, wg = SG_TILED_WG;
     return {
