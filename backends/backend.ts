@@ -40,6 +40,13 @@ export interface Target {
    * u32 pairs unpacked with unpack2x16float; the values are the same either way).
    */
   readonly f16?: boolean;
+  /**
+   * The device has WebGPU's subgroups feature with one fixed subgroup size (adapter
+   * subgroupMinSize == subgroupMaxSize): kernels may exchange values between lanes with
+   * subgroupBroadcast. On a CPU target the subgroup is the SIMD vector of the JIT-compiled
+   * workgroup (lavapipe: 8 lanes of 256 bits). Absent: no kernel uses subgroups.
+   */
+  readonly subgroupSize?: number;
 }
 export const GPU_TARGET: Target = { kind: 'gpu' };
 export const CPU_TARGET: Target = { kind: 'cpu' };

@@ -4,7 +4,8 @@
 //     workgroups of 64 (small rows are common: a 64-wide row fills one group), y = token.
 //   rmsnorm: one workgroup per token row, power-of-two size up to 256, tree reduction.
 //   matmul: a GEMV for decode (minTokens 1) and a BT x BN tiled kernel for prefill
-//     (minTokens TILED_MIN_TOKENS); see the templates for the algorithms.
+//     (minTokens TILED_MIN_TOKENS); on a CPU adapter with subgroups, the subgroup-tiled
+//     kernel from 2 tokens on and (f32) a subgroup GEMV; see the templates for the algorithms.
 //   attention: one workgroup per (token, QPW query heads of one KV head).
 // Workgroups stay within WebGPU's default limits (256 invocations, 16 KiB shared).
 import { MOE_ROWS_PER_PASS, type KernelSpec } from '../../program/kernels.ts';
@@ -209,13 +210,23 @@ function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
   // A variant per tokens-per-workgroup: 1 for decode, GEMV_TOKENS for small batches and
   // speculative verification (2..7 tokens), where each weight read then serves every token
   // of the group instead of being repeated per token. Staged input stays within 4 KiB.
+  const sgSize = subgroupTileSize(target);
   const gemvPlan = (tpw: number, minTokens: number, variant: string): Plan => {
     const chunk = Math.min(KV, (vec4 ? 256 : 1024) / tpw);
+    // A CPU adapter with subgroups: the input goes from lane to lane by subgroupBroadcast
+    // instead of through shared memory, in workgroups of SG_TILED_WG columns (small N, e.g. a
+    // KV projection's 128, still spreads over several CPU threads); compact weights through
+    // wq4 (q4_0 decode 1.26x to 1.41x the hand-unrolled shared-memory loop, bench/prefill.ts).
+    const sg = sgSize > 0;
+    const [w, c] = sg ? [SG_TILED_WG, SG_TILED_WG] : [wg, cols];
     return {
       template: 'matmul_gemv', variant, minTokens,
-      context: { ...common, siluG: gluFormula(spec.prologue, vec4 ? 'vec4<f32>' : 'f32'), vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', KV, lanes, cols, wg, chunk, tpw, tileLen: chunk * tpw, redLen: wg * tpw, rsumLen: 16 * tpw },
-      workgroup: [wg, 1, 1], grid: [{ tokensPerGroup: 0, groups: cdiv(N, cols) }, { tokensPerGroup: tpw, groups: 1 }, ONE],
-      vec4Bindings: vec4 ? ['x', 'norm', 'gate', 'up', ...(spec.wtype ? [] : ['w'])] : [], f16Bindings,
+      context: {
+        ...common, siluG: gluFormula(spec.prologue, vec4 ? 'vec4<f32>' : 'f32'), vec4, vtype: vec4 ? 'vec4<f32>' : 'f32', KV, lanes: sg ? 1 : lanes, cols: c, wg: w, chunk, tpw, tileLen: chunk * tpw, redLen: w * tpw, rsumLen: 16 * tpw,
+        sg, ...(sg ? { sgSize, sgLanes: Array.from({ length: sgSize }, (_, i) => i) } : {}),
+      },
+      workgroup: [w, 1, 1], grid: [{ tokensPerGroup: 0, groups: cdiv(N, c) }, { tokensPerGroup: tpw, groups: 1 }, ONE],
+      vec4Bindings: vec4 ? ['x', 'norm', 'gate', 'up', ...(spec.wtype ? [] : ['w'])] : [], f16Bindings, subgroups: sg,
     };
   };
   const gemv = gemvPlan(1, 1, 'gemv');
@@ -227,9 +238,42 @@ function matmulPlans(spec: MatmulSpec, target: Target): Plan[] {
   // (llama-20m on lavapipe: 8 tokens 80 vs 178 ms, 16 tokens 160 vs 174 ms).
   const tiled: Plan = {
     template: 'matmul_tiled', variant: 'tiled', minTokens: target.kind === 'cpu' ? 2 * TILED_MIN_TOKENS : TILED_MIN_TOKENS,
-    context: { ...common, ...tile }, workgroup: [tile.tx, tile.ty, 1],
+    context: { ...common, ...tile, sg: false, av4: false }, workgroup: [tile.tx, tile.ty, 1],
     grid: [{ tokensPerGroup: 0, groups: cdiv(N, tile.bn) }, { tokensPerGroup: tile.bt, groups: 1 }, ONE], vec4Bindings: [], f16Bindings,
   };
-  return [gemv, gemvMulti, tiled];
+  if (sgSize === 0) return [gemv, gemvMulti, tiled];
+  // A CPU adapter with a fixed subgroup size: the subgroup-tiled kernel for every multi-token
+  // step, as tiles of 1, 2 and 4 token groups (SG tokens each) from the token count that fills
+  // them. One group with one column per invocation measured best at 4..8 tokens, two columns
+  // with more groups (a kernel microbenchmark on lavapipe: bench/results/prefill-notes.md).
+  const sgPlan = (groups: number, tn: number, minTokens: number, variant: string): Plan => {
+    const bt = groups * sgSize, wg = SG_TILED_WG;
+    return {
+      template: 'matmul_tiled', variant, minTokens,
+      context: {
+        ...common, siluG: gluFormula(spec.prologue, vec4 ? 'vec4<f32>' : 'f32'), av4: vec4,
+        bt, bn: wg * tn, bk: 4, tx: wg, ty: 1, tt: bt, tn, ttn: bt * tn, sg: true, sgSize, sgTokenGroups: groups,
+        sgGroups: Array.from({ length: groups }, (_, g) => g),
+        sgRows: Array.from({ length: bt }, (_, row) => ({ g: Math.floor(row / sgSize), lane: row % sgSize, row })),
+      },
+      workgroup: [wg, 1, 1], grid: [{ tokensPerGroup: 0, groups: cdiv(N, wg * tn) }, { tokensPerGroup: bt, groups: 1 }, ONE],
+      vec4Bindings: vec4 ? ['x', 'norm', 'gate', 'up', ...(spec.wtype ? [] : ['w'])] : [], f16Bindings, subgroups: true,
+    };
+  };
+  return [gemv, sgPlan(1, 1, 2, `sg${sgSize}`), sgPlan(2, 2, 2 * sgSize, 'tiled'), sgPlan(4, 2, 4 * sgSize, `sg${4 * sgSize}`)];
+}
+
+/** Invocations of a subgroup-tiled matmul workgroup (its RMS prologue gives each of up to 4 x SG token rows WG / BT invocations). */
+const SG_TILED_WG = 64;
+
+/**
+ * The subgroup size the subgroup-tiled matmul is built for, or 0 to use the shared-memory
+ * kernels: only on CPU targets (where lanes are SIMD lanes and the tiles' barriers and
+ * shared-memory gathers cost most), and only for a power-of-two size whose 4-group tile
+ * fits the workgroup.
+ */
+function subgroupTileSize(target: Target): number {
+  const s = target.subgroupSize;
+  return target.kind === 'cpu' && s !== undefined && Number.isInteger(s) && s >= 4 && s <= SG_TILED_WG / 4 && (s & (s - 1)) === 0 ? s : 0;
 }
 

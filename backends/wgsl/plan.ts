@@ -15,6 +15,8 @@ export interface Plan {
   readonly vec4Bindings: readonly string[];
   /** f16 weight bindings read as array<vec4<f16>> (the device has shader-f16; the source then enables f16). */
   readonly f16Bindings?: readonly string[];
+  /** The source uses subgroup built-ins (the target has a fixed subgroupSize; the source then enables subgroups). */
+  readonly subgroups?: boolean;
 }
 
 export const ROW_WG = 64;

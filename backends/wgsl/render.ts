@@ -34,7 +34,8 @@ export const wgslBackend: Backend = {
             type: `array<${f16.has(b.name) ? 'vec4<f16>' : elementDecl(spec, b.name, vec4)}>`,
           });
       const body = fill(plan.template, { ...plan.context, ...exprContext, kind: spec.kind, bindings: decls, stepFields: STEP_UNIFORM_FIELDS });
-      const source = f16.size > 0 ? `enable f16;\n${body}` : body;
+      const enables = [...(f16.size > 0 ? ['enable f16;\n'] : []), ...(plan.subgroups ? ['enable subgroups;\n'] : [])];
+      const source = enables.join('') + body;
       return {
         key: plan.variant ? `${key}.${plan.variant}` : key,
         source, entry: 'main', bindings, workgroup: plan.workgroup, grid: plan.grid, minTokens: plan.minTokens,

@@ -35,7 +35,8 @@ export async function requestInferDevice(gpu: GPU): Promise<GPUDevice> {
     label: 'infer',
     // Timestamps cost nothing until a profiler writes them (runtime/webgpu/profiler.ts).
     // shader-f16 where the adapter has it: f16 weights are then read as f16 (targetOf).
-    requiredFeatures: (['timestamp-query', 'shader-f16'] as const).filter((f) => adapter.features.has(f)),
+    // subgroups likewise: a CPU adapter's prefill matmul exchanges its inputs between lanes.
+    requiredFeatures: (['timestamp-query', 'shader-f16', 'subgroups'] as const).filter((f) => adapter.features.has(f)),
     requiredLimits: {
       maxStorageBufferBindingSize: a.maxStorageBufferBindingSize,
       maxBufferSize: a.maxBufferSize,
@@ -65,7 +66,11 @@ export function targetOf(device: GPUDevice): Target {
   const kind = forced === 'gpu' || forced === 'cpu' ? forced : info && (info.isFallbackAdapter || info.architecture === 'software') ? 'cpu' : 'gpu';
   // INFER_NO_SHADER_F16=1 reads f16 weights as u32 pairs even where shader-f16 exists (tests, comparisons).
   const f16 = device.features.has('shader-f16') && env.INFER_NO_SHADER_F16 !== '1';
-  return { ...(kind === 'cpu' ? CPU_TARGET : GPU_TARGET), f16 };
+  // A subgroup size the kernels can count on: the adapter's, when it has only one.
+  // INFER_NO_SUBGROUPS=1 leaves subgroups unused (the fallback kernels, for comparisons).
+  const sg = info as (GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number }) | undefined;
+  const subgroupSize = device.features.has('subgroups') && env.INFER_NO_SUBGROUPS !== '1' && sg?.subgroupMinSize && sg.subgroupMinSize === sg.subgroupMaxSize ? sg.subgroupMinSize : undefined;
+  return { ...(kind === 'cpu' ? CPU_TARGET : GPU_TARGET), f16, ...(subgroupSize ? { subgroupSize } : {}) };
 }
 
 /** Errors no error scope caught since the last call (validation, out-of-memory, device loss). */

@@ -12,7 +12,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KernelSpec } from '../../program/kernels.ts';
 import { blockElements, type CompactType } from '../../program/quant.ts';
-import { createGpuDevice } from '../../runtime/webgpu/device.ts';
+import { createGpuDevice, targetOf } from '../../runtime/webgpu/device.ts';
 import { CPU_TARGET, GPU_TARGET, type Target } from '../../backends/backend.ts';
 import { blockWeights, data, expectClose, gpuProp, matmulCase, moeExpertsCase, oracle, rng, runOnGpu, seedArb, variants } from './harness.ts';
 
@@ -69,6 +69,29 @@ for (const f of FORMATS) {
         expectClose(got.out, want, TOL, `${f.name} ${variant} ${prologue}${residual ? ' residual' : ''} K=${K} N=${N} T=${T}`);
       }, variant === 'tiled' ? Math.max(1, RUNS - 1) : RUNS));
     }
+
+    // A CPU adapter with subgroups: the subgroup GEMV and the subgroup-tiled kernel in tiles of 1, 2 and 4 token groups.
+    it('matmul subgroup GEMV and tiled (every variant on each case; random prologue and residual)', () => {
+      const target: Target = { ...targetFor(f, true), subgroupSize: targetOf(device).subgroupSize };
+      expect(target.subgroupSize, "the adapter's subgroup size (the subgroups feature, one fixed size)").toBeGreaterThan(0);
+      const keys = ['gemv', `sg${target.subgroupSize}`, 'tiled', `sg${4 * target.subgroupSize!}`];
+      return gpuProp(fc.record({
+        K: kArb(f), N: fc.integer({ min: 1, max: 80 }), T: fc.integer({ min: 1, max: 40 }),
+        prologue: fc.constantFrom('none', 'rmsnorm', 'silu_mul' as const), residual: fc.boolean(), seed: seedArb,
+      }), async ({ K, N, T, prologue, residual, seed }) => {
+        const next = rng(seed);
+        const w = blockWeights(f.wtype, next, K * N, 1 / Math.sqrt(K));
+        const { inputs, want, eps } = matmulCase(next, w.values, K, N, T, prologue, residual);
+        const all = variants({ kind: 'matmul', K, N, prologue, eps, residual, wtype: f.wtype }, target);
+        for (const variant of keys) {
+          const rendered = all.get(variant)!;
+          expectPath(f, rendered.source);
+          expect(rendered.source).toContain('subgroupBroadcast');
+          const got = await runOnGpu(device, rendered, T, { ...inputs, w: w.packed }, { out: T * N });
+          expectClose(got.out, want, TOL, `${f.name} ${variant} ${prologue}${residual ? ' residual' : ''} K=${K} N=${N} T=${T}`);
+        }
+      }, Math.max(1, RUNS - 1));
+    });
 
     it('embed (a gather: exact)', () => gpuProp(fc.record({
       dim: kArb(f), vocab: fc.integer({ min: 1, max: 30 }), T: fc.integer({ min: 1, max: 12 }), seed: seedArb,

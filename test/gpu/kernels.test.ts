@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ElementwiseExpr, KernelSpec } from '../../program/kernels.ts';
-import { createGpuDevice } from '../../runtime/webgpu/device.ts';
+import { createGpuDevice, targetOf } from '../../runtime/webgpu/device.ts';
 import { data, expectClose, expectCloseEach, matmulCase, oracle, rng, runOnGpu, variants, gpuProp, seedArb } from './harness.ts';
 import { exprArb, f32Conditioned, graphOfExpr } from './exprArb.ts';
 import { CPU_TARGET, GPU_TARGET } from '../../backends/backend.ts';
@@ -64,6 +64,24 @@ describe('matmul', () => {
         }));
       }
     }
+  }
+  // A CPU adapter with subgroups (lavapipe: 8 lanes) runs decode on the subgroup GEMV and
+  // every multi-token step on the subgroup-tiled kernel, in tiles of 1, 2 and 4 subgroups of
+  // tokens (sgS, tiled, sg4S).
+  for (const prologue of ['none', 'rmsnorm', 'silu_mul'] as const) {
+    it(`subgroup GEMV and tiled, prologue ${prologue} (tiles of 1, 2 and 4 token groups; residual or not)`, () => {
+      const target = { ...CPU_TARGET, subgroupSize: targetOf(device).subgroupSize };
+      expect(target.subgroupSize, "the adapter's subgroup size (the subgroups feature, one fixed size)").toBeGreaterThan(0);
+      const keys = ['gemv', `sg${target.subgroupSize}`, 'tiled', `sg${4 * target.subgroupSize!}`];
+      return prop(fc.tuple(shape(70), fc.constantFrom(...keys), fc.boolean()), async ([{ K, N, T, seed }, variant, residual]) => {
+        const next = rng(seed);
+        const { inputs: t, want, eps } = matmulCase(next, data(next, K * N, 1 / Math.sqrt(K)), K, N, T, prologue, residual);
+        const rendered = variants({ kind: 'matmul', K, N, prologue, eps, residual }, target).get(variant)!;
+        expect(rendered.source).toContain('subgroupBroadcast');
+        const got = await runOnGpu(device, rendered, T, t, { out: T * N });
+        expectClose(got.out, want, TOL, `${variant} K=${K} N=${N} T=${T} subgroups of ${target.subgroupSize}`);
+      });
+    });
   }
 });
 
