@@ -227,13 +227,10 @@ async function main(): Promise<void> {
   if (mode === '--llama3-2l') return llama3TwoLayerChild();
   const types = (process.env.INFER_BENCH_BIG_TYPES ?? 'q4_0,f16,q8_0,q4_K').split(',') as WeightType[];
   const load0 = loadavg();
-  log('llama-20m device bytes');
-  const small = child(['--small']);
-  log('Llama-3-8B-shaped plan');
-  const llama3 = llama3Plan(['f32', 'q8_0', 'q4_0', 'q4_K']);
-  log('Llama-3-8B-wide, 2 layers: one-token forward on WebGPU vs the CPU engine');
-  const twoLayer = child(['--llama3-2l']);
-  const rows: (InferRun & { type: string; llamacpp_agrees: boolean; llamacpp_tokens: number[]; load_average: number[] })[] = [];
+  const rows: Row[] = [];
+  let small: unknown = 'not run yet', llama3: Record<string, unknown>[] = [], twoLayer: unknown = 'not run yet';
+  // The results are written after every stage, so a run cut short still leaves what it measured.
+  const write = () => writeMarkdown(rows, small, llama3, twoLayer, load0);
   for (const type of types) {
     const file = bigFile(type);
     log(`${file}: infer on WebGPU`);
@@ -242,7 +239,21 @@ async function main(): Promise<void> {
     log(`${file}: llama.cpp`);
     const ref = child(['--llama', file]) as number[];
     rows.push({ type, ...r, llamacpp_agrees: ref.join() === r.tokens.join(), llamacpp_tokens: ref, load_average: load });
+    write();
   }
+  log('llama-20m device bytes');
+  small = child(['--small']);
+  log('Llama-3-8B-shaped plan');
+  llama3 = llama3Plan(['f32', 'q8_0', 'q4_0', 'q4_K']);
+  write();
+  log('Llama-3-8B-wide, 2 layers: one-token forward on WebGPU vs the CPU engine');
+  twoLayer = child(['--llama3-2l']);
+  write();
+}
+
+type Row = InferRun & { type: string; llamacpp_agrees: boolean; llamacpp_tokens: number[]; load_average: number[] };
+
+function writeMarkdown(rows: Row[], small: unknown, llama3: Record<string, unknown>[], twoLayer: unknown, load0: number[]): void {
   const load1 = loadavg();
   const budget = (r: InferRun) => r.weights_mb + r.kv_mb + 64;
   const md = [
@@ -254,7 +265,7 @@ async function main(): Promise<void> {
     '', '## Memory by phase', '',
     'RSS at each phase of each run (bench/memPhases.ts). What is above the device bytes is the process itself: node and the compiler\'s modules (the "start" row), Dawn, Vulkan and lavapipe with its LLVM ("device created" minus the row before), lavapipe\'s compiled shaders ("engine created" minus "100% read", less the device bytes not yet touched), and JS garbage, mostly from Dawn\'s node binding polling with setImmediate while a submission is pending (the V8 heap column swings by tens of MiB between collections during decode).',
     ...rows.flatMap((r) => ['', `${r.type} (file ${r.file_mb} MiB):`, '', ...new MemoryPhases(r.memory).table()]),
-    '', `llama-20m device bytes (engine allocation, default tokens per forward ${(small as Record<string, number>).tokens_per_forward}): ${JSON.stringify(small)}`, '',
+    '', `llama-20m device bytes (engine allocation, default tokens per forward ${(small as Record<string, number>).tokens_per_forward ?? '-'}): ${JSON.stringify(small)}`, '',
     'Llama-3-8B-shaped spec (vocab 128256, dim 4096, 32 layers, 32/8 heads, ffn 14336, context 8192), compiled only: planned device memory',
     '', '| type | weights MiB | KV MiB (one sequence at full context) | activations MiB | logits MiB | total MiB | split buffers | largest buffer MiB | dispatches |', '|---|---|---|---|---|---|---|---|---|',
     ...llama3.map((r) => `| ${r.type} | ${r.weights_mb} | ${r.kv_mb_at_ctx} | ${r.activations_mb} | ${r.logits_mb} | ${r.total_mb} | ${r.split_buffers} | ${r.largest_buffer_mb} | ${r.dispatches} |`),
