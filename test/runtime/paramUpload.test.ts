@@ -65,20 +65,42 @@ describe('streamed param upload', () => {
           decls.push({ name: parts === 1 ? 'param:w' : `param:w#${first}`, kind: 'param', dtype: type, perToken: 0, elements: K * c, ...(parts === 1 ? {} : { part: { of: 'w', first, count: c } }) });
         }
         const run = async (streamed: boolean) => {
-          const w = GgufWeights.load(file, params);
+          const events: { index: number; count: number; bytes: number; totalBytes: number }[] = [];
+          const w = GgufWeights.load(file, params, { onProgress: (p) => events.push(p) });
           const { device, stats } = hostDevice();
           const up = new ParamUploader(device, streamed ? w : wholeOnly(w), chunkBytes);
           const bufs = decls.map((d) => device.allocate(d.name, 4 * deviceWords(type, d.elements)));
           for (let i = 0; i < decls.length; i++) await up.upload(bufs[i], decls[i]);
           up.finish();
           w.release();
-          return { bytes: bufs.map((b) => b.data), stats };
+          return { bytes: bufs.map((b) => b.data), stats, events };
         };
         const whole = await run(false), streamed = await run(true);
         expect(streamed.bytes).toEqual(whole.bytes);
         // The chunks really were chunks: at least one upload per unit-rounded chunk of each buffer.
         expect(streamed.stats.uploads).toBeGreaterThanOrEqual(whole.stats.uploads);
+        // Progress: bytes only grow, and "all tensors read" is said once, at the end, with every byte counted.
+        for (const r of [whole, streamed]) {
+          expect(r.events.filter((e) => e.index === e.count)).toHaveLength(1);
+          expect(r.events.at(-1)).toMatchObject({ index: 1, count: 1, bytes: r.events[0].totalBytes });
+          expect(r.events.every((e, i) => i === 0 || e.bytes > r.events[i - 1].bytes)).toBe(true);
+        }
       }), { numRuns: 60 });
+  });
+
+  it('reads a byte range of a tensor, refuses one outside it, and counts progress once per byte', () => {
+    const file = join(dir, 'range.gguf');
+    writeGguf(file, [], [{ name: 'w.weight', dims: [64, 4], type: 'q8_0', data: randomTensor('w', [64, 4], 2) }]);
+    const seen: { index: number; bytes: number }[] = [];
+    const w = GgufWeights.load(file, [{ name: 'w', shape: [64, 4] }], { onProgress: (p) => seen.push({ index: p.index, bytes: p.bytes }) });
+    const whole = w.getRaw('w').bytes;
+    const part = new Uint8Array(40);
+    expect(w.readRawInto('w', 100, part)).toBe('q8_0');
+    expect(part).toEqual(whole.subarray(100, 140));
+    expect(() => w.readRawInto('w', whole.length - 8, new Uint8Array(16))).toThrow(/bytes 264\.\.280 asked of a tensor of 272 bytes/);
+    // The whole read counted every byte once; the range read after it added nothing.
+    expect(seen).toEqual([{ index: 1, bytes: 272 }]);
+    w.release();
   });
 
   it('refuses a file whose tensor type differs from the program\'s', async () => {
