@@ -136,14 +136,21 @@ export function weightBytes(type: WeightType, elements: number): number {
 
 // GGUF blocks -> the device layout above (bodies, then the f16 halves), and back. The
 // body bytes are copied unchanged, so a kernel's dequantisation is the file's.
-/** Repacks `elements` weights of GGUF blocks (exactly the tensor's bytes). */
-export function packBlocks(type: QuantType, raw: Uint8Array, elements: number): Uint32Array {
+/**
+ * Repacks `elements` weights of GGUF blocks (exactly the tensor's bytes), into `into` when
+ * given (at least deviceWords long: a streamed upload reuses one buffer for every chunk).
+ */
+export function packBlocks(type: QuantType, raw: Uint8Array, elements: number, into?: Uint32Array): Uint32Array {
   const l = BLOCK_LAYOUT[type], blocks = elements / l.elements, body = bodyBytes(type);
   if (!Number.isInteger(blocks)) throw new Error(`${type}: ${elements} weights are not whole blocks of ${l.elements}`);
   if (raw.length !== blocks * l.bytes) throw new Error(`${type}: ${raw.length} bytes for ${blocks} blocks of ${l.bytes} bytes`);
-  const out = new Uint32Array(deviceWords(type, elements));
-  const bytes = new Uint8Array(out.buffer);
-  const halves = new Uint16Array(out.buffer, 4 * quantWords(type, elements));
+  const words = deviceWords(type, elements);
+  if (into && into.length < words) throw new Error(`${type}: ${into.length} words given for ${words}`);
+  const out = into ? into.subarray(0, words) : new Uint32Array(words);
+  const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  const halves = new Uint16Array(out.buffer, out.byteOffset + 4 * quantWords(type, elements), (out.length - quantWords(type, elements)) * 2);
+  // A reused buffer's last word may hold an old half past this chunk's last one.
+  if (into) out[words - 1] = 0;
   const hb = 2 * l.halves;
   for (let b = 0; b < blocks; b++) {
     const at = b * l.bytes;

@@ -11,6 +11,12 @@ export interface WeightSource {
    * it (random weights) can only feed f32 programs.
    */
   getRaw?(name: string): { readonly type: string; readonly bytes: Uint8Array };
+  /**
+   * Part of a tensor's stored bytes: into.length bytes from `byteOffset` into `into`; returns
+   * the file's type name. Optional: a source with it lets an upload stream a compact tensor in
+   * chunks (runtime/runner/paramUpload.ts) instead of holding it whole.
+   */
+  readRawInto?(name: string, byteOffset: number, into: Uint8Array): string;
   /** Drops the host copy of one tensor once a device holds it (uploads stream the weights tensor by tensor). */
   evict?(name: string): void;
   /** Drops host copies once a device holds the weights (a GGUF file would otherwise stay in memory twice). */

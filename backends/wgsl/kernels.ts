@@ -148,18 +148,22 @@ function moeExpertsPlan(spec: MoeExpertsSpec, target: Target): Plan {
 type MatmulSpec = Extract<KernelSpec, { kind: 'matmul' }>;
 type EmbedSpec = Extract<KernelSpec, { kind: 'embed' }>;
 
+// A split param's part offset is not compiled in: the kernel reads it from the step uniform's
+// `part` (program/stepUniform.ts), so a param's equal parts render the same source and share
+// one pipeline. Only the widths are constants; the offset is checked here all the same.
+
 /** A split table's id range (compiler/splitParams.ts): ids [idOffset, idOffset + vocab) of vocabTotal. */
 function embedPart(spec: EmbedSpec) {
   const idOffset = spec.idOffset ?? 0, vocabTotal = spec.vocabTotal ?? spec.vocab;
   if (!Number.isInteger(idOffset) || idOffset < 0 || idOffset + spec.vocab > vocabTotal) throw new Error(`embed: ids [${idOffset}, ${idOffset + spec.vocab}) outside a vocabulary of ${vocabTotal}`);
-  return { idOffset, vocabTotal, split: spec.idOffset !== undefined };
+  return { vocabTotal, split: spec.idOffset !== undefined };
 }
 
 /** A split weight's output columns (compiler/splitParams.ts): columns [colOffset, colOffset + N) of outCols. */
 function matmulPart(spec: MatmulSpec) {
   const colOffset = spec.colOffset ?? 0, outCols = spec.outCols ?? spec.N;
   if (!Number.isInteger(colOffset) || colOffset < 0 || colOffset + spec.N > outCols) throw new Error(`matmul: columns [${colOffset}, ${colOffset + spec.N}) outside rows of ${outCols}`);
-  return { colOffset, outCols };
+  return { outCols };
 }
 
 /**

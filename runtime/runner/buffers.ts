@@ -5,11 +5,10 @@
 // Activations that share an arena (Program.arenas, compiler/planMemory.ts) are one device
 // buffer bound under each member's name, so steps keep binding by name.
 import { bufferBytes, type BufferDecl, type Program, type Sizing } from '../../program/program.ts';
-import { isCompactType, packBlocks, packHalves, weightBytes, type CompactType } from '../../program/quant.ts';
-import { fromBf16, toHalf } from '../weights/ggufQuant.ts';
 import { STEP_UNIFORM_BYTES } from '../../program/stepUniform.ts';
 import type { WeightSource } from '../../program/weights.ts';
 import { DeviceError, type Device, type DeviceBuffer } from './device.ts';
+import { ParamUploader } from './paramUpload.ts';
 
 export class BufferSetupError extends DeviceError {}
 
@@ -112,11 +111,8 @@ export async function allocateProgramBuffers(device: Device, program: Program, w
       arenaBufs.set(a.name, buf);
       activationBytes += buf.bytes;
     }
-    // Params stream from the weights: each tensor is read once (its parts are consecutive
-    // buffers), uploaded, and its host copy dropped before the next is read.
-    const tensor: { name?: string; data?: Float32Array | { type: string; bytes: Uint8Array } } = {};
-    const done = () => { if (tensor.name !== undefined) weights.evict?.(tensor.name); tensor.name = tensor.data = undefined; };
-    let unsettled = 0;
+    // Params stream from the weights (runtime/runner/paramUpload.ts): never a whole model, at most one tensor, on the host.
+    const params = new ParamUploader(device, weights);
     for (const d of program.buffers) {
       if (d.storage !== undefined) { byName.set(d.name, arenaBufs.get(d.storage)!); continue; }
       // A param another runner already holds (same name, type and size): bound, not copied.
@@ -125,15 +121,9 @@ export async function allocateProgramBuffers(device: Device, program: Program, w
       const buf = make(d.name, bufferBytes(d, sizing), 'storage');
       byName.set(d.name, buf);
       if (d.kind === 'activation') activationBytes += buf.bytes;
-      if (d.kind === 'param') {
-        const name = paramName(d);
-        if (tensor.name !== name) { done(); tensor.name = name; tensor.data = readParam(d, name, weights); }
-        device.upload(buf, 0, paramData(d, name, tensor.data!));
-        unsettled += buf.bytes;
-        if (unsettled >= SETTLE_BYTES && device.settle) { unsettled = 0; await device.settle(); }
-      }
+      if (d.kind === 'param') await params.upload(buf, d);
     }
-    done();
+    params.finish();
     if (!byName.has(program.logits)) throw new BufferSetupError(`the program has no '${program.logits}' buffer for its logits`);
     const uniform = make('step-uniform', STEP_UNIFORM_BYTES, 'uniform');
     return {
@@ -153,53 +143,4 @@ export async function allocateProgramBuffers(device: Device, program: Program, w
     destroy();
     throw e;
   }
-}
-
-/** Uploaded bytes between waits for the device's staging copies to drain (see Device.settle). */
-const SETTLE_BYTES = 64 * MiB;
-
-const paramName = (d: BufferDecl): string => d.part?.of ?? d.name.replace(/^param:/, '');
-
-/** A param's whole tensor from the weights: f32 values, or the file's f16 halves / blocks for a param kept compact (bf16 becomes f16). */
-function readParam(d: BufferDecl, name: string, weights: WeightSource): Float32Array | { type: string; bytes: Uint8Array } {
-  if (!isCompactType(d.dtype)) return weights.get(name);
-  if (!weights.getRaw) throw new BufferSetupError(`the program keeps weight ${name} as ${d.dtype}, but this weight source has no raw tensors (compile without weight types to run it as f32)`);
-  const raw = weights.getRaw(name);
-  if (d.dtype === 'f16' && raw.type === 'bf16') return { type: 'f16', bytes: bf16ToF16(name, raw.bytes) };
-  if (raw.type !== d.dtype) throw new BufferSetupError(`the program keeps weight ${name} as ${d.dtype}, but the weight file stores it as ${raw.type} (compile with this file's tensor types)`);
-  return raw;
-}
-
-/**
- * A param buffer's device data: its f32 values, or its f16 halves / blocks in the device
- * layout (program/quant.ts), of the whole tensor or of the part's columns (a [K, count]
- * slice, contiguous in storage order, and whole blocks since blocks run along K).
- */
-function paramData(d: BufferDecl, name: string, t: Float32Array | { type: string; bytes: Uint8Array }): Float32Array | Uint32Array {
-  const K = d.part ? d.elements / d.part.count : 0;
-  const from = d.part ? d.part.first * K : 0;
-  if (t instanceof Float32Array) {
-    const data = d.part ? t.subarray(from, from + d.elements) : t;
-    if (data.length !== d.elements) throw new BufferSetupError(`weight ${name} has ${t.length} values; the program expects ${d.part ? `columns ${d.part.first}..${d.part.first + d.part.count - 1} of ${K}` : d.elements}`);
-    return data;
-  }
-  const type = d.dtype as CompactType;
-  const at = d.part ? weightBytes(type, from) : 0, bytes = weightBytes(type, d.elements);
-  if (at + bytes > t.bytes.length) throw new BufferSetupError(`weight ${name} has ${t.bytes.length} bytes of ${type}; the program expects ${at + bytes}`);
-  const slice = t.bytes.subarray(at, at + bytes);
-  return type === 'f16' ? packHalves(slice, d.elements) : packBlocks(type, slice, d.elements);
-}
-
-/** bf16 -> f16 halves (program/quant.ts deviceWeightType says why); a value beyond f16's range is refused, never made infinite. */
-function bf16ToF16(name: string, bytes: Uint8Array): Uint8Array {
-  const n = bytes.length / 2, out = new Uint8Array(bytes.length);
-  const src = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), dst = new DataView(out.buffer);
-  for (let i = 0; i < n; i++) {
-    const v = fromBf16(src.getUint16(2 * i, true)), h = toHalf(v);
-    if ((h & 0x7c00) === 0x7c00 && Number.isFinite(v)) {
-      throw new BufferSetupError(`weight ${name}: value ${v} (element ${i}) is beyond f16's range, so this bf16 tensor cannot be kept as f16 on the device (run with --f32-weights)`);
-    }
-    dst.setUint16(2 * i, h, true);
-  }
-  return out;
 }

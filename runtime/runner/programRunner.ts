@@ -7,14 +7,14 @@
 import type { Backend, Target } from '../../backends/backend.ts';
 import { packKvTable } from '../../program/kv.ts';
 import { GREEDY_BUFFERS, PROGRAM_FORMAT, type Program } from '../../program/program.ts';
-import { packStepUniform } from '../../program/stepUniform.ts';
+import { packStepUniform, stepPart, STEP_UNIFORM_BYTES } from '../../program/stepUniform.ts';
 import type { WeightSource } from '../../program/weights.ts';
 import type { Engine, EngineStats } from '../engine.ts';
 import type { BatchStep } from '../kv/batchStep.ts';
 import type { MoeStatsReport } from '../moeStats.ts';
 import { PagedEngine, type PoolOptions } from '../pagedEngine.ts';
 import { allocateProgramBuffers, chooseSizing, type ProgramBuffers } from './buffers.ts';
-import { DeviceError, type Device, type DeviceBinding, type DeviceCopy, type DeviceDispatch } from './device.ts';
+import { DeviceError, type Device, type DeviceBinding, type DeviceBuffer, type DeviceCopy, type DeviceDispatch } from './device.ts';
 import { checkedGrid, chooseVariant, compileArgmax, compileProgramKernels, type CompiledKernel } from './kernels.ts';
 import type { BatchItem } from '../kv/batchStep.ts';
 import { MoeRouting } from './moeRouting.ts';
@@ -53,7 +53,12 @@ export class ProgramRunner extends PagedEngine implements Engine {
   readonly backend: Device['name'];
   readonly maxTokensPerForward: number;
   /** Per step: its kernel's variants and their bindings, created on first use. */
-  private readonly plan: { kernel: CompiledKernel; bindings: (DeviceBinding | undefined)[]; args: Readonly<Record<string, string>> }[];
+  private readonly plan: { kernel: CompiledKernel; bindings: (DeviceBinding | undefined)[]; args: Readonly<Record<string, string>>; uniform: DeviceBuffer }[];
+  /**
+   * A step uniform per split-param part offset (program/stepUniform.ts `part`): the parts'
+   * dispatches share a kernel and tell it their columns through the uniform they bind.
+   */
+  private readonly partUniforms = new Map<number, DeviceBuffer>();
   private forwards = 0;
   private tokens = 0;
   private lastForwardMs = 0;
@@ -79,11 +84,14 @@ export class ProgramRunner extends PagedEngine implements Engine {
     this.plan = o.program.steps.map((s) => {
       const kernel = kernels.get(s.kernel);
       if (!kernel) throw new RunnerError(`step ${s.label} uses kernel ${s.kernel}, which the program does not declare`);
-      return { kernel, bindings: kernel.variants.map(() => undefined), args: s.args };
+      const part = stepPart(kernel.spec);
+      let uniform = part === 0 ? bufs.uniform : this.partUniforms.get(part);
+      if (!uniform) this.partUniforms.set(part, uniform = device.allocate(`step-uniform part ${part}`, STEP_UNIFORM_BYTES, 'uniform'));
+      return { kernel, bindings: kernel.variants.map(() => undefined), args: s.args, uniform };
     });
     const argmax = [...kernels.values()].find((k) => k.spec.kind === 'argmax');
     this.greedy = argmax && bufs.has(GREEDY_BUFFERS.rows) && bufs.has(GREEDY_BUFFERS.ids)
-      ? { kernel: argmax, binding: this.bind(0, argmax, { x: o.program.logits, rows: GREEDY_BUFFERS.rows, out: GREEDY_BUFFERS.ids }) }
+      ? { kernel: argmax, binding: this.bind(0, argmax, { x: o.program.logits, rows: GREEDY_BUFFERS.rows, out: GREEDY_BUFFERS.ids }, bufs.uniform) }
       : null;
   }
 
@@ -148,11 +156,12 @@ export class ProgramRunner extends PagedEngine implements Engine {
       };
       for (const name of INPUTS) if (inputs[name].length && this.bufs.has(name)) this.device.upload(this.bufs.get(name), 0, inputs[name]);
       this.device.upload(this.bufs.uniform, 0, packStepUniform(T));
+      for (const [part, u] of this.partUniforms) this.device.upload(u, 0, packStepUniform(T, part));
       const dispatches: DeviceDispatch[] = this.plan.map((s) => {
         const vi = chooseVariant(s.kernel, T);
         const v = s.kernel.variants[vi];
         const grid = checkedGrid(v, T, this.device.limits.maxGroupsPerDim);
-        return { binding: s.bindings[vi] ??= this.bind(vi, s.kernel, s.args), grid };
+        return { binding: s.bindings[vi] ??= this.bind(vi, s.kernel, s.args, s.uniform), grid };
       });
       let readback = { buffer: this.bufs.get(this.program.logits), offset: out.offset, bytes: out.bytes };
       if (out.rows) {
@@ -180,11 +189,11 @@ export class ProgramRunner extends PagedEngine implements Engine {
     }
   }
 
-  /** Binds a step's buffers by name, in the variant's binding order (the step uniform last). */
-  private bind(vi: number, k: CompiledKernel, args: Readonly<Record<string, string>>): DeviceBinding {
+  /** Binds a step's buffers by name, in the variant's binding order (its step uniform last). */
+  private bind(vi: number, k: CompiledKernel, args: Readonly<Record<string, string>>, uniform: DeviceBuffer): DeviceBinding {
     const v = k.variants[vi];
     const buffers = v.rendered.bindings.map((b) => {
-      if (b.access === 'uniform') return this.bufs.uniform;
+      if (b.access === 'uniform') return uniform;
       const name = args[b.name];
       if (!name) throw new RunnerError(`kernel ${v.rendered.key} binds '${b.name}', but its step gives no buffer for it`);
       return this.bufs.get(name);
@@ -195,6 +204,7 @@ export class ProgramRunner extends PagedEngine implements Engine {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    for (const u of this.partUniforms.values()) this.device.free(u);
     this.bufs.destroy();
   }
 

@@ -94,15 +94,22 @@ export class GgufFile {
 
   /** The tensor's bytes exactly as stored (quantised blocks stay blocks). */
   readRaw(t: GgufTensorInfo): Uint8Array {
+    return this.readRawInto(t, 0, new Uint8Array(t.bytes));
+  }
+
+  /** into.length of the tensor's stored bytes from `offset` (within the tensor) into `into`. */
+  readRawInto(t: GgufTensorInfo, offset: number, into: Uint8Array): Uint8Array {
     if (this.fd === null) throw new GgufError(this.path, t.fileOffset, 'the file was closed', t.name);
-    const buf = new Uint8Array(t.bytes);
+    if (!Number.isInteger(offset) || offset < 0 || offset + into.length > t.bytes) {
+      throw new GgufError(this.path, t.fileOffset, `bytes ${offset}..${offset + into.length} asked of a tensor of ${t.bytes} bytes`, t.name);
+    }
     let got = 0;
-    while (got < t.bytes) {
-      const r = readSync(this.fd, buf, got, t.bytes - got, t.fileOffset + got);
-      if (r === 0) throw new GgufError(this.path, t.fileOffset + got, `truncated: the file ended while reading ${t.bytes} bytes of data (did it change after opening?)`, t.name);
+    while (got < into.length) {
+      const r = readSync(this.fd, into, got, into.length - got, t.fileOffset + offset + got);
+      if (r === 0) throw new GgufError(this.path, t.fileOffset + offset + got, `truncated: the file ended while reading ${t.bytes} bytes of data (did it change after opening?)`, t.name);
       got += r;
     }
-    return buf;
+    return into;
   }
 
   /** The tensor dequantised to f32, in storage order. */
@@ -120,7 +127,7 @@ export class GgufFile {
 
 export interface GgufProgress {
   readonly tensor: string;
-  /** Tensors loaded so far (this one included) and in all. */
+  /** Tensors read whole so far (a tensor streamed in chunks counts when its last chunk is read) and in all. */
   readonly index: number;
   readonly count: number;
   /** File bytes read so far and in all. */
@@ -137,13 +144,16 @@ export interface GgufLoadOptions { readonly onProgress?: (p: GgufProgress) => vo
  * blocks stay blocks, for a device that dequantises in its kernels) and keeps nothing;
  * `get` dequantises to f32 and keeps the result (the CPU engine reads every param each
  * forward) until `evict` (the device holds it now) or `release`. So a device load holds
- * one tensor at a time on the host, never the file. Progress is reported as each tensor
- * is first read, in whatever order the reader asks for them.
+ * one tensor at a time on the host, never the file. `readRawInto` reads a byte range of a
+ * tensor into the caller's buffer (a streamed upload: a few MiB on the host, not a tensor).
+ * Progress is reported as bytes are first read, in whatever order the reader asks for them.
  */
 export class GgufWeights implements ShapedWeightSource {
   private readonly tensors = new Map<string, GgufTensorInfo>();
   private readonly data = new Map<string, Float32Array>();
-  private readonly seen = new Set<string>();
+  /** File bytes of each tensor read so far (for progress), and how many tensors have been read whole. */
+  private readonly counted = new Map<string, number>();
+  private complete = 0;
   private readonly totalBytes: number;
   private bytesRead = 0;
 
@@ -170,16 +180,35 @@ export class GgufWeights implements ShapedWeightSource {
     return new Map([...this.tensors].map(([name, t]) => [name, t.type.name]));
   }
 
-  private read(name: string): { type: string; bytes: Uint8Array; elements: number } {
+  private tensorFor(name: string): GgufTensorInfo & { file: GgufFile } {
     const t = this.tensors.get(name);
     if (!t || !this.file) throw new GgufError(this.path, 0, `no tensor for parameter ${name} (${this.file ? `the spec's ${this.tensors.size} params do not include it` : 'release() was called'})`);
-    const bytes = this.file.readRaw(t);
-    if (!this.seen.has(name)) {
-      this.seen.add(name);
-      this.bytesRead += t.bytes;
-      this.opts.onProgress?.({ tensor: t.name, index: this.seen.size, count: this.tensors.size, bytes: this.bytesRead, totalBytes: this.totalBytes });
-    }
+    return { ...t, file: this.file };
+  }
+
+  /** Counts bytes read for the progress callback: the first read of each byte range of a tensor (parts and chunks read disjoint ranges). */
+  private progress(t: GgufTensorInfo, bytes: number, whole: boolean): void {
+    const before = this.counted.get(t.name) ?? 0;
+    const now = whole ? t.bytes : Math.min(t.bytes, before + bytes);
+    if (now === before) return;
+    this.counted.set(t.name, now);
+    this.bytesRead += now - before;
+    if (now === t.bytes) this.complete++;
+    this.opts.onProgress?.({ tensor: t.name, index: this.complete, count: this.tensors.size, bytes: this.bytesRead, totalBytes: this.totalBytes });
+  }
+
+  private read(name: string): { type: string; bytes: Uint8Array; elements: number } {
+    const t = this.tensorFor(name);
+    const bytes = t.file.readRaw(t);
+    this.progress(t, t.bytes, true);
     return { type: t.type.name, bytes, elements: t.elements };
+  }
+
+  readRawInto(name: string, byteOffset: number, into: Uint8Array): string {
+    const t = this.tensorFor(name);
+    t.file.readRawInto(t, byteOffset, into);
+    this.progress(t, into.length, false);
+    return t.type.name;
   }
 
   get(name: string): Float32Array {

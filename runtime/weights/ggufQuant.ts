@@ -17,7 +17,11 @@ const u32 = new Uint32Array(f32.buffer);
 /** f32 -> f16 bits, round to nearest even (overflow to inf, NaN kept). */
 export function toHalf(v: number): number {
   f32[0] = v;
-  const x = u32[0];
+  return halfFromBits(u32[0]);
+}
+
+/** f32 bits -> f16 bits (toHalf's rounding; bulk encoders read the bits through a Uint32Array view). */
+function halfFromBits(x: number): number {
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
@@ -175,7 +179,7 @@ export function quantize(type: EncodeType, values: Float32Array): Uint8Array {
   const dv = new DataView(out.buffer);
   switch (type) {
     case 'f32': for (let i = 0; i < n; i++) dv.setFloat32(4 * i, values[i], true); break;
-    case 'f16': for (let i = 0; i < n; i++) dv.setUint16(2 * i, toHalf(values[i]), true); break;
+    case 'f16': encodeHalves(values, out); break;
     case 'bf16': for (let i = 0; i < n; i++) dv.setUint16(2 * i, toBf16(values[i]), true); break;
     case 'q8_0': encodeQ8_0(values, out, dv); break;
     case 'q4_0': encodeQ4_0(values, out, dv); break;
@@ -184,6 +188,21 @@ export function quantize(type: EncodeType, values: Float32Array): Uint8Array {
     case 'q6_K': encodeQ6K(values, out, dv); break;
   }
   return out;
+}
+
+// Typed-array views are host-endian; GGUF is little-endian (runtime/weights/gguf.ts refuses big-endian hosts).
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
+/** f16 halves of `x` into `out` (2 bytes each, fresh and so aligned), through bit views rather than a DataView per value. */
+function encodeHalves(x: Float32Array, out: Uint8Array): void {
+  const bits = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  if (!LITTLE_ENDIAN) {
+    const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
+    for (let i = 0; i < x.length; i++) dv.setUint16(2 * i, halfFromBits(bits[i]), true);
+    return;
+  }
+  const h = new Uint16Array(out.buffer, out.byteOffset, x.length);
+  for (let i = 0; i < x.length; i++) h[i] = halfFromBits(bits[i]);
 }
 
 /** C's roundf: halves away from zero (Math.round rounds -2.5 to -2). */

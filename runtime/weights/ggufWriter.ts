@@ -11,11 +11,19 @@ import {
 } from './ggufTypes.ts';
 
 export type WriterTensor =
-  /** data: the values, or a function making them when the tensor is written (a large model is never all in memory). */
-  | { readonly name: string; readonly dims: readonly number[]; readonly type: EncodeType; readonly data: Float32Array | (() => Float32Array) }
+  /**
+   * data: the values, or a function making them when the tensor is written (a large model is
+   * never all in memory): all at once, or in chunks of whole blocks that are encoded and
+   * written one by one (a chunk may reuse the previous one's buffer).
+   */
+  | { readonly name: string; readonly dims: readonly number[]; readonly type: EncodeType; readonly data: Float32Array | (() => Float32Array | Iterable<Float32Array>) }
   | { readonly name: string; readonly dims: readonly number[]; readonly type: string; readonly raw: Uint8Array };
 
-export interface WriteOptions { readonly version?: 2 | 3; readonly alignment?: number }
+export interface WriteOptions {
+  readonly version?: 2 | 3; readonly alignment?: number;
+  /** Called after each tensor is written (index in `tensors`): progress for large files. */
+  readonly onTensor?: (name: string, index: number) => void;
+}
 
 /** Where things landed, so tests can corrupt exact fields. */
 export interface GgufLayout {
@@ -102,6 +110,7 @@ export function writeGguf(path: string, metadata: Iterable<readonly [string, Ggu
   const meta = new Map(metadata);
   const al = meta.get('general.alignment');
   const alignment = al?.type === 'u32' ? al.value : opts.alignment ?? DEFAULT_ALIGNMENT;
+  const onTensor = opts.onTensor;
   if (!al && alignment !== DEFAULT_ALIGNMENT) meta.set('general.alignment', gv.u32(alignment));
 
   const h = new Bytes();
@@ -145,11 +154,21 @@ export function writeGguf(path: string, metadata: Iterable<readonly [string, Ggu
     const pad = (to: number) => { if (to > pos) writeSync(fd, new Uint8Array(to - pos)); pos = Math.max(pos, to); };
     tensors.forEach((t, i) => {
       pad(dataOffset + infos[i].offset);
-      const data = 'raw' in t ? null : typeof t.data === 'function' ? t.data() : t.data;
-      if (data && data.length !== t.dims.reduce((a, b) => a * b, 1)) throw new Error(`tensor ${t.name}: ${data.length} values given, ${t.dims.reduce((a, b) => a * b, 1)} expected`);
-      const bytes = 'raw' in t ? t.raw : quantize(t.type, data!);
-      writeSync(fd, bytes);
-      pos += bytes.length;
+      const elements = t.dims.reduce((a, b) => a * b, 1);
+      if ('raw' in t) { writeSync(fd, t.raw); pos += t.raw.length; onTensor?.(t.name, i); return; }
+      const data = typeof t.data === 'function' ? t.data() : t.data;
+      let given = 0;
+      for (const chunk of data instanceof Float32Array ? [data] : data) {
+        const block = tensorType(t.type).blockSize;
+        if (chunk.length % block !== 0) throw new Error(`tensor ${t.name}: a chunk of ${chunk.length} values is not whole ${t.type} blocks of ${block}`);
+        given += chunk.length;
+        if (given > elements) break;
+        const bytes = quantize(t.type, chunk);
+        writeSync(fd, bytes);
+        pos += bytes.length;
+      }
+      if (given !== elements) throw new Error(`tensor ${t.name}: ${given > elements ? 'more than' : given} values given, ${elements} expected`);
+      onTensor?.(t.name, i);
     });
     // llama.cpp expects the data section padded to the alignment after the last tensor too.
     pad(alignUp(pos, alignment));

@@ -43,17 +43,24 @@ class Xoshiro128 {
     this.a = split(); this.b = split(); this.c = split(); this.d = split();
   }
 
-  nextU32(): number {
-    const r = Math.imul(rotl(Math.imul(this.b, 5), 7), 9) >>> 0;
-    const t = this.b << 9;
-    this.c ^= this.a; this.d ^= this.b; this.b ^= this.c; this.a ^= this.d;
-    this.c ^= t;
-    this.d = rotl(this.d, 11);
-    return r;
+  /**
+   * out[i] = base + a * (u / 2^31 - 1) for the next out.length values u of the stream
+   * (xoshiro128**'s step on local state: multi-gigabyte files are written from these streams).
+   */
+  fill(out: Float32Array, base: number, a: number): void {
+    let s0 = this.a, s1 = this.b, s2 = this.c, s3 = this.d;
+    for (let i = 0; i < out.length; i++) {
+      const m = Math.imul(s1, 5);
+      const r = Math.imul((m << 7) | (m >>> 25), 9) >>> 0;
+      const t = s1 << 9;
+      s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3;
+      s2 ^= t;
+      s3 = (s3 << 11) | (s3 >>> 21);
+      out[i] = base + a * (r / 2147483648 - 1);
+    }
+    this.a = s0; this.b = s1; this.c = s2; this.d = s3;
   }
 }
-
-const rotl = (x: number, k: number): number => (x << k) | (x >>> (32 - k));
 
 export function validateShape(p: ParamInfo): number {
   if (p.shape.length < 1 || p.shape.length > 3 || !p.shape.every((d) => Number.isInteger(d) && d > 0)) {
@@ -77,10 +84,25 @@ export function randomTensorPlan(name: string, shape: readonly number[], seed: n
 /** Fills one tensor; exported so tests can check values without building a source. */
 export function randomTensor(name: string, shape: readonly number[], seed: number): Float32Array {
   const { hash, a, base, elements: n } = randomTensorPlan(name, shape, seed);
-  const rng = new Xoshiro128(hash);
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = base + a * (rng.nextU32() / 2147483648 - 1);
+  new Xoshiro128(hash).fill(out, base, a);
   return out;
+}
+
+/**
+ * The same values as randomTensor, `chunk` at a time (the last chunk may be shorter), in one
+ * reused buffer: a writer quantises and writes each before asking for the next, so a tensor
+ * of any size costs `chunk` floats of memory.
+ */
+export function* randomTensorChunks(name: string, shape: readonly number[], seed: number, chunk: number): Generator<Float32Array> {
+  const { hash, a, base, elements: n } = randomTensorPlan(name, shape, seed);
+  const rng = new Xoshiro128(hash);
+  const buf = new Float32Array(Math.min(chunk, n));
+  for (let at = 0; at < n; at += buf.length) {
+    const part = n - at < buf.length ? buf.subarray(0, n - at) : buf;
+    rng.fill(part, base, a);
+    yield part;
+  }
 }
 
 /**

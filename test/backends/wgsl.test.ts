@@ -2,6 +2,7 @@
 // exactly the bindings the contract names (plus the step uniform), valid number
 // literals, and sane launch shapes. The GPU tests (test/gpu/kernels.test.ts) check
 // what the kernels compute.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { pickVariant } from '../../backends/backend.ts';
 import { CUDA_DIALECT, renderExpr, unaryFormula, WGSL_DIALECT } from '../../backends/cstyle/expr.ts';
@@ -87,7 +88,7 @@ describe('wgsl render', () => {
     expect(wgslBackend.render('embed_dim4_vocab3', { kind: 'embed', dim: 4, vocab: 3 })[0].source).toMatchInlineSnapshot(`
       "// embed kernel, rendered by infer's WGSL backend.
       // The runtime's per-step uniform: the number of tokens in this step.
-      struct Step { tokens: u32, pad0: u32, pad1: u32, pad2: u32 }
+      struct Step { tokens: u32, part: u32, pad1: u32, pad2: u32 }
       @group(0) @binding(0) var<storage, read> tokens: array<i32>;
       @group(0) @binding(1) var<storage, read> table: array<f32>;
       @group(0) @binding(2) var<storage, read_write> out: array<f32>;
@@ -110,6 +111,24 @@ describe('wgsl render', () => {
       }
       "
     `);
+  });
+
+  it('renders the parts of a split weight or table as one source per width: the offset is the step uniform\'s `part`, not a constant', () => {
+    fc.assert(fc.property(
+      fc.integer({ min: 1, max: 64 }).map((k) => 4 * k), fc.integer({ min: 1, max: 300 }), fc.integer({ min: 2, max: 5 }), fc.constantFrom('none', 'rmsnorm'), fc.boolean(),
+      fc.constantFrom<undefined | 'q8_0' | 'q4_0' | 'f16'>(undefined, 'q8_0', 'q4_0', 'f16'),
+      (k, N, parts, prologue, residual, wtype) => {
+        const K = wtype === 'q8_0' || wtype === 'q4_0' ? 8 * k : k;
+        const sources = (specs: KernelSpec[]) => new Set(specs.flatMap((s) => wgslBackend.render(kernelKey(s), s).map((r) => `${r.minTokens}|${r.source}`)));
+        const offsets = Array.from({ length: parts }, (_, i) => i * N);
+        const mm = offsets.map((colOffset): KernelSpec => ({ kind: 'matmul', K, N, prologue: prologue as 'none' | 'rmsnorm', eps: 1e-5, residual, ...(wtype ? { wtype } : {}), colOffset, outCols: parts * N }));
+        const em = offsets.map((idOffset): KernelSpec => ({ kind: 'embed', dim: K, vocab: N, ...(wtype ? { wtype } : {}), idOffset, vocabTotal: parts * N }));
+        // One source per variant, however many parts; the offset still validated against the width.
+        expect(sources(mm).size).toBe(wgslBackend.render('m', mm[0]).length);
+        expect(sources(em).size).toBe(1);
+        expect(() => wgslBackend.render('m', { ...(mm[0] as Extract<KernelSpec, { kind: 'matmul' }>), colOffset: parts * N - N + 1 })).toThrow(/outside rows/);
+        expect(() => wgslBackend.render('e', { ...(em[0] as Extract<KernelSpec, { kind: 'embed' }>), idOffset: -1 })).toThrow(/outside a vocabulary/);
+      }), { numRuns: 40 });
   });
 
   it('rejects specs it cannot render, with the reason', () => {
