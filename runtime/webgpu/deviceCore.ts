@@ -11,6 +11,7 @@
 //   compileKernel(device, rendered)   -> the (cached) pipeline of a RenderedKernel
 //   runKernel(device, rendered, buffers, tokens) -> one dispatch, validated, awaited
 import { CPU_TARGET, GPU_TARGET, gridFor, type RenderedKernel, type Target } from '../../backends/backend.ts';
+import { packStepUniform, STEP_UNIFORM_BYTES } from '../../program/stepUniform.ts';
 
 export class NoAdapterError extends Error {}
 export class GpuError extends Error {}
@@ -107,17 +108,18 @@ export async function readBuffer<A extends Float32Array | Int32Array>(
   return out;
 }
 
-const uniforms = new WeakMap<GPUDevice, Map<number, GPUBuffer>>();
+const uniforms = new WeakMap<GPUDevice, Map<string, GPUBuffer>>();
 
-/** The step uniform for `tokens` tokens: `struct Step { tokens: u32, 3 x u32 pad }`, one buffer per T. */
-export function stepUniform(device: GPUDevice, tokens: number): GPUBuffer {
+/** The step uniform for `tokens` tokens and a split part's first column or id (program/stepUniform.ts), one buffer per (T, part). */
+export function stepUniform(device: GPUDevice, tokens: number, part = 0): GPUBuffer {
   let byT = uniforms.get(device);
   if (!byT) uniforms.set(device, byT = new Map());
-  let buf = byT.get(tokens);
+  const key = `${tokens}:${part}`;
+  let buf = byT.get(key);
   if (!buf) {
-    buf = device.createBuffer({ label: `step T=${tokens}`, size: 16, usage: UNIFORM | COPY_DST });
-    device.queue.writeBuffer(buf, 0, Uint32Array.of(tokens, 0, 0, 0));
-    byT.set(tokens, buf);
+    buf = device.createBuffer({ label: `step T=${tokens} part=${part}`, size: STEP_UNIFORM_BYTES, usage: UNIFORM | COPY_DST });
+    device.queue.writeBuffer(buf, 0, packStepUniform(tokens, part) as Uint32Array<ArrayBuffer>);
+    byT.set(key, buf);
   }
   return buf;
 }
@@ -149,16 +151,16 @@ export function compileKernel(device: GPUDevice, r: RenderedKernel): Promise<GPU
 
 /**
  * One dispatch of `r` over `tokens` tokens: binds `buffers[name]` for each binding (the
- * step uniform is supplied when not given), dispatches gridFor(r.grid, tokens), waits
+ * step uniform, with `part` = stepPart(spec), is supplied when not given), dispatches gridFor(r.grid, tokens), waits
  * for the queue, and throws GpuError on any validation error.
  */
-export async function runKernel(device: GPUDevice, r: RenderedKernel, buffers: Readonly<Record<string, GPUBuffer>>, tokens: number): Promise<void> {
+export async function runKernel(device: GPUDevice, r: RenderedKernel, buffers: Readonly<Record<string, GPUBuffer>>, tokens: number, part = 0): Promise<void> {
   const pipeline = await compileKernel(device, r);
   const grid = gridFor(r.grid, tokens);
   const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
   if (grid.some((g) => g > maxGroups)) throw new GpuError(`${r.key}: grid ${grid.join('x')} exceeds ${maxGroups} workgroups per dimension`);
   const entries = r.bindings.map((b, i) => {
-    const buffer = buffers[b.name] ?? (b.access === 'uniform' ? stepUniform(device, tokens) : undefined);
+    const buffer = buffers[b.name] ?? (b.access === 'uniform' ? stepUniform(device, tokens, part) : undefined);
     if (!buffer) throw new GpuError(`${r.key}: no buffer for binding ${b.name}`);
     return { binding: i, resource: { buffer } };
   });

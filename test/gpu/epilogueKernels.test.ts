@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, it } from 'vitest';
 import { createGpuDevice } from '../../runtime/webgpu/device.ts';
 import { CPU_TARGET, GPU_TARGET } from '../../backends/backend.ts';
+import { stepPart } from '../../program/stepUniform.ts';
 import { gpuProp, rng, runOnGpu, seedArb, variants, type Prologue } from './harness.ts';
 import { EPILOGUE_FORMATS, epilogueCase, expectEpilogue } from './epilogueCase.ts';
 
@@ -30,6 +31,6 @@ const caseArb = fc.record({
 it('matmul with the bias / softcap epilogue (every variant, prologue, weight format, split part)', () => gpuProp(caseArb, async (c) => {
   const e = epilogueCase({ ...c, next: rng(c.seed) });
   const rendered = variants(e.spec, c.cpu ? CPU_TARGET : GPU_TARGET).get(c.variant)!;
-  const got = (await runOnGpu(device, rendered, c.T, e.inputs, { out: c.T * e.outCols })).out;
+  const got = (await runOnGpu(device, rendered, c.T, e.inputs, { out: c.T * e.outCols }, stepPart(e.spec))).out;
   expectEpilogue(e, got, `${c.variant}${c.cpu ? ' cpu' : ''} ${e.label}`);
 }, RUNS));

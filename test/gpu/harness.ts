@@ -60,17 +60,19 @@ export function variants(spec: KernelSpec, target: Target = GPU_TARGET): Map<str
 /**
  * Runs kernels in order over one set of buffers (bound by binding name): `inputs` become
  * storage buffers, `outputs` (name -> element count, or initial contents) too, and their
- * contents afterwards are returned.
+ * contents afterwards are returned. `part` is the step uniform's split-part offset
+ * (program/stepUniform.ts stepPart of the kernels' spec).
  */
 export async function runOnGpu(
   device: GPUDevice, kernels: RenderedKernel | RenderedKernel[], tokens: number,
   inputs: Record<string, Float32Array | Int32Array | Uint32Array>, outputs: Record<string, number | Float32Array>,
+  part = 0,
 ): Promise<Record<string, Float32Array>> {
   const bufs: Record<string, GPUBuffer> = {};
   for (const [name, d] of Object.entries(inputs)) bufs[name] = storageBuffer(device, d, name);
   for (const [name, o] of Object.entries(outputs)) bufs[name] = typeof o === 'number' ? zeroBuffer(device, o * 4, name) : storageBuffer(device, o, name);
   try {
-    for (const r of Array.isArray(kernels) ? kernels : [kernels]) await runKernel(device, r, bufs, tokens);
+    for (const r of Array.isArray(kernels) ? kernels : [kernels]) await runKernel(device, r, bufs, tokens, part);
     const res: Record<string, Float32Array> = {};
     for (const [name, o] of Object.entries(outputs)) {
       res[name] = await readBuffer(device, bufs[name], Float32Array, 4 * (typeof o === 'number' ? o : o.length));
